@@ -1,0 +1,18 @@
+//! Schema migrations, shared by SQLite and PostgreSQL.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_organizations_and_users;
+mod m20261127_000002_create_settings;
+
+/// Every migration of the service, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_organizations_and_users::Migration),
+            Box::new(m20261127_000002_create_settings::Migration),
+        ]
+    }
+}

@@ -1,0 +1,329 @@
+//! Typed configuration: defaults, then an optional TOML file, then environment variables.
+//!
+//! Every key of the TOML file has an environment variable of the same name in upper case with
+//! the `M365_SYNC_` prefix (`bind` → `M365_SYNC_BIND`); `DATABASE_URL` is also read for the
+//! database. Secrets are [`SecretString`]s, so `Debug` and logs never show them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Default bind address of the HTTP server.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Microsoft identity platform base URL.
+pub const DEFAULT_IDENTITY_URL: &str = "https://login.microsoftonline.com";
+/// Microsoft Graph base URL.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The whole configuration of one process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address the HTTP server listens on. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database and generated secrets. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`. Default: `m365-sync.db` in `data_dir`.
+    pub database_url: String,
+    /// HMAC key for the API's JWTs. Generated into `data_dir` when not configured.
+    pub jwt_secret: Option<SecretString>,
+    /// Base64 of 32 bytes: the AES-256-GCM key for secrets at rest. Generated into `data_dir`
+    /// when not configured.
+    pub encryption_key: Option<SecretString>,
+    /// Lifetime of the API's access tokens, in seconds. Default 3600.
+    pub token_ttl_seconds: u64,
+    /// Text or JSON log lines. Default text.
+    pub log_format: LogFormat,
+    /// Microsoft identity platform base URL (tests point it at the emulator).
+    pub identity_url: String,
+    /// Microsoft Graph base URL (tests point it at the emulator).
+    pub graph_url: String,
+    /// The URL this service is reached at from browsers; the OAuth redirect URI derives from
+    /// it. Default `http://{bind}`.
+    pub public_url: String,
+    /// Largest request body accepted, in bytes. Default 65536.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads. Default: one per CPU core.
+    pub http_workers: Option<usize>,
+    /// E-mail of the admin created on first start when no admin exists.
+    pub admin_email: Option<String>,
+    /// Password of that admin.
+    pub admin_password: Option<SecretString>,
+}
+
+/// The TOML file and the environment, before defaults are applied.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    jwt_secret: Option<SecretString>,
+    encryption_key: Option<SecretString>,
+    token_ttl_seconds: Option<u64>,
+    log_format: Option<LogFormat>,
+    identity_url: Option<String>,
+    graph_url: Option<String>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    http_workers: Option<usize>,
+    admin_email: Option<String>,
+    admin_password: Option<SecretString>,
+}
+
+impl Layer {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |key: &str| env(&format!("M365_SYNC_{key}")).filter(|v| !v.is_empty());
+        let parsed = |key: &str| -> anyhow::Result<Option<u64>> {
+            var(key)
+                .map(|v| v.parse().with_context(|| format!("M365_SYNC_{key} must be a number")))
+                .transpose()
+        };
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None => None,
+            Some("text") => Some(LogFormat::Text),
+            Some("json") => Some(LogFormat::Json),
+            Some(other) => bail!("M365_SYNC_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+        Ok(Self {
+            bind: var("BIND"),
+            data_dir: var("DATA_DIR").map(PathBuf::from),
+            database_url: var("DATABASE_URL").or_else(|| env("DATABASE_URL").filter(|v| !v.is_empty())),
+            jwt_secret: var("JWT_SECRET").map(SecretString::from),
+            encryption_key: var("ENCRYPTION_KEY").map(SecretString::from),
+            token_ttl_seconds: parsed("TOKEN_TTL_SECONDS")?,
+            log_format,
+            identity_url: var("IDENTITY_URL"),
+            graph_url: var("GRAPH_URL"),
+            public_url: var("PUBLIC_URL"),
+            max_body_bytes: parsed("MAX_BODY_BYTES")?.map(|v| v as usize),
+            http_workers: parsed("HTTP_WORKERS")?.map(|v| v as usize),
+            admin_email: var("ADMIN_EMAIL"),
+            admin_password: var("ADMIN_PASSWORD").map(SecretString::from),
+        })
+    }
+
+    /// Fields set in `over` replace those of `self`.
+    fn overlay(self, over: Layer) -> Layer {
+        Layer {
+            bind: over.bind.or(self.bind),
+            data_dir: over.data_dir.or(self.data_dir),
+            database_url: over.database_url.or(self.database_url),
+            jwt_secret: over.jwt_secret.or(self.jwt_secret),
+            encryption_key: over.encryption_key.or(self.encryption_key),
+            token_ttl_seconds: over.token_ttl_seconds.or(self.token_ttl_seconds),
+            log_format: over.log_format.or(self.log_format),
+            identity_url: over.identity_url.or(self.identity_url),
+            graph_url: over.graph_url.or(self.graph_url),
+            public_url: over.public_url.or(self.public_url),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            http_workers: over.http_workers.or(self.http_workers),
+            admin_email: over.admin_email.or(self.admin_email),
+            admin_password: over.admin_password.or(self.admin_password),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the configuration of this process: the TOML file named by `config_file` or
+    /// `M365_SYNC_CONFIG`, if any, then the environment.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed, or a value is invalid.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let env = |key: &str| std::env::var(key).ok();
+        let file = config_file.map(Path::to_path_buf).or_else(|| env("M365_SYNC_CONFIG").map(PathBuf::from));
+        let toml = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("Failed to read the configuration file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Self::from_sources(toml.as_deref(), &env)
+    }
+
+    /// Builds the configuration from a TOML document and an environment lookup.
+    ///
+    /// # Errors
+    /// When the TOML is invalid or a value does not parse.
+    pub fn from_sources(
+        toml: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let file: Layer = match toml {
+            Some(text) => toml::from_str(text).context("Failed to parse the configuration file")?,
+            None => Layer::default(),
+        };
+        let layer = file.overlay(Layer::from_env(env)?);
+        let bind: SocketAddr = layer
+            .bind
+            .as_deref()
+            .unwrap_or(DEFAULT_BIND)
+            .parse()
+            .context("`bind` must be an address such as 127.0.0.1:8080")?;
+        let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = layer.database_url.unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("m365-sync.db").display())
+        });
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            bail!("`database_url` must be a sqlite:// or postgres:// URL");
+        }
+        let public_url = layer.public_url.unwrap_or_else(|| format!("http://{bind}"));
+        Ok(Self {
+            bind,
+            data_dir,
+            database_url,
+            jwt_secret: layer.jwt_secret,
+            encryption_key: layer.encryption_key,
+            token_ttl_seconds: layer.token_ttl_seconds.unwrap_or(3600),
+            log_format: layer.log_format.unwrap_or_default(),
+            identity_url: trim_slash(layer.identity_url.as_deref().unwrap_or(DEFAULT_IDENTITY_URL)),
+            graph_url: trim_slash(layer.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL)),
+            public_url: trim_slash(&public_url),
+            max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
+            http_workers: layer.http_workers.filter(|n| *n > 0),
+            admin_email: layer.admin_email,
+            admin_password: layer.admin_password,
+        })
+    }
+
+    /// Whether the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// The JWT secret and the encryption key: the configured ones, or ones generated on first
+    /// start and kept in the data directory (mode 0600), so restarts keep tokens and secrets
+    /// readable.
+    ///
+    /// # Errors
+    /// When a generated key cannot be written or read, or the encryption key is not base64 of
+    /// 32 bytes.
+    pub fn resolve_keys(&self) -> anyhow::Result<Keys> {
+        let jwt_secret = match &self.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => self.generated_secret("jwt_secret")?,
+        };
+        let encryption_key = match &self.encryption_key {
+            Some(key) => key.clone(),
+            None => self.generated_secret("encryption_key")?,
+        };
+        if jwt_secret.expose_secret().len() < 32 {
+            bail!("the JWT secret must be at least 32 characters long");
+        }
+        Ok(Keys { jwt_secret, encryption_key })
+    }
+
+    fn generated_secret(&self, name: &str) -> anyhow::Result<SecretString> {
+        let path = self.data_dir.join(name);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("Failed to read {}", path.display()))?;
+            return Ok(SecretString::from(text.trim().to_owned()));
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("Failed to create {}", self.data_dir.display()))?;
+        let value = crate::crypto::random_key_base64();
+        write_private(&path, &value)?;
+        tracing::warn!(
+            file = %path.display(),
+            "No {name} is configured: generated one and stored it in the data directory. \
+             Configure it explicitly when several processes share a database."
+        );
+        Ok(SecretString::from(value))
+    }
+}
+
+/// The keys this process signs and encrypts with.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// HMAC key of the API's JWTs.
+    pub jwt_secret: SecretString,
+    /// Base64 of the 32-byte AES-256-GCM key.
+    pub encryption_key: SecretString,
+}
+
+fn trim_slash(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("Failed to create {}", path.display()))?;
+    file.write_all(value.as_bytes())
+        .with_context(|| format!("Failed to write {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    std::fs::write(path, value).with_context(|| format!("Failed to write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_apply_without_any_configuration() {
+        let settings = Settings::from_sources(None, &env_of(&[])).unwrap();
+        assert_eq!(settings.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert!(settings.database_url.starts_with("sqlite://./data/m365-sync.db"));
+        assert_eq!(settings.identity_url, DEFAULT_IDENTITY_URL);
+        assert_eq!(settings.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let toml = "bind = \"0.0.0.0:9000\"\ngraph_url = \"http://file/\"\nlog_format = \"json\"";
+        let env = env_of(&[
+            ("M365_SYNC_GRAPH_URL", "http://env"),
+            ("DATABASE_URL", "postgres://localhost/x"),
+        ]);
+        let settings = Settings::from_sources(Some(toml), &env).unwrap();
+        assert_eq!(settings.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.graph_url, "http://env");
+        assert_eq!(settings.database_url, "postgres://localhost/x");
+        assert_eq!(settings.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let env = env_of(&[("M365_SYNC_JWT_SECRET", "super-secret-value-that-is-long-enough")]);
+        let settings = Settings::from_sources(None, &env).unwrap();
+        assert!(!format!("{settings:?}").contains("super-secret-value"));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_rejected() {
+        assert!(Settings::from_sources(Some("bnd = \"x\""), &env_of(&[])).is_err());
+        assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_BIND", "nope")])).is_err());
+        assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_LOG_FORMAT", "xml")])).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! Rules and newtypes of the service, and the queries that go with them. Routes call these;
+//! nothing here knows about HTTP beyond returning [`crate::error::ApiError`].
+
+pub mod access;
+pub mod email;
+pub mod etag;
+pub mod organizations;
+pub mod pagination;
+pub mod patch;
+pub mod role;
+pub mod settings;
+pub mod users;
+
+pub use role::Role;

@@ -1,0 +1,79 @@
+//! Cursor pagination: `?limit=` (default 50, max 500) and an opaque `?cursor=`.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u64 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u64 = 500;
+
+/// Query parameters of every list endpoint.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A validated page request: items come in id order, after `after`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    /// Page size.
+    pub limit: u64,
+    /// Last id of the previous page.
+    pub after: Option<Uuid>,
+}
+
+impl PageParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// 400 `invalid_query` for a limit out of range or a cursor this server did not issue.
+    pub fn parse(&self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 500."));
+        }
+        let after = match &self.cursor {
+            None => None,
+            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this server issued.")
+            })?),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// A page of items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows (the extra one only says there is more).
+    pub fn from_rows<R>(mut rows: Vec<R>, request: PageRequest, id: impl Fn(&R) -> Uuid, view: impl Fn(R) -> T) -> Self {
+        let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes())) } else { None };
+        Self { items: rows.into_iter().map(view).collect(), next_cursor }
+    }
+}

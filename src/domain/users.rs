@@ -1,0 +1,364 @@
+//! Users: accounts of the API, each with a role and (except admins) an organization.
+
+use chrono::Utc;
+use entity::users;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    auth::password,
+    domain::{Role, access::not_found, email::Email, pagination::PageRequest, patch::Patch},
+    error::{ApiError, ApiResult, FieldError, is_unique_violation},
+};
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id (UUID v7).
+    pub id: Uuid,
+    /// Unique e-mail, used to sign in.
+    pub email: String,
+    /// Name shown in front ends.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Organization; `null` only for admins without one.
+    pub organization_id: Option<Uuid>,
+    /// Version, also sent as the `ETag`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: chrono::DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+impl TryFrom<users::Model> for UserView {
+    type Error = ApiError;
+
+    fn try_from(m: users::Model) -> ApiResult<Self> {
+        Ok(Self {
+            id: m.id,
+            role: stored_role(&m)?,
+            email: m.email,
+            display_name: m.display_name,
+            organization_id: m.organization_id,
+            version: m.version,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+        })
+    }
+}
+
+/// The role of a stored user.
+///
+/// # Errors
+/// 500 if the stored value is not a role (never written by this service).
+pub fn stored_role(user: &users::Model) -> ApiResult<Role> {
+    Role::parse(&user.role).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+}
+
+/// Body of `POST /api/v1/organizations/{id}/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Unique e-mail address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// Password, 8 to 1024 characters.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+    /// Role (default `user`).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Name shown in front ends (default: the e-mail).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/users/{id}` (JSON merge patch).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// New e-mail address.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub email: Patch<String>,
+    /// New password.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Patch<String>,
+    /// New role.
+    #[serde(default)]
+    #[schema(value_type = Option<Role>)]
+    pub role: Patch<Role>,
+    /// New display name.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Patch<String>,
+}
+
+/// A validated new user.
+#[derive(Debug)]
+pub struct NewUser {
+    /// E-mail.
+    pub email: Email,
+    /// Clear password (hashed on insert).
+    pub password: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub display_name: String,
+    /// Organization.
+    pub organization_id: Option<Uuid>,
+}
+
+fn check_password(pointer: &str, password: &str) -> Result<(), FieldError> {
+    let len = password.chars().count();
+    if (8..=1024).contains(&len) {
+        Ok(())
+    } else {
+        Err(FieldError::new(pointer, "must be 8 to 1024 characters"))
+    }
+}
+
+fn check_display_name(pointer: &str, name: &str) -> Result<String, FieldError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(FieldError::new(pointer, "must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_role_fits(role: Role, organization_id: Option<Uuid>) -> Result<(), FieldError> {
+    if role != Role::Admin && organization_id.is_none() {
+        return Err(FieldError::new("/role", "only an admin may exist without an organization"));
+    }
+    Ok(())
+}
+
+impl NewUser {
+    /// Validates a creation request for `organization_id`.
+    ///
+    /// # Errors
+    /// 422 listing every invalid field.
+    pub fn parse(input: CreateUser, organization_id: Option<Uuid>) -> ApiResult<Self> {
+        let mut errors = Vec::new();
+        let email = Email::parse(&input.email).map_err(|e| errors.push(FieldError::new("/email", e))).ok();
+        if let Err(e) = check_password("/password", &input.password) {
+            errors.push(e);
+        }
+        let role = input.role.unwrap_or(Role::User);
+        if let Err(e) = check_role_fits(role, organization_id) {
+            errors.push(e);
+        }
+        let display_name = match &input.display_name {
+            Some(name) => check_display_name("/display_name", name).map_err(|e| errors.push(e)).ok(),
+            None => email.as_ref().map(|e| e.as_str().to_owned()),
+        };
+        match (email, display_name) {
+            (Some(email), Some(display_name)) if errors.is_empty() => Ok(Self {
+                email,
+                password: input.password,
+                role,
+                display_name,
+                organization_id,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+fn email_taken(err: &sea_orm::DbErr) -> Option<ApiError> {
+    is_unique_violation(err).then(|| ApiError::conflict("email_taken", "A user with this e-mail exists."))
+}
+
+/// Finds a user by id.
+///
+/// # Errors
+/// On database failure.
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Finds a user by id, or 404.
+///
+/// # Errors
+/// 404 when there is no such user.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<users::Model> {
+    find_by_id(db, id).await?.ok_or_else(|| not_found("user"))
+}
+
+/// Finds a user by e-mail (normalised).
+///
+/// # Errors
+/// On database failure.
+pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> ApiResult<Option<users::Model>> {
+    let email = email.trim().to_lowercase();
+    Ok(users::Entity::find().filter(users::Column::Email.eq(email)).one(db).await?)
+}
+
+/// Whether any admin exists.
+///
+/// # Errors
+/// On database failure.
+pub async fn admin_exists(db: &impl ConnectionTrait) -> ApiResult<bool> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Role.eq(Role::Admin.as_str()))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Inserts a validated user, hashing the password.
+///
+/// # Errors
+/// 409 `email_taken`; 500 on database failure.
+pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users::Model> {
+    let password_hash = hash_off_thread(new.password).await?;
+    let now = Utc::now().fixed_offset();
+    let model = users::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(new.email.as_str().to_owned()),
+        display_name: Set(new.display_name),
+        password_hash: Set(password_hash),
+        role: Set(new.role.as_str().to_owned()),
+        organization_id: Set(new.organization_id),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    model.insert(db).await.map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))
+}
+
+/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+async fn hash_off_thread(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Internal)
+}
+
+/// Checks a password against a user's hash (or a dummy hash when there is no user, so that
+/// timing does not reveal which e-mails exist).
+pub async fn verify_password(user: Option<&users::Model>, password: String) -> bool {
+    let hash = user.map_or_else(|| password::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let found = user.is_some();
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await.unwrap_or(false)
+        && found
+}
+
+/// Lists the users of an organization in id order.
+///
+/// # Errors
+/// On database failure.
+pub async fn list_in_org(db: &impl ConnectionTrait, organization_id: Uuid, page: PageRequest) -> ApiResult<Vec<users::Model>> {
+    let mut query = users::Entity::find()
+        .filter(users::Column::OrganizationId.eq(organization_id))
+        .order_by_asc(users::Column::Id);
+    if let Some(after) = page.after {
+        query = query.filter(users::Column::Id.gt(after));
+    }
+    Ok(query.limit(page.limit + 1).all(db).await?)
+}
+
+/// The validated changes of an [`UpdateUser`] patch.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    email: Option<Email>,
+    password: Option<String>,
+    role: Option<Role>,
+    display_name: Option<String>,
+}
+
+impl UserChanges {
+    /// Validates a patch against the user it applies to.
+    ///
+    /// # Errors
+    /// 422 listing every invalid field (`null` is invalid for every member).
+    pub fn parse(patch: UpdateUser, current: &users::Model) -> ApiResult<Self> {
+        fn required<T>(pointer: &str, patch: Patch<T>, errors: &mut Vec<FieldError>) -> Option<T> {
+            match patch {
+                Patch::Absent => None,
+                Patch::Null => {
+                    errors.push(FieldError::new(pointer, "cannot be null"));
+                    None
+                }
+                Patch::Set(value) => Some(value),
+            }
+        }
+        let mut errors = Vec::new();
+        let email = required("/email", patch.email, &mut errors)
+            .and_then(|e| Email::parse(&e).map_err(|m| errors.push(FieldError::new("/email", m))).ok());
+        let password = required("/password", patch.password, &mut errors);
+        if let Some(Err(e)) = password.as_deref().map(|p| check_password("/password", p)) {
+            errors.push(e);
+        }
+        let role = required("/role", patch.role, &mut errors);
+        if let Some(Err(e)) = role.map(|r| check_role_fits(r, current.organization_id)) {
+            errors.push(e);
+        }
+        let display_name = required("/display_name", patch.display_name, &mut errors)
+            .and_then(|n| check_display_name("/display_name", &n).map_err(|e| errors.push(e)).ok());
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(Self { email, password, role, display_name })
+    }
+
+    /// Whether only the caller's own password or display name changes (what a plain user may
+    /// do to their own account).
+    pub fn is_self_service(&self) -> bool {
+        self.email.is_none() && self.role.is_none()
+    }
+
+    /// The role this patch grants, if any.
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+}
+
+/// Applies validated changes with optimistic locking on the version read.
+///
+/// # Errors
+/// 412 when the user changed meanwhile; 409 `email_taken`.
+pub async fn update(db: &impl ConnectionTrait, current: users::Model, changes: UserChanges) -> ApiResult<users::Model> {
+    if changes.email.is_none() && changes.password.is_none() && changes.role.is_none() && changes.display_name.is_none() {
+        return Ok(current);
+    }
+    let mut query = users::Entity::update_many()
+        .col_expr(users::Column::Version, (current.version + 1).into())
+        .col_expr(users::Column::UpdatedAt, Utc::now().fixed_offset().into())
+        .filter(users::Column::Id.eq(current.id))
+        .filter(users::Column::Version.eq(current.version));
+    if let Some(email) = changes.email {
+        query = query.col_expr(users::Column::Email, email.as_str().to_owned().into());
+    }
+    if let Some(password) = changes.password {
+        query = query.col_expr(users::Column::PasswordHash, hash_off_thread(password).await?.into());
+    }
+    if let Some(role) = changes.role {
+        query = query.col_expr(users::Column::Role, role.as_str().to_owned().into());
+    }
+    if let Some(name) = changes.display_name {
+        query = query.col_expr(users::Column::DisplayName, name.into());
+    }
+    let result = query.exec(db).await.map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))?;
+    if result.rows_affected == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    get(db, current.id).await
+}
+
+/// Deletes a user (their settings go with them).
+///
+/// # Errors
+/// On database failure.
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
+    users::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! m365-sync: connects each user of a business application to Microsoft 365 and keeps their
+//! calendar events and tasks in sync with Outlook Calendar and Microsoft To Do.
+//!
+//! The layers: `routes` (HTTP only) call `domain` (rules, newtypes, queries), which stores
+//! through the `entity` crate; `auth` turns bearer tokens into callers; `startup` wires the
+//! application on a listener; `cli` is the command line.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

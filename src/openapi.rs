@@ -1,0 +1,151 @@
+//! The OpenAPI document, collected from the `#[utoipa::path]` of every registered handler.
+//!
+//! Error responses are added here, once, to every operation they can happen on (so each
+//! handler documents only its successes and its own conflicts): 400/413/415/422 where there is
+//! a body, 400 where there is a query string, 401/403 where a token is needed, 404 where the
+//! path has an id, 412 where `If-Match` is honoured, and 500 everywhere.
+
+use actix_web::App;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        ContentBuilder, HttpMethod, OpenApi as Document, Ref, ResponseBuilder,
+        RefOr,
+        path::{Operation, Parameter, ParameterIn},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use utoipa_actix_web::AppExt;
+
+use crate::error::{FieldError, PROBLEM_JSON, Problem};
+
+/// Static parts of the document: information, tags, shared schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "m365-sync",
+        description = "Connects each user of a business application to Microsoft 365 and keeps \
+their calendar events and tasks in sync with Outlook Calendar and Microsoft To Do.\n\n\
+Errors are RFC 9457 `application/problem+json` bodies with a stable `code`. `PATCH` takes a \
+JSON merge patch (RFC 7396). Mutable resources send an `ETag`; `PATCH` and `DELETE` honour \
+`If-Match`.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "auth", description = "Access tokens"),
+        (name = "users", description = "Users and the caller"),
+        (name = "organizations", description = "Organizations"),
+        (name = "settings", description = "Microsoft settings at global, organization and user scope"),
+        (name = "operations", description = "Health probes")
+    )
+)]
+struct ApiDoc;
+
+/// The complete OpenAPI document of the service.
+pub fn document() -> Document {
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::routes::configure)
+        .split_for_parts();
+    BearerAuth.modify(&mut doc);
+    ErrorResponses.modify(&mut doc);
+    doc
+}
+
+/// The document as the committed `openapi/openapi.json` holds it.
+///
+/// # Errors
+/// Only if serialization fails.
+pub fn to_pretty_json() -> serde_json::Result<String> {
+    document().to_pretty_json().map(|mut text| {
+        text.push('\n');
+        text
+    })
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+struct ErrorResponses;
+
+impl ErrorResponses {
+    fn add(operation: &mut Operation, status: &str, description: &str) {
+        if operation.responses.responses.contains_key(status) {
+            return;
+        }
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .build();
+        operation.responses.responses.insert(status.to_owned(), response.into());
+    }
+
+    fn complete(operation: &mut Operation) {
+        let params: Vec<&Parameter> = operation
+            .parameters
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| match p {
+                RefOr::T(parameter) => Some(parameter),
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        let has = |location: ParameterIn| params.iter().any(|p| p.parameter_in == location);
+        let (path, query) = (has(ParameterIn::Path), has(ParameterIn::Query));
+        let if_match = params.iter().any(|p| p.name == "If-Match");
+        let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        if operation.request_body.is_some() {
+            Self::add(operation, "400", "Malformed JSON body");
+            Self::add(operation, "413", "Body too large");
+            Self::add(operation, "415", "Body is not JSON");
+            Self::add(operation, "422", "Invalid fields (see `errors`)");
+        }
+        if query {
+            Self::add(operation, "400", "Invalid query string");
+        }
+        if secured {
+            Self::add(operation, "401", "Missing or invalid bearer token");
+            Self::add(operation, "403", "The caller may not do this");
+        }
+        if path {
+            Self::add(operation, "404", "No such resource, or one the caller may not see");
+        }
+        if if_match {
+            Self::add(operation, "412", "`If-Match` does not match the current `ETag`");
+        }
+        Self::add(operation, "500", "Internal error (details are logged, not returned)");
+    }
+}
+
+impl Modify for ErrorResponses {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Patch, HttpMethod::Delete, HttpMethod::Put] {
+                let operation = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    HttpMethod::Delete => item.delete.as_mut(),
+                    _ => item.put.as_mut(),
+                };
+                if let Some(operation) = operation {
+                    Self::complete(operation);
+                }
+            }
+        }
+    }
+}

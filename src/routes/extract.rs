@@ -1,0 +1,163 @@
+//! Request extraction with problem-shaped errors: JSON bodies (size limit, media type, syntax
+//! vs. data errors with JSON Pointers), query strings and path ids.
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{
+    FromRequest, HttpRequest,
+    dev::Payload,
+    http::header,
+    web::{self, BytesMut},
+};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// Largest body accepted when the application configures none.
+const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// The configured body size limit, stored in the application data.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body. Accepts `application/json`, `application/merge-patch+json` and other
+/// `+json` types; the body must be a JSON object.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        out.push('/');
+        match segment {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => out.push_str(variant),
+            Segment::Unknown => out.push('?'),
+        }
+    }
+    if out.is_empty() { "/".to_owned() } else { out }
+}
+
+/// Parses a JSON object body into `T`.
+///
+/// # Errors
+/// 400 `malformed_json` for invalid JSON; 422 `validation_failed` (with the pointer) when the
+/// JSON does not fit `T`, or is not an object.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}")),
+            Ok(_) => ApiError::invalid("/", "the request body must be a JSON object"),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let at = pointer(e.path());
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {inner}"))
+        } else {
+            // serde's message ends with " at line L column C": the pointer says where.
+            let message = inner.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            ApiError::Validation(vec![FieldError::new(at, message)])
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("Trailing data after the JSON body: {e}")))?;
+    Ok(value)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
+        let json = is_json(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|len| len > limit) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request("unreadable_body", format!("The body could not be read: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// Query string errors answer 400 `invalid_query`.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_query", format!("Invalid query string: {err}")).into()
+    })
+}
+
+/// A malformed id in a path is a resource that does not exist: 404.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|_, _| ApiError::NotFound("No such resource.".to_owned()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        number: u8,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_data_errors_point_at_the_field() {
+        let err = parse_json::<Body>(b"{\"inner\": ").unwrap_err();
+        assert_eq!(err.code(), "malformed_json");
+        let err = parse_json::<Body>(br#"{"inner": {"number": 300}}"#).unwrap_err();
+        let ApiError::Validation(errors) = err else { panic!("expected a validation error") };
+        assert_eq!(errors[0].pointer, "/inner/number");
+        let err = parse_json::<Body>(br#"{"inner": {"number": 1, "extra": 1}}"#).unwrap_err();
+        let ApiError::Validation(errors) = err else { panic!("expected a validation error") };
+        assert_eq!(errors[0].pointer, "/inner/extra");
+        assert_eq!(parse_json::<Body>(b"[1]").unwrap_err().code(), "validation_failed");
+        assert_eq!(parse_json::<Body>(b"nope").unwrap_err().code(), "malformed_json");
+    }
+}

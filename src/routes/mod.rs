@@ -1,0 +1,49 @@
+//! HTTP only: each handler extracts its input, calls one domain function and maps the result
+//! to a response. One module per resource, mirrored by `tests/api/`.
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod me;
+pub mod organizations;
+pub mod settings;
+pub mod users;
+
+use actix_web::{HttpResponse, http::header};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::domain::etag::etag;
+
+/// Registers every documented endpoint (the OpenAPI document is collected from these).
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(auth::create_token)
+        .service(me::get_me)
+        .service(organizations::create_organization)
+        .service(organizations::list_organizations)
+        .service(organizations::get_organization)
+        .service(organizations::update_organization)
+        .service(organizations::delete_organization)
+        .service(users::create_user)
+        .service(users::list_users)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::delete_user)
+        .service(settings::microsoft::get_global_microsoft_settings)
+        .service(settings::microsoft::update_global_microsoft_settings)
+        .service(settings::microsoft::get_organization_microsoft_settings)
+        .service(settings::microsoft::update_organization_microsoft_settings)
+        .service(settings::microsoft::get_user_microsoft_settings)
+        .service(settings::microsoft::update_user_microsoft_settings)
+        .service(settings::application::get_global_application_settings)
+        .service(settings::application::update_global_application_settings)
+        .service(settings::application::get_organization_application_settings)
+        .service(settings::application::update_organization_application_settings);
+}
+
+/// A JSON response carrying the `ETag` of `version`.
+pub fn json_with_etag<T: Serialize>(status: actix_web::http::StatusCode, version: i64, body: &T) -> HttpResponse {
+    HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(body)
+}

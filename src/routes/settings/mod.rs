@@ -1,0 +1,34 @@
+//! Settings endpoints: Microsoft settings at three scopes and Azure application settings at
+//! two, each `GET` (effective values with their source) and `PATCH` (JSON merge patch).
+
+pub mod application;
+pub mod microsoft;
+
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    domain::{organizations, settings::Scope, users},
+    error::ApiResult,
+};
+
+/// The organization scope, after checking the caller may manage it and it exists.
+///
+/// # Errors
+/// 404 / 403 as [`AuthUser::may_manage_org`] says, 404 for an unknown organization.
+pub async fn organization_scope(db: &impl ConnectionTrait, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
+    caller.may_manage_org(id)?;
+    organizations::get(db, id).await?;
+    Ok(Scope::Organization(id))
+}
+
+/// The user scope, after checking the caller may access that user.
+///
+/// # Errors
+/// 404 for an unknown user or one the caller may not see.
+pub async fn user_scope(db: &impl ConnectionTrait, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
+    let user = users::get(db, id).await?;
+    caller.may_access_user(user.id, user.organization_id)?;
+    Ok(Scope::User { user_id: user.id, organization_id: user.organization_id })
+}

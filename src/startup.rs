@@ -1,0 +1,207 @@
+//! Builds the application on a listener: state, middleware, routes, Swagger UI, and the
+//! fallback that answers unknown paths with 404 and known paths with a wrong method with 405.
+
+use std::{net::TcpListener, sync::Arc, time::Instant};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    body::MessageBody,
+    dev::{ResourceDef, Server, ServerHandle, ServiceRequest, ServiceResponse},
+    middleware::{self, Next},
+    web,
+};
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::jwt::JwtKeys,
+    config::{Keys, Settings},
+    crypto::Cipher,
+    db,
+    domain::users,
+    error::ApiError,
+    routes::{self, extract},
+};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The configuration.
+    pub settings: Arc<Settings>,
+    /// Signs and verifies the API's access tokens.
+    pub jwt: JwtKeys,
+    /// Encrypts secrets at rest.
+    pub cipher: Cipher,
+}
+
+/// Paths of the document with their methods, for the 404/405 fallback.
+struct RouteTable(Vec<(ResourceDef, Vec<String>)>);
+
+impl RouteTable {
+    fn from_document(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut methods = Vec::new();
+                for (name, present) in [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ] {
+                    if present {
+                        methods.push(name.to_owned());
+                    }
+                }
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+}
+
+async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    match routes.0.iter().find(|(def, _)| def.is_match(path)) {
+        Some((_, methods)) => Err(ApiError::MethodNotAllowed(methods.clone())),
+        None => Err(ApiError::NotFound("No such endpoint.".to_owned())),
+    }
+}
+
+/// Logs one line per request: method, path (never the query string, which may carry OAuth
+/// codes and states), status and latency.
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    tracing::info!(
+        http.method = %method,
+        http.path = %path,
+        http.status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response)
+}
+
+/// A running (or ready to run) HTTP server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, runs pending migrations, creates the bootstrap admin if
+    /// configured, binds the configured address and builds the server.
+    ///
+    /// # Errors
+    /// When keys, database, migrations or the listener fail.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = settings.resolve_keys()?;
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await?;
+        ensure_bootstrap_admin(&db, &settings).await?;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("Failed to bind {}", settings.bind))?;
+        Self::with_listener(settings, &keys, db, listener)
+    }
+
+    /// Builds the server on an existing listener and database (tests bind port 0).
+    ///
+    /// # Errors
+    /// When the keys are invalid or the server cannot start listening.
+    pub fn with_listener(
+        settings: Settings,
+        keys: &Keys,
+        db: DatabaseConnection,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let workers = settings.http_workers;
+        let state = web::Data::new(AppState {
+            db,
+            jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
+            cipher: Cipher::from_base64_key(&keys.encryption_key)?,
+            settings: Arc::new(settings),
+        });
+        let doc = crate::openapi::document();
+        let routes = web::Data::new(RouteTable::from_document(&doc));
+        let limit = extract::BodyLimit(state.settings.max_body_bytes);
+        let server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .app_data(state.clone())
+                .app_data(routes.clone())
+                .app_data(limit)
+                .app_data(extract::query_config())
+                .app_data(extract::path_config())
+                .wrap(middleware::from_fn(log_request))
+                .into_utoipa_app()
+                .configure(routes::configure)
+                .split_for_parts();
+            app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+                .default_service(web::to(fallback))
+        })
+        .listen(listener)?;
+        let server = match workers {
+            Some(n) => server.workers(n),
+            None => server,
+        }
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT or [`ServerHandle::stop`]; in-flight requests finish first.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Creates the admin named by `M365_SYNC_ADMIN_EMAIL` / `M365_SYNC_ADMIN_PASSWORD` when both
+/// are set and no admin exists yet.
+///
+/// # Errors
+/// When the values are invalid or the database fails.
+pub async fn ensure_bootstrap_admin(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        return Ok(());
+    };
+    if users::admin_exists(db).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        return Ok(());
+    }
+    let input = users::CreateUser {
+        email: email.clone(),
+        password: password.expose_secret().to_owned(),
+        role: Some(crate::domain::Role::Admin),
+        display_name: None,
+    };
+    let new = users::NewUser::parse(input, None)
+        .map_err(|e| anyhow::anyhow!("M365_SYNC_ADMIN_EMAIL/PASSWORD are invalid: {:?}", e.problem().errors))?;
+    let user = users::create(db, new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(user.id = %user.id, user.email = %user.email, "Created the bootstrap admin");
+    Ok(())
+}
