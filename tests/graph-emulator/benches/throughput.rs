@@ -1,0 +1,3 @@
+//! Throughput benchmark of simple authenticated GETs.
+
+fn main() {}

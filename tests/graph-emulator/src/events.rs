@@ -1,0 +1,731 @@
+//! Calendar events: storage, the create/update/delete rules of Graph's event resource
+//! (transactionId idempotency, change keys, If-Match, recurrence exceptions, open extensions)
+//! and rendering into the JSON Graph returns.
+
+use crate::errors::{ApiError, ApiResult};
+use crate::ids::{self, ItemId};
+use crate::mailbox::{
+    Mailbox, UserRecord, add_extension, check_enum, check_if_match, check_known_properties, etag,
+};
+use crate::recurrence::Recurrence;
+use crate::time::{
+    Zone, dttz, format_local, format_stamp, parse_local, resolve_zone, to_utc, windows_name,
+};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Properties of `microsoft.graph.event` (graph-subset.yaml) a write body may name.
+const EVENT_PROPERTIES: &[&str] = &[
+    "allowNewTimeProposals",
+    "attendees",
+    "body",
+    "bodyPreview",
+    "cancelledOccurrences",
+    "end",
+    "hasAttachments",
+    "hideAttendees",
+    "iCalUId",
+    "importance",
+    "isAllDay",
+    "isCancelled",
+    "isDraft",
+    "isOnlineMeeting",
+    "isOrganizer",
+    "isReminderOn",
+    "location",
+    "locations",
+    "onlineMeeting",
+    "onlineMeetingProvider",
+    "onlineMeetingUrl",
+    "organizer",
+    "originalEndTimeZone",
+    "originalStart",
+    "originalStartTimeZone",
+    "recurrence",
+    "reminderMinutesBeforeStart",
+    "responseRequested",
+    "responseStatus",
+    "sensitivity",
+    "seriesMasterId",
+    "showAs",
+    "start",
+    "subject",
+    "transactionId",
+    "type",
+    "webLink",
+    "extensions",
+    "instances",
+    "multiValueExtendedProperties",
+    "singleValueExtendedProperties",
+    "categories",
+    "changeKey",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "id",
+];
+
+/// Properties the server computes; a write that names them is accepted and they are ignored.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "changeKey",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "type",
+    "seriesMasterId",
+    "iCalUId",
+    "webLink",
+    "originalStart",
+    "bodyPreview",
+    "responseStatus",
+    "isOrganizer",
+    "hasAttachments",
+    "originalStartTimeZone",
+    "originalEndTimeZone",
+    "instances",
+    "cancelledOccurrences",
+];
+
+/// A wall-clock time and the zone the client wrote it in.
+#[derive(Debug, Clone)]
+pub(crate) struct Moment {
+    pub local: NaiveDateTime,
+    pub zone_name: String,
+    pub tz: Tz,
+}
+
+impl Moment {
+    pub(crate) fn utc(&self) -> DateTime<Utc> {
+        to_utc(self.local, self.tz)
+    }
+
+    fn parse(v: Option<&Value>, which: &str) -> ApiResult<Self> {
+        let v = v.filter(|v| !v.is_null()).ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "Your request can't be completed. The {which} property is required."
+            ))
+        })?;
+        let local = v
+            .get("dateTime")
+            .and_then(Value::as_str)
+            .and_then(parse_local)
+            .ok_or_else(|| {
+                ApiError::body_read(format!("Cannot convert the literal to {which}.dateTime."))
+            })?;
+        let zone_name = v
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .unwrap_or("UTC")
+            .to_owned();
+        let tz = resolve_zone(&zone_name).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "TimeZoneNotSupportedException",
+                format!("A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone_name}'."),
+            )
+        })?;
+        Ok(Self {
+            local,
+            zone_name,
+            tz,
+        })
+    }
+}
+
+/// A recurrence exception: an occurrence the user changed.
+#[derive(Debug, Clone)]
+pub(crate) struct Exception {
+    pub props: Map<String, Value>,
+    pub start: Moment,
+    pub end: Moment,
+    pub change_key: String,
+    pub modified: DateTime<Utc>,
+    pub seq: u64,
+}
+
+/// A single-instance event or a series master.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRecord {
+    pub id: String,
+    pub ical_uid: String,
+    pub props: Map<String, Value>,
+    pub start: Moment,
+    pub end: Moment,
+    pub recurrence: Option<(Recurrence, Value)>,
+    pub transaction_id: Option<String>,
+    /// The create body without `transactionId`, to tell a retry from a different event.
+    pub fingerprint: String,
+    pub change_key: String,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub seq: u64,
+    pub extensions: Vec<Map<String, Value>>,
+    pub exceptions: BTreeMap<NaiveDate, Exception>,
+    pub cancelled: BTreeSet<NaiveDate>,
+}
+
+/// One occurrence or exception of a series, as calendarView and /instances list them.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub id: String,
+    pub master_index: usize,
+    pub date: Option<NaiveDate>,
+    pub start: DateTime<Utc>,
+    /// Change number; differs whenever the rendered instance may differ.
+    pub version: u64,
+}
+
+fn check_body(obj: &Map<String, Value>) -> ApiResult<()> {
+    check_known_properties(obj, EVENT_PROPERTIES, "event")?;
+    check_enum(obj, "importance", &["low", "normal", "high"])?;
+    check_enum(
+        obj,
+        "sensitivity",
+        &["normal", "personal", "private", "confidential"],
+    )?;
+    check_enum(
+        obj,
+        "showAs",
+        &[
+            "unknown",
+            "free",
+            "tentative",
+            "busy",
+            "oof",
+            "workingElsewhere",
+        ],
+    )?;
+    check_enum(
+        obj,
+        "onlineMeetingProvider",
+        &[
+            "unknown",
+            "skypeForBusiness",
+            "skypeForConsumer",
+            "teamsForBusiness",
+        ],
+    )
+}
+
+/// Copies the writable properties of a body, normalising what Exchange normalises.
+fn writable_props(obj: &Map<String, Value>, into: &mut Map<String, Value>) {
+    for (k, v) in obj {
+        if k.starts_with('@') || READ_ONLY.contains(&k.as_str()) {
+            continue;
+        }
+        if matches!(
+            k.as_str(),
+            "start" | "end" | "recurrence" | "transactionId" | "extensions"
+        ) {
+            continue;
+        }
+        let mut v = v.clone();
+        if k == "body"
+            && let Some(ct) = v
+                .get("contentType")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+        {
+            v["contentType"] = json!(ct);
+            if ct == "html" {
+                let content = v.get("content").and_then(Value::as_str).unwrap_or("");
+                if !content.is_empty() && !content.trim_start().starts_with("<html") {
+                    v["content"] = json!(format!(
+                        "<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n{content}\r\n</body>\r\n</html>\r\n"
+                    ));
+                }
+            }
+        }
+        into.insert(k.clone(), v);
+    }
+}
+
+fn check_times(start: &Moment, end: &Moment, all_day: bool) -> ApiResult<()> {
+    if end.utc() < start.utc() {
+        return Err(ApiError::invalid_request(
+            "The start time must be before the end time.",
+        ));
+    }
+    if all_day
+        && (start.local.time() != chrono::NaiveTime::MIN
+            || end.local.time() != chrono::NaiveTime::MIN)
+    {
+        return Err(ApiError::new(
+            400,
+            "ErrorPropertyValidationFailure",
+            "At least one property failed validation: an all-day event must start and end at midnight.",
+        ));
+    }
+    Ok(())
+}
+
+fn is_all_day(props: &Map<String, Value>) -> bool {
+    props
+        .get("isAllDay")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Outcome of a create.
+pub(crate) enum Created {
+    /// A new event.
+    New(String),
+    /// A retry of an earlier create with the same transactionId.
+    Existing(String),
+}
+
+/// Creates an event (`POST /me/events`).
+pub(crate) fn create(mbox: &mut Mailbox, body: &Value) -> ApiResult<Created> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::body_read("The request body must be a JSON object."))?;
+    check_body(obj)?;
+    let transaction_id = obj
+        .get("transactionId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut fp = obj.clone();
+    fp.remove("transactionId");
+    let fingerprint = Value::Object(fp).to_string();
+    if let Some(tid) = &transaction_id
+        && let Some(existing) = mbox
+            .events
+            .iter()
+            .find(|e| e.transaction_id.as_ref() == Some(tid))
+    {
+        if existing.fingerprint == fingerprint {
+            return Ok(Created::Existing(existing.id.clone()));
+        }
+        return Err(ApiError::new(
+            400,
+            "ErrorDuplicateTransactionId",
+            "Your request can't be completed. The TransactionId specified in the request has \
+             already been used to create a different event.",
+        ));
+    }
+    let start = Moment::parse(obj.get("start"), "start")?;
+    let end = Moment::parse(obj.get("end"), "end")?;
+    let mut props = Map::new();
+    writable_props(obj, &mut props);
+    check_times(&start, &end, is_all_day(&props))?;
+    let recurrence = parse_recurrence(obj.get("recurrence"))?;
+    let mut extensions = Vec::new();
+    if let Some(list) = obj.get("extensions").and_then(Value::as_array) {
+        for ext in list {
+            add_extension(&mut extensions, ext)?;
+        }
+    }
+    let now = Utc::now();
+    let id = ids::new_item_id(0x45, mbox.next_id_has_slash());
+    let seq = mbox.next_seq();
+    mbox.events.push(EventRecord {
+        id: id.clone(),
+        ical_uid: format!(
+            "040000008200E00074C5B7101A82E008{}",
+            ids::new_token(24).to_ascii_uppercase()
+        ),
+        props,
+        start,
+        end,
+        recurrence,
+        transaction_id,
+        fingerprint,
+        change_key: ids::new_change_key(),
+        created: now,
+        modified: now,
+        seq,
+        extensions,
+        exceptions: BTreeMap::new(),
+        cancelled: BTreeSet::new(),
+    });
+    Ok(Created::New(id))
+}
+
+fn parse_recurrence(v: Option<&Value>) -> ApiResult<Option<(Recurrence, Value)>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Recurrence::parse(v)
+            .map(|r| Some((r, v.clone())))
+            .map_err(|m| ApiError::new(400, "ErrorInvalidRecurrence", m)),
+    }
+}
+
+/// Finds a stored event (single or master) by ID.
+pub(crate) fn find(mbox: &Mailbox, id: &str) -> Option<usize> {
+    mbox.events.iter().position(|e| e.id == id)
+}
+
+/// Resolves an ID from a URL to what it names.
+pub(crate) fn resolve(mbox: &Mailbox, raw_id: &str) -> ApiResult<(usize, Option<NaiveDate>)> {
+    match ids::parse_item_id(raw_id).ok_or_else(ApiError::malformed_id)? {
+        ItemId::Item(id) => find(mbox, &id)
+            .map(|i| (i, None))
+            .ok_or_else(ApiError::not_found),
+        ItemId::Occurrence(master, date) => {
+            let i = find(mbox, &master).ok_or_else(ApiError::not_found)?;
+            let ev = &mbox.events[i];
+            let in_series = ev
+                .recurrence
+                .as_ref()
+                .is_some_and(|(r, _)| r.contains(date));
+            if !in_series || ev.cancelled.contains(&date) {
+                return Err(ApiError::not_found());
+            }
+            Ok((i, Some(date)))
+        }
+    }
+}
+
+/// The change key an `If-Match` must carry for this item.
+fn current_change_key(ev: &EventRecord, date: Option<NaiveDate>) -> &str {
+    match date.and_then(|d| ev.exceptions.get(&d)) {
+        Some(exc) => &exc.change_key,
+        None => &ev.change_key,
+    }
+}
+
+/// Updates an event, occurrence or exception (`PATCH /me/events/{id}`).
+pub(crate) fn update(
+    mbox: &mut Mailbox,
+    raw_id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> ApiResult<()> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::body_read("The request body must be a JSON object."))?;
+    check_body(obj)?;
+    let (i, date) = resolve(mbox, raw_id)?;
+    check_if_match(if_match, current_change_key(&mbox.events[i], date))?;
+    if let Some(tid) = obj.get("transactionId")
+        && mbox.events[i].transaction_id.as_ref().map(|t| json!(t)) != Some(tid.clone())
+    {
+        return Err(ApiError::invalid_request(
+            "The transactionId of an event can't be changed.",
+        ));
+    }
+    let seq = mbox.next_seq();
+    let now = Utc::now();
+    let ev = &mut mbox.events[i];
+    match date {
+        Some(d) => {
+            if obj.contains_key("recurrence") {
+                return Err(ApiError::invalid_request(
+                    "The recurrence of an occurrence can't be set.",
+                ));
+            }
+            let (start, end) = occurrence_moments(ev, d);
+            let exc = ev.exceptions.entry(d).or_insert_with(|| Exception {
+                props: Map::new(),
+                start,
+                end,
+                change_key: String::new(),
+                modified: now,
+                seq,
+            });
+            if obj.contains_key("start") {
+                exc.start = Moment::parse(obj.get("start"), "start")?;
+            }
+            if obj.contains_key("end") {
+                exc.end = Moment::parse(obj.get("end"), "end")?;
+            }
+            writable_props(obj, &mut exc.props);
+            check_times(&exc.start, &exc.end, false)?;
+            exc.change_key = ids::new_change_key();
+            exc.modified = now;
+            exc.seq = seq;
+        }
+        None => {
+            let mut start = ev.start.clone();
+            let mut end = ev.end.clone();
+            if obj.contains_key("start") {
+                start = Moment::parse(obj.get("start"), "start")?;
+            }
+            if obj.contains_key("end") {
+                end = Moment::parse(obj.get("end"), "end")?;
+            }
+            let mut props = ev.props.clone();
+            writable_props(obj, &mut props);
+            check_times(&start, &end, is_all_day(&props))?;
+            if obj.contains_key("recurrence") {
+                ev.recurrence = parse_recurrence(obj.get("recurrence"))?;
+                // Exchange drops exceptions when the pattern changes.
+                ev.exceptions.clear();
+                ev.cancelled.clear();
+            }
+            ev.start = start;
+            ev.end = end;
+            ev.props = props;
+            ev.change_key = ids::new_change_key();
+            ev.modified = now;
+            ev.seq = seq;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes an event; deleting an occurrence cancels it (`DELETE /me/events/{id}`).
+pub(crate) fn delete(mbox: &mut Mailbox, raw_id: &str, if_match: Option<&str>) -> ApiResult<()> {
+    let (i, date) = resolve(mbox, raw_id)?;
+    check_if_match(if_match, current_change_key(&mbox.events[i], date))?;
+    let seq = mbox.next_seq();
+    match date {
+        Some(d) => {
+            let ev = &mut mbox.events[i];
+            ev.exceptions.remove(&d);
+            ev.cancelled.insert(d);
+            ev.seq = seq;
+            ev.change_key = ids::new_change_key();
+        }
+        None => {
+            mbox.events.remove(i);
+        }
+    }
+    Ok(())
+}
+
+/// Marks an event as changed after an extension write (Exchange gives it a new change key).
+pub(crate) fn touch(mbox: &mut Mailbox, i: usize) {
+    let seq = mbox.next_seq();
+    let ev = &mut mbox.events[i];
+    ev.change_key = ids::new_change_key();
+    ev.modified = Utc::now();
+    ev.seq = seq;
+}
+
+/// Start and end of the occurrence that originally starts on `date`.
+fn occurrence_moments(ev: &EventRecord, date: NaiveDate) -> (Moment, Moment) {
+    let length = ev.end.local - ev.start.local;
+    let local = date.and_time(ev.start.local.time());
+    let start = Moment {
+        local,
+        ..ev.start.clone()
+    };
+    let end = Moment {
+        local: local + length,
+        ..ev.end.clone()
+    };
+    (start, end)
+}
+
+fn overlaps(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> bool {
+    start < to && (end > from || (start == end && start >= from))
+}
+
+/// The instances of the event at `index` that overlap `[from, to)`: the event itself when it is
+/// a single instance, otherwise its occurrences and exceptions.
+pub(crate) fn instances(
+    mbox: &Mailbox,
+    index: usize,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Instance> {
+    let ev = &mbox.events[index];
+    let Some((rec, _)) = &ev.recurrence else {
+        let (s, e) = (ev.start.utc(), ev.end.utc());
+        return if overlaps(s, e, from, to) {
+            vec![Instance {
+                id: ev.id.clone(),
+                master_index: index,
+                date: None,
+                start: s,
+                version: ev.seq,
+            }]
+        } else {
+            Vec::new()
+        };
+    };
+    // An exception may have moved up to a few days later than its original date.
+    let until = (to + chrono::Duration::days(2))
+        .with_timezone(&ev.start.tz)
+        .date_naive();
+    let mut out = Vec::new();
+    for d in rec.dates_until(until) {
+        if ev.cancelled.contains(&d) {
+            continue;
+        }
+        let (s, e, version) = match ev.exceptions.get(&d) {
+            Some(exc) => (exc.start.utc(), exc.end.utc(), exc.seq.max(ev.seq)),
+            None => {
+                let (s, e) = occurrence_moments(ev, d);
+                (s.utc(), e.utc(), ev.seq)
+            }
+        };
+        if overlaps(s, e, from, to) {
+            let id = ids::occurrence_id(&ev.id, d);
+            out.push(Instance {
+                id,
+                master_index: index,
+                date: Some(d),
+                start: s,
+                version,
+            });
+        }
+    }
+    out
+}
+
+/// Renders an event, occurrence or exception as Graph returns it, times in `zone`.
+pub(crate) fn render(
+    ev: &EventRecord,
+    date: Option<NaiveDate>,
+    zone: &Zone,
+    user: &UserRecord,
+    expand_extensions: bool,
+) -> Value {
+    let mut m = defaults(user);
+    for (k, v) in &ev.props {
+        m.insert(k.clone(), v.clone());
+    }
+    let exc = date.and_then(|d| ev.exceptions.get(&d));
+    if let Some(exc) = exc {
+        for (k, v) in &exc.props {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    let (start, end) = match (date, exc) {
+        (_, Some(exc)) => (exc.start.clone(), exc.end.clone()),
+        (Some(d), None) => occurrence_moments(ev, d),
+        (None, None) => (ev.start.clone(), ev.end.clone()),
+    };
+    let all_day = is_all_day(&m);
+    let show = |t: &Moment| {
+        if all_day {
+            json!({"dateTime": format_local(t.local), "timeZone": zone.name})
+        } else {
+            dttz(t.utc(), zone)
+        }
+    };
+    m.insert("start".into(), show(&start));
+    m.insert("end".into(), show(&end));
+    let change_key = exc.map_or(&ev.change_key, |e| &e.change_key);
+    let modified = exc.map_or(ev.modified, |e| e.modified);
+    m.insert("@odata.etag".into(), json!(etag(change_key)));
+    m.insert("changeKey".into(), json!(change_key));
+    m.insert("createdDateTime".into(), json!(format_stamp(ev.created)));
+    m.insert("lastModifiedDateTime".into(), json!(format_stamp(modified)));
+    m.insert(
+        "originalStartTimeZone".into(),
+        json!(windows_name(&ev.start.zone_name)),
+    );
+    m.insert(
+        "originalEndTimeZone".into(),
+        json!(windows_name(&ev.end.zone_name)),
+    );
+    m.insert("iCalUId".into(), json!(ev.ical_uid));
+    let preview = preview(
+        m.get("body")
+            .and_then(|b| b.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    m.insert("bodyPreview".into(), json!(preview));
+    match date {
+        Some(d) => {
+            let id = ids::occurrence_id(&ev.id, d);
+            m.insert("webLink".into(), json!(web_link(&id)));
+            m.insert("id".into(), json!(id));
+            m.insert(
+                "type".into(),
+                json!(if exc.is_some() {
+                    "exception"
+                } else {
+                    "occurrence"
+                }),
+            );
+            m.insert("seriesMasterId".into(), json!(ev.id));
+            let original = occurrence_moments(ev, d).0.utc();
+            m.insert(
+                "originalStart".into(),
+                json!(format!("{}Z", original.format("%Y-%m-%dT%H:%M:%S"))),
+            );
+        }
+        None => {
+            m.insert("id".into(), json!(ev.id));
+            m.insert("webLink".into(), json!(web_link(&ev.id)));
+            if let Some((_, rec)) = &ev.recurrence {
+                m.insert("type".into(), json!("seriesMaster"));
+                m.insert("recurrence".into(), rec.clone());
+            }
+            if let Some(tid) = &ev.transaction_id {
+                m.insert("transactionId".into(), json!(tid));
+            }
+        }
+    }
+    if expand_extensions {
+        let exts: Vec<Value> = ev.extensions.iter().cloned().map(Value::Object).collect();
+        m.insert("extensions".into(), Value::Array(exts));
+    }
+    Value::Object(m)
+}
+
+fn web_link(id: &str) -> String {
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).collect();
+    format!("https://outlook.office365.com/owa/?itemid={encoded}&exvsurl=1&path=/calendar/item")
+}
+
+fn preview(content: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    let body = content.split("<body>").nth(1).unwrap_or(content);
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = out.split_whitespace().collect();
+    words.join(" ").chars().take(255).collect()
+}
+
+fn defaults(user: &UserRecord) -> Map<String, Value> {
+    let v = json!({
+        "categories": [],
+        "reminderMinutesBeforeStart": 15,
+        "isReminderOn": true,
+        "hasAttachments": false,
+        "subject": "",
+        "importance": "normal",
+        "sensitivity": "normal",
+        "isAllDay": false,
+        "isCancelled": false,
+        "isOrganizer": true,
+        "responseRequested": true,
+        "seriesMasterId": null,
+        "showAs": "busy",
+        "type": "singleInstance",
+        "onlineMeetingUrl": null,
+        "isOnlineMeeting": false,
+        "onlineMeetingProvider": "unknown",
+        "allowNewTimeProposals": true,
+        "isDraft": false,
+        "hideAttendees": false,
+        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "body": {"contentType": "html", "content": ""},
+        "location": {
+            "displayName": "",
+            "locationType": "default",
+            "uniqueIdType": "unknown",
+            "address": {},
+            "coordinates": {}
+        },
+        "locations": [],
+        "recurrence": null,
+        "attendees": [],
+        "organizer": {"emailAddress": user.email_address()},
+        "onlineMeeting": null
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}

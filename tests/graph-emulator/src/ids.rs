@@ -1,0 +1,79 @@
+//! Opaque identifiers shaped like Exchange's: standard base64 (so `/`, `+` and `=` occur and
+//! clients must percent-encode them in paths), change keys, tokens and request IDs.
+//!
+//! Occurrence IDs are derived from their series master's ID and the original start date, so
+//! that every occurrence of a series has a stable ID without being stored, as on the real
+//! service.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::NaiveDate;
+
+/// Length of the raw bytes behind an item ID.
+const ITEM_ID_BYTES: usize = 48;
+
+/// What a decoded item ID refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemId {
+    /// A stored item (event, task, list).
+    Item(String),
+    /// One occurrence of the series whose master has this ID, by original start date.
+    Occurrence(String, NaiveDate),
+}
+
+/// A new item ID. `kind` distinguishes events, tasks and lists in the first bytes; `with_slash`
+/// decides whether the ID contains `/`, so that callers can make sure some IDs do.
+pub(crate) fn new_item_id(kind: u8, with_slash: bool) -> String {
+    loop {
+        let mut raw = [0u8; ITEM_ID_BYTES];
+        rand::fill(&mut raw[4..]);
+        raw[..4].copy_from_slice(&[0x00, 0x03, 0x24, kind]);
+        let id = STANDARD.encode(raw);
+        if id.contains('/') == with_slash {
+            return id;
+        }
+    }
+}
+
+/// The ID of the occurrence of `master_id` that originally starts on `date`.
+pub(crate) fn occurrence_id(master_id: &str, date: NaiveDate) -> String {
+    let mut raw = STANDARD.decode(master_id).unwrap_or_default();
+    raw.extend_from_slice(date.format("%Y%m%d").to_string().as_bytes());
+    STANDARD.encode(raw)
+}
+
+/// Decodes an ID from a URL. `None` means malformed (`ErrorInvalidIdMalformed`).
+pub(crate) fn parse_item_id(id: &str) -> Option<ItemId> {
+    let raw = STANDARD.decode(id).ok()?;
+    match raw.len() {
+        ITEM_ID_BYTES => Some(ItemId::Item(id.to_owned())),
+        n if n == ITEM_ID_BYTES + 8 => {
+            let date = std::str::from_utf8(&raw[ITEM_ID_BYTES..]).ok()?;
+            let date = NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
+            Some(ItemId::Occurrence(
+                STANDARD.encode(&raw[..ITEM_ID_BYTES]),
+                date,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A new change key (the value inside `@odata.etag`'s `W/"..."`).
+pub(crate) fn new_change_key() -> String {
+    let mut raw = [0u8; 22];
+    rand::fill(&mut raw);
+    STANDARD.encode(raw)
+}
+
+/// A new opaque token of `bytes` random bytes, URL-safe.
+pub(crate) fn new_token(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::fill(raw.as_mut_slice());
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// A new GUID string.
+pub(crate) fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,1 @@
+//! The emulator's tests: one binary, one module per area.
