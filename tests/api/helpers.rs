@@ -1,0 +1,229 @@
+//! `spawn_app()`: the real server on a random port over a fresh database, and request helpers.
+
+use std::net::TcpListener;
+
+use m365_sync::{
+    config::{Keys, Settings},
+    db,
+    domain::{Role, users},
+    startup::Application,
+};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The encryption key of every test app (tests inspect raw rows with it).
+pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A per-test database: a SQLite file in a temporary directory, or a PostgreSQL database
+/// created for the test and dropped after it.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn create() -> Self {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(admin_url) => {
+                let name = format!("m365_test_{}", Uuid::new_v4().simple());
+                let admin = db::connect_url(&admin_url).await.expect("connect TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create the test database");
+                admin.close().await.ok();
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+                Self { url: format!("{base}/{name}"), _dir: None, postgres: Some((admin_url.clone(), name)) }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                Self { url, _dir: Some(dir), postgres: None }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else { return };
+        // Drop runs outside async context: use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = db::connect_url(&admin_url).await.ok()?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    handle: actix_web::dev::ServerHandle,
+    _test_db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop the server without waiting (a Drop cannot await).
+        drop(tokio::spawn(async move { handle.stop(false).await }));
+    }
+}
+
+/// A response read into status, headers and JSON body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    /// The `code` of a problem body (panics on anything else).
+    pub fn code(&self) -> &str {
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "error responses are problem+json: {self:?}"
+        );
+        self.body["code"].as_str().unwrap_or_else(|| panic!("no code in {}", self.body))
+    }
+
+    /// The `ETag` header.
+    pub fn etag(&self) -> String {
+        self.headers.get("etag").expect("an ETag").to_str().unwrap().to_owned()
+    }
+}
+
+/// Starts the application on a random port with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    // reqwest is built without a default crypto provider (one TLS stack: rustls with ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let test_db = TestDb::create().await;
+    let env = |_: &str| None;
+    let mut settings = Settings::from_sources(None, &env).unwrap();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.database_url = test_db.url.clone();
+    settings.http_workers = Some(1);
+    settings.identity_url = "http://127.0.0.1:9/identity".to_owned();
+    settings.graph_url = "http://127.0.0.1:9/graph".to_owned();
+    let keys = Keys {
+        jwt_secret: SecretString::from("test-jwt-secret-test-jwt-secret-123456".to_owned()),
+        encryption_key: SecretString::from(ENCRYPTION_KEY.to_owned()),
+    };
+    let db = db::connect(&settings).await.expect("connect");
+    db::migrate(&db).await.expect("migrate");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    settings.public_url = format!("http://127.0.0.1:{port}");
+    let app = Application::with_listener(settings, &keys, db.clone(), listener).unwrap();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        db,
+        handle,
+        _test_db: test_db,
+    }
+}
+
+/// An account created for a test, with its token.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("request failed")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs in and returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let response = self
+            .request(Method::POST, "/api/v1/auth/token", None, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "sign-in failed: {response:?}");
+        response.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user directly in the database and signs them in.
+    pub async fn account(&self, role: Role, organization_id: Option<Uuid>) -> Account {
+        let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let input = users::CreateUser {
+            email: email.clone(),
+            password: PASSWORD.to_owned(),
+            role: Some(role),
+            display_name: None,
+        };
+        let user = users::create(&self.db, users::NewUser::parse(input, organization_id).unwrap()).await.unwrap();
+        let token = self.token(&email, PASSWORD).await;
+        Account { id: user.id, email, token }
+    }
+
+    /// An admin without an organization.
+    pub async fn admin(&self) -> Account {
+        self.account(Role::Admin, None).await
+    }
+
+    /// Creates an organization through the API (as `admin`) and returns its id.
+    pub async fn organization(&self, admin: &Account, name: &str) -> Uuid {
+        let response = self.post("/api/v1/organizations", &admin.token, json!({"name": name})).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+        response.body["id"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+/// Reads a response; a non-JSON body becomes a JSON string.
+pub async fn read(response: reqwest::Response) -> Response {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Response { status, headers, body }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real server on port 0 with a fresh database per test, driven over
+//! HTTP. SQLite by default; PostgreSQL when `TEST_DATABASE_URL` is set.
+
+mod auth;
+mod authorization;
+mod bad_input;
+mod health;
+mod helpers;
+mod openapi;
+mod organizations;
+mod settings_application;
+mod settings_microsoft;
+mod users;
