@@ -88,7 +88,10 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: Failed to start the async runtime: {e}");
@@ -114,7 +117,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 swagger_ui = %format!("{}/swagger-ui/", settings.public_url),
                 "m365-sync is listening"
             );
-            app.run_until_stopped().await.context("The HTTP server failed")?;
+            app.run_until_stopped()
+                .await
+                .context("The HTTP server failed")?;
             tracing::info!("m365-sync stopped");
             Ok(())
         }
@@ -125,17 +130,33 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
-        Command::Users { command: UsersCommand::Create { email, password, role, org, display_name } } => {
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    password,
+                    role,
+                    org,
+                    display_name,
+                },
+        } => {
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             let organization_id = match org {
                 None => None,
                 Some(org) => Some(resolve_org(&db, &org).await?),
             };
-            let input = users::CreateUser { email, password, role: Some(role), display_name };
+            let input = users::CreateUser {
+                email,
+                password,
+                role: Some(role),
+                display_name,
+            };
             let new = users::NewUser::parse(input, organization_id)
                 .map_err(|e| anyhow::anyhow!("invalid user: {:?}", e.problem().errors))?;
-            let user = users::create(&db, new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = users::create(&db, new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
                 "{}",
                 serde_json::json!({"id": user.id, "email": user.email, "role": user.role, "organization_id": user.organization_id})
@@ -153,9 +174,14 @@ async fn resolve_org(db: &sea_orm::DatabaseConnection, org: &str) -> anyhow::Res
     if let Some(found) = organizations::find_by_name(db, org).await.map_err(wrap)? {
         return Ok(found.id);
     }
-    let created = organizations::create(db, organizations::CreateOrganization { name: org.to_owned() })
-        .await
-        .map_err(wrap)?;
+    let created = organizations::create(
+        db,
+        organizations::CreateOrganization {
+            name: org.to_owned(),
+        },
+    )
+    .await
+    .map_err(wrap)?;
     tracing::info!(organization.id = %created.id, organization.name = %created.name, "Created the organization");
     Ok(created.id)
 }

@@ -91,7 +91,10 @@ impl Layer {
         let var = |key: &str| env(&format!("M365_SYNC_{key}")).filter(|v| !v.is_empty());
         let parsed = |key: &str| -> anyhow::Result<Option<u64>> {
             var(key)
-                .map(|v| v.parse().with_context(|| format!("M365_SYNC_{key} must be a number")))
+                .map(|v| {
+                    v.parse()
+                        .with_context(|| format!("M365_SYNC_{key} must be a number"))
+                })
                 .transpose()
         };
         let log_format = match var("LOG_FORMAT").as_deref() {
@@ -103,7 +106,8 @@ impl Layer {
         Ok(Self {
             bind: var("BIND"),
             data_dir: var("DATA_DIR").map(PathBuf::from),
-            database_url: var("DATABASE_URL").or_else(|| env("DATABASE_URL").filter(|v| !v.is_empty())),
+            database_url: var("DATABASE_URL")
+                .or_else(|| env("DATABASE_URL").filter(|v| !v.is_empty())),
             jwt_secret: var("JWT_SECRET").map(SecretString::from),
             encryption_key: var("ENCRYPTION_KEY").map(SecretString::from),
             token_ttl_seconds: parsed("TOKEN_TTL_SECONDS")?,
@@ -147,12 +151,13 @@ impl Settings {
     /// When the file cannot be read or parsed, or a value is invalid.
     pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
         let env = |key: &str| std::env::var(key).ok();
-        let file = config_file.map(Path::to_path_buf).or_else(|| env("M365_SYNC_CONFIG").map(PathBuf::from));
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env("M365_SYNC_CONFIG").map(PathBuf::from));
         let toml = match &file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("Failed to read the configuration file {}", path.display()))?,
-            ),
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!("Failed to read the configuration file {}", path.display())
+            })?),
             None => None,
         };
         Self::from_sources(toml.as_deref(), &env)
@@ -179,7 +184,10 @@ impl Settings {
             .context("`bind` must be an address such as 127.0.0.1:8080")?;
         let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
         let database_url = layer.database_url.unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data_dir.join("m365-sync.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("m365-sync.db").display()
+            )
         });
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
             bail!("`database_url` must be a sqlite:// or postgres:// URL");
@@ -193,7 +201,12 @@ impl Settings {
             encryption_key: layer.encryption_key,
             token_ttl_seconds: layer.token_ttl_seconds.unwrap_or(3600),
             log_format: layer.log_format.unwrap_or_default(),
-            identity_url: trim_slash(layer.identity_url.as_deref().unwrap_or(DEFAULT_IDENTITY_URL)),
+            identity_url: trim_slash(
+                layer
+                    .identity_url
+                    .as_deref()
+                    .unwrap_or(DEFAULT_IDENTITY_URL),
+            ),
             graph_url: trim_slash(layer.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL)),
             public_url: trim_slash(&public_url),
             max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
@@ -227,7 +240,10 @@ impl Settings {
         if jwt_secret.expose_secret().len() < 32 {
             bail!("the JWT secret must be at least 32 characters long");
         }
-        Ok(Keys { jwt_secret, encryption_key })
+        Ok(Keys {
+            jwt_secret,
+            encryption_key,
+        })
     }
 
     fn generated_secret(&self, name: &str) -> anyhow::Result<SecretString> {
@@ -286,7 +302,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -294,7 +315,11 @@ mod tests {
         let settings = Settings::from_sources(None, &env_of(&[])).unwrap();
         assert_eq!(settings.bind.to_string(), DEFAULT_BIND);
         assert_eq!(settings.public_url, "http://127.0.0.1:8080");
-        assert!(settings.database_url.starts_with("sqlite://./data/m365-sync.db"));
+        assert!(
+            settings
+                .database_url
+                .starts_with("sqlite://./data/m365-sync.db")
+        );
         assert_eq!(settings.identity_url, DEFAULT_IDENTITY_URL);
         assert_eq!(settings.log_format, LogFormat::Text);
     }
@@ -315,7 +340,10 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_secrets() {
-        let env = env_of(&[("M365_SYNC_JWT_SECRET", "super-secret-value-that-is-long-enough")]);
+        let env = env_of(&[(
+            "M365_SYNC_JWT_SECRET",
+            "super-secret-value-that-is-long-enough",
+        )]);
         let settings = Settings::from_sources(None, &env).unwrap();
         assert!(!format!("{settings:?}").contains("super-secret-value"));
     }

@@ -49,9 +49,14 @@ impl Cipher {
     /// Only if the AEAD refuses the input (never for inputs of sane size).
     pub fn encrypt(&self, plaintext: &[u8], context: &str) -> anyhow::Result<Vec<u8>> {
         let nonce = Nonce::generate();
-        let payload = Payload { msg: plaintext, aad: context.as_bytes() };
-        let ciphertext =
-            self.aead.encrypt(&nonce, payload).map_err(|_| anyhow!("Failed to encrypt a secret"))?;
+        let payload = Payload {
+            msg: plaintext,
+            aad: context.as_bytes(),
+        };
+        let ciphertext = self
+            .aead
+            .encrypt(&nonce, payload)
+            .map_err(|_| anyhow!("Failed to encrypt a secret"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         out.extend_from_slice(nonce.as_slice());
         out.extend_from_slice(&ciphertext);
@@ -69,7 +74,10 @@ impl Cipher {
         }
         let (nonce, ciphertext) = stored.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| anyhow!("bad nonce"))?;
-        let payload = Payload { msg: ciphertext, aad: context.as_bytes() };
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context.as_bytes(),
+        };
         self.aead
             .decrypt(&nonce, payload)
             .map_err(|_| anyhow!("Failed to decrypt a secret (wrong key or corrupted value)"))
@@ -101,7 +109,10 @@ mod tests {
         let cipher = cipher();
         let stored = cipher.encrypt(b"client-secret-value", "ctx").unwrap();
         assert!(!stored.windows(6).any(|w| w == b"client"));
-        assert_eq!(cipher.decrypt(&stored, "ctx").unwrap(), b"client-secret-value");
+        assert_eq!(
+            cipher.decrypt(&stored, "ctx").unwrap(),
+            b"client-secret-value"
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
     } else {
         let mut options = ConnectOptions::new(url);
         options.sqlx_logging(false);
-        Database::connect(options).await.context("Failed to connect to the database")
+        Database::connect(options)
+            .await
+            .context("Failed to connect to the database")
     }
 }
 
@@ -71,5 +73,7 @@ pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
 /// # Errors
 /// When a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    migration::Migrator::up(db, None).await.context("Failed to run database migrations")
+    migration::Migrator::up(db, None)
+        .await
+        .context("Failed to run database migrations")
 }

@@ -1,5 +1,5 @@
 //! One error type for the whole API, rendered as an RFC 9457 `application/problem+json` body
-//! with a stable snake_case `code`.
+//! with a stable `snake_case` `code`.
 //!
 //! Statuses are chosen here and nowhere else. A 5xx hides its cause from the client and logs
 //! the full chain once.
@@ -30,7 +30,10 @@ pub struct FieldError {
 impl FieldError {
     /// A validation failure at `pointer`.
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -50,7 +53,7 @@ pub struct Problem {
     /// Human explanation of this occurrence.
     #[schema(example = "No such user.")]
     pub detail: String,
-    /// Stable snake_case code to program against.
+    /// Stable `snake_case` code to program against.
     #[schema(example = "not_found")]
     pub code: String,
     /// Offending fields, for validation failures.
@@ -114,7 +117,10 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 with the given code.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// A 422 with one offending field.
@@ -124,7 +130,10 @@ impl ApiError {
 
     /// A 409 with the given code.
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// The stable code of this error.
@@ -227,12 +236,18 @@ impl From<DbErr> for ApiError {
 
 /// Whether a database error is a unique-constraint violation (both databases).
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// Whether a database error is a foreign-key violation (both databases).
 pub fn is_foreign_key_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }
 
 /// Result of a handler or domain function.
@@ -248,7 +263,10 @@ mod tests {
         let err = ApiError::invalid("/sync_interval_minutes", "must be between 1 and 1440");
         let response = err.error_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
         let body = response.into_body().try_into_bytes().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

@@ -9,8 +9,7 @@ use actix_web::App;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, HttpMethod, OpenApi as Document, Ref, ResponseBuilder,
-        RefOr,
+        ContentBuilder, HttpMethod, OpenApi as Document, Ref, RefOr, ResponseBuilder,
         path::{Operation, Parameter, ParameterIn},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
@@ -73,7 +72,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer_auth",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
             ),
         );
     }
@@ -88,9 +90,17 @@ impl ErrorResponses {
         }
         let response = ResponseBuilder::new()
             .description(description)
-            .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
             .build();
-        operation.responses.responses.insert(status.to_owned(), response.into());
+        operation
+            .responses
+            .responses
+            .insert(status.to_owned(), response.into());
     }
 
     fn complete(operation: &mut Operation) {
@@ -122,19 +132,37 @@ impl ErrorResponses {
             Self::add(operation, "403", "The caller may not do this");
         }
         if path {
-            Self::add(operation, "404", "No such resource, or one the caller may not see");
+            Self::add(
+                operation,
+                "404",
+                "No such resource, or one the caller may not see",
+            );
         }
         if if_match {
-            Self::add(operation, "412", "`If-Match` does not match the current `ETag`");
+            Self::add(
+                operation,
+                "412",
+                "`If-Match` does not match the current `ETag`",
+            );
         }
-        Self::add(operation, "500", "Internal error (details are logged, not returned)");
+        Self::add(
+            operation,
+            "500",
+            "Internal error (details are logged, not returned)",
+        );
     }
 }
 
 impl Modify for ErrorResponses {
     fn modify(&self, doc: &mut Document) {
         for item in doc.paths.paths.values_mut() {
-            for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Patch, HttpMethod::Delete, HttpMethod::Put] {
+            for method in [
+                HttpMethod::Get,
+                HttpMethod::Post,
+                HttpMethod::Patch,
+                HttpMethod::Delete,
+                HttpMethod::Put,
+            ] {
                 let operation = match method {
                     HttpMethod::Get => item.get.as_mut(),
                     HttpMethod::Post => item.post.as_mut(),

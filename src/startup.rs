@@ -67,7 +67,10 @@ impl RouteTable {
     }
 }
 
-async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+async fn fallback(
+    req: HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     match routes.0.iter().find(|(def, _)| def.is_match(path)) {
         Some((_, methods)) => Err(ApiError::MethodNotAllowed(methods.clone())),
@@ -149,8 +152,10 @@ impl Application {
                 .into_utoipa_app()
                 .configure(routes::configure)
                 .split_for_parts();
-            app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
-                .default_service(web::to(fallback))
+            app.service(
+                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()),
+            )
+            .default_service(web::to(fallback))
         })
         .listen(listener)?;
         let server = match workers {
@@ -185,12 +190,18 @@ impl Application {
 ///
 /// # Errors
 /// When the values are invalid or the database fails.
-pub async fn ensure_bootstrap_admin(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<()> {
+pub async fn ensure_bootstrap_admin(
+    db: &DatabaseConnection,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
         return Ok(());
     };
-    if users::admin_exists(db).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+    if users::admin_exists(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
         return Ok(());
     }
     let input = users::CreateUser {
@@ -199,9 +210,15 @@ pub async fn ensure_bootstrap_admin(db: &DatabaseConnection, settings: &Settings
         role: Some(crate::domain::Role::Admin),
         display_name: None,
     };
-    let new = users::NewUser::parse(input, None)
-        .map_err(|e| anyhow::anyhow!("M365_SYNC_ADMIN_EMAIL/PASSWORD are invalid: {:?}", e.problem().errors))?;
-    let user = users::create(db, new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = users::NewUser::parse(input, None).map_err(|e| {
+        anyhow::anyhow!(
+            "M365_SYNC_ADMIN_EMAIL/PASSWORD are invalid: {:?}",
+            e.problem().errors
+        )
+    })?;
+    let user = users::create(db, new)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(user.id = %user.id, user.email = %user.email, "Created the bootstrap admin");
     Ok(())
 }

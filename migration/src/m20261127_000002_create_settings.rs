@@ -73,8 +73,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(AzureAppSettings::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(MicrosoftSettings::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(AzureAppSettings::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(MicrosoftSettings::Table).to_owned())
+            .await
     }
 }
 

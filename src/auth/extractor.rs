@@ -25,7 +25,10 @@ pub struct AuthUser {
 }
 
 fn unauthorized(code: &'static str, detail: &str) -> ApiError {
-    ApiError::Unauthorized { code, detail: detail.to_owned() }
+    ApiError::Unauthorized {
+        code,
+        detail: detail.to_owned(),
+    }
 }
 
 impl FromRequest for AuthUser {
@@ -47,7 +50,12 @@ impl FromRequest for AuthUser {
                         "This endpoint needs an `Authorization: Bearer <token>` header.",
                     ));
                 }
-                Some(Err(_)) => return Err(unauthorized("invalid_token", "Malformed Authorization header.")),
+                Some(Err(_)) => {
+                    return Err(unauthorized(
+                        "invalid_token",
+                        "Malformed Authorization header.",
+                    ));
+                }
                 Some(Ok(value)) => value,
             };
             let token = value
@@ -56,18 +64,26 @@ impl FromRequest for AuthUser {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
-                    unauthorized("invalid_token", "The Authorization header must use the Bearer scheme.")
+                    unauthorized(
+                        "invalid_token",
+                        "The Authorization header must use the Bearer scheme.",
+                    )
                 })?;
-            let claims = state
-                .jwt
-                .verify(token)
-                .map_err(|_| unauthorized("invalid_token", "The access token is invalid or has expired."))?;
+            let claims = state.jwt.verify(token).map_err(|_| {
+                unauthorized(
+                    "invalid_token",
+                    "The access token is invalid or has expired.",
+                )
+            })?;
             let user = users::find_by_id(&state.db, claims.sub)
                 .await?
-                .ok_or_else(|| unauthorized("invalid_token", "The token's user no longer exists."))?;
+                .ok_or_else(|| {
+                    unauthorized("invalid_token", "The token's user no longer exists.")
+                })?;
             Ok(AuthUser {
                 id: user.id,
-                role: Role::parse(&user.role).map_err(|_| anyhow::anyhow!("stored role is invalid"))?,
+                role: Role::parse(&user.role)
+                    .map_err(|_| anyhow::anyhow!("stored role is invalid"))?,
                 organization_id: user.organization_id,
             })
         })

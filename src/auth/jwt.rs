@@ -38,7 +38,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl_seconds", &self.ttl_seconds).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,11 @@ impl JwtKeys {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies a token and returns its claims.
@@ -94,7 +100,10 @@ mod tests {
     use super::*;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(&SecretString::from("0123456789abcdef0123456789abcdef".to_owned()), 60)
+        JwtKeys::new(
+            &SecretString::from("0123456789abcdef0123456789abcdef".to_owned()),
+            60,
+        )
     }
 
     #[test]
@@ -107,7 +116,10 @@ mod tests {
     #[test]
     fn tokens_with_another_key_algorithm_issuer_or_expired_are_refused() {
         let keys = keys();
-        let other = JwtKeys::new(&SecretString::from("another-secret-another-secret-xx".to_owned()), 60);
+        let other = JwtKeys::new(
+            &SecretString::from("another-secret-another-secret-xx".to_owned()),
+            60,
+        );
         assert!(keys.verify(&other.issue(Uuid::now_v7()).unwrap()).is_err());
 
         let now = Utc::now().timestamp();
@@ -119,11 +131,26 @@ mod tests {
             aud: AUDIENCE.to_owned(),
         };
         let secret = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
-        let hs384 = jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims(ISSUER, now + 60), &secret).unwrap();
+        let hs384 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &claims(ISSUER, now + 60),
+            &secret,
+        )
+        .unwrap();
         assert!(keys.verify(&hs384).is_err(), "algorithm is pinned");
-        let wrong_iss = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims("x", now + 60), &secret).unwrap();
+        let wrong_iss = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims("x", now + 60),
+            &secret,
+        )
+        .unwrap();
         assert!(keys.verify(&wrong_iss).is_err(), "issuer is checked");
-        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(ISSUER, now - 120), &secret).unwrap();
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(ISSUER, now - 120),
+            &secret,
+        )
+        .unwrap();
         assert!(keys.verify(&expired).is_err(), "expiry is checked");
     }
 }

@@ -20,7 +20,11 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Whether `password` matches the stored PHC `hash`. A malformed hash never matches.
 pub fn verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

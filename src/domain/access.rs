@@ -33,7 +33,11 @@ impl AuthUser {
     /// # Errors
     /// 403 for everyone else.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() { Ok(()) } else { Err(forbidden("Only an admin may do this.")) }
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(forbidden("Only an admin may do this."))
+        }
     }
 
     /// Reading or writing an organization, its settings and its users.
@@ -53,11 +57,19 @@ impl AuthUser {
     ///
     /// # Errors
     /// 404 for any user the caller may not see.
-    pub fn may_access_user(&self, target_id: Uuid, target_org: Option<Uuid>) -> Result<(), ApiError> {
+    pub fn may_access_user(
+        &self,
+        target_id: Uuid,
+        target_org: Option<Uuid>,
+    ) -> Result<(), ApiError> {
         let visible = self.is_admin()
             || self.id == target_id
             || (self.role == Role::OrgAdmin && target_org.is_some_and(|org| self.in_org(org)));
-        if visible { Ok(()) } else { Err(not_found("user")) }
+        if visible {
+            Ok(())
+        } else {
+            Err(not_found("user"))
+        }
     }
 
     /// Changing or deleting a user's account (role, e-mail...).
@@ -65,13 +77,18 @@ impl AuthUser {
     /// # Errors
     /// 404 when the user is not visible; 403 when visible but not manageable (a plain user's
     /// own account, or an admin account for an org admin).
-    pub fn may_manage_user(&self, target_id: Uuid, target_org: Option<Uuid>, target_role: Role) -> Result<(), ApiError> {
+    pub fn may_manage_user(
+        &self,
+        target_id: Uuid,
+        target_org: Option<Uuid>,
+        target_role: Role,
+    ) -> Result<(), ApiError> {
         self.may_access_user(target_id, target_org)?;
         match self.role {
             Role::Admin => Ok(()),
-            Role::OrgAdmin if target_role == Role::Admin => {
-                Err(forbidden("An organization admin may not change an admin account."))
-            }
+            Role::OrgAdmin if target_role == Role::Admin => Err(forbidden(
+                "An organization admin may not change an admin account.",
+            )),
             Role::OrgAdmin => Ok(()),
             Role::User => Err(forbidden("Only an admin may change this account.")),
         }

@@ -26,7 +26,11 @@ impl Email {
             }
             None => false,
         };
-        if valid { Ok(Self(value)) } else { Err("must be an e-mail address".to_owned()) }
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err("must be an e-mail address".to_owned())
+        }
     }
 
     /// The normalised address.
@@ -41,12 +45,23 @@ mod tests {
 
     #[test]
     fn accepts_plausible_addresses_and_normalises_them() {
-        assert_eq!(Email::parse(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse(" Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn rejects_implausible_addresses() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.de"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.de",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -21,14 +21,23 @@ pub fn check_if_match(req: &HttpRequest, current_version: i64) -> Result<(), Api
     let value = value.to_str().map_err(|_| ApiError::PreconditionFailed)?;
     let current = etag(current_version);
     // Strong comparison (RFC 9110 13.1.1): weak tags never match.
-    let matches = value.split(',').map(str::trim).any(|tag| tag == "*" || tag == current);
-    if matches { Ok(()) } else { Err(ApiError::PreconditionFailed) }
+    let matches = value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current);
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
 }
 
 /// The `If-Match` header of a request, for operations that check it later (inside a retry
 /// loop, against the version they read).
 pub fn if_match(req: &HttpRequest) -> Option<String> {
-    req.headers().get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
+    req.headers()
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
 }
 
 /// [`check_if_match`] for a header value captured with [`if_match`].
@@ -38,7 +47,11 @@ pub fn if_match(req: &HttpRequest) -> Option<String> {
 pub fn check(if_match: Option<&str>, current_version: i64) -> Result<(), ApiError> {
     let Some(value) = if_match else { return Ok(()) };
     let current = etag(current_version);
-    if value.split(',').map(str::trim).any(|tag| tag == "*" || tag == current) {
+    if value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current)
+    {
         Ok(())
     } else {
         Err(ApiError::PreconditionFailed)

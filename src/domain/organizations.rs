@@ -70,8 +70,12 @@ fn parse_name(name: &str) -> Result<String, FieldError> {
 }
 
 fn name_taken(err: &sea_orm::DbErr) -> Option<ApiError> {
-    is_unique_violation(err)
-        .then(|| ApiError::conflict("organization_name_taken", "An organization with this name exists."))
+    is_unique_violation(err).then(|| {
+        ApiError::conflict(
+            "organization_name_taken",
+            "An organization with this name exists.",
+        )
+    })
 }
 
 /// Finds an organization by id.
@@ -94,15 +98,24 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<organizations
 ///
 /// # Errors
 /// On database failure.
-pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> ApiResult<Option<organizations::Model>> {
-    Ok(organizations::Entity::find().filter(organizations::Column::Name.eq(name)).one(db).await?)
+pub async fn find_by_name(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> ApiResult<Option<organizations::Model>> {
+    Ok(organizations::Entity::find()
+        .filter(organizations::Column::Name.eq(name))
+        .one(db)
+        .await?)
 }
 
 /// Creates an organization.
 ///
 /// # Errors
 /// 422 for an invalid name, 409 when the name is taken.
-pub async fn create(db: &impl ConnectionTrait, input: CreateOrganization) -> ApiResult<organizations::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    input: CreateOrganization,
+) -> ApiResult<organizations::Model> {
     let name = parse_name(&input.name).map_err(|e| ApiError::Validation(vec![e]))?;
     let now = Utc::now().fixed_offset();
     let model = organizations::ActiveModel {
@@ -112,14 +125,21 @@ pub async fn create(db: &impl ConnectionTrait, input: CreateOrganization) -> Api
         created_at: Set(now),
         updated_at: Set(now),
     };
-    model.insert(db).await.map_err(|e| name_taken(&e).unwrap_or_else(|| e.into()))
+    model
+        .insert(db)
+        .await
+        .map_err(|e| name_taken(&e).unwrap_or_else(|| e.into()))
 }
 
 /// Lists organizations in id order; `only` restricts the list to one organization.
 ///
 /// # Errors
 /// On database failure.
-pub async fn list(db: &impl ConnectionTrait, page: PageRequest, only: Option<Uuid>) -> ApiResult<Vec<organizations::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    page: PageRequest,
+    only: Option<Uuid>,
+) -> ApiResult<Vec<organizations::Model>> {
     let mut query = organizations::Entity::find().order_by_asc(organizations::Column::Id);
     if let Some(after) = page.after {
         query = query.filter(organizations::Column::Id.gt(after));
@@ -153,7 +173,10 @@ pub async fn update(
     let result = organizations::Entity::update_many()
         .col_expr(organizations::Column::Name, name.into())
         .col_expr(organizations::Column::Version, (current.version + 1).into())
-        .col_expr(organizations::Column::UpdatedAt, Utc::now().fixed_offset().into())
+        .col_expr(
+            organizations::Column::UpdatedAt,
+            Utc::now().fixed_offset().into(),
+        )
         .filter(organizations::Column::Id.eq(id))
         .filter(organizations::Column::Version.eq(current.version))
         .exec(db)
@@ -172,7 +195,10 @@ pub async fn update(
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: Option<&str>) -> ApiResult<()> {
     let current = get(db, id).await?;
     crate::domain::etag::check(if_match, current.version)?;
-    let members = users::Entity::find().filter(users::Column::OrganizationId.eq(id)).count(db).await?;
+    let members = users::Entity::find()
+        .filter(users::Column::OrganizationId.eq(id))
+        .count(db)
+        .await?;
     if members > 0 {
         return Err(ApiError::conflict(
             "organization_not_empty",
@@ -184,7 +210,10 @@ pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: Option<&str>)
         .await
         .map_err(|e| {
             if crate::error::is_foreign_key_violation(&e) {
-                ApiError::conflict("organization_not_empty", "The organization still has users.")
+                ApiError::conflict(
+                    "organization_not_empty",
+                    "The organization still has users.",
+                )
             } else {
                 e.into()
             }

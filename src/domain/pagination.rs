@@ -41,12 +41,18 @@ impl PageParams {
     pub fn parse(&self) -> Result<PageRequest, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 500."));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`limit` must be between 1 and 500.",
+            ));
         }
         let after = match &self.cursor {
             None => None,
             Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this server issued.")
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "`cursor` is not a cursor this server issued.",
+                )
             })?),
         };
         Ok(PageRequest { limit, after })
@@ -69,11 +75,24 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows (the extra one only says there is more).
-    pub fn from_rows<R>(mut rows: Vec<R>, request: PageRequest, id: impl Fn(&R) -> Uuid, view: impl Fn(R) -> T) -> Self {
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        request: PageRequest,
+        id: impl Fn(&R) -> Uuid,
+        view: impl Fn(R) -> T,
+    ) -> Self {
         let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes())) } else { None };
-        Self { items: rows.into_iter().map(view).collect(), next_cursor }
+        let next_cursor = if more {
+            rows.last()
+                .map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes()))
+        } else {
+            None
+        };
+        Self {
+            items: rows.into_iter().map(view).collect(),
+            next_cursor,
+        }
     }
 }

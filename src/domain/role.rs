@@ -35,7 +35,9 @@ impl Role {
             "admin" => Ok(Self::Admin),
             "org_admin" => Ok(Self::OrgAdmin),
             "user" => Ok(Self::User),
-            other => Err(format!("unknown role `{other}`; expected admin, org_admin or user")),
+            other => Err(format!(
+                "unknown role `{other}`; expected admin, org_admin or user"
+            )),
         }
     }
 }

@@ -136,7 +136,10 @@ fn check_display_name(pointer: &str, name: &str) -> Result<String, FieldError> {
 
 fn check_role_fits(role: Role, organization_id: Option<Uuid>) -> Result<(), FieldError> {
     if role != Role::Admin && organization_id.is_none() {
-        return Err(FieldError::new("/role", "only an admin may exist without an organization"));
+        return Err(FieldError::new(
+            "/role",
+            "only an admin may exist without an organization",
+        ));
     }
     Ok(())
 }
@@ -148,7 +151,9 @@ impl NewUser {
     /// 422 listing every invalid field.
     pub fn parse(input: CreateUser, organization_id: Option<Uuid>) -> ApiResult<Self> {
         let mut errors = Vec::new();
-        let email = Email::parse(&input.email).map_err(|e| errors.push(FieldError::new("/email", e))).ok();
+        let email = Email::parse(&input.email)
+            .map_err(|e| errors.push(FieldError::new("/email", e)))
+            .ok();
         if let Err(e) = check_password("/password", &input.password) {
             errors.push(e);
         }
@@ -157,7 +162,9 @@ impl NewUser {
             errors.push(e);
         }
         let display_name = match &input.display_name {
-            Some(name) => check_display_name("/display_name", name).map_err(|e| errors.push(e)).ok(),
+            Some(name) => check_display_name("/display_name", name)
+                .map_err(|e| errors.push(e))
+                .ok(),
             None => email.as_ref().map(|e| e.as_str().to_owned()),
         };
         match (email, display_name) {
@@ -174,7 +181,8 @@ impl NewUser {
 }
 
 fn email_taken(err: &sea_orm::DbErr) -> Option<ApiError> {
-    is_unique_violation(err).then(|| ApiError::conflict("email_taken", "A user with this e-mail exists."))
+    is_unique_violation(err)
+        .then(|| ApiError::conflict("email_taken", "A user with this e-mail exists."))
 }
 
 /// Finds a user by id.
@@ -197,9 +205,15 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<users::Model>
 ///
 /// # Errors
 /// On database failure.
-pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> ApiResult<Option<users::Model>> {
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> ApiResult<Option<users::Model>> {
     let email = email.trim().to_lowercase();
-    Ok(users::Entity::find().filter(users::Column::Email.eq(email)).one(db).await?)
+    Ok(users::Entity::find()
+        .filter(users::Column::Email.eq(email))
+        .one(db)
+        .await?)
 }
 
 /// Whether any admin exists.
@@ -232,7 +246,10 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users:
         created_at: Set(now),
         updated_at: Set(now),
     };
-    model.insert(db).await.map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))
+    model
+        .insert(db)
+        .await
+        .map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))
 }
 
 /// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -246,9 +263,14 @@ async fn hash_off_thread(password: String) -> ApiResult<String> {
 /// Checks a password against a user's hash (or a dummy hash when there is no user, so that
 /// timing does not reveal which e-mails exist).
 pub async fn verify_password(user: Option<&users::Model>, password: String) -> bool {
-    let hash = user.map_or_else(|| password::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let hash = user.map_or_else(
+        || password::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
     let found = user.is_some();
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .unwrap_or(false)
         && found
 }
 
@@ -256,7 +278,11 @@ pub async fn verify_password(user: Option<&users::Model>, password: String) -> b
 ///
 /// # Errors
 /// On database failure.
-pub async fn list_in_org(db: &impl ConnectionTrait, organization_id: Uuid, page: PageRequest) -> ApiResult<Vec<users::Model>> {
+pub async fn list_in_org(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    page: PageRequest,
+) -> ApiResult<Vec<users::Model>> {
     let mut query = users::Entity::find()
         .filter(users::Column::OrganizationId.eq(organization_id))
         .order_by_asc(users::Column::Id);
@@ -292,8 +318,11 @@ impl UserChanges {
             }
         }
         let mut errors = Vec::new();
-        let email = required("/email", patch.email, &mut errors)
-            .and_then(|e| Email::parse(&e).map_err(|m| errors.push(FieldError::new("/email", m))).ok());
+        let email = required("/email", patch.email, &mut errors).and_then(|e| {
+            Email::parse(&e)
+                .map_err(|m| errors.push(FieldError::new("/email", m)))
+                .ok()
+        });
         let password = required("/password", patch.password, &mut errors);
         if let Some(Err(e)) = password.as_deref().map(|p| check_password("/password", p)) {
             errors.push(e);
@@ -302,12 +331,21 @@ impl UserChanges {
         if let Some(Err(e)) = role.map(|r| check_role_fits(r, current.organization_id)) {
             errors.push(e);
         }
-        let display_name = required("/display_name", patch.display_name, &mut errors)
-            .and_then(|n| check_display_name("/display_name", &n).map_err(|e| errors.push(e)).ok());
+        let display_name =
+            required("/display_name", patch.display_name, &mut errors).and_then(|n| {
+                check_display_name("/display_name", &n)
+                    .map_err(|e| errors.push(e))
+                    .ok()
+            });
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
-        Ok(Self { email, password, role, display_name })
+        Ok(Self {
+            email,
+            password,
+            role,
+            display_name,
+        })
     }
 
     /// Whether only the caller's own password or display name changes (what a plain user may
@@ -326,8 +364,16 @@ impl UserChanges {
 ///
 /// # Errors
 /// 412 when the user changed meanwhile; 409 `email_taken`.
-pub async fn update(db: &impl ConnectionTrait, current: users::Model, changes: UserChanges) -> ApiResult<users::Model> {
-    if changes.email.is_none() && changes.password.is_none() && changes.role.is_none() && changes.display_name.is_none() {
+pub async fn update(
+    db: &impl ConnectionTrait,
+    current: users::Model,
+    changes: UserChanges,
+) -> ApiResult<users::Model> {
+    if changes.email.is_none()
+        && changes.password.is_none()
+        && changes.role.is_none()
+        && changes.display_name.is_none()
+    {
         return Ok(current);
     }
     let mut query = users::Entity::update_many()
@@ -339,7 +385,10 @@ pub async fn update(db: &impl ConnectionTrait, current: users::Model, changes: U
         query = query.col_expr(users::Column::Email, email.as_str().to_owned().into());
     }
     if let Some(password) = changes.password {
-        query = query.col_expr(users::Column::PasswordHash, hash_off_thread(password).await?.into());
+        query = query.col_expr(
+            users::Column::PasswordHash,
+            hash_off_thread(password).await?.into(),
+        );
     }
     if let Some(role) = changes.role {
         query = query.col_expr(users::Column::Role, role.as_str().to_owned().into());
@@ -347,7 +396,10 @@ pub async fn update(db: &impl ConnectionTrait, current: users::Model, changes: U
     if let Some(name) = changes.display_name {
         query = query.col_expr(users::Column::DisplayName, name.into());
     }
-    let result = query.exec(db).await.map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))?;
+    let result = query
+        .exec(db)
+        .await
+        .map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))?;
     if result.rows_affected == 0 {
         return Err(ApiError::PreconditionFailed);
     }

@@ -48,7 +48,10 @@ pub struct TokenResponse {
     )
 )]
 #[post("/api/v1/auth/token")]
-pub async fn create_token(state: web::Data<AppState>, body: JsonBody<TokenRequest>) -> ApiResult<HttpResponse> {
+pub async fn create_token(
+    state: web::Data<AppState>,
+    body: JsonBody<TokenRequest>,
+) -> ApiResult<HttpResponse> {
     let JsonBody(request) = body;
     let user = users::find_by_email(&state.db, &request.email).await?;
     if !users::verify_password(user.as_ref(), request.password).await {
@@ -59,9 +62,11 @@ pub async fn create_token(state: web::Data<AppState>, body: JsonBody<TokenReques
     }
     let user = user.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
     let access_token = state.jwt.issue(user.id)?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.jwt.ttl_seconds(),
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.jwt.ttl_seconds(),
+        }))
 }

@@ -27,11 +27,21 @@ pub struct BodyLimit(pub usize);
 pub struct JsonBody<T>(pub T);
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn pointer(path: &serde_path_to_error::Path) -> String {
@@ -58,7 +68,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Err(e) => ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}")),
+            Err(e) => {
+                ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
+            }
             Ok(_) => ApiError::invalid("/", "the request body must be a JSON object"),
         });
     }
@@ -67,17 +79,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let at = pointer(e.path());
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {inner}"))
+            ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {inner}"),
+            )
         } else {
             // serde's message ends with " at line L column C": the pointer says where.
             let message = inner.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
             ApiError::Validation(vec![FieldError::new(at, message)])
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("Trailing data after the JSON body: {e}")))?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("Trailing data after the JSON body: {e}"),
+        )
+    })?;
     Ok(value)
 }
 
@@ -104,7 +126,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request("unreadable_body", format!("The body could not be read: {e}"))
+                    ApiError::bad_request(
+                        "unreadable_body",
+                        format!("The body could not be read: {e}"),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge);
@@ -152,12 +177,22 @@ mod tests {
         let err = parse_json::<Body>(b"{\"inner\": ").unwrap_err();
         assert_eq!(err.code(), "malformed_json");
         let err = parse_json::<Body>(br#"{"inner": {"number": 300}}"#).unwrap_err();
-        let ApiError::Validation(errors) = err else { panic!("expected a validation error") };
+        let ApiError::Validation(errors) = err else {
+            panic!("expected a validation error")
+        };
         assert_eq!(errors[0].pointer, "/inner/number");
         let err = parse_json::<Body>(br#"{"inner": {"number": 1, "extra": 1}}"#).unwrap_err();
-        let ApiError::Validation(errors) = err else { panic!("expected a validation error") };
+        let ApiError::Validation(errors) = err else {
+            panic!("expected a validation error")
+        };
         assert_eq!(errors[0].pointer, "/inner/extra");
-        assert_eq!(parse_json::<Body>(b"[1]").unwrap_err().code(), "validation_failed");
-        assert_eq!(parse_json::<Body>(b"nope").unwrap_err().code(), "malformed_json");
+        assert_eq!(
+            parse_json::<Body>(b"[1]").unwrap_err().code(),
+            "validation_failed"
+        );
+        assert_eq!(
+            parse_json::<Body>(b"nope").unwrap_err().code(),
+            "malformed_json"
+        );
     }
 }

@@ -22,5 +22,9 @@ use crate::{
 #[get("/api/v1/me")]
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
     let user = users::get(&state.db, caller.id).await?;
-    Ok(json_with_etag(StatusCode::OK, user.version, &UserView::try_from(user)?))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        user.version,
+        &UserView::try_from(user)?,
+    ))
 }

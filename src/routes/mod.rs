@@ -44,6 +44,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// A JSON response carrying the `ETag` of `version`.
-pub fn json_with_etag<T: Serialize>(status: actix_web::http::StatusCode, version: i64, body: &T) -> HttpResponse {
-    HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(body)
+pub fn json_with_etag<T: Serialize>(
+    status: actix_web::http::StatusCode,
+    version: i64,
+    body: &T,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, etag(version)))
+        .json(body)
 }

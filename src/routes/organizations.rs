@@ -37,7 +37,11 @@ pub async fn create_organization(
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     let org = organizations::create(&state.db, body.0).await?;
-    Ok(json_with_etag(StatusCode::CREATED, org.version, &OrganizationView::from(org)))
+    Ok(json_with_etag(
+        StatusCode::CREATED,
+        org.version,
+        &OrganizationView::from(org),
+    ))
 }
 
 /// List the organizations the caller may see (all for admins, their own for org admins).
@@ -57,10 +61,19 @@ pub async fn list_organizations(
     let only = match caller.role {
         Role::Admin => None,
         Role::OrgAdmin => caller.organization_id,
-        Role::User => return Err(ApiError::Forbidden("Only admins may list organizations.".into())),
+        Role::User => {
+            return Err(ApiError::Forbidden(
+                "Only admins may list organizations.".into(),
+            ));
+        }
     };
     let rows = organizations::list(&state.db, page, only).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |r| r.id, OrganizationView::from)))
+    Ok(HttpResponse::Ok().json(Page::from_rows(
+        rows,
+        page,
+        |r| r.id,
+        OrganizationView::from,
+    )))
 }
 
 /// Read an organization.
@@ -78,7 +91,11 @@ pub async fn get_organization(
 ) -> ApiResult<HttpResponse> {
     caller.may_manage_org(*id)?;
     let org = organizations::get(&state.db, *id).await?;
-    Ok(json_with_etag(StatusCode::OK, org.version, &OrganizationView::from(org)))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        org.version,
+        &OrganizationView::from(org),
+    ))
 }
 
 /// Rename an organization (JSON merge patch; honours `If-Match`).
@@ -105,7 +122,11 @@ pub async fn update_organization(
 ) -> ApiResult<HttpResponse> {
     caller.may_manage_org(*id)?;
     let org = organizations::update(&state.db, *id, body.0, if_match(&req).as_deref()).await?;
-    Ok(json_with_etag(StatusCode::OK, org.version, &OrganizationView::from(org)))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        org.version,
+        &OrganizationView::from(org),
+    ))
 }
 
 /// Delete an organization without users (admins only; honours `If-Match`).

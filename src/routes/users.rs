@@ -42,7 +42,11 @@ pub async fn create_user(
     let new = NewUser::parse(body.0, Some(*id))?;
     caller.may_grant(new.role)?;
     let user = users::create(&state.db, new).await?;
-    Ok(json_with_etag(StatusCode::CREATED, user.version, &UserView::try_from(user)?))
+    Ok(json_with_etag(
+        StatusCode::CREATED,
+        user.version,
+        &UserView::try_from(user)?,
+    ))
 }
 
 /// List the users of an organization.
@@ -65,7 +69,10 @@ pub async fn list_users(
     let rows = users::list_in_org(&state.db, *id, page).await?;
     let page = Page::from_rows(rows, page, |r| r.id, UserView::try_from);
     let items = page.items.into_iter().collect::<ApiResult<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: page.next_cursor }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Read a user.
@@ -81,9 +88,15 @@ pub async fn get_user(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = users::find_by_id(&state.db, *id).await?.ok_or_else(|| not_found("user"))?;
+    let user = users::find_by_id(&state.db, *id)
+        .await?
+        .ok_or_else(|| not_found("user"))?;
     caller.may_access_user(user.id, user.organization_id)?;
-    Ok(json_with_etag(StatusCode::OK, user.version, &UserView::try_from(user)?))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        user.version,
+        &UserView::try_from(user)?,
+    ))
 }
 
 /// Update a user (JSON merge patch; honours `If-Match`). Users may change their own
@@ -121,11 +134,18 @@ pub async fn update_user(
     if let Some(new_role) = changes.role() {
         caller.may_grant(new_role)?;
         if caller.id == user.id && new_role != Role::Admin && caller.is_admin() {
-            return Err(ApiError::conflict("cannot_demote_self", "An admin may not demote themselves."));
+            return Err(ApiError::conflict(
+                "cannot_demote_self",
+                "An admin may not demote themselves.",
+            ));
         }
     }
     let user = users::update(&state.db, user, changes).await?;
-    Ok(json_with_etag(StatusCode::OK, user.version, &UserView::try_from(user)?))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        user.version,
+        &UserView::try_from(user)?,
+    ))
 }
 
 /// Delete a user and their settings (honours `If-Match`).
@@ -151,7 +171,10 @@ pub async fn delete_user(
     let user = users::get(&state.db, *id).await?;
     caller.may_manage_user(user.id, user.organization_id, users::stored_role(&user)?)?;
     if caller.id == user.id {
-        return Err(ApiError::conflict("cannot_delete_self", "Callers may not delete their own account."));
+        return Err(ApiError::conflict(
+            "cannot_delete_self",
+            "Callers may not delete their own account.",
+        ));
     }
     check_if_match(&req, user.version)?;
     users::delete(&state.db, user.id).await?;

@@ -17,10 +17,17 @@ async fn healthz_and_readyz_answer_ok() {
 #[tokio::test]
 async fn swagger_ui_and_the_document_are_served() {
     let app = spawn_app().await;
-    let ui = app.client.get(format!("{}/swagger-ui/", app.address)).send().await.unwrap();
+    let ui = app
+        .client
+        .get(format!("{}/swagger-ui/", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
-    let doc = app.request(Method::GET, "/api-docs/openapi.json", None, None).await;
+    let doc = app
+        .request(Method::GET, "/api-docs/openapi.json", None, None)
+        .await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["paths"]["/api/v1/users/{id}/settings/microsoft"].is_object());
 }
@@ -32,7 +39,9 @@ async fn unknown_paths_answer_404_and_wrong_methods_405_as_problems() {
     assert_eq!(response.status, StatusCode::NOT_FOUND);
     assert_eq!(response.code(), "not_found");
 
-    let response = app.request(Method::PUT, "/api/v1/settings/microsoft", None, None).await;
+    let response = app
+        .request(Method::PUT, "/api/v1/settings/microsoft", None, None)
+        .await;
     assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.code(), "method_not_allowed");
     assert_eq!(response.headers.get("allow").unwrap(), "GET, PATCH");

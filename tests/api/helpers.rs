@@ -9,8 +9,8 @@ use m365_sync::{
     startup::Application,
 };
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -30,22 +30,37 @@ pub struct TestDb {
 
 impl TestDb {
     async fn create() -> Self {
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             Some(admin_url) => {
                 let name = format!("m365_test_{}", Uuid::new_v4().simple());
-                let admin = db::connect_url(&admin_url).await.expect("connect TEST_DATABASE_URL");
+                let admin = db::connect_url(&admin_url)
+                    .await
+                    .expect("connect TEST_DATABASE_URL");
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create the test database");
                 admin.close().await.ok();
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-                Self { url: format!("{base}/{name}"), _dir: None, postgres: Some((admin_url.clone(), name)) }
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    postgres: Some((admin_url.clone(), name)),
+                }
             }
             None => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-                Self { url, _dir: Some(dir), postgres: None }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                }
             }
         }
     }
@@ -53,13 +68,21 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else { return };
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
         // Drop runs outside async context: use a private runtime on a plain thread.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let admin = db::connect_url(&admin_url).await.ok()?;
-                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()?;
                 admin.close().await.ok()
             })
         })
@@ -96,16 +119,25 @@ impl Response {
     /// The `code` of a problem body (panics on anything else).
     pub fn code(&self) -> &str {
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
             "error responses are problem+json: {self:?}"
         );
-        self.body["code"].as_str().unwrap_or_else(|| panic!("no code in {}", self.body))
+        self.body["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code in {}", self.body))
     }
 
     /// The `ETag` header.
     pub fn etag(&self) -> String {
-        self.headers.get("etag").expect("an ETag").to_str().unwrap().to_owned()
+        self.headers
+            .get("etag")
+            .expect("an ETag")
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -135,7 +167,10 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         db,
         handle,
         _test_db: test_db,
@@ -152,8 +187,16 @@ pub struct Account {
 
 impl TestApp {
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
-        let mut request = self.client.request(method, format!("{}{path}", self.address));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -168,11 +211,13 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::POST, path, Some(token), Some(body)).await
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::PATCH, path, Some(token), Some(body)).await
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Response {
@@ -182,9 +227,18 @@ impl TestApp {
     /// Signs in and returns the access token.
     pub async fn token(&self, email: &str, password: &str) -> String {
         let response = self
-            .request(Method::POST, "/api/v1/auth/token", None, Some(json!({"email": email, "password": password})))
+            .request(
+                Method::POST,
+                "/api/v1/auth/token",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
             .await;
-        assert_eq!(response.status, StatusCode::OK, "sign-in failed: {response:?}");
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "sign-in failed: {response:?}"
+        );
         response.body["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -197,9 +251,18 @@ impl TestApp {
             role: Some(role),
             display_name: None,
         };
-        let user = users::create(&self.db, users::NewUser::parse(input, organization_id).unwrap()).await.unwrap();
+        let user = users::create(
+            &self.db,
+            users::NewUser::parse(input, organization_id).unwrap(),
+        )
+        .await
+        .unwrap();
         let token = self.token(&email, PASSWORD).await;
-        Account { id: user.id, email, token }
+        Account {
+            id: user.id,
+            email,
+            token,
+        }
     }
 
     /// An admin without an organization.
@@ -209,7 +272,9 @@ impl TestApp {
 
     /// Creates an organization through the API (as `admin`) and returns its id.
     pub async fn organization(&self, admin: &Account, name: &str) -> Uuid {
-        let response = self.post("/api/v1/organizations", &admin.token, json!({"name": name})).await;
+        let response = self
+            .post("/api/v1/organizations", &admin.token, json!({"name": name}))
+            .await;
         assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
         response.body["id"].as_str().unwrap().parse().unwrap()
     }
@@ -225,5 +290,9 @@ pub async fn read(response: reqwest::Response) -> Response {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }

@@ -1,6 +1,11 @@
 //! Integration tests: the real server on port 0 with a fresh database per test, driven over
 //! HTTP. SQLite by default; PostgreSQL when `TEST_DATABASE_URL` is set.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
 mod auth;
 mod authorization;
 mod bad_input;

@@ -4,8 +4,7 @@
 use chrono::Utc;
 use entity::azure_app_settings as row;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -99,22 +98,38 @@ impl Resolved {
     }
 
     fn pick<T: Clone>(&self, get: impl Fn(&row::Model) -> Option<T>) -> (Option<T>, Source, bool) {
-        let chain: Vec<(Source, Option<Option<T>>)> =
-            self.chain.iter().map(|(s, r)| (*s, r.as_ref().and_then(&get).map(Some))).collect();
+        let chain: Vec<(Source, Option<Option<T>>)> = self
+            .chain
+            .iter()
+            .map(|(s, r)| (*s, r.as_ref().and_then(&get).map(Some)))
+            .collect();
         resolve(self.scope.source(), &chain, None)
     }
 
     /// The view from the viewed scope.
     pub fn view(&self, public_url: &str) -> ApplicationSettingsView {
         let (client_id, source, overridden) = self.pick(|r| r.client_id.clone());
-        let client_id = TextSetting { value: client_id, source, overridden };
+        let client_id = TextSetting {
+            value: client_id,
+            source,
+            overridden,
+        };
         let (tenant, source, overridden) = self.pick(|r| r.tenant.clone());
-        let tenant = TextSetting { value: tenant, source, overridden };
-        let (secret, source, overridden) = self.pick(|r| r.client_secret_encrypted.as_ref().map(|_| ()));
+        let tenant = TextSetting {
+            value: tenant,
+            source,
+            overridden,
+        };
+        let (secret, source, overridden) =
+            self.pick(|r| r.client_secret_encrypted.as_ref().map(|_| ()));
         ApplicationSettingsView {
             scope: self.scope.source(),
             client_id,
-            client_secret_set: SecretSetting { value: secret.is_some(), source, overridden },
+            client_secret_set: SecretSetting {
+                value: secret.is_some(),
+                source,
+                overridden,
+            },
             tenant,
             redirect_uri: redirect_uri(public_url),
         }
@@ -125,15 +140,23 @@ impl Resolved {
     /// # Errors
     /// When the stored secret does not decrypt (wrong key or corruption).
     pub fn effective(&self, cipher: &Cipher) -> anyhow::Result<Option<EffectiveApplication>> {
-        let (Some(client_id), _, _) = self.pick(|r| r.client_id.clone()) else { return Ok(None) };
-        let (Some(tenant), _, _) = self.pick(|r| r.tenant.clone()) else { return Ok(None) };
+        let (Some(client_id), _, _) = self.pick(|r| r.client_id.clone()) else {
+            return Ok(None);
+        };
+        let (Some(tenant), _, _) = self.pick(|r| r.tenant.clone()) else {
+            return Ok(None);
+        };
         let secret_row = self
             .chain
             .iter()
             .filter_map(|(_, r)| r.as_ref())
             .find(|r| r.client_secret_encrypted.is_some());
-        let Some(secret_row) = secret_row else { return Ok(None) };
-        let Some(stored) = &secret_row.client_secret_encrypted else { return Ok(None) };
+        let Some(secret_row) = secret_row else {
+            return Ok(None);
+        };
+        let Some(stored) = &secret_row.client_secret_encrypted else {
+            return Ok(None);
+        };
         let secret = cipher.decrypt(stored, &secret_context(&secret_row.scope_key))?;
         Ok(Some(EffectiveApplication {
             client_id,
@@ -165,7 +188,8 @@ fn secret_context(scope_key: &str) -> String {
 
 /// Whether `tenant` is `common`, `organizations`, `consumers`, a GUID or a domain name.
 fn valid_tenant(tenant: &str) -> bool {
-    if matches!(tenant, "common" | "organizations" | "consumers") || Uuid::parse_str(tenant).is_ok() {
+    if matches!(tenant, "common" | "organizations" | "consumers") || Uuid::parse_str(tenant).is_ok()
+    {
         return true;
     }
     let labels: Vec<&str> = tenant.split('.').collect();
@@ -194,7 +218,10 @@ impl ApplicationSettingsPatch {
             Patch::Set(id) => match Uuid::parse_str(id.trim()) {
                 Ok(uuid) => Patch::Set(uuid.hyphenated().to_string()),
                 Err(_) => {
-                    errors.push(FieldError::new("/client_id", "must be a GUID such as 8a9f3c52-1b1e-4a38-9d6e-3f0b3a4c2d11"));
+                    errors.push(FieldError::new(
+                        "/client_id",
+                        "must be a GUID such as 8a9f3c52-1b1e-4a38-9d6e-3f0b3a4c2d11",
+                    ));
                     Patch::Absent
                 }
             },
@@ -202,7 +229,10 @@ impl ApplicationSettingsPatch {
         };
         let client_secret = match self.client_secret {
             Patch::Set(secret) if secret.trim().is_empty() || secret.len() > 1024 => {
-                errors.push(FieldError::new("/client_secret", "must be 1 to 1024 characters"));
+                errors.push(FieldError::new(
+                    "/client_secret",
+                    "must be 1 to 1024 characters",
+                ));
                 Patch::Absent
             }
             other => other,
@@ -223,7 +253,11 @@ impl ApplicationSettingsPatch {
             other => other,
         };
         if errors.is_empty() {
-            Ok(ValidPatch { client_id, client_secret, tenant })
+            Ok(ValidPatch {
+                client_id,
+                client_secret,
+                tenant,
+            })
         } else {
             Err(ApiError::Validation(errors))
         }
@@ -235,11 +269,21 @@ impl ApplicationSettingsPatch {
 /// # Errors
 /// On database failure.
 pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved> {
-    let levels: Vec<Scope> =
-        scope.chain().into_iter().filter(|s| !matches!(s, Scope::User { .. })).collect();
+    let levels: Vec<Scope> = scope
+        .chain()
+        .into_iter()
+        .filter(|s| !matches!(s, Scope::User { .. }))
+        .collect();
     let keys: Vec<String> = levels.iter().map(Scope::key).collect();
-    let rows = row::Entity::find().filter(row::Column::ScopeKey.is_in(keys.clone())).all(db).await?;
-    let mut resolved = Resolved { scope, chain: Vec::new(), version: 0 };
+    let rows = row::Entity::find()
+        .filter(row::Column::ScopeKey.is_in(keys.clone()))
+        .all(db)
+        .await?;
+    let mut resolved = Resolved {
+        scope,
+        chain: Vec::new(),
+        version: 0,
+    };
     for (level, key) in levels.iter().zip(&keys) {
         let stored = rows.iter().find(|r| &r.scope_key == key).cloned();
         if level == &scope {
@@ -266,7 +310,10 @@ pub async fn patch(
     let stored = row::Entity::find_by_id(key.clone()).one(db).await?;
     let version = stored.as_ref().map_or(0, |r| r.version);
     etag::check(if_match, version)?;
-    if !(patch.client_id.is_present() || patch.client_secret.is_present() || patch.tenant.is_present()) {
+    if !(patch.client_id.is_present()
+        || patch.client_secret.is_present()
+        || patch.tenant.is_present())
+    {
         return load(db, scope).await;
     }
     let now = Utc::now().fixed_offset();
@@ -296,13 +343,19 @@ pub async fn patch(
         Patch::Null => model.client_secret_encrypted = Set(None),
         Patch::Set(secret) => {
             let secret = SecretString::from(secret.clone());
-            let sealed = cipher.encrypt(secret.expose_secret().as_bytes(), &secret_context(&key))?;
+            let sealed =
+                cipher.encrypt(secret.expose_secret().as_bytes(), &secret_context(&key))?;
             model.client_secret_encrypted = Set(Some(sealed));
         }
     }
     model.version = Set(version + 1);
     model.updated_at = Set(now);
-    let concurrent = || ApiError::conflict("concurrent_update", "These settings were changed concurrently; read them again and retry.");
+    let concurrent = || {
+        ApiError::conflict(
+            "concurrent_update",
+            "These settings were changed concurrently; read them again and retry.",
+        )
+    };
     if stored.is_some() {
         let result = row::Entity::update_many()
             .set(model)
@@ -314,7 +367,13 @@ pub async fn patch(
             return Err(concurrent());
         }
     } else {
-        model.insert(db).await.map_err(|e| if is_unique_violation(&e) { concurrent() } else { e.into() })?;
+        model.insert(db).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                concurrent()
+            } else {
+                e.into()
+            }
+        })?;
     }
     load(db, scope).await
 }

@@ -4,8 +4,7 @@
 use chrono::Utc;
 use entity::microsoft_settings as row;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -96,11 +95,20 @@ pub struct MicrosoftValues {
 
 impl MicrosoftValues {
     fn from_row(m: &row::Model) -> ApiResult<Self> {
-        let sync = |enabled, direction: &Option<String>, conflict: &Option<String>| -> ApiResult<SyncValues> {
+        let sync = |enabled,
+                    direction: &Option<String>,
+                    conflict: &Option<String>|
+         -> ApiResult<SyncValues> {
             Ok(SyncValues {
                 enabled,
-                direction: direction.as_deref().map(Direction::parse_stored).transpose()?,
-                conflict_resolution: conflict.as_deref().map(ConflictResolution::parse_stored).transpose()?,
+                direction: direction
+                    .as_deref()
+                    .map(Direction::parse_stored)
+                    .transpose()?,
+                conflict_resolution: conflict
+                    .as_deref()
+                    .map(ConflictResolution::parse_stored)
+                    .transpose()?,
             })
         };
         Ok(Self {
@@ -108,8 +116,16 @@ impl MicrosoftValues {
             calendar_integration: m.calendar_integration,
             tasks_integration: m.tasks_integration,
             sync_interval_minutes: m.sync_interval_minutes,
-            calendar: sync(m.calendar_enabled, &m.calendar_direction, &m.calendar_conflict_resolution)?,
-            tasks: sync(m.tasks_enabled, &m.tasks_direction, &m.tasks_conflict_resolution)?,
+            calendar: sync(
+                m.calendar_enabled,
+                &m.calendar_direction,
+                &m.calendar_conflict_resolution,
+            )?,
+            tasks: sync(
+                m.tasks_enabled,
+                &m.tasks_direction,
+                &m.tasks_conflict_resolution,
+            )?,
         })
     }
 
@@ -120,12 +136,16 @@ impl MicrosoftValues {
         model.sync_interval_minutes = Set(self.sync_interval_minutes);
         model.calendar_enabled = Set(self.calendar.enabled);
         model.calendar_direction = Set(self.calendar.direction.map(|d| d.as_str().to_owned()));
-        model.calendar_conflict_resolution =
-            Set(self.calendar.conflict_resolution.map(|c| c.as_str().to_owned()));
+        model.calendar_conflict_resolution = Set(self
+            .calendar
+            .conflict_resolution
+            .map(|c| c.as_str().to_owned()));
         model.tasks_enabled = Set(self.tasks.enabled);
         model.tasks_direction = Set(self.tasks.direction.map(|d| d.as_str().to_owned()));
-        model.tasks_conflict_resolution =
-            Set(self.tasks.conflict_resolution.map(|c| c.as_str().to_owned()));
+        model.tasks_conflict_resolution = Set(self
+            .tasks
+            .conflict_resolution
+            .map(|c| c.as_str().to_owned()));
     }
 }
 
@@ -202,7 +222,8 @@ fn apply_sync(patch: &Patch<SyncPatch>, target: &mut SyncValues) {
         Patch::Set(p) => {
             p.enabled.apply_to(&mut target.enabled);
             p.direction.apply_to(&mut target.direction);
-            p.conflict_resolution.apply_to(&mut target.conflict_resolution);
+            p.conflict_resolution
+                .apply_to(&mut target.conflict_resolution);
         }
     }
 }
@@ -217,7 +238,10 @@ impl MicrosoftSettingsPatch {
         if let Patch::Set(minutes) = self.sync_interval_minutes
             && !INTERVAL_RANGE.contains(&minutes)
         {
-            errors.push(FieldError::new("/sync_interval_minutes", "must be between 1 and 1440"));
+            errors.push(FieldError::new(
+                "/sync_interval_minutes",
+                "must be between 1 and 1440",
+            ));
         }
         if matches!(scope, Scope::User { .. }) && self.integrations.is_present() {
             errors.push(FieldError::new(
@@ -225,7 +249,11 @@ impl MicrosoftSettingsPatch {
                 "can be set only at global and organization scope",
             ));
         }
-        if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 
     /// Applies a validated patch to the values stored at its scope.
@@ -355,15 +383,22 @@ impl Resolved {
         self.version
     }
 
-    fn pick<T: Clone>(&self, get: impl Fn(&MicrosoftValues) -> Option<T>, default: T) -> (T, Source, bool) {
-        let chain: Vec<(Source, Option<T>)> = self.chain.iter().map(|(s, v)| (*s, get(v))).collect();
+    fn pick<T: Clone>(
+        &self,
+        get: impl Fn(&MicrosoftValues) -> Option<T>,
+        default: T,
+    ) -> (T, Source, bool) {
+        let chain: Vec<(Source, Option<T>)> =
+            self.chain.iter().map(|(s, v)| (*s, get(v))).collect();
         resolve(self.scope.source(), &chain, default)
     }
 
     fn sync_view(&self, get: impl Fn(&MicrosoftValues) -> &SyncValues) -> SyncSettingsView {
         let direction = self.pick(|v| get(v).direction, Direction::Bidirectional);
-        let (value, source, overridden) =
-            self.pick(|v| get(v).conflict_resolution, ConflictResolution::LocalWins);
+        let (value, source, overridden) = self.pick(
+            |v| get(v).conflict_resolution,
+            ConflictResolution::LocalWins,
+        );
         SyncSettingsView {
             enabled: self.pick(|v| get(v).enabled, false).into(),
             conflict_resolution: ConflictResolutionSetting {
@@ -380,7 +415,9 @@ impl Resolved {
     pub fn view(&self) -> MicrosoftSettingsView {
         MicrosoftSettingsView {
             scope: self.scope.source(),
-            sync_interval_minutes: self.pick(|v| v.sync_interval_minutes, DEFAULT_INTERVAL_MINUTES).into(),
+            sync_interval_minutes: self
+                .pick(|v| v.sync_interval_minutes, DEFAULT_INTERVAL_MINUTES)
+                .into(),
             integrations: IntegrationsView {
                 emails: self.pick(|v| v.emails_integration, true).into(),
                 calendar: self.pick(|v| v.calendar_integration, true).into(),
@@ -399,14 +436,24 @@ impl Resolved {
 pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved> {
     let chain = scope.chain();
     let keys: Vec<String> = chain.iter().map(Scope::key).collect();
-    let rows = row::Entity::find().filter(row::Column::ScopeKey.is_in(keys.clone())).all(db).await?;
-    let mut resolved = Resolved { scope, chain: Vec::with_capacity(chain.len()), version: 0 };
+    let rows = row::Entity::find()
+        .filter(row::Column::ScopeKey.is_in(keys.clone()))
+        .all(db)
+        .await?;
+    let mut resolved = Resolved {
+        scope,
+        chain: Vec::with_capacity(chain.len()),
+        version: 0,
+    };
     for (level, key) in chain.iter().zip(&keys) {
         let stored = rows.iter().find(|r| &r.scope_key == key);
         if level == &scope {
             resolved.version = stored.map_or(0, |r| r.version);
         }
-        let values = stored.map(MicrosoftValues::from_row).transpose()?.unwrap_or_default();
+        let values = stored
+            .map(MicrosoftValues::from_row)
+            .transpose()?
+            .unwrap_or_default();
         resolved.chain.push((level.source(), values));
     }
     Ok(resolved)
@@ -430,7 +477,11 @@ pub async fn patch(
         let stored = row::Entity::find_by_id(scope.key()).one(db).await?;
         let version = stored.as_ref().map_or(0, |r| r.version);
         etag::check(if_match, version)?;
-        let before = stored.as_ref().map(MicrosoftValues::from_row).transpose()?.unwrap_or_default();
+        let before = stored
+            .as_ref()
+            .map(MicrosoftValues::from_row)
+            .transpose()?
+            .unwrap_or_default();
         let mut after = before.clone();
         patch.apply(&mut after);
         if after == before {
@@ -439,10 +490,14 @@ pub async fn patch(
         match write(db, &scope, stored, &after).await {
             // Someone wrote between our read and our write: re-apply the patch to what they
             // wrote, unless the client pinned the version it read.
-            Err(ApiError::Conflict { code: CONCURRENT, .. }) if if_match.is_none() && attempts < 5 => {
+            Err(ApiError::Conflict {
+                code: CONCURRENT, ..
+            }) if if_match.is_none() && attempts < 5 => {
                 attempts += 1;
             }
-            Err(ApiError::Conflict { code: CONCURRENT, .. }) => return Err(ApiError::PreconditionFailed),
+            Err(ApiError::Conflict {
+                code: CONCURRENT, ..
+            }) => return Err(ApiError::PreconditionFailed),
             Err(other) => return Err(other),
             Ok(()) => return load(db, scope).await,
         }
@@ -480,7 +535,9 @@ async fn write(
         None => {
             let mut model = row::ActiveModel {
                 scope_key: Set(scope.key()),
-                organization_id: Set(scope.organization_id().filter(|_| !matches!(scope, Scope::User { .. }))),
+                organization_id: Set(scope
+                    .organization_id()
+                    .filter(|_| !matches!(scope, Scope::User { .. }))),
                 user_id: Set(scope.user_id()),
                 version: Set(1),
                 updated_at: Set(now),

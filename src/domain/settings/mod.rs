@@ -48,17 +48,25 @@ impl Scope {
         match *self {
             Self::Global => vec![Self::Global],
             Self::Organization(id) => vec![Self::Organization(id), Self::Global],
-            Self::User { organization_id: Some(org), .. } => {
+            Self::User {
+                organization_id: Some(org),
+                ..
+            } => {
                 vec![*self, Self::Organization(org), Self::Global]
             }
-            Self::User { organization_id: None, .. } => vec![*self, Self::Global],
+            Self::User {
+                organization_id: None,
+                ..
+            } => vec![*self, Self::Global],
         }
     }
 
     fn organization_id(&self) -> Option<Uuid> {
         match self {
             Self::Organization(id) => Some(*id),
-            Self::User { organization_id, .. } => *organization_id,
+            Self::User {
+                organization_id, ..
+            } => *organization_id,
             Self::Global => None,
         }
     }
@@ -94,5 +102,7 @@ pub(crate) fn resolve<T: Clone>(
     chain
         .iter()
         .find_map(|(source, value)| value.clone().map(|v| (v, *source)))
-        .map_or((default, Source::Default, false), |(value, source)| (value, source, source == viewed))
+        .map_or((default, Source::Default, false), |(value, source)| {
+            (value, source, source == viewed)
+        })
 }

@@ -21,12 +21,32 @@ use crate::{
 
 async fn show(state: &AppState, scope: Scope) -> ApiResult<HttpResponse> {
     let resolved = application::load(&state.db, scope).await?;
-    Ok(json_with_etag(StatusCode::OK, resolved.version(), &resolved.view(&state.settings.public_url)))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        resolved.version(),
+        &resolved.view(&state.settings.public_url),
+    ))
 }
 
-async fn change(state: &AppState, scope: Scope, req: &HttpRequest, body: ApplicationSettingsPatch) -> ApiResult<HttpResponse> {
-    let resolved = application::patch(&state.db, &state.cipher, scope, body, if_match(req).as_deref()).await?;
-    Ok(json_with_etag(StatusCode::OK, resolved.version(), &resolved.view(&state.settings.public_url)))
+async fn change(
+    state: &AppState,
+    scope: Scope,
+    req: &HttpRequest,
+    body: ApplicationSettingsPatch,
+) -> ApiResult<HttpResponse> {
+    let resolved = application::patch(
+        &state.db,
+        &state.cipher,
+        scope,
+        body,
+        if_match(req).as_deref(),
+    )
+    .await?;
+    Ok(json_with_etag(
+        StatusCode::OK,
+        resolved.version(),
+        &resolved.view(&state.settings.public_url),
+    ))
 }
 
 /// Global Azure application settings (admins only). The client secret is never returned.
@@ -36,7 +56,10 @@ async fn change(state: &AppState, scope: Scope, req: &HttpRequest, body: Applica
     responses((status = 200, description = "Effective application settings at global scope", body = ApplicationSettingsView))
 )]
 #[get("/api/v1/settings/microsoft/application")]
-pub async fn get_global_application_settings(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
+pub async fn get_global_application_settings(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     show(&state, Scope::Global).await
 }

@@ -21,12 +21,25 @@ use crate::{
 
 async fn show(state: &AppState, scope: Scope) -> ApiResult<HttpResponse> {
     let resolved = microsoft::load(&state.db, scope).await?;
-    Ok(json_with_etag(StatusCode::OK, resolved.version(), &resolved.view()))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        resolved.version(),
+        &resolved.view(),
+    ))
 }
 
-async fn change(state: &AppState, scope: Scope, req: &HttpRequest, body: MicrosoftSettingsPatch) -> ApiResult<HttpResponse> {
+async fn change(
+    state: &AppState,
+    scope: Scope,
+    req: &HttpRequest,
+    body: MicrosoftSettingsPatch,
+) -> ApiResult<HttpResponse> {
     let resolved = microsoft::patch(&state.db, scope, body, if_match(req).as_deref()).await?;
-    Ok(json_with_etag(StatusCode::OK, resolved.version(), &resolved.view()))
+    Ok(json_with_etag(
+        StatusCode::OK,
+        resolved.version(),
+        &resolved.view(),
+    ))
 }
 
 /// Global Microsoft settings (admins only).
@@ -36,7 +49,10 @@ async fn change(state: &AppState, scope: Scope, req: &HttpRequest, body: Microso
     responses((status = 200, description = "Effective settings at global scope", body = MicrosoftSettingsView))
 )]
 #[get("/api/v1/settings/microsoft")]
-pub async fn get_global_microsoft_settings(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
+pub async fn get_global_microsoft_settings(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     show(&state, Scope::Global).await
 }

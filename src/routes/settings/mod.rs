@@ -17,7 +17,11 @@ use crate::{
 ///
 /// # Errors
 /// 404 / 403 as [`AuthUser::may_manage_org`] says, 404 for an unknown organization.
-pub async fn organization_scope(db: &impl ConnectionTrait, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
+pub async fn organization_scope(
+    db: &impl ConnectionTrait,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<Scope> {
     caller.may_manage_org(id)?;
     organizations::get(db, id).await?;
     Ok(Scope::Organization(id))
@@ -27,8 +31,15 @@ pub async fn organization_scope(db: &impl ConnectionTrait, caller: &AuthUser, id
 ///
 /// # Errors
 /// 404 for an unknown user or one the caller may not see.
-pub async fn user_scope(db: &impl ConnectionTrait, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
+pub async fn user_scope(
+    db: &impl ConnectionTrait,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<Scope> {
     let user = users::get(db, id).await?;
     caller.may_access_user(user.id, user.organization_id)?;
-    Ok(Scope::User { user_id: user.id, organization_id: user.organization_id })
+    Ok(Scope::User {
+        user_id: user.id,
+        organization_id: user.organization_id,
+    })
 }
