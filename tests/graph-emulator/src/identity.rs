@@ -372,7 +372,7 @@ fn redeem_refresh(
             700082,
             format!(
                 "The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {inactive} seconds.",
-                entry.last_used.format("%Y-%m-%dT%H:%M:%S%.7fZ")
+                crate::time::format_stamp(entry.last_used)
             ),
         ));
     }

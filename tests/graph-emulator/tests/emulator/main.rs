@@ -1,1 +1,18 @@
-//! The emulator's tests: one binary, one module per area.
+//! The emulator's tests: one binary, one module per area. Every Graph body a test sees goes
+//! through the schema check in `helpers`.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails loudly at the first surprise"
+)]
+
+mod batch;
+mod calendar;
+mod control;
+mod events;
+mod faults;
+mod helpers;
+mod identity;
+mod schema;
+mod todo;
+mod walk;

@@ -1,0 +1,257 @@
+//! calendarView, recurrence expansion, /instances and calendarView/delta.
+
+use crate::helpers::{TestCtx, enc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const WINDOW: &str = "startDateTime=2026-03-01T00:00:00Z&endDateTime=2026-04-01T00:00:00Z";
+
+fn series(pattern: Value, range: Value) -> Value {
+    json!({
+        "subject": "Series",
+        "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-02T09:30:00", "timeZone": "UTC"},
+        "recurrence": {"pattern": pattern, "range": range},
+    })
+}
+
+async fn view_starts(ctx: &TestCtx) -> Vec<String> {
+    let resp = ctx
+        .get(&format!("/me/calendarView?{WINDOW}&$top=100"))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    resp.body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|e| e["start"]["dateTime"].as_str().expect("start")[..10].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_pattern_type_expands() {
+    let cases = [
+        (
+            json!({"type": "daily", "interval": 2}),
+            json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3}),
+            vec!["2026-03-02", "2026-03-04", "2026-03-06"],
+        ),
+        (
+            json!({"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "thursday"]}),
+            json!({"type": "endDate", "startDate": "2026-03-02", "endDate": "2026-03-09"}),
+            vec!["2026-03-02", "2026-03-05", "2026-03-09"],
+        ),
+        (
+            json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 15}),
+            json!({"type": "noEnd", "startDate": "2026-03-02"}),
+            vec!["2026-03-15"],
+        ),
+        (
+            json!({"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["tuesday"], "index": "second"}),
+            json!({"type": "noEnd", "startDate": "2026-03-01"}),
+            vec!["2026-03-10"],
+        ),
+        (
+            json!({"type": "absoluteYearly", "interval": 1, "dayOfMonth": 20, "month": 3}),
+            json!({"type": "noEnd", "startDate": "2025-01-01"}),
+            vec!["2026-03-20"],
+        ),
+        (
+            json!({"type": "relativeYearly", "interval": 1, "daysOfWeek": ["friday"], "index": "last", "month": 3}),
+            json!({"type": "noEnd", "startDate": "2025-01-01"}),
+            vec!["2026-03-27"],
+        ),
+    ];
+    for (pattern, range, expected) in cases {
+        let ctx = TestCtx::new().await;
+        let created = ctx.post("/me/events", series(pattern.clone(), range)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.body["type"], "seriesMaster");
+        assert_eq!(view_starts(&ctx).await, expected, "{pattern}");
+    }
+}
+
+#[tokio::test]
+async fn occurrences_can_become_exceptions_or_be_cancelled() {
+    let ctx = TestCtx::new().await;
+    let master = ctx
+        .post(
+            "/me/events",
+            series(
+                json!({"type": "daily", "interval": 1}),
+                json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3}),
+            ),
+        )
+        .await
+        .body;
+    let master_id = master["id"].as_str().expect("id");
+    let inst = ctx
+        .get(&format!("/me/events/{}/instances?{WINDOW}", enc(master_id)))
+        .await;
+    let items = inst.body["value"].as_array().expect("value").clone();
+    assert_eq!(items.len(), 3);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["type"] == "occurrence" && i["seriesMasterId"] == master_id)
+    );
+    let second = format!("/me/events/{}", enc(items[1]["id"].as_str().expect("id")));
+    let exc = ctx.patch(&second, json!({"subject": "Moved", "start": {"dateTime": "2026-03-03T15:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-03-03T15:30:00", "timeZone": "UTC"}})).await;
+    assert_eq!(exc.status, 200, "{}", exc.body);
+    assert_eq!(exc.body["type"], "exception");
+    assert_eq!(exc.body["seriesMasterId"], master_id);
+    assert_eq!(exc.body["start"]["dateTime"], "2026-03-03T15:00:00.0000000");
+    let third = format!("/me/events/{}", enc(items[2]["id"].as_str().expect("id")));
+    assert_eq!(ctx.delete(&third).await.status, 204);
+    let view = ctx.get(&format!("/me/calendarView?{WINDOW}")).await;
+    let subjects: Vec<&str> = view.body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|e| e["subject"].as_str().expect("subject"))
+        .collect();
+    assert_eq!(subjects, ["Series", "Moved"]);
+    assert_eq!(ctx.get(&third).await.status, 404);
+}
+
+#[tokio::test]
+async fn calendar_view_requires_a_window() {
+    let ctx = TestCtx::new().await;
+    let resp = ctx.get("/me/calendarView").await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(ctx.get("/me/calendarView/delta").await.status, 400);
+}
+
+/// Follows nextLinks to the deltaLink; returns all items and the deltaLink.
+pub async fn delta_round(ctx: &TestCtx, first: &str, page: usize) -> (Vec<Value>, String) {
+    let pref = format!("odata.maxpagesize={page}");
+    let mut url = first.to_owned();
+    let mut items = Vec::new();
+    loop {
+        let resp = ctx
+            .call(Method::GET, &url, None, &[("Prefer", &pref)])
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let value = resp.body["value"].as_array().expect("value");
+        assert!(value.len() <= page);
+        items.extend(value.iter().cloned());
+        if let Some(next) = resp.body["@odata.nextLink"].as_str() {
+            assert!(next.contains("$skiptoken="), "{next}");
+            url = next.to_owned();
+        } else {
+            let delta = resp.body["@odata.deltaLink"].as_str().expect("deltaLink");
+            assert!(delta.contains("$deltatoken="), "{delta}");
+            return (items, delta.to_owned());
+        }
+    }
+}
+
+#[tokio::test]
+async fn delta_pages_then_returns_only_changes_and_removals() {
+    let ctx = TestCtx::new().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            ctx.create_event(
+                &format!("e{i}"),
+                &format!("2026-03-0{}T09:00:00", i + 2),
+                &format!("2026-03-0{}T10:00:00", i + 2),
+            )
+            .await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let (items, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 2).await;
+    assert_eq!(items.len(), 5);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["@odata.type"] == "#microsoft.graph.event")
+    );
+    let (items, delta) = delta_round(&ctx, &delta, 2).await;
+    assert!(items.is_empty(), "nothing changed: {items:?}");
+    ctx.patch(
+        &format!("/me/events/{}", enc(&ids[0])),
+        json!({"subject": "changed"}),
+    )
+    .await;
+    ctx.emu
+        .outlook()
+        .delete_event(&ctx.user.id, &ids[1])
+        .expect("deleted in Outlook");
+    ctx.emu.outlook().update_event(&ctx.user.id, &ids[2], json!({"start": {"dateTime": "2026-05-01T09:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-05-01T10:00:00", "timeZone": "UTC"}})).expect("moved out");
+    let (items, _) = delta_round(&ctx, &delta, 2).await;
+    assert_eq!(items.len(), 3, "{items:#?}");
+    let changed = items
+        .iter()
+        .find(|i| i["id"] == ids[0].as_str())
+        .expect("changed item");
+    assert_eq!(changed["subject"], "changed");
+    for gone in [&ids[1], &ids[2]] {
+        let item = items
+            .iter()
+            .find(|i| i["id"] == gone.as_str())
+            .expect("removal");
+        assert_eq!(item["@removed"]["reason"], "deleted");
+    }
+}
+
+#[tokio::test]
+async fn expired_delta_token_is_410_sync_state_not_found() {
+    let ctx = TestCtx::new().await;
+    ctx.create_event("e", "2026-03-02T09:00:00", "2026-03-02T10:00:00")
+        .await;
+    let (_, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
+    ctx.emu.expire_delta_tokens(Some(&ctx.user.id));
+    let resp = ctx.get(&delta).await;
+    assert_eq!(resp.status, 410);
+    assert_eq!(resp.body["error"]["code"], "SyncStateNotFound");
+    let location = resp.header("location").expect("Location for resync");
+    let (items, _) = delta_round(&ctx, &location, 10).await;
+    assert_eq!(items.len(), 1, "a full resync returns everything again");
+}
+
+#[tokio::test]
+async fn replays_and_empty_first_pages_are_configurable() {
+    let ctx = TestCtx::new().await;
+    ctx.create_event("e", "2026-03-02T09:00:00", "2026-03-02T10:00:00")
+        .await;
+    ctx.emu.update_config(|c| c.delta_empty_first_page = true);
+    let first = ctx.get(&format!("/me/calendarView/delta?{WINDOW}")).await;
+    assert!(first.body["value"].as_array().expect("value").is_empty());
+    assert!(first.body["@odata.nextLink"].is_string());
+    assert_eq!(
+        first.header("preference-applied").as_deref(),
+        Some("odata.track-changes")
+    );
+    let (items, delta) = delta_round(
+        &ctx,
+        first.body["@odata.nextLink"].as_str().expect("next"),
+        10,
+    )
+    .await;
+    assert_eq!(items.len(), 1);
+    ctx.emu.update_config(|c| c.delta_replays = 1);
+    let (items, delta) = delta_round(&ctx, &delta, 10).await;
+    assert_eq!(items.len(), 1, "an unchanged item is replayed once");
+    let (items, _) = delta_round(&ctx, &delta, 10).await;
+    assert!(items.is_empty());
+}
+
+#[tokio::test]
+async fn recurring_series_appear_in_delta_as_occurrences() {
+    let ctx = TestCtx::new().await;
+    ctx.post(
+        "/me/events",
+        series(
+            json!({"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]}),
+            json!({"type": "noEnd", "startDate": "2026-03-02"}),
+        ),
+    )
+    .await;
+    let (items, _) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 3).await;
+    assert_eq!(items.len(), 5, "Mondays of March 2026");
+    assert!(items.iter().all(|i| i["type"] == "occurrence"));
+}
