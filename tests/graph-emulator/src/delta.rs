@@ -21,6 +21,8 @@ pub(crate) enum Scope {
     },
     /// `/me/todo/lists/{id}/tasks/delta`.
     Tasks { list_id: String },
+    /// `/me/todo/lists/delta`.
+    Lists,
 }
 
 /// The state a delta token stands for.
@@ -33,6 +35,20 @@ pub(crate) struct SyncState {
     pub expired: bool,
     /// Number shown in `SyncStateNotFound` messages.
     pub generation: u64,
+    /// The mailbox's change number when the round was planned.
+    pub seq: u64,
+}
+
+/// What a scope holds now, as the caller computes it.
+#[derive(Debug, Default)]
+pub(crate) struct Current {
+    /// Items in the scope: ID and version.
+    pub items: Vec<(String, u64)>,
+    /// Items changed since the state's change number that are outside the scope (events moved
+    /// or created outside the window): the real service reports them as `@removed` too.
+    pub outside: Vec<String>,
+    /// The mailbox's change number now.
+    pub seq: u64,
 }
 
 /// A round in progress: what is left to send, and the state to hand out at its end.
@@ -48,6 +64,7 @@ pub(crate) struct Cursor {
     /// Whether the next page is the deliberately empty first page.
     pub empty_page_pending: bool,
     pub generation: u64,
+    pub seq: u64,
 }
 
 /// All delta and skip tokens.
@@ -80,7 +97,7 @@ impl SyncStore {
         &mut self,
         user_id: &str,
         resume: Resume,
-        current: impl FnOnce(&Scope) -> Vec<(String, u64)>,
+        current: impl FnOnce(&Scope, Option<u64>) -> Current,
         replays: &mut u32,
         empty_first_page: bool,
     ) -> Result<Cursor, TokenError> {
@@ -102,12 +119,12 @@ impl SyncStore {
                         });
                     }
                 };
-                let items = current(&state.scope);
-                Ok(self.plan(user_id, state.scope, &state.known, items, replays, false))
+                let now = current(&state.scope, Some(state.seq));
+                Ok(self.plan(user_id, state.scope, &state.known, now, replays))
             }
             Resume::Initial(scope) => {
-                let items = current(&scope);
-                let mut c = self.plan(user_id, scope, &HashMap::new(), items, &mut 0, true);
+                let now = current(&scope, None);
+                let mut c = self.plan(user_id, scope, &HashMap::new(), now, &mut 0);
                 c.empty_page_pending = empty_first_page;
                 Ok(c)
             }
@@ -119,15 +136,14 @@ impl SyncStore {
         user_id: &str,
         scope: Scope,
         known: &HashMap<String, u64>,
-        current: Vec<(String, u64)>,
+        current: Current,
         replays: &mut u32,
-        initial: bool,
     ) -> Cursor {
         self.generation += 1;
         let mut entries = Vec::new();
         let mut next_known = HashMap::new();
         let mut replayed = false;
-        for (id, version) in current {
+        for (id, version) in current.items {
             let changed = known.get(&id) != Some(&version);
             // The real service sometimes sends an unchanged item again; clients must cope.
             let replay = !changed && !replayed && *replays > 0;
@@ -146,7 +162,14 @@ impl SyncStore {
             .collect();
         gone.sort();
         entries.extend(gone.into_iter().map(|id| (id.clone(), true)));
-        let _ = initial;
+        let mut outside: Vec<String> = current
+            .outside
+            .into_iter()
+            .filter(|id| !known.contains_key(id) && !next_known.contains_key(id))
+            .collect();
+        outside.sort();
+        outside.dedup();
+        entries.extend(outside.into_iter().map(|id| (id, true)));
         Cursor {
             user_id: user_id.to_owned(),
             scope,
@@ -156,6 +179,7 @@ impl SyncStore {
             expired: false,
             empty_page_pending: false,
             generation: self.generation,
+            seq: current.seq,
         }
     }
 
@@ -189,6 +213,7 @@ impl SyncStore {
                 known: cursor.next_known,
                 expired: false,
                 generation: cursor.generation,
+                seq: cursor.seq,
             },
         );
         (page, Err(token))

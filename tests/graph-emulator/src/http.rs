@@ -233,7 +233,7 @@ async fn graph_entry(
             } else {
                 resp.status
             };
-            shared.lock().log.push(log);
+            shared.lock().log_request(log);
             faults::mangle(kind, &resp, &request_id, &client_request_id)
         }
         _ => finish(&shared, log, &resp, &request_id, &client_request_id),
@@ -248,6 +248,6 @@ fn finish(
     client_request_id: &str,
 ) -> HttpResponse {
     log.status = resp.status;
-    shared.lock().log.push(log);
+    shared.lock().log_request(log);
     to_http(resp, request_id, client_request_id)
 }

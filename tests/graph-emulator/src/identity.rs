@@ -5,7 +5,7 @@
 use crate::faults::{self, FaultAction};
 use crate::http::parse_query;
 use crate::ids;
-use crate::state::{AccessToken, AuthCode, RefreshToken, Shared, State};
+use crate::state::{AuthCode, Shared, State};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// The Graph resource prefix of fully qualified scopes.
-const GRAPH_RESOURCE: &str = "https://graph.microsoft.com/";
+pub(crate) const GRAPH_RESOURCE: &str = "https://graph.microsoft.com/";
 /// Sign-in (`OpenID` Connect) scopes, which do not go into the access token.
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
@@ -72,7 +72,7 @@ pub(crate) fn is_oidc_scope(s: &str) -> bool {
     OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(s))
 }
 
-fn has(scopes: &[String], name: &str) -> bool {
+pub(crate) fn has_scope(scopes: &[String], name: &str) -> bool {
     scopes.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
@@ -241,7 +241,7 @@ pub(crate) async fn token(
     };
     match grant {
         Ok((user_id, scopes, nonce)) => {
-            issue(&mut state, &client_id, &user_id, &scopes, nonce.as_deref())
+            crate::tokens::issue(&mut state, &client_id, &user_id, &scopes, nonce.as_deref())
         }
         Err((status, error, code, msg)) => err(status, error, code, &msg),
     }
@@ -403,104 +403,8 @@ fn redeem_refresh(
     }
     // Asking for fewer scopes narrows the new tokens; offline_access stays with a refresh grant.
     let mut scopes = requested;
-    if !has(&scopes, "offline_access") {
+    if !has_scope(&scopes, "offline_access") {
         scopes.push("offline_access".into());
     }
     Ok((user_id, scopes, None))
-}
-
-/// Issues the token response.
-fn issue(
-    state: &mut State,
-    client_id: &str,
-    user_id: &str,
-    scopes: &[String],
-    nonce: Option<&str>,
-) -> HttpResponse {
-    let now = Utc::now();
-    let lifetime = state.config.access_token_lifetime_secs;
-    let resource: Vec<String> = scopes
-        .iter()
-        .filter(|s| !is_oidc_scope(s))
-        .cloned()
-        .collect();
-    let access = format!("EwB{}", ids::new_token(96));
-    state.access_tokens.insert(
-        access.clone(),
-        AccessToken {
-            user_id: user_id.to_owned(),
-            client_id: client_id.to_owned(),
-            scopes: resource.iter().map(|s| s.to_ascii_lowercase()).collect(),
-            expires_at: now + Duration::seconds(lifetime),
-        },
-    );
-    let scope_text: Vec<String> = resource
-        .iter()
-        .map(|s| format!("{GRAPH_RESOURCE}{s}"))
-        .collect();
-    let mut body = json!({
-        "token_type": "Bearer",
-        "scope": scope_text.join(" "),
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": access,
-    });
-    if has(scopes, "offline_access") {
-        let rt = format!("M.C5{}", ids::new_token(120));
-        state.refresh_tokens.insert(
-            rt.clone(),
-            RefreshToken {
-                user_id: user_id.to_owned(),
-                client_id: client_id.to_owned(),
-                scopes: scopes.to_vec(),
-                last_used: now,
-                revoked: false,
-                expired: false,
-            },
-        );
-        body["refresh_token"] = json!(rt);
-    }
-    if has(scopes, "openid")
-        && let Some(mbox) = state.mailboxes.get(user_id)
-    {
-        body["id_token"] = json!(id_token(&state.base_url, client_id, &mbox.user, nonce));
-    }
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store, no-cache"))
-        .insert_header(("Pragma", "no-cache"))
-        .json(body)
-}
-
-/// An ID token in JWT form. Its signature is not verifiable: the emulator publishes no keys.
-fn id_token(
-    base_url: &str,
-    client_id: &str,
-    user: &crate::mailbox::UserRecord,
-    nonce: Option<&str>,
-) -> String {
-    let now = Utc::now().timestamp();
-    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "graph-emulator"});
-    let mut claims = json!({
-        "aud": client_id,
-        "iss": format!("{base_url}/{}/v2.0", user.tenant_id),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-        "name": user.display_name,
-        "oid": user.id,
-        "preferred_username": user.user_principal_name,
-        "email": user.mail,
-        "sub": URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{client_id}{}", user.id).as_bytes())),
-        "tid": user.tenant_id,
-        "ver": "2.0",
-    });
-    if let Some(n) = nonce {
-        claims["nonce"] = json!(n);
-    }
-    format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        ids::new_token(64)
-    )
 }

@@ -26,6 +26,7 @@ mod authorize;
 mod control;
 mod delta;
 mod errors;
+mod event_view;
 mod events;
 mod faults;
 mod graph;
@@ -39,6 +40,7 @@ mod state;
 mod tasks;
 mod throttle;
 mod time;
+mod tokens;
 mod types;
 
 pub use outlook::{ControlError, ControlResult};

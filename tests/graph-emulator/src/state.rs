@@ -12,6 +12,9 @@ use std::sync::{Mutex, MutexGuard};
 /// Tenant ID of users and apps created without one.
 pub const DEFAULT_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
+/// Most entries the request log keeps.
+const LOG_CAPACITY: usize = 1_000_000;
+
 /// State shared by the HTTP handlers and the library handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -136,6 +139,15 @@ impl State {
     /// Forgets everything but the base URL.
     pub(crate) fn reset(&mut self) {
         *self = Self::new(std::mem::take(&mut self.base_url));
+    }
+
+    /// Appends to the request log. The oldest half is dropped past `LOG_CAPACITY`, so that a
+    /// long benchmark run cannot exhaust memory.
+    pub(crate) fn log_request(&mut self, entry: LoggedRequest) {
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.drain(..LOG_CAPACITY / 2);
+        }
+        self.log.push(entry);
     }
 
     /// Finds a user by object ID or user principal name (case-insensitive, as Entra ID does).

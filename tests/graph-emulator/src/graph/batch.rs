@@ -170,7 +170,7 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         );
         dispatch(&mut state, ctx, &greq)
     };
-    state.log.push(LoggedRequest {
+    state.log_request(LoggedRequest {
         method: item.method.to_ascii_uppercase(),
         path: full_path,
         query: query.to_owned(),

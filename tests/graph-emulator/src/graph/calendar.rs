@@ -2,7 +2,7 @@
 //! series expanded into occurrences and exceptions over a required time window.
 
 use super::{Ctx, GraphRequest, GraphResponse, collection_page, link};
-use crate::delta::{self, Resume, Scope, TokenError};
+use crate::delta::{self, Current, Resume, Scope, TokenError};
 use crate::errors::{ApiError, ApiResult};
 use crate::events;
 use crate::mailbox::Mailbox;
@@ -105,14 +105,26 @@ pub(super) fn instances(
     Ok(collection_page(state, req, &context, items))
 }
 
-/// Current (id, version) pairs of a calendar scope.
-fn current(mbox: &Mailbox, scope: &Scope) -> Vec<(String, u64)> {
-    match scope {
-        Scope::CalendarView { from, to } => all_instances(mbox, *from, *to)
-            .into_iter()
-            .map(|i| (i.id, i.version))
-            .collect(),
-        Scope::Tasks { .. } => Vec::new(),
+/// What a calendar scope holds now; with `since`, also the events changed since then that
+/// have no instance in the window.
+fn current(mbox: &Mailbox, scope: &Scope, since: Option<u64>) -> Current {
+    let Scope::CalendarView { from, to } = scope else {
+        return Current::default();
+    };
+    let instances = all_instances(mbox, *from, *to);
+    let outside = since.map_or_else(Vec::new, |since| {
+        mbox.events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.seq > since && !instances.iter().any(|x| x.master_index == *i))
+            .map(|(_, e)| e.id.clone())
+            .collect()
+    });
+    let items = instances.into_iter().map(|i| (i.id, i.version)).collect();
+    Current {
+        items,
+        outside,
+        seq: mbox.seq,
     }
 }
 
@@ -136,7 +148,7 @@ pub(super) fn delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResu
     let cursor = sync.begin(
         &ctx.user_id,
         resume,
-        |s| current(mbox, s),
+        |s, since| current(mbox, s, since),
         &mut config.delta_replays,
         config.delta_empty_first_page,
     );
@@ -181,10 +193,11 @@ pub(super) fn resume(
     req: &GraphRequest,
     initial: impl FnOnce() -> ApiResult<Scope>,
 ) -> ApiResult<Resume> {
-    if let Some(t) = req.param("$skiptoken") {
+    // An empty token (the `Location` of a 410) means a fresh round.
+    if let Some(t) = req.param("$skiptoken").filter(|t| !t.is_empty()) {
         return Ok(Resume::Skip(t.to_owned()));
     }
-    if let Some(t) = req.param("$deltatoken") {
+    if let Some(t) = req.param("$deltatoken").filter(|t| !t.is_empty()) {
         return Ok(Resume::Delta(t.to_owned()));
     }
     initial().map(Resume::Initial)

@@ -5,7 +5,7 @@ use super::event_routes::mailbox;
 use super::{
     Ctx, GraphRequest, GraphResponse, collection_page, method_not_allowed, unknown_segment,
 };
-use crate::delta::{self, Scope};
+use crate::delta::{self, Current, Scope};
 use crate::errors::{ApiError, ApiResult};
 use crate::mailbox::{add_extension, find_extension, patch_extension};
 use crate::state::State;
@@ -43,6 +43,7 @@ pub(super) fn route(
             let i = tasks::create_list(mbox, req.json_body()?)?;
             Ok(GraphResponse::json(201, mbox.lists[i].render()))
         }
+        ([d], "GET") if is_delta(d) => list_delta(state, ctx, req),
         ([lid], _) => {
             let mbox = mailbox(state, ctx)?;
             let l = tasks::find_list(mbox, lid)?;
@@ -252,7 +253,11 @@ fn task_delta(
         .ok_or_else(ApiError::not_found)?;
     let l = tasks::find_list(mbox, lid)?;
     let list = &mbox.lists[l];
-    let current = |_: &Scope| list.tasks.iter().map(|t| (t.id.clone(), t.seq)).collect();
+    let current = |_: &Scope, _: Option<u64>| Current {
+        items: list.tasks.iter().map(|t| (t.id.clone(), t.seq)).collect(),
+        outside: Vec::new(),
+        seq: mbox.seq,
+    };
     let cursor = match sync.begin(
         &ctx.user_id,
         resume,
@@ -282,6 +287,61 @@ fn task_delta(
         )
         .collect();
     let body = delta_body(state, req, "Collection(todoTask)", value, next);
+    Ok(with_preferences(
+        GraphResponse::json(200, body),
+        req,
+        initial,
+    ))
+}
+
+/// `GET /me/todo/lists/delta`.
+fn list_delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<GraphResponse> {
+    let resume = resume(req, || Ok(Scope::Lists))?;
+    let initial = matches!(resume, delta::Resume::Initial(_));
+    let State {
+        sync,
+        mailboxes,
+        config,
+        base_url,
+        ..
+    } = state;
+    let mbox = mailboxes
+        .get(&ctx.user_id)
+        .ok_or_else(ApiError::not_found)?;
+    let current = |_: &Scope, _: Option<u64>| Current {
+        items: mbox.lists.iter().map(|l| (l.id.clone(), l.seq)).collect(),
+        outside: Vec::new(),
+        seq: mbox.seq,
+    };
+    let cursor = match sync.begin(
+        &ctx.user_id,
+        resume,
+        current,
+        &mut config.delta_replays,
+        config.delta_empty_first_page,
+    ) {
+        Ok(c) => c,
+        Err(e) => return Ok(gone(base_url, ctx, req, e)),
+    };
+    let size = req
+        .prefer()
+        .max_page_size
+        .unwrap_or(config.default_page_size);
+    let (entries, next) = sync.page(cursor, size);
+    let value: Vec<Value> = entries
+        .iter()
+        .map(
+            |(id, removed)| match mbox.lists.iter().find(|l| !removed && &l.id == id) {
+                Some(l) => {
+                    let mut v = l.render();
+                    v["@odata.type"] = json!("#microsoft.graph.todoTaskList");
+                    v
+                }
+                None => delta::removed("#microsoft.graph.todoTaskList", id),
+            },
+        )
+        .collect();
+    let body = delta_body(state, req, "Collection(todoTaskList)", value, next);
     Ok(with_preferences(
         GraphResponse::json(200, body),
         req,

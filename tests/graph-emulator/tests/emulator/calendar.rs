@@ -255,3 +255,61 @@ async fn recurring_series_appear_in_delta_as_occurrences() {
     assert_eq!(items.len(), 5, "Mondays of March 2026");
     assert!(items.iter().all(|i| i["type"] == "occurrence"));
 }
+
+#[tokio::test]
+async fn events_changed_outside_the_window_come_back_as_removed() {
+    let ctx = TestCtx::new().await;
+    let (_, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
+    let outside = ctx
+        .create_event("Later", "2026-06-02T09:00:00", "2026-06-02T10:00:00")
+        .await;
+    let (items, _) = delta_round(&ctx, &delta, 10).await;
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(items[0]["id"], outside["id"]);
+    assert_eq!(items[0]["@removed"]["reason"], "deleted");
+}
+
+#[tokio::test]
+async fn calendar_view_pages_and_honours_prefer() {
+    let ctx = TestCtx::new().await;
+    for d in 2..5 {
+        ctx.create_event(
+            "e",
+            &format!("2026-03-0{d}T09:00:00"),
+            &format!("2026-03-0{d}T10:00:00"),
+        )
+        .await;
+    }
+    let pref = [(
+        "Prefer",
+        "odata.maxpagesize=2, outlook.timezone=\"Eastern Standard Time\"",
+    )];
+    let first = ctx
+        .call(
+            Method::GET,
+            &format!("/me/calendarView?{WINDOW}"),
+            None,
+            &pref,
+        )
+        .await;
+    assert_eq!(first.body["value"].as_array().expect("value").len(), 2);
+    assert_eq!(
+        first.body["value"][0]["start"],
+        json!({"dateTime": "2026-03-02T04:00:00.0000000", "timeZone": "Eastern Standard Time"})
+    );
+    let next = first.body["@odata.nextLink"]
+        .as_str()
+        .expect("nextLink")
+        .to_owned();
+    let second = ctx.call(Method::GET, &next, None, &pref).await;
+    assert_eq!(second.body["value"].as_array().expect("value").len(), 1);
+    let selected = ctx
+        .get(&format!("/me/calendarView?{WINDOW}&$select=subject"))
+        .await;
+    let first_item = selected.body["value"][0].as_object().expect("object");
+    assert!(
+        first_item.contains_key("subject")
+            && first_item.contains_key("id")
+            && !first_item.contains_key("body")
+    );
+}

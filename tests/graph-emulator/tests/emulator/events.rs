@@ -280,3 +280,54 @@ async fn list_pages_with_top_and_next_link() {
     assert_eq!(second.body["value"].as_array().expect("value").len(), 1);
     assert!(second.body.get("@odata.nextLink").is_none());
 }
+
+#[tokio::test]
+async fn users_path_works_for_the_signed_in_user_only() {
+    let ctx = TestCtx::new().await;
+    assert_eq!(ctx.get("/users/adele@contoso.com/events").await.status, 200);
+    assert_eq!(
+        ctx.get(&format!("/users/{}", ctx.user.id)).await.status,
+        200
+    );
+    ctx.emu
+        .create_user(graph_emulator::UserSpec {
+            user_principal_name: "other@contoso.com".into(),
+            ..Default::default()
+        })
+        .expect("user");
+    assert_eq!(ctx.get("/users/other@contoso.com/events").await.status, 403);
+}
+
+#[tokio::test]
+async fn unknown_paths_methods_and_bad_json_are_rejected_in_graph_shape() {
+    let ctx = TestCtx::new().await;
+    let resp = ctx
+        .call(
+            Method::GET,
+            "/me",
+            None,
+            &[("client-request-id", "abc-123")],
+        )
+        .await;
+    assert_eq!(resp.header("client-request-id").as_deref(), Some("abc-123"));
+    let unknown = ctx.get("/me/mailFolders").await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        unknown.body["error"]["message"],
+        "Resource not found for the segment 'mailFolders'."
+    );
+    let bad = ctx
+        .http
+        .post(format!("{}/v1.0/me/events", ctx.emu.url()))
+        .bearer_auth(&ctx.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.expect("json");
+    crate::helpers::check_body("POST", &["me".into(), "events".into()], 400, &body);
+    let missing = ctx.post("/me/events", json!({"subject": "no times"})).await;
+    assert_eq!(missing.status, 400);
+}

@@ -339,3 +339,55 @@ async fn without_login_hint_a_picker_page_is_shown() {
     assert!(html.contains("adele@contoso.com"), "{html}");
     let _ = SCOPES;
 }
+
+#[tokio::test]
+async fn fragment_and_form_post_response_modes() {
+    let ctx = TestCtx::new().await;
+    let resp = ctx
+        .http
+        .get(ctx.authorize_url(&[("response_mode", "fragment")]))
+        .send()
+        .await
+        .expect("answers");
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("{REDIRECT}#code=")),
+        "{location}"
+    );
+    let resp = ctx
+        .http
+        .get(ctx.authorize_url(&[("response_mode", "form_post")]))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("name=\"code\"") && html.contains(REDIRECT),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn id_token_carries_the_user_claims() {
+    use base64::Engine;
+    let ctx = TestCtx::new().await;
+    let code = ctx.authorize_code(&[("nonce", "n-1")]).await;
+    let resp = ctx.redeem(&code, VERIFIER).await;
+    let id_token = resp.body["id_token"].as_str().expect("id_token");
+    let payload = id_token.split('.').nth(1).expect("payload");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(claims["oid"], ctx.user.id.as_str());
+    assert_eq!(claims["preferred_username"], "adele@contoso.com");
+    assert_eq!(claims["aud"], ctx.app.client_id.as_str());
+    assert_eq!(claims["tid"], ctx.user.tenant_id.as_str());
+    assert_eq!(claims["nonce"], "n-1");
+}

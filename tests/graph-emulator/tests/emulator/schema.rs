@@ -135,7 +135,11 @@ pub fn for_response(method: &str, segments: &[String], status: u16) -> Option<Va
     if !(200..300).contains(&status) {
         return Some(component("microsoft.graph.ODataErrors.ODataError"));
     }
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // `/users/{id}/...` has the same shapes as `/me/...`.
+    if segs.first() == Some(&"users") && segs.len() >= 2 {
+        segs.splice(0..2, ["me"]);
+    }
     let coll = |item: &str| {
         serde_json::json!({"type": "object", "required": ["value"], "properties": {
             "value": {"type": "array", "items": {"$ref": format!("#/components/schemas/microsoft.graph.{item}")}}}})
@@ -156,6 +160,10 @@ pub fn for_response(method: &str, segments: &[String], status: u16) -> Option<Va
         (_, ["me", "events", _, "extensions", ..])
         | (_, ["me", "todo", "lists", _, "tasks", _, "extensions", ..]) => one("openTypeExtension"),
         (_, ["me", "calendarView", _]) => path_schema("/me/calendarView/delta()"),
+        (_, ["me", "todo", "lists", "delta"]) => serde_json::json!({"allOf": [
+            {"$ref": "#/components/schemas/BaseDeltaFunctionResponse"},
+            {"type": "object", "properties": {"value": {"type": "array", "items": {"$ref": "#/components/schemas/microsoft.graph.todoTaskList"}}}}
+        ]}),
         ("GET", ["me", "todo", "lists"]) => {
             component("microsoft.graph.todoTaskListCollectionResponse")
         }

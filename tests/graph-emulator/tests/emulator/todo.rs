@@ -167,3 +167,44 @@ async fn task_delta_reports_changes_and_removals() {
     ctx.emu.expire_delta_tokens(None);
     assert_eq!(ctx.get(&delta).await.status, 410);
 }
+
+#[tokio::test]
+async fn list_delta_reports_new_renamed_and_deleted_lists() {
+    let ctx = TestCtx::new().await;
+    let (items, delta) = delta_round(&ctx, "/me/todo/lists/delta", 10).await;
+    assert_eq!(items.len(), 1, "the built-in list");
+    let work = ctx
+        .post("/me/todo/lists", json!({"displayName": "Work"}))
+        .await
+        .body;
+    let (items, delta) = delta_round(&ctx, &delta, 10).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Work");
+    assert_eq!(
+        ctx.delete(&format!(
+            "/me/todo/lists/{}",
+            enc(work["id"].as_str().expect("id"))
+        ))
+        .await
+        .status,
+        204
+    );
+    let (items, _) = delta_round(&ctx, &delta, 10).await;
+    assert_eq!(items[0]["@removed"]["reason"], "deleted");
+}
+
+#[tokio::test]
+async fn an_expired_task_delta_resyncs_from_the_location() {
+    let ctx = TestCtx::new().await;
+    let base = format!(
+        "/me/todo/lists/{}/tasks",
+        enc(&ctx.user.default_task_list_id)
+    );
+    ctx.post(&base, json!({"title": "a"})).await;
+    let (_, delta) = delta_round(&ctx, &format!("{base}/delta"), 10).await;
+    ctx.emu.expire_delta_tokens(Some(&ctx.user.id));
+    let gone = ctx.get(&delta).await;
+    assert_eq!(gone.status, 410);
+    let (items, _) = delta_round(&ctx, &gone.header("location").expect("Location"), 10).await;
+    assert_eq!(items.len(), 1);
+}
