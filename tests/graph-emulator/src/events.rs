@@ -177,6 +177,7 @@ pub(crate) struct Instance {
 
 fn check_body(obj: &Map<String, Value>) -> ApiResult<()> {
     check_known_properties(obj, EVENT_PROPERTIES, "event")?;
+    crate::mailbox::check_schema(&Value::Object(obj.clone()), "microsoft.graph.event")?;
     check_enum(obj, "importance", &["low", "normal", "high"])?;
     check_enum(
         obj,

@@ -36,6 +36,7 @@ mod ids;
 mod mailbox;
 mod outlook;
 mod recurrence;
+pub mod schema;
 mod state;
 mod tasks;
 mod throttle;

@@ -232,3 +232,12 @@ pub(crate) fn patch_extension(ext: &mut Map<String, Value>, body: &Value) {
         }
     }
 }
+
+/// Checks a write body against the entity's schema (types, enum members, nested shapes).
+pub(crate) fn check_schema(body: &Value, component: &str) -> crate::errors::ApiResult<()> {
+    crate::schema::check_request(component, body).map_err(|violation| {
+        crate::errors::ApiError::body_read(format!(
+            "Cannot read the request body as '{component}': {violation}."
+        ))
+    })
+}

@@ -156,6 +156,7 @@ pub(crate) fn delete_list(mbox: &mut Mailbox, list: usize) -> ApiResult<()> {
 
 fn check_task_body(obj: &Map<String, Value>) -> ApiResult<()> {
     check_known_properties(obj, TASK_PROPERTIES, "todoTask")?;
+    crate::mailbox::check_schema(&Value::Object(obj.clone()), "microsoft.graph.todoTask")?;
     check_enum(obj, "importance", &["low", "normal", "high"])?;
     check_enum(
         obj,

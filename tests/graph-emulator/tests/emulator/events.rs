@@ -331,3 +331,38 @@ async fn unknown_paths_methods_and_bad_json_are_rejected_in_graph_shape() {
     let missing = ctx.post("/me/events", json!({"subject": "no times"})).await;
     assert_eq!(missing.status, 400);
 }
+
+#[tokio::test]
+async fn write_bodies_are_checked_against_the_schema() {
+    let ctx = TestCtx::new().await;
+    let times = |extra: serde_json::Value| {
+        let mut body = json!({"start": {"dateTime": "2026-07-01T10:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-07-01T11:00:00", "timeZone": "UTC"}});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let wrong_type = ctx
+        .post("/me/events", times(json!({"isAllDay": "yes"})))
+        .await;
+    assert_eq!(wrong_type.status, 400);
+    let wrong_enum = ctx
+        .post("/me/events", times(json!({"showAs": "sleeping"})))
+        .await;
+    assert_eq!(wrong_enum.status, 400);
+    let html = ctx
+        .post(
+            "/me/events",
+            times(json!({"body": {"contentType": "HTML", "content": "<p>Hi</p>"}})),
+        )
+        .await;
+    assert_eq!(html.status, 201, "enum members match ignoring case");
+    assert_eq!(html.body["body"]["contentType"], "html");
+    assert!(
+        html.body["body"]["content"]
+            .as_str()
+            .expect("content")
+            .starts_with("<html>")
+    );
+    assert_eq!(html.body["bodyPreview"], "Hi");
+}
