@@ -217,7 +217,11 @@ fn route(
             HttpResponse::NoContent().finish()
         }
         ("POST", ["delta", "expire"]) => {
-            state.sync.expire(selector()?.as_deref());
+            state.sync.expire(selector()?.as_deref(), false);
+            HttpResponse::NoContent().finish()
+        }
+        ("POST", ["delta", "resync-required"]) => {
+            state.sync.expire(selector()?.as_deref(), true);
             HttpResponse::NoContent().finish()
         }
         ("GET", ["config"]) => ok(&state.config),

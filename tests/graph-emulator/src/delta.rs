@@ -33,6 +33,8 @@ pub(crate) struct SyncState {
     /// Item ID to the version the client holds.
     pub known: HashMap<String, u64>,
     pub expired: bool,
+    /// Whether expiry answers `resyncRequired` rather than `SyncStateNotFound`.
+    pub resync: bool,
     /// Number shown in `SyncStateNotFound` messages.
     pub generation: u64,
     /// The mailbox's change number when the round was planned.
@@ -61,6 +63,7 @@ pub(crate) struct Cursor {
     pub offset: usize,
     pub next_known: HashMap<String, u64>,
     pub expired: bool,
+    pub resync: bool,
     /// Whether the next page is the deliberately empty first page.
     pub empty_page_pending: bool,
     pub generation: u64,
@@ -88,6 +91,7 @@ pub(crate) enum TokenError {
     Gone {
         generation: u64,
         scope: Option<Scope>,
+        resync: bool,
     },
 }
 
@@ -107,6 +111,7 @@ impl SyncStore {
                 other => Err(TokenError::Gone {
                     generation: other.map_or(self.generation, |c| c.generation),
                     scope: other.map(|c| c.scope.clone()),
+                    resync: other.is_some_and(|c| c.resync),
                 }),
             },
             Resume::Delta(token) => {
@@ -116,6 +121,7 @@ impl SyncStore {
                         return Err(TokenError::Gone {
                             generation: other.map_or(self.generation, |s| s.generation),
                             scope: other.map(|s| s.scope.clone()),
+                            resync: other.is_some_and(|s| s.resync),
                         });
                     }
                 };
@@ -177,6 +183,7 @@ impl SyncStore {
             offset: 0,
             next_known,
             expired: false,
+            resync: false,
             empty_page_pending: false,
             generation: self.generation,
             seq: current.seq,
@@ -212,6 +219,7 @@ impl SyncStore {
                 scope: cursor.scope,
                 known: cursor.next_known,
                 expired: false,
+                resync: false,
                 generation: cursor.generation,
                 seq: cursor.seq,
             },
@@ -219,14 +227,17 @@ impl SyncStore {
         (page, Err(token))
     }
 
-    /// Expires every token of one user, or of everyone.
-    pub(crate) fn expire(&mut self, user_id: Option<&str>) {
+    /// Expires every token of one user, or of everyone; `resync` makes them answer
+    /// `resyncRequired` instead of `SyncStateNotFound`.
+    pub(crate) fn expire(&mut self, user_id: Option<&str>, resync: bool) {
         let hit = |u: &str| user_id.is_none_or(|x| x == u);
         for s in self.states.values_mut().filter(|s| hit(&s.user_id)) {
             s.expired = true;
+            s.resync = resync;
         }
         for c in self.cursors.values_mut().filter(|c| hit(&c.user_id)) {
             c.expired = true;
+            c.resync = resync;
         }
     }
 }

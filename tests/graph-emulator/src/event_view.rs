@@ -187,9 +187,19 @@ fn web_link(id: &str) -> String {
 }
 
 fn preview(content: &str) -> String {
+    let words: Vec<String> = html_to_text(content)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    words.join(" ").chars().take(255).collect()
+}
+
+/// The text of an HTML body (what `Prefer: outlook.body-content-type="text"` returns).
+pub(crate) fn html_to_text(content: &str) -> String {
     let mut out = String::new();
     let mut in_tag = false;
     let body = content.split("<body>").nth(1).unwrap_or(content);
+    let body = body.split("</body>").next().unwrap_or(body);
     for c in body.chars() {
         match c {
             '<' => in_tag = true,
@@ -198,8 +208,7 @@ fn preview(content: &str) -> String {
             _ => {}
         }
     }
-    let words: Vec<&str> = out.split_whitespace().collect();
-    words.join(" ").chars().take(255).collect()
+    out.trim().to_owned()
 }
 
 fn defaults(user: &UserRecord) -> Map<String, Value> {

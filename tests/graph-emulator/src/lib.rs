@@ -205,7 +205,12 @@ impl Emulator {
 
     /// Expires delta and skip tokens of one user (or everyone): 410 `SyncStateNotFound`.
     pub fn expire_delta_tokens(&self, user_id: Option<&str>) {
-        self.shared.lock().sync.expire(user_id);
+        self.shared.lock().sync.expire(user_id, false);
+    }
+
+    /// Like `expire_delta_tokens`, but the tokens answer 410 `resyncRequired`.
+    pub fn require_delta_resync(&self, user_id: Option<&str>) {
+        self.shared.lock().sync.expire(user_id, true);
     }
 
     /// Injects a fault for the next `count` matching requests.

@@ -274,3 +274,65 @@ impl Recurrence {
         self.dates_until(d).last() == Some(&d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Recurrence;
+    use chrono::NaiveDate;
+    use serde_json::json;
+
+    fn dates(pattern: serde_json::Value, range: serde_json::Value, until: &str) -> Vec<String> {
+        let rec = Recurrence::parse(&json!({"pattern": pattern, "range": range})).expect("valid");
+        let until = NaiveDate::parse_from_str(until, "%Y-%m-%d").expect("date");
+        rec.dates_until(until)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn weekly_with_interval_counts_weeks_from_the_first_day_of_week() {
+        let got = dates(
+            json!({"type": "weekly", "interval": 2, "daysOfWeek": ["monday", "sunday"], "firstDayOfWeek": "monday"}),
+            json!({"type": "noEnd", "startDate": "2026-03-04"}),
+            "2026-03-31",
+        );
+        // The week of Mon 2 March counts as week 0 (its Monday is before the start date).
+        assert_eq!(
+            got,
+            ["2026-03-08", "2026-03-16", "2026-03-22", "2026-03-30"]
+        );
+    }
+
+    #[test]
+    fn relative_monthly_last_weekday_and_numbered_ranges() {
+        let got = dates(
+            json!({"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"], "index": "last"}),
+            json!({"type": "numbered", "startDate": "2026-01-01", "numberOfOccurrences": 3}),
+            "2027-01-01",
+        );
+        assert_eq!(got, ["2026-01-30", "2026-02-27", "2026-03-31"]);
+    }
+
+    #[test]
+    fn absolute_monthly_skips_months_without_the_day_and_end_date_is_inclusive() {
+        let got = dates(
+            json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}),
+            json!({"type": "endDate", "startDate": "2026-01-01", "endDate": "2026-05-31"}),
+            "2027-01-01",
+        );
+        assert_eq!(got, ["2026-01-31", "2026-03-31", "2026-05-31"]);
+    }
+
+    #[test]
+    fn invalid_recurrences_are_refused() {
+        for bad in [
+            json!({"pattern": {"type": "weekly", "interval": 1}, "range": {"type": "noEnd", "startDate": "2026-01-01"}}),
+            json!({"pattern": {"type": "hourly"}, "range": {"type": "noEnd", "startDate": "2026-01-01"}}),
+            json!({"pattern": {"type": "daily"}, "range": {"type": "numbered", "startDate": "2026-01-01", "numberOfOccurrences": 0}}),
+            json!({"pattern": {"type": "daily"}, "range": {"type": "endDate", "startDate": "2026-02-01", "endDate": "2026-01-01"}}),
+        ] {
+            assert!(Recurrence::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}

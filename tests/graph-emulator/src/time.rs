@@ -166,6 +166,8 @@ pub(crate) struct Prefer {
     pub unknown_timezone: Option<String>,
     /// `odata.maxpagesize`.
     pub max_page_size: Option<usize>,
+    /// `outlook.body-content-type="text"`.
+    pub text_body: bool,
 }
 
 impl Prefer {
@@ -189,6 +191,7 @@ impl Prefer {
                         None => out.unknown_timezone = Some(val.to_owned()),
                     },
                     "odata.maxpagesize" => out.max_page_size = val.parse().ok().filter(|n| *n > 0),
+                    "outlook.body-content-type" => out.text_body = val.eq_ignore_ascii_case("text"),
                     _ => {}
                 }
             }

@@ -74,7 +74,11 @@ pub(super) fn view(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResul
         .map(|i| render_instance(mbox, i, req))
         .collect();
     let context = format!("users('{}')/calendarView", ctx.user_id);
-    Ok(collection_page(state, req, &context, items))
+    Ok(with_preferences(
+        collection_page(state, req, &context, items),
+        req,
+        false,
+    ))
 }
 
 /// `GET /me/events/{id}/instances`.
@@ -174,6 +178,7 @@ pub(super) fn delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResu
                 Some((i, date)) => {
                     let mut v = events::render(&mbox.events[i], date, &zone, &mbox.user, false);
                     v["@odata.type"] = json!("#microsoft.graph.event");
+                    req.adjust_event(&mut v);
                     v
                 }
                 None => delta::removed("#microsoft.graph.event", id),
@@ -245,6 +250,9 @@ pub(super) fn with_preferences(
     if let Some(z) = &prefer.timezone {
         applied.push(format!("outlook.timezone=\"{}\"", z.name));
     }
+    if prefer.text_body {
+        applied.push("outlook.body-content-type=\"text\"".to_owned());
+    }
     if !applied.is_empty() {
         resp = resp.header("Preference-Applied", applied.join(", "));
     }
@@ -253,14 +261,28 @@ pub(super) fn with_preferences(
 
 /// 410 `SyncStateNotFound`, with a `Location` that starts a full resync of the same scope.
 pub(super) fn gone(base_url: &str, ctx: &Ctx, req: &GraphRequest, e: TokenError) -> GraphResponse {
-    let TokenError::Gone { generation, scope } = e;
-    let err = ApiError::new(
-        410,
-        "SyncStateNotFound",
-        format!(
-            "The sync state generation is not found; generation={generation};[highest={generation}]."
-        ),
-    );
+    let TokenError::Gone {
+        generation,
+        scope,
+        resync,
+    } = e;
+    let err = if resync {
+        ApiError::new(
+            410,
+            "resyncRequired",
+            "Resync required. Replace any local items with the server's version (including \
+             deletes) if you're sure that the service was up to date with your local changes \
+             when you last sync'd. Upload any local changes that the server doesn't know about.",
+        )
+    } else {
+        ApiError::new(
+            410,
+            "SyncStateNotFound",
+            format!(
+                "The sync state generation is not found; generation={generation};[highest={generation}]."
+            ),
+        )
+    };
     let query = match scope {
         Some(Scope::CalendarView { from, to }) => format!(
             "?startDateTime={}&endDateTime={}",

@@ -82,6 +82,7 @@ pub(super) fn mailbox<'a>(state: &'a mut State, ctx: &Ctx) -> ApiResult<&'a mut 
 
 /// Keeps only `$select`ed properties (plus `id` and `@odata.etag`, as Graph does).
 pub(super) fn select(req: &GraphRequest, mut v: Value) -> Value {
+    req.adjust_event(&mut v);
     let Some(sel) = req.param("$select") else {
         return v;
     };
@@ -104,7 +105,11 @@ fn list(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<GraphResp
         .map(|e| select(req, events::render(e, None, &zone, &mbox.user, expand)))
         .collect();
     let context = format!("users('{}')/events", ctx.user_id);
-    Ok(collection_page(state, req, &context, items))
+    Ok(calendar::with_preferences(
+        collection_page(state, req, &context, items),
+        req,
+        false,
+    ))
 }
 
 fn create(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<GraphResponse> {
@@ -137,14 +142,11 @@ fn get(state: &mut State, ctx: &Ctx, req: &GraphRequest, id: &str) -> ApiResult<
         "{base}/v1.0/$metadata#users('{}')/events/$entity",
         ctx.user_id
     ));
-    let mut resp = GraphResponse::json(200, body);
-    if req.prefer().timezone.is_some() {
-        resp = resp.header(
-            "Preference-Applied",
-            format!("outlook.timezone=\"{}\"", zone.name),
-        );
-    }
-    Ok(resp)
+    Ok(calendar::with_preferences(
+        GraphResponse::json(200, body),
+        req,
+        false,
+    ))
 }
 
 fn extension(

@@ -57,10 +57,57 @@ impl GraphRequest {
         )
     }
 
-    /// Whether `$expand` names `what`.
+    /// Whether `$expand` names `what`, alone or with options (`extensions($filter=...)`).
     pub(crate) fn expands(&self, what: &str) -> bool {
-        self.param("$expand")
-            .is_some_and(|e| e.split(',').any(|x| x.trim().eq_ignore_ascii_case(what)))
+        self.expand_options(what).is_some()
+    }
+
+    /// The options of an `$expand` item: `Some("")` when it has none.
+    fn expand_options(&self, what: &str) -> Option<&str> {
+        let expand = self.param("$expand")?;
+        expand.split(',').map(str::trim).find_map(|item| {
+            let head = item.get(..what.len())?;
+            if !head.eq_ignore_ascii_case(what) {
+                return None;
+            }
+            let rest = &item[what.len()..];
+            if rest.is_empty() {
+                Some("")
+            } else {
+                rest.strip_prefix('(').and_then(|r| r.strip_suffix(')'))
+            }
+        })
+    }
+
+    /// Applies `$expand=extensions($filter=id eq '...')` to a rendered item: only the named
+    /// extension stays (matched by ID or extension name, as Outlook does).
+    pub(crate) fn filter_expanded_extensions(&self, item: &mut Value) {
+        let Some(options) = self.expand_options("extensions") else {
+            return;
+        };
+        let Some(filter) = options.trim().strip_prefix("$filter=") else {
+            return;
+        };
+        let Some((_, wanted)) = filter.split_once("eq") else {
+            return;
+        };
+        let wanted = wanted.trim().trim_matches('\'');
+        if let Some(list) = item.get_mut("extensions").and_then(Value::as_array_mut) {
+            list.retain(|e| e["id"] == wanted || e["extensionName"] == wanted);
+        }
+    }
+
+    /// Applies the request's `$expand` options and `Prefer: outlook.body-content-type` to a
+    /// rendered event.
+    pub(crate) fn adjust_event(&self, item: &mut Value) {
+        self.filter_expanded_extensions(item);
+        if self.prefer().text_body
+            && let Some(body) = item.get_mut("body")
+            && body["contentType"] == "html"
+        {
+            let text = crate::event_view::html_to_text(body["content"].as_str().unwrap_or(""));
+            *body = json!({"contentType": "text", "content": text});
+        }
     }
 
     /// The JSON body, required.

@@ -64,7 +64,11 @@ pub(super) fn route(
             let items: Vec<Value> = mbox.lists[l]
                 .tasks
                 .iter()
-                .map(|t| render_task(t, ext, linked))
+                .map(|t| {
+                    let mut v = render_task(t, ext, linked);
+                    req.filter_expanded_extensions(&mut v);
+                    v
+                })
                 .collect();
             let context = format!("users('{user}')/todo/lists('{lid}')/tasks");
             Ok(collection_page(state, req, &context, items))
@@ -104,11 +108,13 @@ fn task(
     let l = tasks::find_list(mbox, lid)?;
     let t = tasks::find_task(mbox, l, tid)?;
     let render = |mbox: &crate::mailbox::Mailbox| {
-        render_task(
+        let mut v = render_task(
             &mbox.lists[l].tasks[t],
             req.expands("extensions"),
             req.expands("linkedResources"),
-        )
+        );
+        req.filter_expanded_extensions(&mut v);
+        v
     };
     match req.method.as_str() {
         "GET" => Ok(GraphResponse::json(200, render(mbox))),

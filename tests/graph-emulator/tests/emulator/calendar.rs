@@ -313,3 +313,13 @@ async fn calendar_view_pages_and_honours_prefer() {
             && !first_item.contains_key("body")
     );
 }
+
+#[tokio::test]
+async fn tokens_can_be_made_to_answer_resync_required() {
+    let ctx = TestCtx::new().await;
+    let (_, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
+    ctx.emu.require_delta_resync(None);
+    let resp = ctx.get(&delta).await;
+    assert_eq!(resp.status, 410);
+    assert_eq!(resp.body["error"]["code"], "resyncRequired");
+}

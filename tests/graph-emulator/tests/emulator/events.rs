@@ -366,3 +366,41 @@ async fn write_bodies_are_checked_against_the_schema() {
     );
     assert_eq!(html.body["bodyPreview"], "Hi");
 }
+
+#[tokio::test]
+async fn expand_with_a_filter_and_text_bodies_on_request() {
+    let ctx = TestCtx::new().await;
+    let created = ctx
+        .post("/me/events", json!({
+            "subject": "x",
+            "body": {"contentType": "html", "content": "<b>Bold</b> text"},
+            "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-03-02T10:00:00", "timeZone": "UTC"},
+            "extensions": [{"extensionName": "com.a", "v": 1}, {"extensionName": "com.b", "v": 2}],
+        }))
+        .await;
+    let path = format!(
+        "/me/events/{}",
+        enc(created.body["id"].as_str().expect("id"))
+    );
+    let one = ctx.get(&format!("{path}?$expand=extensions($filter=id eq 'Microsoft.OutlookServices.OpenTypeExtension.com.b')")).await;
+    let exts = one.body["extensions"].as_array().expect("extensions");
+    assert_eq!(exts.len(), 1);
+    assert_eq!(exts[0]["v"], 2);
+    let text = ctx
+        .call(
+            Method::GET,
+            &path,
+            None,
+            &[("Prefer", "outlook.body-content-type=\"text\"")],
+        )
+        .await;
+    assert_eq!(
+        text.body["body"],
+        json!({"contentType": "text", "content": "Bold text"})
+    );
+    assert_eq!(
+        text.header("preference-applied").as_deref(),
+        Some("outlook.body-content-type=\"text\"")
+    );
+}
