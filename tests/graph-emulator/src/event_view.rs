@@ -56,33 +56,42 @@ pub(crate) fn instances(
             Vec::new()
         };
     };
-    // An exception may have moved up to a few days later than its original date.
-    let until = (to + chrono::Duration::days(2))
-        .with_timezone(&ev.start.tz)
+    // Occurrences keep their length, so one that overlaps the window starts at most that long
+    // before it.
+    let length = (ev.end.utc() - ev.start.utc()).max(chrono::Duration::zero());
+    let tz = ev.start.tz;
+    let first = (from - length - chrono::Duration::days(1))
+        .with_timezone(&tz)
+        .date_naive();
+    let until = (to + chrono::Duration::days(1))
+        .with_timezone(&tz)
         .date_naive();
     let mut out = Vec::new();
-    for d in rec.dates_until(until) {
-        if ev.cancelled.contains(&d) {
-            continue;
-        }
-        let (s, e, version) = match ev.exceptions.get(&d) {
-            Some(exc) => (exc.start.utc(), exc.end.utc(), exc.seq.max(ev.seq)),
-            None => {
-                let (s, e) = occurrence_moments(ev, d);
-                (s.utc(), e.utc(), ev.seq)
-            }
-        };
-        if overlaps(s, e, from, to) {
+    let mut push = |d: NaiveDate, start: DateTime<Utc>, end: DateTime<Utc>, version: u64| {
+        if overlaps(start, end, from, to) {
             let id = ids::occurrence_id(&ev.id, d);
             out.push(Instance {
                 id,
                 master_index: index,
                 date: Some(d),
-                start: s,
+                start,
                 version,
             });
         }
+    };
+    for d in rec.dates_between(first, until) {
+        if !ev.cancelled.contains(&d) && !ev.exceptions.contains_key(&d) {
+            let (s, e) = occurrence_moments(ev, d);
+            push(d, s.utc(), e.utc(), ev.seq);
+        }
     }
+    // Exceptions may have moved anywhere, so they are checked on their own times.
+    for (d, exc) in &ev.exceptions {
+        if !ev.cancelled.contains(d) {
+            push(*d, exc.start.utc(), exc.end.utc(), exc.seq.max(ev.seq));
+        }
+    }
+    out.sort_by(|a, b| a.start.cmp(&b.start));
     out
 }
 

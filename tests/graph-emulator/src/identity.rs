@@ -57,12 +57,12 @@ pub(crate) fn aad_error(
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace()
         .map(|x| {
-            if x.len() > GRAPH_RESOURCE.len()
-                && x[..GRAPH_RESOURCE.len()].eq_ignore_ascii_case(GRAPH_RESOURCE)
-            {
-                x[GRAPH_RESOURCE.len()..].to_owned()
-            } else {
-                x.to_owned()
+            // `get` keeps a multi-byte character at the boundary from panicking.
+            match (x.get(..GRAPH_RESOURCE.len()), x.get(GRAPH_RESOURCE.len()..)) {
+                (Some(head), Some(rest)) if head.eq_ignore_ascii_case(GRAPH_RESOURCE) => {
+                    rest.to_owned()
+                }
+                _ => x.to_owned(),
             }
         })
         .collect()

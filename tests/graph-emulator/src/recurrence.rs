@@ -6,8 +6,11 @@
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use serde_json::Value;
 
-/// Upper bound on generated dates, so that a `noEnd` series cannot run away.
+/// Upper bound on the dates one expansion returns.
 const MAX_OCCURRENCES: usize = 10_000;
+/// Upper bound on the periods walked (about 550 years of days), so that a pattern that never
+/// matches cannot run away.
+const MAX_PERIODS: i64 = 200_000;
 
 /// A parsed recurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,39 +168,37 @@ impl Recurrence {
         Ok(())
     }
 
-    /// Occurrence dates from the range start up to and including `until`, in order.
-    pub(crate) fn dates_until(&self, until: NaiveDate) -> Vec<NaiveDate> {
+    /// Occurrence dates within `[from, until]`, in order. Numbered ranges count from the range
+    /// start, so earlier dates are walked but not kept.
+    pub(crate) fn dates_between(&self, from: NaiveDate, until: NaiveDate) -> Vec<NaiveDate> {
         let last = match self.end {
             RangeEnd::Date(d) => d.min(until),
             _ => until,
         };
-        let limit = match self.end {
-            RangeEnd::Count(n) => n.min(MAX_OCCURRENCES),
-            _ => MAX_OCCURRENCES,
+        let count_limit = match self.end {
+            RangeEnd::Count(n) => n,
+            _ => usize::MAX,
         };
         let mut out = Vec::new();
+        let mut counted = 0usize;
         // Candidate dates come period by period (day, week, month or year); each period's
         // matches are sorted, so the output is ordered.
         let mut period: i64 = 0;
-        loop {
-            let candidates = self.period_dates(period);
-            let Some(period_start) = self.period_start(period) else {
-                break;
-            };
-            if period_start > last {
+        while let Some(period_start) = self.period_start(period) {
+            if period_start > last || period > MAX_PERIODS {
                 break;
             }
-            for d in candidates {
+            for d in self.period_dates(period) {
                 if d < self.start {
                     continue;
                 }
-                if d > last || out.len() >= limit {
+                if d > last || counted >= count_limit || out.len() >= MAX_OCCURRENCES {
                     return out;
                 }
-                out.push(d);
-            }
-            if out.len() >= limit {
-                break;
+                counted += 1;
+                if d >= from {
+                    out.push(d);
+                }
             }
             period += i64::from(self.interval);
         }
@@ -271,7 +272,7 @@ impl Recurrence {
 
     /// Whether `d` is one of the series' dates.
     pub(crate) fn contains(&self, d: NaiveDate) -> bool {
-        self.dates_until(d).last() == Some(&d)
+        self.dates_between(d, d) == [d]
     }
 }
 
@@ -284,7 +285,7 @@ mod tests {
     fn dates(pattern: serde_json::Value, range: serde_json::Value, until: &str) -> Vec<String> {
         let rec = Recurrence::parse(&json!({"pattern": pattern, "range": range})).expect("valid");
         let until = NaiveDate::parse_from_str(until, "%Y-%m-%d").expect("date");
-        rec.dates_until(until)
+        rec.dates_between(NaiveDate::MIN, until)
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -334,5 +335,20 @@ mod tests {
         ] {
             assert!(Recurrence::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn old_series_still_expand_today() {
+        let rec = Recurrence::parse(&json!({"pattern": {"type": "daily", "interval": 1}, "range": {"type": "noEnd", "startDate": "1990-01-01"}})).expect("valid");
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+        assert_eq!(rec.dates_between(day, day), [day]);
+        assert!(rec.contains(day));
+        let numbered = Recurrence::parse(&json!({"pattern": {"type": "daily", "interval": 1}, "range": {"type": "numbered", "startDate": "2026-01-01", "numberOfOccurrences": 10}})).expect("valid");
+        let from = NaiveDate::from_ymd_opt(2026, 1, 8).expect("date");
+        assert_eq!(
+            numbered.dates_between(from, NaiveDate::MAX).len(),
+            3,
+            "counting starts at the range start"
+        );
     }
 }

@@ -323,3 +323,35 @@ async fn tokens_can_be_made_to_answer_resync_required() {
     assert_eq!(resp.status, 410);
     assert_eq!(resp.body["error"]["code"], "resyncRequired");
 }
+
+#[tokio::test]
+async fn an_exception_moved_far_shows_in_the_window_it_moved_to() {
+    let ctx = TestCtx::new().await;
+    let master = ctx
+        .post(
+            "/me/events",
+            series(
+                json!({"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]}),
+                json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 2}),
+            ),
+        )
+        .await
+        .body;
+    let inst = ctx
+        .get(&format!(
+            "/me/events/{}/instances?{WINDOW}",
+            enc(master["id"].as_str().expect("id"))
+        ))
+        .await;
+    let first = inst.body["value"][0]["id"].as_str().expect("id").to_owned();
+    let moved = ctx.patch(&format!("/me/events/{}", enc(&first)), json!({"start": {"dateTime": "2026-03-20T09:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-03-20T09:30:00", "timeZone": "UTC"}})).await;
+    assert_eq!(moved.status, 200);
+    let view = ctx
+        .get("/me/calendarView?startDateTime=2026-03-15T00:00:00Z&endDateTime=2026-03-25T00:00:00Z")
+        .await;
+    let items = view.body["value"].as_array().expect("value");
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(items[0]["id"], first.as_str());
+    assert_eq!(items[0]["type"], "exception");
+    assert_eq!(items[0]["originalStart"], "2026-03-02T09:00:00Z");
+}

@@ -2,14 +2,22 @@
 //! round with a change and a deletion, a 410 resync, and a batch with a 429 inside.
 
 use crate::calendar::delta_round;
-use crate::helpers::{TestCtx, check_batch, enc};
+use crate::helpers::{TestCtx, VERIFIER, check_batch, enc};
 use graph_emulator::{Fault, FaultSpec};
 use serde_json::json;
 
 #[tokio::test]
 async fn documented_flows_work_end_to_end() {
-    // authorize + token (PKCE S256) happen in TestCtx::new.
-    let ctx = TestCtx::new().await;
+    // TestCtx::new signs in once; the walk repeats authorize and token to show each step.
+    let mut ctx = TestCtx::new().await;
+    let code = ctx.authorize_code(&[]).await;
+    let tokens = ctx.redeem(&code, VERIFIER).await;
+    assert_eq!(tokens.status, 200);
+    assert_eq!(tokens.body["token_type"], "Bearer");
+    ctx.token = tokens.body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
     let me = ctx.get("/me").await;
     assert_eq!(me.body["userPrincipalName"], "adele@contoso.com");
 
