@@ -91,7 +91,7 @@ pub(crate) fn instances(
             push(*d, exc.start.utc(), exc.end.utc(), exc.seq.max(ev.seq));
         }
     }
-    out.sort_by(|a, b| a.start.cmp(&b.start));
+    out.sort_by_key(|i| i.start);
     out
 }
 
