@@ -2,7 +2,8 @@
 //! window, and the JSON Graph returns for an event, with defaults, computed properties and
 //! times in the zone the client prefers.
 
-use crate::events::{EventRecord, Instance, Moment, is_all_day};
+use crate::event_input::is_all_day;
+use crate::events::{EventRecord, Instance, Moment};
 use crate::ids;
 use crate::mailbox::{Mailbox, UserRecord, etag};
 use crate::time::{Zone, dttz, format_local, format_stamp, windows_name};

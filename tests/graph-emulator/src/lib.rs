@@ -26,6 +26,7 @@ mod authorize;
 mod control;
 mod delta;
 mod errors;
+mod event_input;
 mod event_view;
 mod events;
 mod faults;
