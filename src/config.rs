@@ -60,6 +60,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// HTTP worker threads. Default: one per CPU core.
     pub http_workers: Option<usize>,
+    /// How long users and settings stay cached, in milliseconds; 0 disables the cache.
+    /// Writes by this process are seen at once; writes by other processes sharing the
+    /// database within this time. Default 1000.
+    pub cache_ttl_ms: u64,
     /// E-mail of the admin created on first start when no admin exists.
     pub admin_email: Option<String>,
     /// Password of that admin.
@@ -82,6 +86,7 @@ struct Layer {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     http_workers: Option<usize>,
+    cache_ttl_ms: Option<u64>,
     admin_email: Option<String>,
     admin_password: Option<SecretString>,
 }
@@ -117,6 +122,7 @@ impl Layer {
             public_url: var("PUBLIC_URL"),
             max_body_bytes: parsed("MAX_BODY_BYTES")?.map(|v| v as usize),
             http_workers: parsed("HTTP_WORKERS")?.map(|v| v as usize),
+            cache_ttl_ms: parsed("CACHE_TTL_MS")?,
             admin_email: var("ADMIN_EMAIL"),
             admin_password: var("ADMIN_PASSWORD").map(SecretString::from),
         })
@@ -137,6 +143,7 @@ impl Layer {
             public_url: over.public_url.or(self.public_url),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             http_workers: over.http_workers.or(self.http_workers),
+            cache_ttl_ms: over.cache_ttl_ms.or(self.cache_ttl_ms),
             admin_email: over.admin_email.or(self.admin_email),
             admin_password: over.admin_password.or(self.admin_password),
         }
@@ -211,6 +218,7 @@ impl Settings {
             public_url: trim_slash(&public_url),
             max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
             http_workers: layer.http_workers.filter(|n| *n > 0),
+            cache_ttl_ms: layer.cache_ttl_ms.unwrap_or(1000),
             admin_email: layer.admin_email,
             admin_password: layer.admin_password,
         })

@@ -20,7 +20,10 @@ use crate::{
     config::{Keys, Settings},
     crypto::Cipher,
     db,
-    domain::users,
+    domain::{
+        settings::microsoft::SettingsCache,
+        users::{self, UserCache},
+    },
     error::ApiError,
     routes::{self, extract},
 };
@@ -36,6 +39,24 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Encrypts secrets at rest.
     pub cipher: Cipher,
+    /// Short-lived caches of hot rows.
+    pub caches: Arc<Caches>,
+}
+
+/// Short-lived caches of hot rows (see [`crate::domain::cache`]).
+#[derive(Debug)]
+pub struct Caches {
+    /// Users by id.
+    pub users: UserCache,
+    /// Microsoft settings rows by scope key.
+    pub settings: SettingsCache,
+}
+
+impl Caches {
+    /// Caches whose entries live `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self { users: UserCache::new(ttl), settings: SettingsCache::new(ttl) }
+    }
 }
 
 /// Paths of the document with their methods, for the 404/405 fallback.
@@ -136,6 +157,7 @@ impl Application {
             db,
             jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
             cipher: Cipher::from_base64_key(&keys.encryption_key)?,
+            caches: Arc::new(Caches::new(std::time::Duration::from_millis(settings.cache_ttl_ms))),
             settings: Arc::new(settings),
         });
         let doc = crate::openapi::document();

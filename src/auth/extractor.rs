@@ -75,7 +75,7 @@ impl FromRequest for AuthUser {
                     "The access token is invalid or has expired.",
                 )
             })?;
-            let user = users::find_by_id(&state.db, claims.sub)
+            let user = users::find_by_id_cached(&state.db, &state.caches.users, claims.sub)
                 .await?
                 .ok_or_else(|| {
                     unauthorized("invalid_token", "The token's user no longer exists.")

@@ -2,6 +2,7 @@
 //! nothing here knows about HTTP beyond returning [`crate::error::ApiError`].
 
 pub mod access;
+pub mod cache;
 pub mod email;
 pub mod etag;
 pub mod organizations;

@@ -193,6 +193,23 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option
     Ok(users::Entity::find_by_id(id).one(db).await?)
 }
 
+/// Cache of users by id (`None`: no such user).
+pub type UserCache = crate::domain::cache::TtlCache<Uuid, Option<users::Model>>;
+
+/// [`find_by_id`] through the cache.
+///
+/// # Errors
+/// On database failure.
+pub async fn find_by_id_cached(db: &impl ConnectionTrait, cache: &UserCache, id: Uuid) -> ApiResult<Option<users::Model>> {
+    if let Some(user) = cache.get(&id) {
+        return Ok(user);
+    }
+    let ticket = cache.ticket();
+    let user = find_by_id(db, id).await?;
+    cache.insert(ticket, [(id, user.clone())]);
+    Ok(user)
+}
+
 /// Finds a user by id, or 404.
 ///
 /// # Errors

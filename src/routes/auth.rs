@@ -47,7 +47,7 @@ pub struct TokenResponse {
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json")
     )
 )]
-#[post("/api/v1/auth/token")]
+#[post("/auth/token")]
 pub async fn create_token(
     state: web::Data<AppState>,
     body: JsonBody<TokenRequest>,

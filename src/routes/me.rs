@@ -19,7 +19,7 @@ use crate::{
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json")
     )
 )]
-#[get("/api/v1/me")]
+#[get("/me")]
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
     let user = users::get(&state.db, caller.id).await?;
     Ok(json_with_etag(

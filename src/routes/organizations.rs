@@ -13,6 +13,7 @@ use crate::{
         etag::if_match,
         organizations::{self, CreateOrganization, OrganizationView, UpdateOrganization},
         pagination::{Page, PageParams},
+        settings::Scope,
     },
     error::{ApiError, ApiResult},
     routes::{extract::JsonBody, json_with_etag},
@@ -29,7 +30,7 @@ use crate::{
         (status = 409, description = "The name is taken", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[post("/api/v1/organizations")]
+#[post("")]
 pub async fn create_organization(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -51,7 +52,7 @@ pub async fn create_organization(
     params(PageParams),
     responses((status = 200, description = "A page of organizations", body = Page<OrganizationView>))
 )]
-#[get("/api/v1/organizations")]
+#[get("")]
 pub async fn list_organizations(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -83,7 +84,7 @@ pub async fn list_organizations(
     params(("id" = Uuid, Path, description = "Organization id")),
     responses((status = 200, description = "The organization", body = OrganizationView))
 )]
-#[get("/api/v1/organizations/{id}")]
+#[get("")]
 pub async fn get_organization(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -112,7 +113,7 @@ pub async fn get_organization(
         (status = 409, description = "The name is taken", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[patch("/api/v1/organizations/{id}")]
+#[patch("")]
 pub async fn update_organization(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -142,7 +143,7 @@ pub async fn update_organization(
         (status = 409, description = "The organization still has users", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[delete("/api/v1/organizations/{id}")]
+#[delete("")]
 pub async fn delete_organization(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -151,6 +152,8 @@ pub async fn delete_organization(
 ) -> ApiResult<HttpResponse> {
     caller.may_manage_org(*id)?;
     caller.require_admin()?;
-    organizations::delete(&state.db, *id, if_match(&req).as_deref()).await?;
+    let result = organizations::delete(&state.db, *id, if_match(&req).as_deref()).await;
+    state.caches.settings.invalidate(&Scope::Organization(*id).key());
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -12,6 +12,7 @@ use crate::{
         etag::check_if_match,
         organizations,
         pagination::{Page, PageParams},
+        settings::Scope,
         users::{self, CreateUser, NewUser, UpdateUser, UserChanges, UserView},
     },
     error::{ApiError, ApiResult},
@@ -30,7 +31,7 @@ use crate::{
         (status = 409, description = "The e-mail is taken", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[post("/api/v1/organizations/{id}/users")]
+#[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -56,7 +57,7 @@ pub async fn create_user(
     params(("id" = Uuid, Path, description = "Organization id"), PageParams),
     responses((status = 200, description = "A page of users", body = Page<UserView>))
 )]
-#[get("/api/v1/organizations/{id}/users")]
+#[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -82,7 +83,7 @@ pub async fn list_users(
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "The user", body = UserView))
 )]
-#[get("/api/v1/users/{id}")]
+#[get("")]
 pub async fn get_user(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -114,7 +115,7 @@ pub async fn get_user(
         (status = 409, description = "The e-mail is taken", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[patch("/api/v1/users/{id}")]
+#[patch("")]
 pub async fn update_user(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -140,7 +141,10 @@ pub async fn update_user(
             ));
         }
     }
-    let user = users::update(&state.db, user, changes).await?;
+    let id = user.id;
+    let result = users::update(&state.db, user, changes).await;
+    state.caches.users.invalidate(&id);
+    let user = result?;
     Ok(json_with_etag(
         StatusCode::OK,
         user.version,
@@ -161,7 +165,7 @@ pub async fn update_user(
         (status = 409, description = "Callers may not delete themselves", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
-#[delete("/api/v1/users/{id}")]
+#[delete("")]
 pub async fn delete_user(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -177,6 +181,9 @@ pub async fn delete_user(
         ));
     }
     check_if_match(&req, user.version)?;
-    users::delete(&state.db, user.id).await?;
+    let result = users::delete(&state.db, user.id).await;
+    state.caches.users.invalidate(&user.id);
+    state.caches.settings.invalidate(&Scope::User { user_id: user.id, organization_id: None }.key());
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Scope, Source, resolve};
+use crate::domain::cache::TtlCache;
 use crate::{
     domain::{etag, patch::Patch},
     error::{ApiError, ApiResult, FieldError, is_unique_violation},
@@ -429,34 +430,56 @@ impl Resolved {
     }
 }
 
+/// Cache of settings rows by scope key (`None`: no row at that scope).
+pub type SettingsCache = TtlCache<String, Option<row::Model>>;
+
+fn from_rows(scope: Scope, rows: &[row::Model]) -> ApiResult<Resolved> {
+    let mut resolved = Resolved { scope, chain: Vec::with_capacity(3), version: 0 };
+    for level in scope.chain() {
+        let key = level.key();
+        let stored = rows.iter().find(|r| r.scope_key == key);
+        if level == scope {
+            resolved.version = stored.map_or(0, |r| r.version);
+        }
+        let values = stored.map(MicrosoftValues::from_row).transpose()?.unwrap_or_default();
+        resolved.chain.push((level.source(), values));
+    }
+    Ok(resolved)
+}
+
+async fn fetch(db: &impl ConnectionTrait, keys: Vec<String>) -> ApiResult<Vec<row::Model>> {
+    Ok(row::Entity::find().filter(row::Column::ScopeKey.is_in(keys)).all(db).await?)
+}
+
 /// Loads the rows of `scope` and the scopes above it, in one query.
 ///
 /// # Errors
 /// On database failure or invalid stored values.
 pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved> {
-    let chain = scope.chain();
-    let keys: Vec<String> = chain.iter().map(Scope::key).collect();
-    let rows = row::Entity::find()
-        .filter(row::Column::ScopeKey.is_in(keys.clone()))
-        .all(db)
-        .await?;
-    let mut resolved = Resolved {
-        scope,
-        chain: Vec::with_capacity(chain.len()),
-        version: 0,
-    };
-    for (level, key) in chain.iter().zip(&keys) {
-        let stored = rows.iter().find(|r| &r.scope_key == key);
-        if level == &scope {
-            resolved.version = stored.map_or(0, |r| r.version);
-        }
-        let values = stored
-            .map(MicrosoftValues::from_row)
-            .transpose()?
-            .unwrap_or_default();
-        resolved.chain.push((level.source(), values));
+    let rows = fetch(db, scope.chain().iter().map(Scope::key).collect()).await?;
+    from_rows(scope, &rows)
+}
+
+/// [`load`] through the cache: no query when every scope of the chain is cached.
+///
+/// # Errors
+/// On database failure or invalid stored values.
+pub async fn load_cached(db: &impl ConnectionTrait, cache: &SettingsCache, scope: Scope) -> ApiResult<Resolved> {
+    let keys: Vec<String> = scope.chain().iter().map(Scope::key).collect();
+    let cached: Option<Vec<Option<row::Model>>> = keys.iter().map(|k| cache.get(k)).collect();
+    if let Some(cached) = cached {
+        return from_rows(scope, &cached.into_iter().flatten().collect::<Vec<_>>());
     }
-    Ok(resolved)
+    let ticket = cache.ticket();
+    let rows = fetch(db, keys.clone()).await?;
+    cache.insert(
+        ticket,
+        keys.into_iter().map(|key| {
+            let row = rows.iter().find(|r| r.scope_key == key).cloned();
+            (key, row)
+        }),
+    );
+    from_rows(scope, &rows)
 }
 
 /// Applies a merge patch at `scope`, checking `If-Match` against the scope's version, and
@@ -467,11 +490,14 @@ pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved
 /// 422 for invalid members, 412 for a stale `If-Match`.
 pub async fn patch(
     db: &impl ConnectionTrait,
+    cache: &SettingsCache,
     scope: Scope,
     patch: MicrosoftSettingsPatch,
     if_match: Option<&str>,
 ) -> ApiResult<Resolved> {
     patch.validate(&scope)?;
+    // Whatever happens below, what is cached for this scope may be outdated.
+    let _invalidate = Invalidate(cache, scope.key());
     let mut attempts = 0;
     loop {
         let stored = row::Entity::find_by_id(scope.key()).one(db).await?;
@@ -505,6 +531,15 @@ pub async fn patch(
 }
 
 const CONCURRENT: &str = "concurrent_update";
+
+/// Invalidates a cached scope when dropped, including on early returns.
+struct Invalidate<'a>(&'a SettingsCache, String);
+
+impl Drop for Invalidate<'_> {
+    fn drop(&mut self) {
+        self.0.invalidate(&self.1);
+    }
+}
 
 async fn write(
     db: &impl ConnectionTrait,

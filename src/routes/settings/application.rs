@@ -55,7 +55,7 @@ async fn change(
     security(("bearer_auth" = [])),
     responses((status = 200, description = "Effective application settings at global scope", body = ApplicationSettingsView))
 )]
-#[get("/api/v1/settings/microsoft/application")]
+#[get("/application")]
 pub async fn get_global_application_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -72,7 +72,7 @@ pub async fn get_global_application_settings(
     request_body(content = ApplicationSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective application settings after the change", body = ApplicationSettingsView))
 )]
-#[patch("/api/v1/settings/microsoft/application")]
+#[patch("/application")]
 pub async fn update_global_application_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -90,7 +90,7 @@ pub async fn update_global_application_settings(
     params(("id" = Uuid, Path, description = "Organization id")),
     responses((status = 200, description = "Effective application settings at organization scope", body = ApplicationSettingsView))
 )]
-#[get("/api/v1/organizations/{id}/settings/microsoft/application")]
+#[get("/settings/microsoft/application")]
 pub async fn get_organization_application_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -112,7 +112,7 @@ pub async fn get_organization_application_settings(
     request_body(content = ApplicationSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective application settings after the change", body = ApplicationSettingsView))
 )]
-#[patch("/api/v1/organizations/{id}/settings/microsoft/application")]
+#[patch("/settings/microsoft/application")]
 pub async fn update_organization_application_settings(
     state: web::Data<AppState>,
     caller: AuthUser,

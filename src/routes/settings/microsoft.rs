@@ -20,7 +20,7 @@ use crate::{
 };
 
 async fn show(state: &AppState, scope: Scope) -> ApiResult<HttpResponse> {
-    let resolved = microsoft::load(&state.db, scope).await?;
+    let resolved = microsoft::load_cached(&state.db, &state.caches.settings, scope).await?;
     Ok(json_with_etag(
         StatusCode::OK,
         resolved.version(),
@@ -34,7 +34,8 @@ async fn change(
     req: &HttpRequest,
     body: MicrosoftSettingsPatch,
 ) -> ApiResult<HttpResponse> {
-    let resolved = microsoft::patch(&state.db, scope, body, if_match(req).as_deref()).await?;
+    let resolved =
+        microsoft::patch(&state.db, &state.caches.settings, scope, body, if_match(req).as_deref()).await?;
     Ok(json_with_etag(
         StatusCode::OK,
         resolved.version(),
@@ -48,7 +49,7 @@ async fn change(
     security(("bearer_auth" = [])),
     responses((status = 200, description = "Effective settings at global scope", body = MicrosoftSettingsView))
 )]
-#[get("/api/v1/settings/microsoft")]
+#[get("")]
 pub async fn get_global_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -65,7 +66,7 @@ pub async fn get_global_microsoft_settings(
     request_body(content = MicrosoftSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective settings after the change", body = MicrosoftSettingsView))
 )]
-#[patch("/api/v1/settings/microsoft")]
+#[patch("")]
 pub async fn update_global_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -83,7 +84,7 @@ pub async fn update_global_microsoft_settings(
     params(("id" = Uuid, Path, description = "Organization id")),
     responses((status = 200, description = "Effective settings at organization scope", body = MicrosoftSettingsView))
 )]
-#[get("/api/v1/organizations/{id}/settings/microsoft")]
+#[get("/settings/microsoft")]
 pub async fn get_organization_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -104,7 +105,7 @@ pub async fn get_organization_microsoft_settings(
     request_body(content = MicrosoftSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective settings after the change", body = MicrosoftSettingsView))
 )]
-#[patch("/api/v1/organizations/{id}/settings/microsoft")]
+#[patch("/settings/microsoft")]
 pub async fn update_organization_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -123,13 +124,13 @@ pub async fn update_organization_microsoft_settings(
     params(("id" = Uuid, Path, description = "User id")),
     responses((status = 200, description = "Effective settings at user scope", body = MicrosoftSettingsView))
 )]
-#[get("/api/v1/users/{id}/settings/microsoft")]
+#[get("/settings/microsoft")]
 pub async fn get_user_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let scope = user_scope(&state.db, &caller, *id).await?;
+    let scope = user_scope(&state, &caller, *id).await?;
     show(&state, scope).await
 }
 
@@ -144,7 +145,7 @@ pub async fn get_user_microsoft_settings(
     request_body(content = MicrosoftSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective settings after the change", body = MicrosoftSettingsView))
 )]
-#[patch("/api/v1/users/{id}/settings/microsoft")]
+#[patch("/settings/microsoft")]
 pub async fn update_user_microsoft_settings(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -152,6 +153,6 @@ pub async fn update_user_microsoft_settings(
     req: HttpRequest,
     body: JsonBody<MicrosoftSettingsPatch>,
 ) -> ApiResult<HttpResponse> {
-    let scope = user_scope(&state.db, &caller, *id).await?;
+    let scope = user_scope(&state, &caller, *id).await?;
     change(&state, scope, &req, body.0).await
 }

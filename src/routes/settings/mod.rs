@@ -11,6 +11,7 @@ use crate::{
     auth::AuthUser,
     domain::{organizations, settings::Scope, users},
     error::ApiResult,
+    startup::AppState,
 };
 
 /// The organization scope, after checking the caller may manage it and it exists.
@@ -31,12 +32,10 @@ pub async fn organization_scope(
 ///
 /// # Errors
 /// 404 for an unknown user or one the caller may not see.
-pub async fn user_scope(
-    db: &impl ConnectionTrait,
-    caller: &AuthUser,
-    id: Uuid,
-) -> ApiResult<Scope> {
-    let user = users::get(db, id).await?;
+pub async fn user_scope(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
+    let user = users::find_by_id_cached(&state.db, &state.caches.users, id)
+        .await?
+        .ok_or_else(|| crate::domain::access::not_found("user"))?;
     caller.may_access_user(user.id, user.organization_id)?;
     Ok(Scope::User {
         user_id: user.id,
