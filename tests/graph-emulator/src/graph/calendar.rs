@@ -163,7 +163,8 @@ pub(super) fn delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResu
     let size = req
         .prefer()
         .max_page_size
-        .unwrap_or(config.default_page_size);
+        .unwrap_or(config.default_page_size)
+        .max(1);
     let (entries, next) = sync.page(cursor, size);
     let zone = req.prefer().zone();
     let value: Vec<Value> = entries

@@ -277,7 +277,8 @@ fn task_delta(
     let size = req
         .prefer()
         .max_page_size
-        .unwrap_or(config.default_page_size);
+        .unwrap_or(config.default_page_size)
+        .max(1);
     let (entries, next) = sync.page(cursor, size);
     let value: Vec<Value> = entries
         .iter()
@@ -332,7 +333,8 @@ fn list_delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<Gra
     let size = req
         .prefer()
         .max_page_size
-        .unwrap_or(config.default_page_size);
+        .unwrap_or(config.default_page_size)
+        .max(1);
     let (entries, next) = sync.page(cursor, size);
     let value: Vec<Value> = entries
         .iter()
