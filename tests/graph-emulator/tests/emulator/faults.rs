@@ -37,13 +37,13 @@ async fn the_mailbox_budget_answers_429_with_retry_after() {
 async fn more_than_four_concurrent_requests_are_throttled() {
     let ctx = TestCtx::new().await;
     ctx.emu
-        .inject_fault(fault("/me", 4, Fault::Latency(Duration::from_millis(400))));
+        .inject_fault(fault("/me", 4, Fault::Latency(Duration::from_millis(1200))));
     let calls = (0..5).map(|i| {
         let http = ctx.http.clone();
         let url = format!("{}/v1.0/me", ctx.emu.url());
         let token = ctx.token.clone();
         async move {
-            tokio::time::sleep(Duration::from_millis(if i == 4 { 150 } else { 0 })).await;
+            tokio::time::sleep(Duration::from_millis(if i == 4 { 300 } else { 0 })).await;
             http.get(url)
                 .bearer_auth(token)
                 .send()
