@@ -387,11 +387,9 @@ fn redeem_refresh(
         .get(&(client_id.to_owned(), user_id.clone()))
         .cloned()
         .unwrap_or_default();
-    if let Some(missing) = requested
-        .iter()
-        .find(|s| !is_oidc_scope(s) && !consented.iter().any(|c| c.eq_ignore_ascii_case(s)))
-    {
-        let _ = missing;
+    let unconsented =
+        |s: &&String| !is_oidc_scope(s) && !consented.iter().any(|c| c.eq_ignore_ascii_case(s));
+    if requested.iter().any(|s| unconsented(&s)) {
         return Err((
             400,
             "invalid_grant",
