@@ -6,7 +6,11 @@
 //! `BENCH_ROUNDS=3`, `BENCH_CONNECTIONS=32`). Each server gets one worker thread; the load generator runs on one
 //! other thread, so both targets are measured under the same conditions.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark fails loudly"
+)]
 
 use std::{
     net::TcpListener,
@@ -31,9 +35,15 @@ struct Figures {
 }
 
 fn run_load(url: &str, token: Option<&str>, seconds: u64, connections: usize) -> Figures {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .unwrap();
         // Warm-up: connections, caches, prepared statements.
         for _ in 0..200 {
             let mut request = client.get(url);
@@ -103,7 +113,9 @@ fn start_bare_server() -> String {
             HttpServer::new(|| {
                 App::new().route(
                     "/bare",
-                    web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok", "value": 30})) }),
+                    web::get().to(|| async {
+                        HttpResponse::Ok().json(json!({"status": "ok", "value": 30}))
+                    }),
                 )
             })
             .workers(1)
@@ -132,16 +144,23 @@ fn start_service(dir: &std::path::Path) -> (String, String) {
         actix_web::rt::System::new().block_on(async move {
             let db = db::connect(&settings).await.unwrap();
             db::migrate(&db).await.unwrap();
-            let org = organizations::create(&db, organizations::CreateOrganization { name: "Bench".into() })
-                .await
-                .unwrap();
+            let org = organizations::create(
+                &db,
+                organizations::CreateOrganization {
+                    name: "Bench".into(),
+                },
+            )
+            .await
+            .unwrap();
             let input = users::CreateUser {
                 email: "bench@example.com".into(),
                 password: "bench password".into(),
                 role: Some(Role::User),
                 display_name: None,
             };
-            let user = users::create(&db, users::NewUser::parse(input, Some(org.id)).unwrap()).await.unwrap();
+            let user = users::create(&db, users::NewUser::parse(input, Some(org.id)).unwrap())
+                .await
+                .unwrap();
             let app = Application::with_listener(settings, &keys, db, listener).unwrap();
             tx.send(user.id).unwrap();
             app.run_until_stopped().await.unwrap();
@@ -149,43 +168,63 @@ fn start_service(dir: &std::path::Path) -> (String, String) {
     });
     let user_id = rx.recv().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let token = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let response: serde_json::Value = reqwest::Client::new()
-            .post(format!("{base}/api/v1/auth/token"))
-            .json(&json!({"email": "bench@example.com", "password": "bench password"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["access_token"].as_str().unwrap().to_owned()
-    });
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let response: serde_json::Value = reqwest::Client::new()
+                .post(format!("{base}/api/v1/auth/token"))
+                .json(&json!({"email": "bench@example.com", "password": "bench password"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            response["access_token"].as_str().unwrap().to_owned()
+        });
     // Some overrides so that resolution walks every scope.
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let response = reqwest::Client::new()
-            .patch(format!("{base}/api/v1/users/{user_id}/settings/microsoft"))
-            .bearer_auth(&token)
-            .json(&json!({"calendar": {"enabled": true}, "sync_interval_minutes": 15}))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-    });
-    (format!("{base}/api/v1/users/{user_id}/settings/microsoft"), token)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let response = reqwest::Client::new()
+                .patch(format!("{base}/api/v1/users/{user_id}/settings/microsoft"))
+                .bearer_auth(&token)
+                .json(&json!({"calendar": {"enabled": true}, "sync_interval_minutes": 15}))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        });
+    (
+        format!("{base}/api/v1/users/{user_id}/settings/microsoft"),
+        token,
+    )
 }
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let seconds = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let connections = std::env::var("BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let connections = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     let dir = tempfile::tempdir().unwrap();
     let bare_url = start_bare_server();
     let (settings_url, token) = start_service(dir.path());
 
     // Alternate the two targets over several rounds and keep each one's median round, so that
     // a burst of other load on the machine does not decide the ratio.
-    let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut bare_rounds = Vec::new();
     let mut settings_rounds = Vec::new();
     for _ in 0..rounds {

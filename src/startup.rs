@@ -55,7 +55,10 @@ pub struct Caches {
 impl Caches {
     /// Caches whose entries live `ttl`.
     pub fn new(ttl: std::time::Duration) -> Self {
-        Self { users: UserCache::new(ttl), settings: SettingsCache::new(ttl) }
+        Self {
+            users: UserCache::new(ttl),
+            settings: SettingsCache::new(ttl),
+        }
     }
 }
 
@@ -157,7 +160,9 @@ impl Application {
             db,
             jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
             cipher: Cipher::from_base64_key(&keys.encryption_key)?,
-            caches: Arc::new(Caches::new(std::time::Duration::from_millis(settings.cache_ttl_ms))),
+            caches: Arc::new(Caches::new(std::time::Duration::from_millis(
+                settings.cache_ttl_ms,
+            ))),
             settings: Arc::new(settings),
         });
         let doc = crate::openapi::document();

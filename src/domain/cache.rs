@@ -35,7 +35,11 @@ pub struct ReadTicket(u64);
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// A cache whose entries live `ttl`; a zero TTL disables caching.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: RwLock::new(HashMap::new()), epoch: AtomicU64::new(0) }
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        }
     }
 
     /// The fresh entry for `key`, if any.
@@ -44,7 +48,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             return None;
         }
         let entries = self.entries.read().ok()?;
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
     /// Call before reading the database for values to [`insert`](Self::insert).
@@ -57,7 +64,9 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         if self.ttl.is_zero() {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else { return };
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
         if self.epoch.load(Ordering::Acquire) != ticket.0 {
             return;
         }
@@ -93,7 +102,11 @@ mod tests {
         let stale_read = cache.ticket();
         cache.invalidate(&1);
         cache.insert(stale_read, [(1, "stale")]);
-        assert_eq!(cache.get(&1), None, "a read that began before the write is not stored");
+        assert_eq!(
+            cache.get(&1),
+            None,
+            "a read that began before the write is not stored"
+        );
 
         cache.insert(cache.ticket(), [(2, "b")]);
         std::thread::sleep(Duration::from_millis(60));

@@ -200,7 +200,11 @@ pub type UserCache = crate::domain::cache::TtlCache<Uuid, Option<users::Model>>;
 ///
 /// # Errors
 /// On database failure.
-pub async fn find_by_id_cached(db: &impl ConnectionTrait, cache: &UserCache, id: Uuid) -> ApiResult<Option<users::Model>> {
+pub async fn find_by_id_cached(
+    db: &impl ConnectionTrait,
+    cache: &UserCache,
+    id: Uuid,
+) -> ApiResult<Option<users::Model>> {
     if let Some(user) = cache.get(&id) {
         return Ok(user);
     }

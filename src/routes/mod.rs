@@ -21,47 +21,53 @@ use crate::domain::etag::etag;
 /// the `{id}` of a resource is matched once by its scope rather than once per route, which
 /// keeps the pattern matching per request small (it was the largest cost of a cached read).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(
-        scope("/api/v1")
-            .service(auth::create_token)
-            .service(me::get_me)
-            .service(
-                scope("/settings/microsoft")
-                    .service(settings::microsoft::get_global_microsoft_settings)
-                    .service(settings::microsoft::update_global_microsoft_settings)
-                    .service(settings::application::get_global_application_settings)
-                    .service(settings::application::update_global_application_settings),
-            )
-            .service(
-                scope("/organizations")
-                    .service(organizations::create_organization)
-                    .service(organizations::list_organizations)
-                    .service(
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(
+            scope("/api/v1")
+                .service(auth::create_token)
+                .service(me::get_me)
+                .service(
+                    scope("/settings/microsoft")
+                        .service(settings::microsoft::get_global_microsoft_settings)
+                        .service(settings::microsoft::update_global_microsoft_settings)
+                        .service(settings::application::get_global_application_settings)
+                        .service(settings::application::update_global_application_settings),
+                )
+                .service(
+                    scope("/organizations")
+                        .service(organizations::create_organization)
+                        .service(organizations::list_organizations)
+                        .service(
+                            scope("/{id}")
+                                .service(organizations::get_organization)
+                                .service(organizations::update_organization)
+                                .service(organizations::delete_organization)
+                                .service(users::create_user)
+                                .service(users::list_users)
+                                .service(settings::microsoft::get_organization_microsoft_settings)
+                                .service(
+                                    settings::microsoft::update_organization_microsoft_settings,
+                                )
+                                .service(
+                                    settings::application::get_organization_application_settings,
+                                )
+                                .service(
+                                    settings::application::update_organization_application_settings,
+                                ),
+                        ),
+                )
+                .service(
+                    scope("/users").service(
                         scope("/{id}")
-                            .service(organizations::get_organization)
-                            .service(organizations::update_organization)
-                            .service(organizations::delete_organization)
-                            .service(users::create_user)
-                            .service(users::list_users)
-                            .service(settings::microsoft::get_organization_microsoft_settings)
-                            .service(settings::microsoft::update_organization_microsoft_settings)
-                            .service(settings::application::get_organization_application_settings)
-                            .service(
-                                settings::application::update_organization_application_settings,
-                            ),
+                            .service(users::get_user)
+                            .service(users::update_user)
+                            .service(users::delete_user)
+                            .service(settings::microsoft::get_user_microsoft_settings)
+                            .service(settings::microsoft::update_user_microsoft_settings),
                     ),
-            )
-            .service(
-                scope("/users").service(
-                    scope("/{id}")
-                        .service(users::get_user)
-                        .service(users::update_user)
-                        .service(users::delete_user)
-                        .service(settings::microsoft::get_user_microsoft_settings)
-                        .service(settings::microsoft::update_user_microsoft_settings),
                 ),
-            ),
-    );
+        );
 }
 
 /// A JSON response carrying the `ETag` of `version`.

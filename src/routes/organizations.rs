@@ -153,7 +153,10 @@ pub async fn delete_organization(
     caller.may_manage_org(*id)?;
     caller.require_admin()?;
     let result = organizations::delete(&state.db, *id, if_match(&req).as_deref()).await;
-    state.caches.settings.invalidate(&Scope::Organization(*id).key());
+    state
+        .caches
+        .settings
+        .invalidate(&Scope::Organization(*id).key());
     result?;
     Ok(HttpResponse::NoContent().finish())
 }

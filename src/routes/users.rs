@@ -183,7 +183,13 @@ pub async fn delete_user(
     check_if_match(&req, user.version)?;
     let result = users::delete(&state.db, user.id).await;
     state.caches.users.invalidate(&user.id);
-    state.caches.settings.invalidate(&Scope::User { user_id: user.id, organization_id: None }.key());
+    state.caches.settings.invalidate(
+        &Scope::User {
+            user_id: user.id,
+            organization_id: None,
+        }
+        .key(),
+    );
     result?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -434,21 +434,31 @@ impl Resolved {
 pub type SettingsCache = TtlCache<String, Option<row::Model>>;
 
 fn from_rows(scope: Scope, rows: &[row::Model]) -> ApiResult<Resolved> {
-    let mut resolved = Resolved { scope, chain: Vec::with_capacity(3), version: 0 };
+    let mut resolved = Resolved {
+        scope,
+        chain: Vec::with_capacity(3),
+        version: 0,
+    };
     for level in scope.chain() {
         let key = level.key();
         let stored = rows.iter().find(|r| r.scope_key == key);
         if level == scope {
             resolved.version = stored.map_or(0, |r| r.version);
         }
-        let values = stored.map(MicrosoftValues::from_row).transpose()?.unwrap_or_default();
+        let values = stored
+            .map(MicrosoftValues::from_row)
+            .transpose()?
+            .unwrap_or_default();
         resolved.chain.push((level.source(), values));
     }
     Ok(resolved)
 }
 
 async fn fetch(db: &impl ConnectionTrait, keys: Vec<String>) -> ApiResult<Vec<row::Model>> {
-    Ok(row::Entity::find().filter(row::Column::ScopeKey.is_in(keys)).all(db).await?)
+    Ok(row::Entity::find()
+        .filter(row::Column::ScopeKey.is_in(keys))
+        .all(db)
+        .await?)
 }
 
 /// Loads the rows of `scope` and the scopes above it, in one query.
@@ -464,7 +474,11 @@ pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved
 ///
 /// # Errors
 /// On database failure or invalid stored values.
-pub async fn load_cached(db: &impl ConnectionTrait, cache: &SettingsCache, scope: Scope) -> ApiResult<Resolved> {
+pub async fn load_cached(
+    db: &impl ConnectionTrait,
+    cache: &SettingsCache,
+    scope: Scope,
+) -> ApiResult<Resolved> {
     let keys: Vec<String> = scope.chain().iter().map(Scope::key).collect();
     let cached: Option<Vec<Option<row::Model>>> = keys.iter().map(|k| cache.get(k)).collect();
     if let Some(cached) = cached {

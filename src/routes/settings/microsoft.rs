@@ -34,8 +34,14 @@ async fn change(
     req: &HttpRequest,
     body: MicrosoftSettingsPatch,
 ) -> ApiResult<HttpResponse> {
-    let resolved =
-        microsoft::patch(&state.db, &state.caches.settings, scope, body, if_match(req).as_deref()).await?;
+    let resolved = microsoft::patch(
+        &state.db,
+        &state.caches.settings,
+        scope,
+        body,
+        if_match(req).as_deref(),
+    )
+    .await?;
     Ok(json_with_etag(
         StatusCode::OK,
         resolved.version(),
