@@ -6,11 +6,7 @@
 //! `BENCH_ROUNDS=3`, `BENCH_CONNECTIONS=32`). Each server gets one worker thread; the load generator runs on one
 //! other thread, so both targets are measured under the same conditions.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a benchmark fails loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
 use std::{
     net::TcpListener,
