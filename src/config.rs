@@ -56,6 +56,12 @@ pub struct Settings {
     /// The URL this service is reached at from browsers; the OAuth redirect URI derives from
     /// it. Default `http://{bind}`.
     pub public_url: String,
+    /// Origin of the front end that opens the Connect popup: the callback page posts its
+    /// result to `window.opener` for this origin only. Default: the origin of `public_url`.
+    pub frontend_origin: Option<String>,
+    /// When set, the OAuth callback redirects here with the result in the query string
+    /// instead of answering with the popup page.
+    pub frontend_return_url: Option<String>,
     /// Largest request body accepted, in bytes. Default 65536.
     pub max_body_bytes: usize,
     /// HTTP worker threads. Default: one per CPU core.
@@ -85,6 +91,8 @@ struct Layer {
     graph_url: Option<String>,
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
+    frontend_origin: Option<String>,
+    frontend_return_url: Option<String>,
     http_workers: Option<usize>,
     cache_ttl_ms: Option<u64>,
     admin_email: Option<String>,
@@ -122,6 +130,8 @@ impl Layer {
             public_url: var("PUBLIC_URL"),
             max_body_bytes: parsed("MAX_BODY_BYTES")?.map(|v| v as usize),
             http_workers: parsed("HTTP_WORKERS")?.map(|v| v as usize),
+            frontend_origin: var("FRONTEND_ORIGIN"),
+            frontend_return_url: var("FRONTEND_RETURN_URL"),
             cache_ttl_ms: parsed("CACHE_TTL_MS")?,
             admin_email: var("ADMIN_EMAIL"),
             admin_password: var("ADMIN_PASSWORD").map(SecretString::from),
@@ -143,6 +153,8 @@ impl Layer {
             public_url: over.public_url.or(self.public_url),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             http_workers: over.http_workers.or(self.http_workers),
+            frontend_origin: over.frontend_origin.or(self.frontend_origin),
+            frontend_return_url: over.frontend_return_url.or(self.frontend_return_url),
             cache_ttl_ms: over.cache_ttl_ms.or(self.cache_ttl_ms),
             admin_email: over.admin_email.or(self.admin_email),
             admin_password: over.admin_password.or(self.admin_password),
@@ -218,6 +230,8 @@ impl Settings {
             public_url: trim_slash(&public_url),
             max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
             http_workers: layer.http_workers.filter(|n| *n > 0),
+            frontend_origin: layer.frontend_origin.map(|o| trim_slash(&o)),
+            frontend_return_url: layer.frontend_return_url,
             cache_ttl_ms: layer.cache_ttl_ms.unwrap_or(1000),
             admin_email: layer.admin_email,
             admin_password: layer.admin_password,

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod graph;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -3,13 +3,14 @@
 //! Error responses are added here, once, to every operation they can happen on (so each
 //! handler documents only its successes and its own conflicts): 400/413/415/422 where there is
 //! a body, 400 where there is a query string, 401/403 where a token is needed, 404 where the
-//! path has an id, 412 where `If-Match` is honoured, and 500 everywhere.
+//! path has an id, 400 and 412 where `If-Match` is honoured, and 500 everywhere.
 
 use actix_web::App;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, HttpMethod, OpenApi as Document, Ref, RefOr, ResponseBuilder,
+        ContentBuilder, HttpMethod, ObjectBuilder, OpenApi as Document, Ref, RefOr,
+        ResponseBuilder, Type,
         path::{Operation, Parameter, ParameterIn},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
@@ -36,6 +37,7 @@ JSON merge patch (RFC 7396). Mutable resources send an `ETag`; `PATCH` and `DELE
         (name = "users", description = "Users and the caller"),
         (name = "organizations", description = "Organizations"),
         (name = "settings", description = "Microsoft settings at global, organization and user scope"),
+        (name = "microsoft", description = "Each user's Microsoft 365 connection: Connect, status, Check Connection, disconnect"),
         (name = "operations", description = "Health probes")
     )
 )]
@@ -84,6 +86,18 @@ impl Modify for BearerAuth {
 struct ErrorResponses;
 
 impl ErrorResponses {
+    /// `If-Match` is a plain string (an optional header is absent rather than `null`); its
+    /// syntax is RFC 9110's (`*` or a list of entity tags), and a malformed value answers 400.
+    fn describe_if_match(operation: &mut Operation) {
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == "If-Match"
+            {
+                parameter.schema = Some(ObjectBuilder::new().schema_type(Type::String).into());
+            }
+        }
+    }
+
     fn add(operation: &mut Operation, status: &str, description: &str) {
         if operation.responses.responses.contains_key(status) {
             return;
@@ -104,6 +118,7 @@ impl ErrorResponses {
     }
 
     fn complete(operation: &mut Operation) {
+        Self::describe_if_match(operation);
         let params: Vec<&Parameter> = operation
             .parameters
             .as_deref()
@@ -139,6 +154,7 @@ impl ErrorResponses {
             );
         }
         if if_match {
+            Self::add(operation, "400", "Malformed `If-Match`");
             Self::add(
                 operation,
                 "412",

@@ -21,10 +21,12 @@ use crate::{
     crypto::Cipher,
     db,
     domain::{
+        connections::tokens::RefreshLocks,
         settings::microsoft::SettingsCache,
         users::{self, UserCache},
     },
     error::ApiError,
+    graph::{GraphClient, Identity},
     routes::{self, extract},
 };
 
@@ -41,6 +43,12 @@ pub struct AppState {
     pub cipher: Cipher,
     /// Short-lived caches of hot rows.
     pub caches: Arc<Caches>,
+    /// Microsoft's identity platform.
+    pub identity: Identity,
+    /// Microsoft Graph.
+    pub graph: GraphClient,
+    /// In-process single flight of token refreshes.
+    pub refresh_locks: Arc<RefreshLocks>,
 }
 
 /// Short-lived caches of hot rows (see [`crate::domain::cache`]).
@@ -156,6 +164,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
+        let http = crate::graph::http::client()?;
         let state = web::Data::new(AppState {
             db,
             jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
@@ -163,6 +172,9 @@ impl Application {
             caches: Arc::new(Caches::new(std::time::Duration::from_millis(
                 settings.cache_ttl_ms,
             ))),
+            identity: Identity::new(http.clone(), &settings.identity_url),
+            graph: GraphClient::new(http, &settings.graph_url),
+            refresh_locks: Arc::new(RefreshLocks::default()),
             settings: Arc::new(settings),
         });
         let doc = crate::openapi::document();

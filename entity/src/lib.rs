@@ -3,6 +3,8 @@
 pub mod prelude;
 
 pub mod azure_app_settings;
+pub mod microsoft_connections;
 pub mod microsoft_settings;
+pub mod oauth_states;
 pub mod organizations;
 pub mod users;

@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_organizations_and_users;
 mod m20261127_000002_create_settings;
+mod m20261127_000003_create_microsoft_connections;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_organizations_and_users::Migration),
             Box::new(m20261127_000002_create_settings::Migration),
+            Box::new(m20261127_000003_create_microsoft_connections::Migration),
         ]
     }
 }

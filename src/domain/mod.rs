@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod connections;
 pub mod email;
 pub mod etag;
 pub mod organizations;

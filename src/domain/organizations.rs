@@ -46,8 +46,13 @@ impl From<organizations::Model> for OrganizationView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
-    /// Unique name, 1 to 200 characters.
-    #[schema(example = "Acme Corp")]
+    /// Unique name, 1 to 200 characters, not blank.
+    #[schema(
+        example = "Acme Corp",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
 }
 
@@ -55,9 +60,9 @@ pub struct CreateOrganization {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganization {
-    /// New unique name.
+    /// New unique name, 1 to 200 characters, not blank (`null` is invalid).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub name: Patch<String>,
 }
 

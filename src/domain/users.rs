@@ -67,16 +67,29 @@ pub fn stored_role(user: &users::Model) -> ApiResult<Role> {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Unique e-mail address.
-    #[schema(example = "ada@example.com")]
+    #[schema(
+        example = "ada@example.com",
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.]$",
+        max_length = 254
+    )]
     pub email: String,
     /// Password, 8 to 1024 characters.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 1024
+    )]
     pub password: String,
     /// Role (default `user`).
     #[serde(default)]
     pub role: Option<Role>,
-    /// Name shown in front ends (default: the e-mail).
+    /// Name shown in front ends, 1 to 200 characters, not blank (default: the e-mail).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -84,21 +97,21 @@ pub struct CreateUser {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    /// New e-mail address.
+    /// New e-mail address (`null` is invalid for every member).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.]$", max_length = 254)]
     pub email: Patch<String>,
-    /// New password.
+    /// New password, 8 to 1024 characters.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 8, max_length = 1024)]
     pub password: Patch<String>,
     /// New role.
     #[serde(default)]
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Role)]
     pub role: Patch<Role>,
-    /// New display name.
+    /// New display name, 1 to 200 characters, not blank.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub display_name: Patch<String>,
 }
 

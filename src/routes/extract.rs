@@ -59,6 +59,35 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
     if out.is_empty() { "/".to_owned() } else { out }
 }
 
+/// Rewrites numbers with a zero fraction (`15.0`, `1e3`) as integers: JSON and JSON Schema
+/// treat them as integers, serde's integer types would reject them.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    // 2^63 and 2^64: the first floats past `i64::MAX` and `u64::MAX`.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() != 0.0 || !f.is_finite() {
+                return;
+            }
+            #[expect(clippy::cast_possible_truncation, reason = "integral and in range")]
+            if (-I64_END..I64_END).contains(&f) {
+                *value = Value::from(f as i64);
+            } else if (0.0..U64_END).contains(&f) {
+                #[expect(clippy::cast_sign_loss, reason = "integral, positive and in range")]
+                {
+                    *value = Value::from(f as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(members) => members.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
 /// Parses a JSON object body into `T`.
 ///
 /// # Errors
@@ -75,25 +104,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let at = pointer(e.path());
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(
-                "malformed_json",
-                format!("The body is not valid JSON: {inner}"),
-            )
-        } else {
-            // serde's message ends with " at line L column C": the pointer says where.
-            let message = inner.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
-            ApiError::Validation(vec![FieldError::new(at, message)])
+    let value: T = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => value,
+        // `15.0` where an integer is expected: JSON Schema calls it an integer, so try again
+        // with such numbers rewritten (only then, so that other errors stay as they are).
+        Err(e) if e.inner().is_data() && e.inner().to_string().contains("floating point") => {
+            let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
+            })?;
+            integral_floats_as_integers(&mut value);
+            return serde_path_to_error::deserialize(value).map_err(|e| {
+                ApiError::Validation(vec![FieldError::new(
+                    pointer(e.path()),
+                    e.inner().to_string(),
+                )])
+            });
         }
-    })?;
+        Err(e) => return Err(data_or_syntax_error(e)),
+    };
     deserializer.end().map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
@@ -101,6 +129,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+fn data_or_syntax_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let at = pointer(e.path());
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("The body is not valid JSON: {inner}"),
+        )
+    } else {
+        // serde's message ends with " at line L column C": the pointer says where.
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        ApiError::Validation(vec![FieldError::new(at, message)])
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
@@ -138,6 +186,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             }
             parse_json(&body).map(JsonBody)
         })
+    }
+}
+
+/// An optional JSON body: absent (no body and no `Content-Type`) is `None`; anything sent is
+/// parsed as strictly as [`JsonBody`].
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let empty = req.headers().get(header::CONTENT_TYPE).is_none()
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == "0");
+        if empty {
+            return Box::pin(async { Ok(OptionalJsonBody(None)) });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJsonBody(Some(body.await?.0))) })
     }
 }
 
@@ -193,6 +265,23 @@ mod tests {
         assert_eq!(
             parse_json::<Body>(b"nope").unwrap_err().code(),
             "malformed_json"
+        );
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        let body = parse_json::<Body>(br#"{"inner": {"number": 2.0e1}}"#).unwrap();
+        assert_eq!(body.inner.number, 20);
+        let err = parse_json::<Body>(br#"{"inner": {"number": 2.5}}"#).unwrap_err();
+        let ApiError::Validation(errors) = err else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors[0].pointer, "/inner/number");
+        assert_eq!(
+            parse_json::<Body>(br#"{"inner": {"number": 300.0}}"#)
+                .unwrap_err()
+                .code(),
+            "validation_failed"
         );
     }
 }

@@ -2,9 +2,11 @@
 //! to a response. One module per resource, mirrored by `tests/api/`.
 
 pub mod auth;
+pub mod connections;
 pub mod extract;
 pub mod health;
 pub mod me;
+pub mod oauth_callback;
 pub mod organizations;
 pub mod settings;
 pub mod users;
@@ -27,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope("/api/v1")
                 .service(auth::create_token)
                 .service(me::get_me)
+                .service(oauth_callback::oauth_callback)
                 .service(
                     scope("/settings/microsoft")
                         .service(settings::microsoft::get_global_microsoft_settings)
@@ -64,7 +67,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(users::update_user)
                             .service(users::delete_user)
                             .service(settings::microsoft::get_user_microsoft_settings)
-                            .service(settings::microsoft::update_user_microsoft_settings),
+                            .service(settings::microsoft::update_user_microsoft_settings)
+                            .service(connections::start_connection)
+                            .service(connections::get_connection)
+                            .service(connections::delete_connection)
+                            .service(connections::check_connection),
                     ),
                 ),
         );

@@ -126,8 +126,9 @@ pub async fn update_user(
     let user = users::get(&state.db, *id).await?;
     let role = users::stored_role(&user)?;
     caller.may_access_user(user.id, user.organization_id)?;
-    check_if_match(&req, user.version)?;
+    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     let changes = UserChanges::parse(body.0, &user)?;
+    check_if_match(&req, user.version)?;
     let self_service = caller.id == user.id && changes.is_self_service();
     if !self_service {
         caller.may_manage_user(user.id, user.organization_id, role)?;

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 
+use graph_emulator::Emulator;
 use m365_sync::{
     config::{Keys, Settings},
     db,
@@ -19,6 +20,47 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The encryption key of every test app (tests inspect raw rows with it).
 pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Log lines of every test app in this process, to check that no secret is ever logged.
+pub mod logs {
+    use std::{
+        io::Write,
+        sync::{Mutex, OnceLock},
+    };
+
+    static LINES: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap()
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sends the service's logs (everything at debug and above) to the shared buffer.
+    pub fn capture() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(|| Sink)
+            .try_init();
+    }
+
+    /// Everything logged so far.
+    pub fn text() -> String {
+        String::from_utf8_lossy(&LINES.get_or_init(Default::default).lock().unwrap()).into_owned()
+    }
+}
 
 /// A per-test database: a SQLite file in a temporary directory, or a PostgreSQL database
 /// created for the test and dropped after it.
@@ -90,11 +132,12 @@ impl Drop for TestDb {
     }
 }
 
-/// A running application and a client for it.
+/// A running application and a client for it, with its own Microsoft emulator.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
+    pub emulator: Emulator,
     handle: actix_web::dev::ServerHandle,
     _test_db: TestDb,
 }
@@ -143,6 +186,12 @@ impl Response {
 
 /// Starts the application on a random port with a fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with changed settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    logs::capture();
     // reqwest is built without a default crypto provider (one TLS stack: rustls with ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let test_db = TestDb::create().await;
@@ -151,8 +200,9 @@ pub async fn spawn_app() -> TestApp {
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.database_url = test_db.url.clone();
     settings.http_workers = Some(1);
-    settings.identity_url = "http://127.0.0.1:9/identity".to_owned();
-    settings.graph_url = "http://127.0.0.1:9/graph".to_owned();
+    let emulator = Emulator::start().await;
+    settings.identity_url = emulator.url();
+    settings.graph_url = emulator.url();
     let keys = Keys {
         jwt_secret: SecretString::from("test-jwt-secret-test-jwt-secret-123456".to_owned()),
         encryption_key: SecretString::from(ENCRYPTION_KEY.to_owned()),
@@ -162,6 +212,7 @@ pub async fn spawn_app() -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     settings.public_url = format!("http://127.0.0.1:{port}");
+    configure(&mut settings);
     let app = Application::with_listener(settings, &keys, db.clone(), listener).unwrap();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -172,6 +223,7 @@ pub async fn spawn_app() -> TestApp {
             .build()
             .unwrap(),
         db,
+        emulator,
         handle,
         _test_db: test_db,
     }
@@ -222,6 +274,46 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, token: &str) -> Response {
         self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Whether `needle` appears in clear anywhere in the database: the SQLite files (database
+    /// and write-ahead log) byte by byte, or every row of every table as text on PostgreSQL.
+    pub async fn raw_database_contains(&self, needle: &str) -> bool {
+        if let Some(dir) = &self._test_db._dir {
+            return std::fs::read_dir(dir.path()).unwrap().any(|entry| {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            });
+        }
+        // Binary columns print as hex in a row's text: look for the needle's hex too.
+        let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+        let tables = [
+            "users",
+            "organizations",
+            "microsoft_settings",
+            "azure_app_settings",
+            "microsoft_connections",
+            "oauth_states",
+        ];
+        for table in tables {
+            let sql = format!(
+                "SELECT count(*) AS n FROM {table} t WHERE position($1 in t::text) > 0 OR position($2 in t::text) > 0"
+            );
+            let row = self
+                .db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DatabaseBackend::Postgres,
+                    sql,
+                    [needle.into(), hex.clone().into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() > 0 {
+                return true;
+            }
+        }
+        false
     }
 
     /// Signs in and returns the access token.

@@ -9,6 +9,7 @@
 mod auth;
 mod authorization;
 mod bad_input;
+mod connections;
 mod health;
 mod helpers;
 mod openapi;

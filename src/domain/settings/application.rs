@@ -35,13 +35,13 @@ pub struct ApplicationSettingsPatch {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub client_id: Patch<String>,
-    /// Client secret value (not its ID). Write-only.
+    /// Client secret value (not its ID), 1 to 1024 characters, not blank. Write-only.
     #[serde(default)]
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(value_type = Option<String>, write_only, min_length = 1, max_length = 1024, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub client_secret: Patch<String>,
     /// Directory (tenant): `common`, `organizations`, `consumers`, a tenant GUID or a domain.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 253, pattern = r"^(common|organizations|consumers|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$")]
     pub tenant: Patch<String>,
 }
 

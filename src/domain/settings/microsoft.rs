@@ -12,7 +12,10 @@ use utoipa::ToSchema;
 use super::{Scope, Source, resolve};
 use crate::domain::cache::TtlCache;
 use crate::{
-    domain::{etag, patch::Patch},
+    domain::{
+        etag,
+        patch::{self, Patch},
+    },
     error::{ApiError, ApiResult, FieldError, is_unique_violation},
 };
 
@@ -202,17 +205,51 @@ pub struct MicrosoftSettingsPatch {
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1440)]
     pub sync_interval_minutes: Patch<i64>,
     /// Integration switches (global and organization scope only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<IntegrationsPatch>)]
     pub integrations: Patch<IntegrationsPatch>,
     /// Calendar synchronization.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<SyncPatch>)]
     pub calendar: Patch<SyncPatch>,
     /// Task synchronization.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<SyncPatch>)]
     pub tasks: Patch<SyncPatch>,
+}
+
+/// A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
+/// `integrations`, which only global and organization scope hold.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "sync_interval_minutes": 15,
+    "calendar": {"enabled": true, "direction": "bidirectional", "conflict_resolution": "local_wins"}
+}))]
+pub struct UserMicrosoftSettingsPatch {
+    /// Minutes between synchronizations, 1 to 1440.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1440)]
+    pub sync_interval_minutes: Patch<i64>,
+    /// Calendar synchronization.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<SyncPatch>)]
+    pub calendar: Patch<SyncPatch>,
+    /// Task synchronization.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<SyncPatch>)]
+    pub tasks: Patch<SyncPatch>,
+}
+
+impl From<UserMicrosoftSettingsPatch> for MicrosoftSettingsPatch {
+    fn from(patch: UserMicrosoftSettingsPatch) -> Self {
+        Self {
+            sync_interval_minutes: patch.sync_interval_minutes,
+            integrations: Patch::Absent,
+            calendar: patch.calendar,
+            tasks: patch.tasks,
+        }
+    }
 }
 
 fn apply_sync(patch: &Patch<SyncPatch>, target: &mut SyncValues) {

@@ -8,6 +8,7 @@ use super::organization_scope;
 use crate::{
     auth::AuthUser,
     domain::{
+        connections,
         etag::if_match,
         settings::{
             Scope,
@@ -42,6 +43,8 @@ async fn change(
         if_match(req).as_deref(),
     )
     .await?;
+    // A new client ID or tenant invalidates the tokens issued to the old application.
+    connections::after_application_change(state, scope).await?;
     Ok(json_with_etag(
         StatusCode::OK,
         resolved.version(),

@@ -11,7 +11,9 @@ use crate::{
         etag::if_match,
         settings::{
             Scope,
-            microsoft::{self, MicrosoftSettingsPatch, MicrosoftSettingsView},
+            microsoft::{
+                self, MicrosoftSettingsPatch, MicrosoftSettingsView, UserMicrosoftSettingsPatch,
+            },
         },
     },
     error::ApiResult,
@@ -148,7 +150,7 @@ pub async fn get_user_microsoft_settings(
         ("id" = Uuid, Path, description = "User id"),
         ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
     ),
-    request_body(content = MicrosoftSettingsPatch, content_type = "application/merge-patch+json"),
+    request_body(content = UserMicrosoftSettingsPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Effective settings after the change", body = MicrosoftSettingsView))
 )]
 #[patch("/settings/microsoft")]
@@ -157,8 +159,8 @@ pub async fn update_user_microsoft_settings(
     caller: AuthUser,
     id: web::Path<Uuid>,
     req: HttpRequest,
-    body: JsonBody<MicrosoftSettingsPatch>,
+    body: JsonBody<UserMicrosoftSettingsPatch>,
 ) -> ApiResult<HttpResponse> {
     let scope = user_scope(&state, &caller, *id).await?;
-    change(&state, scope, &req, body.0).await
+    change(&state, scope, &req, body.0.into()).await
 }

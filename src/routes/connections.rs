@@ -1,0 +1,141 @@
+//! A user's Microsoft connection: `POST` (start Connect), `GET` (status), `DELETE`
+//! (disconnect) at `/api/v1/users/{id}/microsoft/connection`, and `POST .../check` (Check
+//! Connection). Users manage their own connection, org admins their organization's users',
+//! admins everyone's.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    domain::{
+        access::not_found,
+        connections::{self, CheckResult, ConnectionView, StartedConnect},
+        users,
+    },
+    error::{ApiError, ApiResult},
+    routes::extract::OptionalJsonBody,
+    startup::AppState,
+};
+
+/// Body of a Connect start (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartConnect {
+    /// Pre-fills the Microsoft sign-in with this account (e-mail or user principal name).
+    #[schema(example = "adele@contoso.com")]
+    pub login_hint: Option<String>,
+}
+
+/// Query of a disconnect.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DisconnectParams {
+    /// Also forget sync links and delta state (the next connect starts from nothing).
+    pub purge: Option<bool>,
+}
+
+async fn target(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<entity::users::Model> {
+    let user = users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| not_found("user"))?;
+    caller.may_access_user(user.id, user.organization_id)?;
+    Ok(user)
+}
+
+/// Start Connect: returns the Microsoft sign-in URL to open in a popup.
+#[utoipa::path(
+    tag = "microsoft",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body(content = Option<StartConnect>, description = "Optional login hint"),
+    responses(
+        (status = 200, description = "Open `authorization_url` to sign in", body = StartedConnect),
+        (status = 400, description = "`microsoft_app_not_configured`: client ID, secret or tenant missing", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/microsoft/connection")]
+pub async fn start_connection(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: OptionalJsonBody<StartConnect>,
+) -> ApiResult<HttpResponse> {
+    let user = target(&state, &caller, *id).await?;
+    let hint = body
+        .0
+        .unwrap_or_default()
+        .login_hint
+        .filter(|h| !h.trim().is_empty());
+    if hint.as_ref().is_some_and(|h| h.len() > 320) {
+        return Err(ApiError::invalid(
+            "/login_hint",
+            "must be at most 320 characters",
+        ));
+    }
+    let started =
+        connections::start(&state, user.id, user.organization_id, hint.as_deref()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(started))
+}
+
+/// The connection's status and account name (never a token).
+#[utoipa::path(
+    tag = "microsoft",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The connection", body = ConnectionView))
+)]
+#[get("/microsoft/connection")]
+pub async fn get_connection(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = target(&state, &caller, *id).await?;
+    Ok(HttpResponse::Ok().json(connections::view(&state, user.id, user.organization_id).await?))
+}
+
+/// Disconnect: forgets the tokens (idempotent); `?purge=true` also drops sync links and
+/// delta state.
+#[utoipa::path(
+    tag = "microsoft",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id"), DisconnectParams),
+    responses((status = 204, description = "Disconnected"))
+)]
+#[delete("/microsoft/connection")]
+pub async fn delete_connection(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<DisconnectParams>,
+) -> ApiResult<HttpResponse> {
+    let user = target(&state, &caller, *id).await?;
+    connections::disconnect(&state, user.id, query.purge.unwrap_or(false)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Check Connection: refreshes the token if needed and calls Microsoft Graph `/me`.
+#[utoipa::path(
+    tag = "microsoft",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The result of the check (`ok` false with a classified error when it failed)", body = CheckResult),
+        (status = 409, description = "`not_connected`: no account is connected", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/microsoft/connection/check")]
+pub async fn check_connection(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = target(&state, &caller, *id).await?;
+    Ok(HttpResponse::Ok().json(connections::check(&state, user.id, user.organization_id).await?))
+}
