@@ -221,6 +221,24 @@ impl Fixture {
         row.update(&self.app.db).await.unwrap();
     }
 
+    /// Asserts that the client secret and the connection's current tokens (if any) are in no
+    /// response body, no log line, and nowhere in clear in the database.
+    async fn assert_secrets_hidden(&self, bodies: &[&Value]) {
+        self.assert_never_exposed(&self.client_secret, bodies, "the client secret")
+            .await;
+        let row = microsoft_connections::Entity::find_by_id(self.user.id)
+            .one(&self.app.db)
+            .await
+            .unwrap();
+        if row.is_some_and(|r| r.access_token_encrypted.is_some()) {
+            let (access, refresh) = self.tokens().await;
+            self.assert_never_exposed(&access, bodies, "the access token")
+                .await;
+            self.assert_never_exposed(&refresh, bodies, "the refresh token")
+                .await;
+        }
+    }
+
     /// Asserts that no response body so far, no log line and no database byte holds `secret`.
     async fn assert_never_exposed(&self, secret: &str, bodies: &[&Value], what: &str) {
         assert!(secret.len() >= 8, "{what} is a real value");
@@ -535,6 +553,7 @@ async fn a_bad_client_secret_fails_the_connect_and_later_marks_the_app_misconfig
         .await;
     assert_eq!(f.status().await["status"], "connected");
     assert_eq!(f.check().await["ok"], true);
+    f.assert_secrets_hidden(&[&check, &flow.page.body]).await;
 }
 
 #[tokio::test]
@@ -551,6 +570,8 @@ async fn a_revoked_refresh_token_requires_reconnecting() {
     let status = f.status().await;
     assert_eq!(status["status"], "reauth_required");
     assert_eq!(status["last_error"]["code"], "invalid_grant");
+
+    f.assert_secrets_hidden(&[&check, &status]).await;
 
     // Connecting again restores it.
     f.connect().await;
@@ -622,6 +643,7 @@ async fn a_transient_503_on_the_token_endpoint_is_retried() {
     assert_eq!(check["ok"], true, "{check}");
     assert_eq!(f.status().await["status"], "connected");
     assert_eq!(f.row().await.token_version, version + 1);
+    f.assert_secrets_hidden(&[&check]).await;
 }
 
 #[tokio::test]
@@ -652,6 +674,7 @@ async fn changing_the_client_id_or_tenant_requires_reconnecting_but_the_secret_a
     let check = f.check().await;
     assert_eq!(check["ok"], false);
     assert_eq!(check["status"], "reauth_required");
+    f.assert_secrets_hidden(&[&check, &status]).await;
 }
 
 #[tokio::test]

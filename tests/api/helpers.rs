@@ -138,6 +138,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub emulator: Emulator,
+    settings: Settings,
+    keys: Keys,
     handle: actix_web::dev::ServerHandle,
     _test_db: TestDb,
 }
@@ -213,7 +215,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let port = listener.local_addr().unwrap().port();
     settings.public_url = format!("http://127.0.0.1:{port}");
     configure(&mut settings);
-    let app = Application::with_listener(settings, &keys, db.clone(), listener).unwrap();
+    let app = Application::with_listener(settings.clone(), &keys, db.clone(), listener).unwrap();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -224,6 +226,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .unwrap(),
         db,
         emulator,
+        settings,
+        keys,
         handle,
         _test_db: test_db,
     }
@@ -314,6 +318,19 @@ impl TestApp {
             }
         }
         false
+    }
+
+    /// Another instance of the service on the same database, as a second process would be
+    /// (its own pool, caches and in-process locks). Returns its address; it stops with the
+    /// test's runtime.
+    pub async fn second_instance(&self) -> String {
+        let db = db::connect(&self.settings).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app =
+            Application::with_listener(self.settings.clone(), &self.keys, db, listener).unwrap();
+        tokio::spawn(app.run_until_stopped());
+        format!("http://127.0.0.1:{port}")
     }
 
     /// Signs in and returns the access token.
