@@ -3,8 +3,10 @@
 pub mod prelude;
 
 pub mod azure_app_settings;
+pub mod calendar_events;
 pub mod microsoft_connections;
 pub mod microsoft_settings;
 pub mod oauth_states;
 pub mod organizations;
+pub mod tasks;
 pub mod users;
