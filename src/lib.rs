@@ -16,4 +16,5 @@ pub mod graph;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod sync;
 pub mod telemetry;

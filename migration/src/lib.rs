@@ -5,6 +5,7 @@ mod m20261127_000001_create_organizations_and_users;
 mod m20261127_000002_create_settings;
 mod m20261127_000003_create_microsoft_connections;
 mod m20261127_000004_create_calendar_events_and_tasks;
+mod m20261127_000005_create_sync_tables;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_settings::Migration),
             Box::new(m20261127_000003_create_microsoft_connections::Migration),
             Box::new(m20261127_000004_create_calendar_events_and_tasks::Migration),
+            Box::new(m20261127_000005_create_sync_tables::Migration),
         ]
     }
 }

@@ -101,8 +101,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Tasks::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(CalendarEvents::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Tasks::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(CalendarEvents::Table).to_owned())
+            .await
     }
 }
 

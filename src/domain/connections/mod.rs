@@ -441,10 +441,24 @@ async fn store(
     Ok(())
 }
 
-/// Forgets what the service learnt from a user's mailbox (sync links, delta tokens), so that a
-/// different mailbox starts from nothing. The sync engine's tables register here.
-async fn reset_sync_state(_db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<()> {
-    tracing::info!(user.id = %user_id, "A different Microsoft account was connected: sync state reset");
+/// Forgets what the service learnt from a user's mailbox (links, delta links, parked
+/// conflicts), so that a different mailbox starts from nothing. Local items stay; they are
+/// pushed to the new mailbox as new items.
+async fn reset_sync_state(db: &impl ConnectionTrait, user_id: Uuid) -> ApiResult<()> {
+    use entity::{sync_conflicts, sync_links, sync_states};
+    sync_links::Entity::delete_many()
+        .filter(sync_links::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    sync_states::Entity::delete_many()
+        .filter(sync_states::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    sync_conflicts::Entity::delete_many()
+        .filter(sync_conflicts::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    tracing::info!(user.id = %user_id, "Sync state reset");
     Ok(())
 }
 
