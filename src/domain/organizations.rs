@@ -166,11 +166,15 @@ pub async fn update(
     if_match: Option<&str>,
 ) -> ApiResult<organizations::Model> {
     let current = get(db, id).await?;
-    crate::domain::etag::check(if_match, current.version)?;
+    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     let name = match patch.name {
-        Patch::Absent => return Ok(current),
+        Patch::Absent => None,
         Patch::Null => return Err(ApiError::invalid("/name", "cannot be null")),
-        Patch::Set(name) => parse_name(&name).map_err(|e| ApiError::Validation(vec![e]))?,
+        Patch::Set(name) => Some(parse_name(&name).map_err(|e| ApiError::Validation(vec![e]))?),
+    };
+    crate::domain::etag::check(if_match, current.version)?;
+    let Some(name) = name else {
+        return Ok(current);
     };
     if name == current.name {
         return Ok(current);

@@ -96,12 +96,19 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Err(e) => {
-                ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
-            }
-            Ok(_) => ApiError::invalid("/", "the request body must be a JSON object"),
-        });
+        return match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => Err(ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {e}"),
+            )),
+            // `null` is a body only where the document allows it (an optional object).
+            Ok(serde_json::Value::Null) => serde_json::from_value(serde_json::Value::Null)
+                .map_err(|_| ApiError::invalid("/", "the request body must be a JSON object")),
+            Ok(_) => Err(ApiError::invalid(
+                "/",
+                "the request body must be a JSON object",
+            )),
+        };
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut deserializer) {
@@ -208,8 +215,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
         if empty {
             return Box::pin(async { Ok(OptionalJsonBody(None)) });
         }
-        let body = JsonBody::<T>::from_request(req, payload);
-        Box::pin(async move { Ok(OptionalJsonBody(Some(body.await?.0))) })
+        // A `null` body is the absent object too.
+        let body = JsonBody::<Option<T>>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJsonBody(body.await?.0)) })
     }
 }
 
@@ -266,6 +274,11 @@ mod tests {
             parse_json::<Body>(b"nope").unwrap_err().code(),
             "malformed_json"
         );
+        assert_eq!(
+            parse_json::<Body>(b"null").unwrap_err().code(),
+            "validation_failed"
+        );
+        assert!(parse_json::<Option<Body>>(b"null").unwrap().is_none());
     }
 
     #[test]
