@@ -2,7 +2,7 @@
 //! Connection, the token lifecycle and every failure class.
 
 use entity::{microsoft_connections, oauth_states};
-use graph_emulator::{AppSpec, Fault, FaultSpec, UserSpec};
+use graph_emulator::{Fault, FaultSpec, UserSpec};
 use m365_sync::{crypto::Cipher, domain::Role};
 use reqwest::{Method, StatusCode, Url};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
@@ -29,40 +29,16 @@ fn cipher() -> Cipher {
 }
 
 async fn fixture_on(app: TestApp) -> Fixture {
-    let admin = app.admin().await;
-    let org = app.organization(&admin, "Contoso").await;
-    let user = app.account(Role::User, Some(org)).await;
-    let registration = app.emulator.create_app(AppSpec {
-        redirect_uris: vec![format!("{}/api/v1/microsoft/oauth/callback", app.address)],
-        multi_tenant: true,
-        ..Default::default()
-    });
-    let upn = format!("adele-{}@contoso.com", Uuid::new_v4().simple());
-    let mailbox = app
-        .emulator
-        .create_user(UserSpec {
-            user_principal_name: upn.clone(),
-            display_name: "Adele Vance".into(),
-            ..Default::default()
-        })
-        .unwrap();
-    let response = app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &admin.token,
-            json!({"client_id": registration.client_id, "client_secret": registration.client_secret, "tenant": "common"}),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    let who = app.mailbox_user().await;
     Fixture {
         app,
-        admin,
-        org,
-        user,
-        client_id: registration.client_id,
-        client_secret: registration.client_secret,
-        mailbox_id: mailbox.id,
-        upn,
+        admin: who.admin,
+        org: who.org,
+        user: who.user,
+        client_id: who.client_id,
+        client_secret: who.client_secret,
+        mailbox_id: who.mailbox_id,
+        upn: who.upn,
     }
 }
 
@@ -791,4 +767,38 @@ async fn with_a_front_end_return_url_the_callback_redirects_there() {
         target.query_pairs().into_owned().collect();
     assert_eq!(query["status"], "connected");
     assert_eq!(query["account_name"], f.upn);
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_share_one_refresh() {
+    let f = fixture().await;
+    f.connect().await;
+    let version = f.row().await.token_version;
+    f.age_access_token().await;
+    let second = f.app.second_instance().await;
+    let path = format!("{}/check", f.connection_path());
+    let checks = (0..8).map(|i| {
+        let base = if i % 2 == 0 {
+            f.app.address.clone()
+        } else {
+            second.clone()
+        };
+        let request = f
+            .app
+            .client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&f.user.token)
+            .json(&json!({}));
+        async move { crate::helpers::read(request.send().await.unwrap()).await }
+    });
+    for response in futures_util::future::join_all(checks).await {
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.body["ok"], true, "{:?}", response.body);
+    }
+    assert_eq!(
+        f.row().await.token_version,
+        version + 1,
+        "one refresh across both instances"
+    );
+    f.assert_secrets_hidden(&[]).await;
 }

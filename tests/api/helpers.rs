@@ -233,6 +233,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// A user of an organization whose Azure application is registered with the emulator, and a
+/// mailbox to connect to (not connected yet).
+#[derive(Clone, Debug)]
+pub struct MailboxUser {
+    pub admin: Account,
+    pub org: Uuid,
+    pub user: Account,
+    pub client_id: String,
+    pub client_secret: String,
+    pub mailbox_id: String,
+    pub upn: String,
+}
+
 /// An account created for a test, with its token.
 #[derive(Clone, Debug)]
 pub struct Account {
@@ -331,6 +344,68 @@ impl TestApp {
             Application::with_listener(self.settings.clone(), &self.keys, db, listener).unwrap();
         tokio::spawn(app.run_until_stopped());
         format!("http://127.0.0.1:{port}")
+    }
+
+    /// An organization with its Azure application registered (multi-tenant, `common`), a
+    /// user in it, and a mailbox in the emulator.
+    pub async fn mailbox_user(&self) -> MailboxUser {
+        let admin = self.admin().await;
+        let org = self.organization(&admin, "Contoso").await;
+        let user = self.account(Role::User, Some(org)).await;
+        let registration = self.emulator.create_app(graph_emulator::AppSpec {
+            redirect_uris: vec![format!("{}/api/v1/microsoft/oauth/callback", self.address)],
+            multi_tenant: true,
+            ..Default::default()
+        });
+        let upn = format!("adele-{}@contoso.com", Uuid::new_v4().simple());
+        let mailbox = self
+            .emulator
+            .create_user(graph_emulator::UserSpec {
+                user_principal_name: upn.clone(),
+                display_name: "Adele Vance".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let body = json!({"client_id": registration.client_id, "client_secret": registration.client_secret, "tenant": "common"});
+        let response = self
+            .patch("/api/v1/settings/microsoft/application", &admin.token, body)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        MailboxUser {
+            admin,
+            org,
+            user,
+            client_id: registration.client_id,
+            client_secret: registration.client_secret,
+            mailbox_id: mailbox.id,
+            upn,
+        }
+    }
+
+    /// Runs the popup flow for `who` as a browser would and returns the callback's answer.
+    pub async fn sign_in(&self, who: &MailboxUser, login_hint: &str) -> Response {
+        let path = format!("/api/v1/users/{}/microsoft/connection", who.user.id);
+        let started = self
+            .post(&path, &who.user.token, json!({"login_hint": login_hint}))
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{started:?}");
+        let url = started.body["authorization_url"].as_str().unwrap();
+        let redirect = self.client.get(url).send().await.unwrap();
+        assert_eq!(
+            redirect.status(),
+            StatusCode::FOUND,
+            "Microsoft redirects back"
+        );
+        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+        read(self.client.get(location).send().await.unwrap()).await
+    }
+
+    /// A [`mailbox_user`](Self::mailbox_user) whose mailbox is connected.
+    pub async fn connected_user(&self) -> MailboxUser {
+        let who = self.mailbox_user().await;
+        let page = self.sign_in(&who, &who.upn.clone()).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        who
     }
 
     /// Signs in and returns the access token.
