@@ -38,6 +38,9 @@ JSON merge patch (RFC 7396). Mutable resources send an `ETag`; `PATCH` and `DELE
         (name = "organizations", description = "Organizations"),
         (name = "settings", description = "Microsoft settings at global, organization and user scope"),
         (name = "microsoft", description = "Each user's Microsoft 365 connection: Connect, status, Check Connection, disconnect"),
+        (name = "calendar", description = "Each user's local calendar events (the business application's side of calendar sync)"),
+        (name = "tasks", description = "Each user's local tasks (the business application's side of task sync)"),
+        (name = "sync", description = "Calendar and task synchronization: sync now, run history"),
         (name = "operations", description = "Health probes")
     )
 )]

@@ -3,14 +3,17 @@
 
 pub mod access;
 pub mod cache;
+pub mod calendar_events;
 pub mod connections;
 pub mod email;
 pub mod etag;
+pub mod item_fields;
 pub mod organizations;
 pub mod pagination;
 pub mod patch;
 pub mod role;
 pub mod settings;
+pub mod tasks;
 pub mod users;
 
 pub use role::Role;

@@ -101,6 +101,137 @@ impl GraphClient {
     }
 }
 
+/// One request of a `$batch`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchRequest {
+    /// Unique id within the batch.
+    pub id: String,
+    /// HTTP method.
+    pub method: String,
+    /// URL relative to `/v1.0`, e.g. `/me/events`.
+    pub url: String,
+    /// Request headers.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// JSON body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// The answer to one request of a `$batch`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchResponse {
+    /// The request's id.
+    pub id: String,
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its headers.
+    #[serde(default)]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// Its body.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+impl BatchResponse {
+    /// `Retry-After` of a throttled item, in seconds.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs)
+    }
+
+    /// Graph's error code of a failed item.
+    pub fn error_code(&self) -> Option<String> {
+        self.body
+            .as_ref()?
+            .get("error")?
+            .get("code")?
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    responses: Vec<BatchResponse>,
+}
+
+impl GraphClient {
+    /// The absolute URL of a Graph path (`/me/events` → `{base}/v1.0/me/events`); absolute
+    /// URLs (next and delta links) pass through.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}/v1.0{path}", self.base_url)
+        }
+    }
+
+    /// `GET` a JSON document with the given `Prefer` preferences.
+    ///
+    /// # Errors
+    /// A [`GraphError`] for any non-2xx answer or transport failure.
+    pub async fn get_json(
+        &self,
+        access_token: &str,
+        url: &str,
+        prefer: &[&str],
+    ) -> Result<serde_json::Value, GraphError> {
+        let mut request = self.http.get(self.url(url)).bearer_auth(access_token);
+        for preference in prefer {
+            request = request.header("Prefer", *preference);
+        }
+        read_json(request.send().await.map_err(transport)?).await
+    }
+
+    /// `POST /v1.0/$batch` with up to 20 requests; the answers in request order.
+    ///
+    /// # Errors
+    /// A [`GraphError`] when the batch itself fails (the items carry their own statuses).
+    pub async fn batch(
+        &self,
+        access_token: &str,
+        requests: &[BatchRequest],
+    ) -> Result<Vec<BatchResponse>, GraphError> {
+        let response = self
+            .http
+            .post(format!("{}/v1.0/$batch", self.base_url))
+            .bearer_auth(access_token)
+            .json(&serde_json::json!({ "requests": requests }))
+            .send()
+            .await
+            .map_err(transport)?;
+        let body: BatchBody = read_json(response).await?;
+        let mut ordered = Vec::with_capacity(requests.len());
+        for request in requests {
+            let found = body
+                .responses
+                .iter()
+                .find(|r| r.id == request.id)
+                .cloned()
+                .ok_or_else(|| GraphError {
+                    status: 502,
+                    code: "invalid_response".to_owned(),
+                    message: format!(
+                        "the $batch answer has no response for request {}",
+                        request.id
+                    ),
+                    retry_after: None,
+                })?;
+            ordered.push(found);
+        }
+        Ok(ordered)
+    }
+}
+
 fn transport(err: reqwest::Error) -> GraphError {
     GraphError {
         status: 0,

@@ -2,6 +2,7 @@
 //! to a response. One module per resource, mirrored by `tests/api/`.
 
 pub mod auth;
+pub mod calendar_events;
 pub mod connections;
 pub mod extract;
 pub mod health;
@@ -9,6 +10,8 @@ pub mod me;
 pub mod oauth_callback;
 pub mod organizations;
 pub mod settings;
+pub mod sync;
+pub mod tasks;
 pub mod users;
 
 use actix_web::{HttpResponse, http::header};
@@ -71,7 +74,20 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(connections::start_connection)
                             .service(connections::get_connection)
                             .service(connections::delete_connection)
-                            .service(connections::check_connection),
+                            .service(connections::check_connection)
+                            .service(sync::sync_now)
+                            .service(sync::list_sync_runs)
+                            .service(sync::confirm_deletions)
+                            .service(calendar_events::create_calendar_event)
+                            .service(calendar_events::list_calendar_events)
+                            .service(calendar_events::get_calendar_event)
+                            .service(calendar_events::update_calendar_event)
+                            .service(calendar_events::delete_calendar_event)
+                            .service(tasks::create_task)
+                            .service(tasks::list_tasks)
+                            .service(tasks::get_task)
+                            .service(tasks::update_task)
+                            .service(tasks::delete_task),
                     ),
                 ),
         );

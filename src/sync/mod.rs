@@ -1,4 +1,8 @@
 //! Synchronization of each user's calendar events and tasks with Outlook Calendar and
 //! Microsoft To Do.
 
+pub mod engine;
+pub mod fields;
 pub mod links;
+pub mod local;
+pub mod runs;

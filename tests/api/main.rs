@@ -9,6 +9,7 @@
 mod auth;
 mod authorization;
 mod bad_input;
+mod calendar_events;
 mod connections;
 mod health;
 mod helpers;
@@ -16,4 +17,6 @@ mod openapi;
 mod organizations;
 mod settings_application;
 mod settings_microsoft;
+mod sync;
+mod tasks;
 mod users;

@@ -1,0 +1,743 @@
+//! Calendar events of the business application's side, one set per user: versioned (every
+//! change bumps `version`), deleted as tombstones (`deleted_at`) so that deletions can be sent
+//! to Microsoft.
+//!
+//! Timed events keep their start and end as UTC instants plus the IANA zone they were set in;
+//! all-day events keep plain dates, the end date inclusive.
+
+mod rules;
+
+use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
+use chrono_tz::Tz;
+use entity::calendar_events;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
+
+use crate::{
+    domain::{
+        access::not_found,
+        item_fields::{
+            Importance, date_to_stored, from_stored, from_stored_json, to_stored, to_stored_json,
+        },
+        pagination::{PageParams, PageRequest},
+        patch::{self, Patch},
+    },
+    error::{ApiError, ApiResult},
+    sync::links::{LinkState, Resource, link_states},
+};
+
+/// A wall-clock time in an IANA time zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZonedDateTime {
+    /// Local date and time without an offset, `YYYY-MM-DDTHH:MM:SS` (a fraction of a second
+    /// is allowed).
+    #[schema(
+        example = "2026-03-29T09:00:00",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?$"
+    )]
+    pub date_time: String,
+    /// IANA time zone.
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: String,
+}
+
+/// Whether an attendee must come, or is a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttendeeType {
+    /// Required.
+    Required,
+    /// Optional.
+    Optional,
+    /// A room or equipment (Outlook's third kind, so that events from Microsoft keep it).
+    Resource,
+}
+
+/// Someone invited to an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attendee {
+    /// E-mail address (stored lower-cased; unique within the event).
+    #[schema(
+        example = "ada@example.com",
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.]$",
+        max_length = 254
+    )]
+    pub email: String,
+    /// Display name, at most 255 characters.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub name: Option<String>,
+    /// Required, optional or resource.
+    #[serde(rename = "type")]
+    pub attendee_type: AttendeeType,
+}
+
+/// How the event shows in the calendar owner's free/busy time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShowAs {
+    /// Free.
+    Free,
+    /// Tentative.
+    Tentative,
+    /// Busy (the default).
+    #[default]
+    Busy,
+    /// Out of office.
+    Oof,
+    /// Working elsewhere.
+    WorkingElsewhere,
+    /// Unknown.
+    Unknown,
+}
+
+/// Who may see the event's details.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Normal (the default).
+    #[default]
+    Normal,
+    /// Personal.
+    Personal,
+    /// Private.
+    Private,
+    /// Confidential.
+    Confidential,
+}
+
+/// Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
+/// all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCalendarEvent {
+    /// Title, 1 to 255 characters, not blank.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, example = "Quarterly review", min_length = 1, max_length = 255)]
+    pub title: Option<String>,
+    /// Description (plain text), at most 32,000 characters.
+    #[serde(default)]
+    #[schema(max_length = 32000)]
+    pub description: Option<String>,
+    /// Location, at most 255 characters.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub location: Option<String>,
+    /// Whether the event lasts whole days (default `false`).
+    #[serde(default)]
+    pub is_all_day: Option<bool>,
+    /// Start of a timed event, in its time zone. A time the clocks skip is refused; a
+    /// repeated one means its first occurrence.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<ZonedDateTime>)]
+    pub start: Patch<ZonedDateTime>,
+    /// End of a timed event, not before `start`, in the same time zone.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<ZonedDateTime>)]
+    pub end: Patch<ZonedDateTime>,
+    /// First day of an all-day event (`YYYY-MM-DD`).
+    #[serde(default)]
+    #[schema(format = Date, example = "2026-03-29")]
+    pub start_date: Option<String>,
+    /// Last day of an all-day event (`YYYY-MM-DD`, inclusive, not before `start_date`).
+    #[serde(default)]
+    #[schema(format = Date, example = "2026-03-29")]
+    pub end_date: Option<String>,
+    /// Minutes before the start to remind, 0 to 40320; `null` for no reminder.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 40320)]
+    pub reminder_minutes: Option<i64>,
+    /// Free/busy status (default `busy`).
+    #[serde(default)]
+    pub show_as: Option<ShowAs>,
+    /// Importance (default `normal`).
+    #[serde(default)]
+    pub importance: Option<Importance>,
+    /// Sensitivity (default `normal`).
+    #[serde(default)]
+    pub sensitivity: Option<Sensitivity>,
+    /// Categories: at most 25, each 1 to 255 characters, no duplicates.
+    #[serde(default)]
+    #[schema(max_items = 25)]
+    pub categories: Option<Vec<String>>,
+    /// Attendees: at most 500, each e-mail once.
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub attendees: Option<Vec<Attendee>>,
+}
+
+/// Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
+/// clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
+/// defaults; `title` and `is_all_day` may not be `null`. Switching `is_all_day` needs the
+/// other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event had them.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCalendarEvent {
+    /// Title, 1 to 255 characters, not blank.
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    pub title: Patch<String>,
+    /// Description.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 32000)]
+    pub description: Patch<String>,
+    /// Location.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub location: Patch<String>,
+    /// Whether the event lasts whole days.
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    pub is_all_day: Patch<bool>,
+    /// Start of a timed event.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<ZonedDateTime>)]
+    pub start: Patch<ZonedDateTime>,
+    /// End of a timed event.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<ZonedDateTime>)]
+    pub end: Patch<ZonedDateTime>,
+    /// First day of an all-day event.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub start_date: Patch<String>,
+    /// Last day of an all-day event (inclusive).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub end_date: Patch<String>,
+    /// Minutes before the start to remind, 0 to 40320.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 40320)]
+    pub reminder_minutes: Patch<i64>,
+    /// Free/busy status.
+    #[serde(default)]
+    #[schema(value_type = Option<ShowAs>)]
+    pub show_as: Patch<ShowAs>,
+    /// Importance.
+    #[serde(default)]
+    #[schema(value_type = Option<Importance>)]
+    pub importance: Patch<Importance>,
+    /// Sensitivity.
+    #[serde(default)]
+    #[schema(value_type = Option<Sensitivity>)]
+    pub sensitivity: Patch<Sensitivity>,
+    /// Categories (replace the whole list).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, max_items = 25)]
+    pub categories: Patch<Vec<String>>,
+    /// Attendees (replace the whole list).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Attendee>>, max_items = 500)]
+    pub attendees: Patch<Vec<Attendee>>,
+}
+
+/// When an event happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventTime {
+    /// From `start` to `end` (instants), set in `time_zone`.
+    Timed {
+        /// Start.
+        start: DateTime<Utc>,
+        /// End, not before the start.
+        end: DateTime<Utc>,
+        /// The zone the times are shown in.
+        time_zone: Tz,
+    },
+    /// Whole days from `start` to `end`, both included.
+    AllDay {
+        /// First day.
+        start: NaiveDate,
+        /// Last day, not before the first.
+        end: NaiveDate,
+    },
+}
+
+/// A valid event's fields (what creation and updates store, and what the sync engine
+/// compares and writes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventData {
+    /// Title, 1 to 255 characters.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Location.
+    pub location: Option<String>,
+    /// When.
+    pub time: EventTime,
+    /// Reminder lead time in minutes.
+    pub reminder_minutes: Option<i32>,
+    /// Free/busy status.
+    pub show_as: ShowAs,
+    /// Importance.
+    pub importance: Importance,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Attendees (e-mails lower-cased, unique).
+    pub attendees: Vec<Attendee>,
+}
+
+impl EventData {
+    /// The fields of a stored event.
+    ///
+    /// # Errors
+    /// 500 when the row holds what this service never writes.
+    pub fn from_model(m: &calendar_events::Model) -> ApiResult<Self> {
+        let corrupt =
+            |what: &str| ApiError::Internal(anyhow::anyhow!("calendar event {}: bad {what}", m.id));
+        let time = if m.is_all_day {
+            let date = |d: &Option<String>| {
+                d.as_deref()
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .ok_or_else(|| corrupt("all-day dates"))
+            };
+            EventTime::AllDay {
+                start: date(&m.start_date)?,
+                end: date(&m.end_date)?,
+            }
+        } else {
+            let zone = m
+                .time_zone
+                .as_deref()
+                .and_then(|z| z.parse::<Tz>().ok())
+                .ok_or_else(|| corrupt("time zone"))?;
+            EventTime::Timed {
+                start: m
+                    .start_at
+                    .ok_or_else(|| corrupt("start"))?
+                    .with_timezone(&Utc),
+                end: m.end_at.ok_or_else(|| corrupt("end"))?.with_timezone(&Utc),
+                time_zone: zone,
+            }
+        };
+        Ok(Self {
+            title: m.title.clone(),
+            description: m.description.clone(),
+            location: m.location.clone(),
+            time,
+            reminder_minutes: m.reminder_minutes,
+            show_as: from_stored("show_as", &m.show_as)?,
+            importance: from_stored("importance", &m.importance)?,
+            sensitivity: from_stored("sensitivity", &m.sensitivity)?,
+            categories: from_stored_json("categories", &m.categories)?,
+            attendees: from_stored_json("attendees", &m.attendees)?,
+        })
+    }
+
+    /// Sets the columns of `model` from these fields (all but ids, version and timestamps).
+    fn write_to(&self, model: &mut calendar_events::ActiveModel) -> ApiResult<()> {
+        let (start_at, end_at, zone, start_date, end_date) = match self.time {
+            EventTime::Timed {
+                start,
+                end,
+                time_zone,
+            } => (
+                Some(start.fixed_offset()),
+                Some(end.fixed_offset()),
+                Some(time_zone.name().to_owned()),
+                None,
+                None,
+            ),
+            EventTime::AllDay { start, end } => (
+                None,
+                None,
+                None,
+                Some(date_to_stored(start)),
+                Some(date_to_stored(end)),
+            ),
+        };
+        model.title = Set(self.title.clone());
+        model.description = Set(self.description.clone());
+        model.location = Set(self.location.clone());
+        model.is_all_day = Set(matches!(self.time, EventTime::AllDay { .. }));
+        model.start_at = Set(start_at);
+        model.end_at = Set(end_at);
+        model.time_zone = Set(zone);
+        model.start_date = Set(start_date);
+        model.end_date = Set(end_date);
+        model.reminder_minutes = Set(self.reminder_minutes);
+        model.show_as = Set(to_stored(&self.show_as));
+        model.importance = Set(to_stored(&self.importance));
+        model.sensitivity = Set(to_stored(&self.sensitivity));
+        model.categories = Set(to_stored_json(&self.categories)?);
+        model.attendees = Set(to_stored_json(&self.attendees)?);
+        Ok(())
+    }
+}
+
+/// A calendar event as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarEventView {
+    /// Id (UUID v7).
+    pub id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Location.
+    pub location: Option<String>,
+    /// Whether the event lasts whole days.
+    pub is_all_day: bool,
+    /// Start of a timed event in its zone; `null` for all-day events.
+    pub start: Option<ZonedDateTime>,
+    /// End of a timed event in its zone; `null` for all-day events.
+    pub end: Option<ZonedDateTime>,
+    /// First day of an all-day event; `null` for timed events.
+    #[schema(format = Date, example = "2026-03-29")]
+    pub start_date: Option<String>,
+    /// Last day (inclusive) of an all-day event; `null` for timed events.
+    #[schema(format = Date, example = "2026-03-29")]
+    pub end_date: Option<String>,
+    /// Minutes before the start to remind; `null` for none.
+    pub reminder_minutes: Option<i32>,
+    /// Free/busy status.
+    pub show_as: ShowAs,
+    /// Importance.
+    pub importance: Importance,
+    /// Sensitivity.
+    pub sensitivity: Sensitivity,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Attendees.
+    pub attendees: Vec<Attendee>,
+    /// Version, also sent as the `ETag`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Its Microsoft link.
+    pub microsoft: LinkState,
+}
+
+impl CalendarEventView {
+    /// The view of a stored event with its link state.
+    ///
+    /// # Errors
+    /// 500 when the row holds what this service never writes.
+    pub fn new(m: calendar_events::Model, microsoft: LinkState) -> ApiResult<Self> {
+        let data = EventData::from_model(&m)?;
+        let (start, end, start_date, end_date) = match data.time {
+            EventTime::Timed {
+                start,
+                end,
+                time_zone,
+            } => (
+                Some(wall_clock(start, time_zone)),
+                Some(wall_clock(end, time_zone)),
+                None,
+                None,
+            ),
+            EventTime::AllDay { start, end } => (
+                None,
+                None,
+                Some(date_to_stored(start)),
+                Some(date_to_stored(end)),
+            ),
+        };
+        Ok(Self {
+            id: m.id,
+            title: data.title,
+            description: data.description,
+            location: data.location,
+            is_all_day: m.is_all_day,
+            start,
+            end,
+            start_date,
+            end_date,
+            reminder_minutes: data.reminder_minutes,
+            show_as: data.show_as,
+            importance: data.importance,
+            sensitivity: data.sensitivity,
+            categories: data.categories,
+            attendees: data.attendees,
+            version: m.version,
+            created_at: m.created_at.with_timezone(&Utc),
+            updated_at: m.updated_at.with_timezone(&Utc),
+            microsoft,
+        })
+    }
+}
+
+/// The views of stored events of one user, with their link states.
+///
+/// # Errors
+/// On database failure.
+pub async fn views(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    rows: Vec<calendar_events::Model>,
+) -> ApiResult<Vec<CalendarEventView>> {
+    let versions: Vec<(Uuid, i64)> = rows.iter().map(|r| (r.id, r.version)).collect();
+    let mut links = link_states(db, user_id, Resource::Calendar, &versions).await?;
+    rows.into_iter()
+        .map(|row| {
+            let link = links.remove(&row.id).unwrap_or(LinkState {
+                remote_id: None,
+                last_synced_at: None,
+                pending: true,
+            });
+            CalendarEventView::new(row, link)
+        })
+        .collect()
+}
+
+/// The view of one stored event.
+///
+/// # Errors
+/// On database failure.
+pub async fn view(
+    db: &impl ConnectionTrait,
+    row: calendar_events::Model,
+) -> ApiResult<CalendarEventView> {
+    let user_id = row.user_id;
+    views(db, user_id, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no view of an event")))
+}
+
+/// Query of `GET /api/v1/users/{id}/calendar-events`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventListParams {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
+    pub cursor: Option<String>,
+    /// Only events ending after this instant (RFC 3339). All-day events span their dates
+    /// from midnight UTC.
+    pub from: Option<DateTime<Utc>>,
+    /// Only events starting before this instant (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Only events changed at or after this instant (RFC 3339).
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+/// Validated list filters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventFilter {
+    /// Events overlapping `[from, to)`.
+    pub from: Option<DateTime<Utc>>,
+    /// See `from`.
+    pub to: Option<DateTime<Utc>>,
+    /// Events updated at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+impl EventListParams {
+    /// Validates the query.
+    ///
+    /// # Errors
+    /// 400 `invalid_query` for a bad page or `from` after `to`.
+    pub fn parse(&self) -> ApiResult<(EventFilter, PageRequest)> {
+        let page = PageParams {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()?;
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`from` must not be after `to`.",
+            ));
+        }
+        let filter = EventFilter {
+            from: self.from,
+            to: self.to,
+            updated_since: self.updated_since,
+        };
+        Ok((filter, page))
+    }
+}
+
+/// The first date whose midnight (UTC) is at or after `instant`.
+fn first_day_from(instant: DateTime<Utc>) -> Option<NaiveDate> {
+    let date = instant.date_naive();
+    if instant.num_seconds_from_midnight() == 0 && instant.nanosecond() == 0 {
+        Some(date)
+    } else {
+        date.checked_add_days(Days::new(1))
+    }
+}
+
+/// The condition "overlaps `[from, to)`": a timed event from its start to its end (an event
+/// without duration counts at its start), an all-day event from the midnight (UTC) of its
+/// first day to the midnight after its last.
+fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition {
+    use calendar_events::Column as C;
+    let mut timed = Condition::all().add(C::IsAllDay.eq(false));
+    let mut all_day = Condition::all().add(C::IsAllDay.eq(true));
+    if let Some(to) = to {
+        timed = timed.add(C::StartAt.lt(to.fixed_offset()));
+        // start_date at midnight < to  <=>  start_date < the first day from `to`.
+        all_day = match first_day_from(to) {
+            Some(day) => all_day.add(C::StartDate.lt(date_to_stored(day))),
+            None => all_day,
+        };
+    }
+    if let Some(from) = from {
+        timed = timed.add(
+            Condition::any()
+                .add(C::EndAt.gt(from.fixed_offset()))
+                .add(C::StartAt.gte(from.fixed_offset())),
+        );
+        // The midnight after end_date > from  <=>  end_date >= the day of `from`.
+        all_day = all_day.add(C::EndDate.gte(date_to_stored(from.date_naive())));
+    }
+    Condition::any().add(timed).add(all_day)
+}
+
+/// Lists a user's events (not deleted) in id order.
+///
+/// # Errors
+/// On database failure.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    filter: EventFilter,
+    page: PageRequest,
+) -> ApiResult<Vec<calendar_events::Model>> {
+    use calendar_events::Column as C;
+    let mut query = calendar_events::Entity::find()
+        .filter(C::UserId.eq(user_id))
+        .filter(C::DeletedAt.is_null())
+        .order_by_asc(C::Id);
+    if filter.from.is_some() || filter.to.is_some() {
+        query = query.filter(overlaps(filter.from, filter.to));
+    }
+    if let Some(since) = filter.updated_since {
+        query = query.filter(C::UpdatedAt.gte(since.fixed_offset()));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(C::Id.gt(after));
+    }
+    Ok(query.limit(page.limit + 1).all(db).await?)
+}
+
+/// Finds one of a user's events, tombstones included (what the sync engine needs to send a
+/// deletion).
+///
+/// # Errors
+/// On database failure.
+pub async fn find_including_deleted(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Option<calendar_events::Model>> {
+    Ok(calendar_events::Entity::find_by_id(id)
+        .filter(calendar_events::Column::UserId.eq(user_id))
+        .one(db)
+        .await?)
+}
+
+/// Finds one of a user's events that is not deleted, or 404.
+///
+/// # Errors
+/// 404 when there is no such event or it is deleted.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> ApiResult<calendar_events::Model> {
+    find_including_deleted(db, user_id, id)
+        .await?
+        .filter(|e| e.deleted_at.is_none())
+        .ok_or_else(|| not_found("calendar event"))
+}
+
+/// Stores a new event (version 1).
+///
+/// # Errors
+/// On database failure.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    data: &EventData,
+) -> ApiResult<calendar_events::Model> {
+    let now = Utc::now().fixed_offset();
+    let mut model = calendar_events::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        ..Default::default()
+    };
+    data.write_to(&mut model)?;
+    Ok(model.insert(db).await?)
+}
+
+/// Stores new fields for an event, bumping its version, provided it is still at the version
+/// read and not deleted. Unchanged fields change nothing (same version).
+///
+/// # Errors
+/// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    current: calendar_events::Model,
+    data: &EventData,
+) -> ApiResult<calendar_events::Model> {
+    if EventData::from_model(&current)? == *data {
+        return Ok(current);
+    }
+    let mut model = calendar_events::ActiveModel {
+        version: Set(current.version + 1),
+        updated_at: Set(Utc::now().fixed_offset()),
+        ..Default::default()
+    };
+    data.write_to(&mut model)?;
+    let result = calendar_events::Entity::update_many()
+        .set(model)
+        .filter(calendar_events::Column::Id.eq(current.id))
+        .filter(calendar_events::Column::Version.eq(current.version))
+        .filter(calendar_events::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        get(db, current.user_id, current.id).await?;
+        return Err(ApiError::PreconditionFailed);
+    }
+    get(db, current.user_id, current.id).await
+}
+
+/// Deletes an event as a tombstone: `deleted_at` set, version bumped, the row kept.
+///
+/// # Errors
+/// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
+pub async fn delete(db: &impl ConnectionTrait, current: &calendar_events::Model) -> ApiResult<()> {
+    let now = Utc::now().fixed_offset();
+    let result = calendar_events::Entity::update_many()
+        .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
+        .col_expr(calendar_events::Column::UpdatedAt, now.into())
+        .col_expr(
+            calendar_events::Column::Version,
+            (current.version + 1).into(),
+        )
+        .filter(calendar_events::Column::Id.eq(current.id))
+        .filter(calendar_events::Column::Version.eq(current.version))
+        .filter(calendar_events::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        get(db, current.user_id, current.id).await?;
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! A user's calendar events: `/api/v1/users/{id}/calendar-events` (create, list) and
+//! `/api/v1/users/{id}/calendar-events/{event_id}` (read, update, delete as a tombstone).
+//! Users manage their own events, org admins their organization's users', admins everyone's.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, http::StatusCode, patch, post, web};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    domain::{
+        access::not_found,
+        calendar_events::{
+            self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
+            UpdateCalendarEvent,
+        },
+        etag::check_if_match,
+        pagination::Page,
+        users,
+    },
+    error::ApiResult,
+    routes::{extract::JsonBody, json_with_etag},
+    startup::AppState,
+};
+
+/// The user whose items are addressed, if the caller may see them.
+///
+/// # Errors
+/// 404 when there is no such user or the caller may not see them.
+pub(crate) async fn owner(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<Uuid> {
+    let user = users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| not_found("user"))?;
+    caller.may_access_user(user.id, user.organization_id)?;
+    Ok(user.id)
+}
+
+/// Create a calendar event.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = CreateCalendarEvent,
+    responses((status = 201, description = "Created", body = CalendarEventView))
+)]
+#[post("/calendar-events")]
+pub async fn create_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: JsonBody<CreateCalendarEvent>,
+) -> ApiResult<HttpResponse> {
+    let user_id = owner(&state, &caller, *id).await?;
+    let data = EventData::from_create(body.0)?;
+    let event = calendar_events::create(&state.db, user_id, &data).await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::CREATED, version, &view))
+}
+
+/// List a user's calendar events in id order, optionally those overlapping a time range or
+/// changed since an instant. Deleted events are not listed.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id"), EventListParams),
+    responses((status = 200, description = "A page of events", body = Page<CalendarEventView>))
+)]
+#[get("/calendar-events")]
+pub async fn list_calendar_events(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<EventListParams>,
+) -> ApiResult<HttpResponse> {
+    let user_id = owner(&state, &caller, *id).await?;
+    let (filter, page) = query.parse()?;
+    let rows = calendar_events::list(&state.db, user_id, filter, page).await?;
+    let page = Page::from_rows(rows, page, |r| r.id, |r| r);
+    Ok(HttpResponse::Ok().json(Page {
+        items: calendar_events::views(&state.db, user_id, page.items).await?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Read a calendar event.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Event id")
+    ),
+    responses((status = 200, description = "The event", body = CalendarEventView))
+)]
+#[get("/calendar-events/{event_id}")]
+pub async fn get_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let event = calendar_events::get(&state.db, user_id, event_id).await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Update a calendar event (JSON merge patch; honours `If-Match`).
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
+    ),
+    request_body(content = UpdateCalendarEvent, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated", body = CalendarEventView))
+)]
+#[patch("/calendar-events/{event_id}")]
+pub async fn update_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+    body: JsonBody<UpdateCalendarEvent>,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let current = calendar_events::get(&state.db, user_id, event_id).await?;
+    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
+    let data = EventData::from_model(&current)?.patched(body.0)?;
+    check_if_match(&req, current.version)?;
+    let event = calendar_events::update(&state.db, current, &data).await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
+/// deletion reaches Microsoft; it answers 404 from then on.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ("If-Match" = Option<String>, Header, description = "ETag the deletion is based on")
+    ),
+    responses((status = 204, description = "Deleted"))
+)]
+#[delete("/calendar-events/{event_id}")]
+pub async fn delete_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let current = calendar_events::get(&state.db, user_id, event_id).await?;
+    check_if_match(&req, current.version)?;
+    calendar_events::delete(&state.db, &current).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,149 @@
+//! A user's tasks: `/api/v1/users/{id}/tasks` (create, list) and
+//! `/api/v1/users/{id}/tasks/{task_id}` (read, update, delete as a tombstone). Users manage
+//! their own tasks, org admins their organization's users', admins everyone's.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, http::StatusCode, patch, post, web};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    domain::{
+        etag::check_if_match,
+        pagination::Page,
+        tasks::{self, CreateTask, TaskData, TaskListParams, TaskView, UpdateTask},
+    },
+    error::ApiResult,
+    routes::{calendar_events::owner, extract::JsonBody, json_with_etag},
+    startup::AppState,
+};
+
+/// Create a task.
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = CreateTask,
+    responses((status = 201, description = "Created", body = TaskView))
+)]
+#[post("/tasks")]
+pub async fn create_task(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: JsonBody<CreateTask>,
+) -> ApiResult<HttpResponse> {
+    let user_id = owner(&state, &caller, *id).await?;
+    let data = TaskData::from_create(body.0)?;
+    let task = tasks::create(&state.db, user_id, &data).await?;
+    let version = task.version;
+    let view = tasks::view(&state.db, task).await?;
+    Ok(json_with_etag(StatusCode::CREATED, version, &view))
+}
+
+/// List a user's tasks in id order, optionally with one status or changed since an instant.
+/// Deleted tasks are not listed.
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id"), TaskListParams),
+    responses((status = 200, description = "A page of tasks", body = Page<TaskView>))
+)]
+#[get("/tasks")]
+pub async fn list_tasks(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<TaskListParams>,
+) -> ApiResult<HttpResponse> {
+    let user_id = owner(&state, &caller, *id).await?;
+    let (filter, page) = query.parse()?;
+    let rows = tasks::list(&state.db, user_id, filter, page).await?;
+    let page = Page::from_rows(rows, page, |r| r.id, |r| r);
+    Ok(HttpResponse::Ok().json(Page {
+        items: tasks::views(&state.db, user_id, page.items).await?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Read a task.
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("task_id" = Uuid, Path, description = "Task id")
+    ),
+    responses((status = 200, description = "The task", body = TaskView))
+)]
+#[get("/tasks/{task_id}")]
+pub async fn get_task(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (id, task_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let task = tasks::get(&state.db, user_id, task_id).await?;
+    let version = task.version;
+    let view = tasks::view(&state.db, task).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Update a task (JSON merge patch; honours `If-Match`).
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("task_id" = Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
+    ),
+    request_body(content = UpdateTask, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated", body = TaskView))
+)]
+#[patch("/tasks/{task_id}")]
+pub async fn update_task(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+    body: JsonBody<UpdateTask>,
+) -> ApiResult<HttpResponse> {
+    let (id, task_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let current = tasks::get(&state.db, user_id, task_id).await?;
+    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
+    let data = TaskData::from_model(&current)?.patched(body.0)?;
+    check_if_match(&req, current.version)?;
+    let task = tasks::update(&state.db, current, &data).await?;
+    let version = task.version;
+    let view = tasks::view(&state.db, task).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Delete a task (honours `If-Match`). The task is kept as a tombstone so that the deletion
+/// reaches Microsoft; it answers 404 from then on.
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("task_id" = Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "ETag the deletion is based on")
+    ),
+    responses((status = 204, description = "Deleted"))
+)]
+#[delete("/tasks/{task_id}")]
+pub async fn delete_task(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, task_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let current = tasks::get(&state.db, user_id, task_id).await?;
+    check_if_match(&req, current.version)?;
+    tasks::delete(&state.db, &current).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

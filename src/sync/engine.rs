@@ -1,0 +1,1175 @@
+//! One synchronization run of one resource for one user: pull Microsoft's changes through a
+//! delta query, then push local changes through `$batch`, recording every decision.
+//!
+//! - Pull follows every `@odata.nextLink` and stores the `@odata.deltaLink` only once every
+//!   page is applied; a 410 (`SyncStateNotFound`, `resyncRequired`) starts over from a full
+//!   listing that re-matches items through their links, creating no duplicates.
+//! - Push sends creates (events with `transactionId` = local id, both with the local id in an
+//!   open extension), updates (`If-Match` with the etag last seen) and deletions, 20 per batch,
+//!   storing each link as soon as its answer arrives, so a crash or timeout never duplicates.
+//! - What the service wrote comes back through delta with the etag stored on the link: it is
+//!   recognised and skipped, so nothing ping-pongs.
+//! - Both sides changed since the last sync (bidirectional only): fields changed on one side
+//!   merge, the rest follow the conflict resolution; `manual` parks the item.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{sync_conflicts, sync_links, sync_states};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    fields::{self, EXTENSION_NAME, Fields},
+    links::Resource,
+    local::{self, LocalItem},
+    runs::{ItemError, Outcome, RunLog},
+};
+use crate::{
+    domain::{
+        connections::tokens::{self, TokenFailure},
+        settings::{
+            Scope,
+            microsoft::{self, ConflictResolution, Direction},
+        },
+        users,
+    },
+    error::ApiResult,
+    graph::{GraphError, client::BatchRequest},
+    startup::AppState,
+};
+
+/// Items per `$batch` (Graph's limit).
+const BATCH_SIZE: usize = 20;
+/// Attempts of a throttled or failing request before the run gives up on it.
+const ATTEMPTS: u32 = 4;
+/// Longest wait honoured for a `Retry-After`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The calendar window synchronized, in days before and after today.
+const WINDOW_PAST_DAYS: i64 = 365;
+const WINDOW_FUTURE_DAYS: i64 = 730;
+
+/// What a run works with.
+struct Run<'a> {
+    state: &'a AppState,
+    user_id: Uuid,
+    resource: Resource,
+    direction: Direction,
+    conflict: ConflictResolution,
+    list_id: Option<String>,
+    log: RunLog,
+}
+
+/// The effective sync settings of a user's resource: enabled, direction, conflict resolution.
+///
+/// # Errors
+/// On database failure.
+pub async fn effective(
+    state: &AppState,
+    user_id: Uuid,
+    resource: Resource,
+) -> ApiResult<(bool, Direction, ConflictResolution)> {
+    let user = users::get(&state.db, user_id).await?;
+    let view = microsoft::load(
+        &state.db,
+        Scope::User {
+            user_id,
+            organization_id: user.organization_id,
+        },
+    )
+    .await?
+    .view();
+    let (integration, sync) = match resource {
+        Resource::Calendar => (view.integrations.calendar.value, view.calendar),
+        Resource::Tasks => (view.integrations.tasks.value, view.tasks),
+    };
+    Ok((
+        integration && sync.enabled.value,
+        sync.direction.value,
+        sync.conflict_resolution.value,
+    ))
+}
+
+/// Runs one synchronization of `resource` for `user_id` and records it.
+///
+/// # Errors
+/// Only on failures of the service itself (database); Microsoft's refusals end the run with
+/// the matching outcome.
+pub async fn run(
+    state: &AppState,
+    user_id: Uuid,
+    resource: Resource,
+) -> ApiResult<super::runs::RunView> {
+    let (_, direction, conflict) = effective(state, user_id, resource).await?;
+    let mut run = Run {
+        state,
+        user_id,
+        resource,
+        direction,
+        conflict,
+        list_id: None,
+        log: RunLog::start(user_id, resource, direction),
+    };
+    run.log.insert(&state.db).await?;
+    let outcome = match run.execute().await {
+        Ok(outcome) => outcome,
+        Err(Stop::Token(failure)) => {
+            let error = failure.to_connection_error();
+            run.log
+                .note(format!("stopped: {} ({})", error.message, error.code));
+            match failure {
+                TokenFailure::ReauthRequired(_) => Outcome::ReauthRequired,
+                TokenFailure::AppMisconfigured(_) => Outcome::AppMisconfigured,
+                TokenFailure::NotConnected => Outcome::NotConnected,
+                TokenFailure::Internal(e) => return Err(e),
+                TokenFailure::Transient(_) | TokenFailure::Graph(_) => {
+                    run.log.errors.push(ItemError {
+                        item: None,
+                        code: error.code,
+                        message: error.message,
+                    });
+                    Outcome::Failed
+                }
+            }
+        }
+        Err(Stop::Internal(e)) => {
+            run.log.finish(Outcome::Failed);
+            run.log.save(&state.db).await?;
+            return Err(e);
+        }
+    };
+    run.log.finish(outcome);
+    run.log.save(&state.db).await?;
+    Ok(run.log.view())
+}
+
+/// Why a run stopped early.
+enum Stop {
+    Token(TokenFailure),
+    Internal(crate::error::ApiError),
+}
+
+impl From<TokenFailure> for Stop {
+    fn from(failure: TokenFailure) -> Self {
+        match failure {
+            TokenFailure::Internal(e) => Self::Internal(e),
+            other => Self::Token(other),
+        }
+    }
+}
+
+impl From<crate::error::ApiError> for Stop {
+    fn from(err: crate::error::ApiError) -> Self {
+        Self::Internal(err)
+    }
+}
+
+fn encode(id: &str) -> String {
+    // Graph ids may contain `/`, `+` and `=`: they are path segments, so percent-encode them.
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn etag_of(item: &Value) -> Option<String> {
+    item.get("@odata.etag")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn is_resync(err: &GraphError) -> bool {
+    err.status == 410
+        || err.code.eq_ignore_ascii_case("syncStateNotFound")
+        || err.code.eq_ignore_ascii_case("resyncRequired")
+}
+
+impl Run<'_> {
+    async fn execute(&mut self) -> Result<Outcome, Stop> {
+        if self.resource == Resource::Tasks {
+            self.list_id = Some(self.task_list().await?);
+        }
+        let mut blocked = false;
+        if self.direction == Direction::ToMicrosoft {
+            self.log.note(
+                "direction to_microsoft: changes made in Microsoft are not pulled".to_owned(),
+            );
+        } else {
+            self.pull().await?;
+        }
+        if self.direction == Direction::FromMicrosoft {
+            let pending = self.pending_local_changes().await?;
+            if pending > 0 {
+                self.log.note(format!(
+                    "direction from_microsoft: {pending} local change(s) not sent to Microsoft"
+                ));
+                self.log.counts.ignored += pending;
+            }
+        } else {
+            blocked = self.push().await?;
+        }
+        Ok(if blocked {
+            Outcome::MassDeleteBlocked
+        } else if self.log.errors.is_empty() {
+            Outcome::Succeeded
+        } else {
+            Outcome::PartiallyFailed
+        })
+    }
+
+    fn state_key(&self) -> String {
+        format!("{}:{}", self.user_id, self.resource.as_str())
+    }
+
+    async fn sync_state(&self) -> ApiResult<Option<sync_states::Model>> {
+        Ok(sync_states::Entity::find_by_id(self.state_key())
+            .one(&self.state.db)
+            .await?)
+    }
+
+    async fn save_state(
+        &self,
+        delta_link: Option<String>,
+        list_id: Option<String>,
+        confirmed: Option<bool>,
+    ) -> ApiResult<()> {
+        let now = Utc::now().fixed_offset();
+        match self.sync_state().await? {
+            Some(existing) => {
+                let mut model: sync_states::ActiveModel = existing.into();
+                if let Some(link) = delta_link {
+                    model.delta_link = Set(Some(link));
+                }
+                if let Some(list) = list_id {
+                    model.list_id = Set(Some(list));
+                }
+                if let Some(confirmed) = confirmed {
+                    model.deletions_confirmed = Set(confirmed);
+                }
+                model.updated_at = Set(now);
+                model.update(&self.state.db).await?;
+            }
+            None => {
+                sync_states::ActiveModel {
+                    key: Set(self.state_key()),
+                    user_id: Set(self.user_id),
+                    resource: Set(self.resource.as_str().to_owned()),
+                    delta_link: Set(delta_link),
+                    list_id: Set(list_id),
+                    deletions_confirmed: Set(confirmed.unwrap_or(false)),
+                    updated_at: Set(now),
+                }
+                .insert(&self.state.db)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A Graph `GET` with a valid token, retried when throttled or unavailable.
+    async fn get(&mut self, url: &str, prefer: &[&str]) -> Result<Value, Stop> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let graph = self.state.graph.clone();
+            let result = tokens::call_graph(self.state, self.user_id, |token| {
+                let graph = graph.clone();
+                let url = url.to_owned();
+                let prefer: Vec<String> = prefer.iter().map(|p| (*p).to_owned()).collect();
+                async move {
+                    use secrecy::ExposeSecret;
+                    let prefer: Vec<&str> = prefer.iter().map(String::as_str).collect();
+                    graph.get_json(token.expose_secret(), &url, &prefer).await
+                }
+            })
+            .await;
+            match result {
+                Err(TokenFailure::Graph(e)) if e.is_transient() && attempt < ATTEMPTS => {
+                    self.wait(attempt, e.retry_after).await
+                }
+                Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => {
+                    self.wait(attempt, None).await
+                }
+                other => return other.map_err(Stop::from),
+            }
+        }
+    }
+
+    async fn wait(&mut self, attempt: u32, retry_after: Option<Duration>) {
+        let delay = match retry_after {
+            Some(after) => after.min(MAX_RETRY_AFTER),
+            None => backoff(attempt),
+        };
+        self.log.note(format!(
+            "throttled or unavailable: retrying in {} ms",
+            delay.as_millis()
+        ));
+        tokio::time::sleep(delay).await;
+    }
+
+    async fn task_list(&mut self) -> Result<String, Stop> {
+        if let Some(list) = self.sync_state().await?.and_then(|s| s.list_id) {
+            return Ok(list);
+        }
+        let lists = self.get("/me/todo/lists", &[]).await?;
+        let list = lists
+            .get("value")
+            .and_then(Value::as_array)
+            .and_then(|l| {
+                l.iter().find(|l| {
+                    l.get("wellknownListName").and_then(Value::as_str) == Some("defaultList")
+                })
+            })
+            .and_then(|l| l.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Stop::Token(TokenFailure::Graph(GraphError {
+                    status: 404,
+                    code: "defaultListNotFound".to_owned(),
+                    message: "The mailbox has no default To Do list".to_owned(),
+                    retry_after: None,
+                }))
+            })?;
+        self.save_state(None, Some(list.clone()), None).await?;
+        Ok(list)
+    }
+
+    fn initial_delta_url(&self) -> String {
+        match self.resource {
+            Resource::Calendar => {
+                let now = Utc::now();
+                let start =
+                    (now - chrono::Duration::days(WINDOW_PAST_DAYS)).format("%Y-%m-%dT00:00:00Z");
+                let end =
+                    (now + chrono::Duration::days(WINDOW_FUTURE_DAYS)).format("%Y-%m-%dT00:00:00Z");
+                format!("/me/calendarView/delta?startDateTime={start}&endDateTime={end}")
+            }
+            Resource::Tasks => format!(
+                "/me/todo/lists/{}/tasks/delta",
+                encode(self.list_id.as_deref().unwrap_or(""))
+            ),
+        }
+    }
+
+    fn item_path(&self, remote_id: &str) -> String {
+        match self.resource {
+            Resource::Calendar => format!("/me/events/{}", encode(remote_id)),
+            Resource::Tasks => format!(
+                "/me/todo/lists/{}/tasks/{}",
+                encode(self.list_id.as_deref().unwrap_or("")),
+                encode(remote_id)
+            ),
+        }
+    }
+
+    fn collection_path(&self) -> String {
+        match self.resource {
+            Resource::Calendar => "/me/events".to_owned(),
+            Resource::Tasks => format!(
+                "/me/todo/lists/{}/tasks",
+                encode(self.list_id.as_deref().unwrap_or(""))
+            ),
+        }
+    }
+
+    fn fields_of(&self, item: &Value) -> Fields {
+        match self.resource {
+            Resource::Calendar => fields::event_from_graph(item),
+            Resource::Tasks => fields::task_from_graph(item),
+        }
+    }
+
+    fn to_graph(&self, f: &Fields) -> Value {
+        match self.resource {
+            Resource::Calendar => fields::event_to_graph(f),
+            Resource::Tasks => fields::task_to_graph(f),
+        }
+    }
+
+    async fn links(&self) -> ApiResult<Vec<sync_links::Model>> {
+        Ok(sync_links::Entity::find()
+            .filter(sync_links::Column::UserId.eq(self.user_id))
+            .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+            .all(&self.state.db)
+            .await?)
+    }
+
+    async fn open_conflicts(&self) -> ApiResult<HashSet<Uuid>> {
+        Ok(sync_conflicts::Entity::find()
+            .filter(sync_conflicts::Column::UserId.eq(self.user_id))
+            .filter(sync_conflicts::Column::Resource.eq(self.resource.as_str()))
+            .filter(sync_conflicts::Column::ResolvedAt.is_null())
+            .all(&self.state.db)
+            .await?
+            .into_iter()
+            .map(|c| c.local_id)
+            .collect())
+    }
+
+    async fn pending_local_changes(&self) -> ApiResult<u64> {
+        let links: HashMap<Uuid, sync_links::Model> = self
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| (l.local_id, l))
+            .collect();
+        let locals = local::all(&self.state.db, self.user_id, self.resource).await?;
+        Ok(locals
+            .iter()
+            .filter(|item| match links.get(&item.id) {
+                Some(link) => item.version > link.synced_version,
+                None => !item.deleted,
+            })
+            .count() as u64)
+    }
+
+    // ---- pull ---------------------------------------------------------------------------
+
+    async fn pull(&mut self) -> Result<(), Stop> {
+        let prefer = [
+            "outlook.timezone=\"UTC\"",
+            "outlook.body-content-type=\"text\"",
+            "odata.maxpagesize=200",
+        ];
+        let stored = self.sync_state().await?.and_then(|s| s.delta_link);
+        let mut url = stored.clone().unwrap_or_else(|| self.initial_delta_url());
+        let mut resynced = stored.is_none();
+        let mut changes: Vec<Value> = Vec::new();
+        let delta_link = loop {
+            let page = match self.get(&url, &prefer).await {
+                Ok(page) => page,
+                Err(Stop::Token(TokenFailure::Graph(e))) if is_resync(&e) && !resynced => {
+                    self.log.note(format!(
+                        "delta token no longer valid ({}): full resync",
+                        e.code
+                    ));
+                    resynced = true;
+                    changes.clear();
+                    url = self.initial_delta_url();
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            changes.extend(
+                page.get("value")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            if let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) {
+                url = next.to_owned();
+            } else {
+                break page
+                    .get("@odata.deltaLink")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+        };
+        // The same item may come several times: its last state counts.
+        let mut latest: Vec<Value> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for item in changes {
+            let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            match seen.get(&id) {
+                Some(&at) => latest[at] = item,
+                None => {
+                    seen.insert(id, latest.len());
+                    latest.push(item);
+                }
+            }
+        }
+        self.apply_remote(latest).await?;
+        // Only now: every page is applied.
+        self.save_state(delta_link, None, None).await?;
+        Ok(())
+    }
+
+    async fn apply_remote(&mut self, items: Vec<Value>) -> Result<(), Stop> {
+        let db = &self.state.db;
+        let mut links: HashMap<String, sync_links::Model> = self
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| (l.remote_id.clone(), l))
+            .collect();
+        let mut locals: HashMap<Uuid, LocalItem> = local::all(db, self.user_id, self.resource)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let conflicts = self.open_conflicts().await?;
+        let rematched = self.rematch(&items, &links, &locals).await?;
+        for item in items {
+            let Some(remote_id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if item.get("@removed").is_some() {
+                self.apply_removal(&remote_id, links.remove(&remote_id), &locals, &conflicts)
+                    .await?;
+                continue;
+            }
+            // Series occurrences and exceptions belong to their master (recurrence is synced
+            // with the series); only single items and masters are items here.
+            if matches!(
+                item.get("type").and_then(Value::as_str),
+                Some("occurrence" | "exception")
+            ) {
+                continue;
+            }
+            let remote = self.fields_of(&item);
+            let etag = etag_of(&item);
+            let link = match links.get(&remote_id) {
+                Some(link) => link.clone(),
+                None => match rematched.get(&remote_id).and_then(|id| locals.get(id)) {
+                    Some(found) if !links.values().any(|l| l.local_id == found.id) => {
+                        // Ours from a run that stopped before storing the link.
+                        self.log
+                            .note(format!("re-matched {remote_id} to local item {}", found.id));
+                        let version = if found.fields == remote {
+                            found.version
+                        } else {
+                            0
+                        };
+                        let link = self
+                            .store_link(found.id, &remote_id, etag.clone(), version, &remote)
+                            .await?;
+                        links.insert(remote_id.clone(), link.clone());
+                        link
+                    }
+                    _ => {
+                        let (id, version) =
+                            local::create(db, self.user_id, self.resource, &remote).await?;
+                        let link = self
+                            .store_link(id, &remote_id, etag, version, &remote)
+                            .await?;
+                        links.insert(remote_id.clone(), link);
+                        locals.insert(
+                            id,
+                            LocalItem {
+                                id,
+                                version,
+                                deleted: false,
+                                updated_at: Utc::now(),
+                                fields: remote,
+                            },
+                        );
+                        self.log.counts.created_locally += 1;
+                        continue;
+                    }
+                },
+            };
+            if etag.is_some() && link.remote_etag == etag {
+                self.log.counts.skipped_echoes += 1;
+                continue;
+            }
+            let Some(local_item) = locals.get(&link.local_id).cloned() else {
+                continue;
+            };
+            if conflicts.contains(&local_item.id) {
+                self.log.note(format!(
+                    "{}: parked conflict, not synchronized",
+                    local_item.id
+                ));
+                continue;
+            }
+            let modified = DateTime::parse_from_rfc3339(
+                item.get("lastModifiedDateTime")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+            self.apply_change(&link, &local_item, &remote, etag, modified)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Microsoft items that carry our local id: in `transactionId` (events) or in our open
+    /// extension (tasks, fetched only when local items wait for their link).
+    async fn rematch(
+        &mut self,
+        items: &[Value],
+        links: &HashMap<String, sync_links::Model>,
+        locals: &HashMap<Uuid, LocalItem>,
+    ) -> Result<HashMap<String, Uuid>, Stop> {
+        let linked: HashSet<Uuid> = links.values().map(|l| l.local_id).collect();
+        let waiting = locals
+            .values()
+            .any(|l| !l.deleted && !linked.contains(&l.id));
+        let unknown: Vec<&Value> = items
+            .iter()
+            .filter(|i| i.get("@removed").is_none())
+            .filter(|i| {
+                i.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| !links.contains_key(id))
+            })
+            .collect();
+        let mut found = HashMap::new();
+        for item in &unknown {
+            let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+            if let Some(local) = item
+                .get("transactionId")
+                .and_then(Value::as_str)
+                .and_then(|t| Uuid::parse_str(t).ok())
+            {
+                found.insert(id.to_owned(), local);
+            }
+        }
+        if self.resource != Resource::Tasks || !waiting || unknown.is_empty() {
+            return Ok(found);
+        }
+        for chunk in unknown.chunks(BATCH_SIZE) {
+            let requests: Vec<BatchRequest> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, item)| BatchRequest {
+                    id: n.to_string(),
+                    method: "GET".into(),
+                    url: format!(
+                        "{}?$expand=extensions",
+                        self.item_path(item.get("id").and_then(Value::as_str).unwrap_or_default())
+                    ),
+                    headers: serde_json::Map::new(),
+                    body: None,
+                })
+                .collect();
+            for response in self.batch(&requests).await? {
+                let Some(body) = response.body.filter(|_| response.status == 200) else {
+                    continue;
+                };
+                let local = body
+                    .get("extensions")
+                    .and_then(Value::as_array)
+                    .and_then(|e| {
+                        e.iter().find(|x| {
+                            x.get("extensionName").and_then(Value::as_str) == Some(EXTENSION_NAME)
+                        })
+                    })
+                    .and_then(|x| x.get("localId"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| Uuid::parse_str(t).ok());
+                if let (Some(local), Some(id)) = (local, body.get("id").and_then(Value::as_str)) {
+                    found.insert(id.to_owned(), local);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn apply_removal(
+        &mut self,
+        remote_id: &str,
+        link: Option<sync_links::Model>,
+        locals: &HashMap<Uuid, LocalItem>,
+        conflicts: &HashSet<Uuid>,
+    ) -> Result<(), Stop> {
+        let Some(link) = link else { return Ok(()) };
+        let Some(item) = locals.get(&link.local_id) else {
+            self.delete_link(&link).await?;
+            return Ok(());
+        };
+        let locally_modified = !item.deleted && item.version > link.synced_version;
+        if conflicts.contains(&item.id) {
+            return Ok(());
+        }
+        if locally_modified && self.direction == Direction::Bidirectional {
+            if self.conflict == ConflictResolution::Manual {
+                self.park(&link, item, None).await?;
+                return Ok(());
+            }
+            // Delete versus modify: the modification wins; the item is created again.
+            self.log.note(format!(
+                "{}: deleted in Microsoft but changed here: recreated in Microsoft",
+                item.id
+            ));
+            self.delete_link(&link).await?;
+            self.log.counts.conflicts += 1;
+            return Ok(());
+        }
+        if locally_modified {
+            self.log.note(format!(
+                "{}: direction from_microsoft: local change dropped, deleted as in Microsoft",
+                item.id
+            ));
+        }
+        local::tombstone(&self.state.db, self.resource, item.id).await?;
+        self.delete_link(&link).await?;
+        if !item.deleted {
+            self.log.counts.deleted_locally += 1;
+        }
+        let _ = remote_id;
+        Ok(())
+    }
+
+    async fn apply_change(
+        &mut self,
+        link: &sync_links::Model,
+        item: &LocalItem,
+        remote: &Fields,
+        etag: Option<String>,
+        remote_modified: Option<DateTime<Utc>>,
+    ) -> Result<(), Stop> {
+        let locally_changed = item.version > link.synced_version;
+        if item.deleted && locally_changed {
+            // Modify versus delete: the modification wins, the item is restored here.
+            if self.conflict == ConflictResolution::Manual
+                && self.direction == Direction::Bidirectional
+            {
+                return self.park(link, item, Some(remote)).await;
+            }
+            let version = local::update(&self.state.db, self.resource, item.id, remote)
+                .await?
+                .unwrap_or(item.version);
+            self.update_link(link, etag, version, remote).await?;
+            self.log.note(format!(
+                "{}: deleted here but changed in Microsoft: restored",
+                item.id
+            ));
+            self.log.counts.conflicts += 1;
+            self.log.counts.updated_locally += 1;
+            return Ok(());
+        }
+        if !locally_changed || self.direction == Direction::FromMicrosoft {
+            if locally_changed {
+                self.log.note(format!(
+                    "{}: direction from_microsoft: local change overwritten",
+                    item.id
+                ));
+            }
+            let version = if item.fields == *remote {
+                item.version
+            } else {
+                self.log.counts.updated_locally += 1;
+                local::update(&self.state.db, self.resource, item.id, remote)
+                    .await?
+                    .unwrap_or(item.version)
+            };
+            self.update_link(link, etag, version, remote).await?;
+            return Ok(());
+        }
+        // Both sides changed since the last sync.
+        let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+        let mut merged = item.fields.clone();
+        let mut contested = Vec::new();
+        for (key, remote_value) in remote {
+            let base_value = base.get(key).unwrap_or(&Value::Null);
+            let local_value = item.fields.get(key).unwrap_or(&Value::Null);
+            if remote_value == local_value || remote_value == base_value {
+                continue;
+            }
+            if local_value == base_value {
+                merged.insert(key.clone(), remote_value.clone());
+            } else {
+                contested.push(key.clone());
+            }
+        }
+        if !contested.is_empty() {
+            if self.conflict == ConflictResolution::Manual {
+                return self.park(link, item, Some(remote)).await;
+            }
+            self.log.counts.conflicts += 1;
+            let microsoft_wins = match self.conflict {
+                ConflictResolution::LocalWins => false,
+                ConflictResolution::MicrosoftWins => true,
+                ConflictResolution::MostRecentWins => {
+                    remote_modified.is_some_and(|m| m > item.updated_at)
+                }
+                ConflictResolution::Manual => false,
+            };
+            self.log.note(format!(
+                "{}: both sides changed {}: {} wins ({})",
+                item.id,
+                contested.join(", "),
+                if microsoft_wins { "Microsoft" } else { "local" },
+                format!("{:?}", self.conflict).to_lowercase()
+            ));
+            if microsoft_wins {
+                for key in &contested {
+                    merged.insert(key.clone(), remote.get(key).cloned().unwrap_or(Value::Null));
+                }
+            }
+        }
+        let version = if merged == item.fields {
+            item.version
+        } else {
+            self.log.counts.updated_locally += 1;
+            local::update(&self.state.db, self.resource, item.id, &merged)
+                .await?
+                .unwrap_or(item.version)
+        };
+        // In sync when the merge equals Microsoft's version; otherwise push sends the merge,
+        // with `If-Match` on the etag just seen.
+        let synced = if merged == *remote {
+            version
+        } else {
+            link.synced_version
+        };
+        self.update_link(link, etag, synced, remote).await?;
+        Ok(())
+    }
+
+    async fn park(
+        &mut self,
+        link: &sync_links::Model,
+        item: &LocalItem,
+        remote: Option<&Fields>,
+    ) -> Result<(), Stop> {
+        sync_conflicts::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(self.user_id),
+            resource: Set(self.resource.as_str().to_owned()),
+            local_id: Set(item.id),
+            remote_id: Set(link.remote_id.clone()),
+            local_version: Set(if item.deleted {
+                "null".to_owned()
+            } else {
+                Value::Object(item.fields.clone()).to_string()
+            }),
+            remote_version: Set(remote.map_or_else(
+                || "null".to_owned(),
+                |r| Value::Object(r.clone()).to_string(),
+            )),
+            base: Set(link.base_snapshot.clone()),
+            created_at: Set(Utc::now().fixed_offset()),
+            resolved_at: Set(None),
+            resolution: Set(None),
+        }
+        .insert(&self.state.db)
+        .await
+        .map_err(crate::error::ApiError::from)?;
+        self.log.counts.conflicts += 1;
+        self.log.note(format!(
+            "{}: both sides changed: parked for manual resolution",
+            item.id
+        ));
+        Ok(())
+    }
+
+    async fn store_link(
+        &self,
+        local_id: Uuid,
+        remote_id: &str,
+        etag: Option<String>,
+        version: i64,
+        base: &Fields,
+    ) -> ApiResult<sync_links::Model> {
+        Ok(sync_links::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(self.user_id),
+            resource: Set(self.resource.as_str().to_owned()),
+            local_id: Set(local_id),
+            remote_id: Set(remote_id.to_owned()),
+            remote_etag: Set(etag),
+            synced_version: Set(version),
+            base_snapshot: Set(Value::Object(base.clone()).to_string()),
+            last_synced_at: Set(Utc::now().fixed_offset()),
+        }
+        .insert(&self.state.db)
+        .await?)
+    }
+
+    async fn update_link(
+        &self,
+        link: &sync_links::Model,
+        etag: Option<String>,
+        version: i64,
+        base: &Fields,
+    ) -> ApiResult<()> {
+        let mut model: sync_links::ActiveModel = link.clone().into();
+        model.remote_etag = Set(etag);
+        model.synced_version = Set(version);
+        model.base_snapshot = Set(Value::Object(base.clone()).to_string());
+        model.last_synced_at = Set(Utc::now().fixed_offset());
+        model.update(&self.state.db).await?;
+        Ok(())
+    }
+
+    async fn delete_link(&self, link: &sync_links::Model) -> ApiResult<()> {
+        sync_links::Entity::delete_by_id(link.id)
+            .exec(&self.state.db)
+            .await?;
+        Ok(())
+    }
+
+    // ---- push ---------------------------------------------------------------------------
+
+    /// Sends local changes; returns whether the mass-delete guard held deletions back.
+    async fn push(&mut self) -> Result<bool, Stop> {
+        let links: HashMap<Uuid, sync_links::Model> = self
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| (l.local_id, l))
+            .collect();
+        let locals = local::all(&self.state.db, self.user_id, self.resource).await?;
+        let conflicts = self.open_conflicts().await?;
+        let mut ops: Vec<Op> = Vec::new();
+        for item in locals {
+            if conflicts.contains(&item.id) {
+                continue;
+            }
+            match (links.get(&item.id), item.deleted) {
+                (None, false) => ops.push(Op::Create(item)),
+                (None, true) => {}
+                (Some(link), true) => ops.push(Op::Delete(item, link.clone())),
+                (Some(link), false) if item.version > link.synced_version => {
+                    ops.push(Op::Update(item, link.clone()))
+                }
+                (Some(_), false) => {}
+            }
+        }
+        let deletions = ops.iter().filter(|op| matches!(op, Op::Delete(..))).count();
+        let confirmed = self
+            .sync_state()
+            .await?
+            .is_some_and(|s| s.deletions_confirmed);
+        let mut blocked = false;
+        if deletions >= 10 && deletions * 2 > links.len() && !confirmed {
+            self.log.note(format!(
+                "mass-delete guard: {deletions} of {} synchronized items would be deleted in Microsoft; nothing deleted until confirmed",
+                links.len()
+            ));
+            ops.retain(|op| !matches!(op, Op::Delete(..)));
+            blocked = true;
+        } else if confirmed && deletions > 0 {
+            self.save_state(None, None, Some(false)).await?;
+        }
+        let mut round = 0;
+        while !ops.is_empty() {
+            round += 1;
+            let mut retry: Vec<Op> = Vec::new();
+            let mut longest_wait: Option<Duration> = None;
+            for chunk in ops.chunks(BATCH_SIZE) {
+                let requests: Vec<BatchRequest> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(n, op)| self.request(n, op))
+                    .collect();
+                let responses = self.batch(&requests).await?;
+                for (op, response) in chunk.iter().zip(responses) {
+                    match self.settle(op, &response).await? {
+                        Settled::Done => {}
+                        Settled::Retry(after) => {
+                            longest_wait = longest_wait.max(after);
+                            retry.push(op.clone());
+                        }
+                        Settled::Recreate(item) => retry.push(Op::Create(item)),
+                    }
+                }
+            }
+            if retry.is_empty() || round >= ATTEMPTS {
+                for op in retry {
+                    self.log.errors.push(ItemError {
+                        item: Some(op.local_id()),
+                        code: "retries_exhausted".to_owned(),
+                        message: "Microsoft kept refusing this change; it is sent again next run"
+                            .to_owned(),
+                    });
+                }
+                break;
+            }
+            if longest_wait.is_some() || retry.iter().any(|op| !matches!(op, Op::Create(_))) {
+                self.wait(round, longest_wait).await;
+            }
+            ops = retry;
+        }
+        Ok(blocked)
+    }
+
+    fn request(&self, n: usize, op: &Op) -> BatchRequest {
+        let mut headers = serde_json::Map::new();
+        headers.insert(
+            "Prefer".into(),
+            json!("outlook.timezone=\"UTC\", outlook.body-content-type=\"text\""),
+        );
+        match op {
+            Op::Create(item) => {
+                let mut body = self.to_graph(&item.fields);
+                body["extensions"] = json!([{
+                    "@odata.type": "microsoft.graph.openTypeExtension",
+                    "extensionName": EXTENSION_NAME,
+                    "localId": item.id.to_string(),
+                }]);
+                if self.resource == Resource::Calendar {
+                    // Graph refuses a second event with the same transactionId: a retried
+                    // create cannot duplicate.
+                    body["transactionId"] = json!(item.id.to_string());
+                }
+                headers.insert("Content-Type".into(), json!("application/json"));
+                BatchRequest {
+                    id: n.to_string(),
+                    method: "POST".into(),
+                    url: self.collection_path(),
+                    headers,
+                    body: Some(body),
+                }
+            }
+            Op::Update(item, link) => {
+                headers.insert("Content-Type".into(), json!("application/json"));
+                // One-way to Microsoft: local always wins, so no If-Match.
+                if let Some(etag) = link
+                    .remote_etag
+                    .as_ref()
+                    .filter(|_| self.direction == Direction::Bidirectional)
+                {
+                    headers.insert("If-Match".into(), json!(etag));
+                }
+                BatchRequest {
+                    id: n.to_string(),
+                    method: "PATCH".into(),
+                    url: self.item_path(&link.remote_id),
+                    headers,
+                    body: Some(self.to_graph(&item.fields)),
+                }
+            }
+            Op::Delete(_, link) => BatchRequest {
+                id: n.to_string(),
+                method: "DELETE".into(),
+                url: self.item_path(&link.remote_id),
+                headers: serde_json::Map::new(),
+                body: None,
+            },
+        }
+    }
+
+    /// `$batch` with a valid token, the whole batch retried when throttled or unavailable.
+    async fn batch(
+        &mut self,
+        requests: &[BatchRequest],
+    ) -> Result<Vec<crate::graph::client::BatchResponse>, Stop> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let graph = self.state.graph.clone();
+            let result = tokens::call_graph(self.state, self.user_id, |token| {
+                let graph = graph.clone();
+                let requests = requests.to_vec();
+                async move {
+                    use secrecy::ExposeSecret;
+                    graph.batch(token.expose_secret(), &requests).await
+                }
+            })
+            .await;
+            match result {
+                Err(TokenFailure::Graph(e)) if e.is_transient() && attempt < ATTEMPTS => {
+                    self.wait(attempt, e.retry_after).await
+                }
+                Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => {
+                    self.wait(attempt, None).await
+                }
+                other => return other.map_err(Stop::from),
+            }
+        }
+    }
+
+    async fn settle(
+        &mut self,
+        op: &Op,
+        response: &crate::graph::client::BatchResponse,
+    ) -> Result<Settled, Stop> {
+        let status = response.status;
+        if matches!(status, 429 | 500 | 502 | 503 | 504) {
+            return Ok(Settled::Retry(response.retry_after()));
+        }
+        match op {
+            Op::Create(item) if status == 201 || status == 200 => {
+                let body = response.body.clone().unwrap_or(Value::Null);
+                let remote_id = body
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let remote = self.fields_of(&body);
+                self.store_link(item.id, &remote_id, etag_of(&body), item.version, &remote)
+                    .await?;
+                self.log.counts.created_remotely += 1;
+            }
+            Op::Update(item, link) if status == 200 => {
+                let body = response.body.clone().unwrap_or(Value::Null);
+                let remote = self.fields_of(&body);
+                self.update_link(link, etag_of(&body), item.version, &remote)
+                    .await?;
+                self.log.counts.updated_remotely += 1;
+            }
+            Op::Update(item, _) if status == 412 => {
+                // Microsoft changed it after our pull: the next run merges.
+                self.log.counts.conflicts += 1;
+                self.log.note(format!(
+                    "{}: changed in Microsoft meanwhile (412): merged next run",
+                    item.id
+                ));
+            }
+            Op::Update(item, link) if status == 404 => {
+                self.log.note(format!(
+                    "{}: deleted in Microsoft but changed here: recreated in Microsoft",
+                    item.id
+                ));
+                self.delete_link(link).await?;
+                return Ok(Settled::Recreate(item.clone()));
+            }
+            Op::Delete(_, link) if status == 204 || status == 404 || status == 200 => {
+                self.delete_link(link).await?;
+                self.log.counts.deleted_remotely += 1;
+            }
+            other => {
+                let code = response
+                    .error_code()
+                    .unwrap_or_else(|| format!("http_{status}"));
+                let message = response
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/error/message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("Microsoft refused the change")
+                    .to_owned();
+                self.log.errors.push(ItemError {
+                    item: Some(other.local_id()),
+                    code,
+                    message,
+                });
+            }
+        }
+        Ok(Settled::Done)
+    }
+}
+
+/// A local change to send.
+#[derive(Debug, Clone)]
+enum Op {
+    Create(LocalItem),
+    Update(LocalItem, sync_links::Model),
+    Delete(LocalItem, sync_links::Model),
+}
+
+impl Op {
+    fn local_id(&self) -> Uuid {
+        match self {
+            Self::Create(item) | Self::Update(item, _) | Self::Delete(item, _) => item.id,
+        }
+    }
+}
+
+/// What became of a sent change.
+enum Settled {
+    Done,
+    Retry(Option<Duration>),
+    Recreate(LocalItem),
+}
+
+/// Exponential backoff with jitter: about 0.5 s, 1 s, 2 s...
+fn backoff(attempt: u32) -> Duration {
+    use rand::RngExt;
+    let cap = 500u64.saturating_mul(1 << attempt.min(8).saturating_sub(1));
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}

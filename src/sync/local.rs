@@ -1,0 +1,212 @@
+//! The engine's access to the local side: every item of a user (tombstones included) as
+//! normalized fields, and writes that bump the version as every local change does.
+
+use chrono::{DateTime, Utc};
+use entity::{calendar_events, tasks};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    sea_query::ExprTrait,
+};
+use uuid::Uuid;
+
+use super::{
+    fields::{self, Fields},
+    links::Resource,
+};
+use crate::error::ApiResult;
+
+/// A local item as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct LocalItem {
+    /// Local id.
+    pub id: Uuid,
+    /// Current version.
+    pub version: i64,
+    /// Whether it is a tombstone.
+    pub deleted: bool,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Its synchronized fields.
+    pub fields: Fields,
+}
+
+/// Every item of a user for a resource, tombstones included.
+///
+/// # Errors
+/// On database failure.
+pub async fn all(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    resource: Resource,
+) -> ApiResult<Vec<LocalItem>> {
+    Ok(match resource {
+        Resource::Calendar => calendar_events::Entity::find()
+            .filter(calendar_events::Column::UserId.eq(user_id))
+            .all(db)
+            .await?
+            .iter()
+            .map(|m| LocalItem {
+                id: m.id,
+                version: m.version,
+                deleted: m.deleted_at.is_some(),
+                updated_at: m.updated_at.with_timezone(&Utc),
+                fields: fields::event_from_local(m),
+            })
+            .collect(),
+        Resource::Tasks => tasks::Entity::find()
+            .filter(tasks::Column::UserId.eq(user_id))
+            .all(db)
+            .await?
+            .iter()
+            .map(|m| LocalItem {
+                id: m.id,
+                version: m.version,
+                deleted: m.deleted_at.is_some(),
+                updated_at: m.updated_at.with_timezone(&Utc),
+                fields: fields::task_from_local(m),
+            })
+            .collect(),
+    })
+}
+
+/// Creates a local item from Microsoft's fields; returns its id and version.
+///
+/// # Errors
+/// On database failure.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    resource: Resource,
+    f: &Fields,
+) -> ApiResult<(Uuid, i64)> {
+    let now = Utc::now().fixed_offset();
+    let id = Uuid::now_v7();
+    match resource {
+        Resource::Calendar => {
+            let mut m = calendar_events::Model {
+                id,
+                user_id,
+                title: String::new(),
+                description: None,
+                location: None,
+                is_all_day: false,
+                start_at: None,
+                end_at: None,
+                time_zone: None,
+                start_date: None,
+                end_date: None,
+                reminder_minutes: None,
+                show_as: "busy".into(),
+                importance: "normal".into(),
+                sensitivity: "normal".into(),
+                categories: "[]".into(),
+                attendees: "[]".into(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            };
+            fields::event_into_local(f, &mut m);
+            calendar_events::ActiveModel::from(m).insert(db).await?;
+        }
+        Resource::Tasks => {
+            let mut m = tasks::Model {
+                id,
+                user_id,
+                title: String::new(),
+                description: None,
+                status: "not_started".into(),
+                importance: "normal".into(),
+                due_date: None,
+                start_date: None,
+                reminder_at: None,
+                completed_at: None,
+                categories: "[]".into(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            };
+            fields::task_into_local(f, &mut m);
+            tasks::ActiveModel::from(m).insert(db).await?;
+        }
+    }
+    Ok((id, 1))
+}
+
+/// Writes Microsoft's fields over a local item (restoring it if it was a tombstone); returns
+/// the new version, or `None` when the item is gone.
+///
+/// # Errors
+/// On database failure.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    resource: Resource,
+    id: Uuid,
+    f: &Fields,
+) -> ApiResult<Option<i64>> {
+    let now = Utc::now().fixed_offset();
+    match resource {
+        Resource::Calendar => {
+            let Some(mut m) = calendar_events::Entity::find_by_id(id).one(db).await? else {
+                return Ok(None);
+            };
+            fields::event_into_local(f, &mut m);
+            m.version += 1;
+            m.updated_at = now;
+            m.deleted_at = None;
+            let version = m.version;
+            m.into_active_model().reset_all().update(db).await?;
+            Ok(Some(version))
+        }
+        Resource::Tasks => {
+            let Some(mut m) = tasks::Entity::find_by_id(id).one(db).await? else {
+                return Ok(None);
+            };
+            fields::task_into_local(f, &mut m);
+            m.version += 1;
+            m.updated_at = now;
+            m.deleted_at = None;
+            let version = m.version;
+            m.into_active_model().reset_all().update(db).await?;
+            Ok(Some(version))
+        }
+    }
+}
+
+/// Turns a local item into a tombstone (Microsoft deleted it).
+///
+/// # Errors
+/// On database failure.
+pub async fn tombstone(db: &impl ConnectionTrait, resource: Resource, id: Uuid) -> ApiResult<()> {
+    let now = Utc::now().fixed_offset();
+    match resource {
+        Resource::Calendar => {
+            calendar_events::Entity::update_many()
+                .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
+                .col_expr(calendar_events::Column::UpdatedAt, now.into())
+                .col_expr(
+                    calendar_events::Column::Version,
+                    sea_orm::sea_query::Expr::col(calendar_events::Column::Version).add(1),
+                )
+                .filter(calendar_events::Column::Id.eq(id))
+                .filter(calendar_events::Column::DeletedAt.is_null())
+                .exec(db)
+                .await?;
+        }
+        Resource::Tasks => {
+            tasks::Entity::update_many()
+                .col_expr(tasks::Column::DeletedAt, Some(now).into())
+                .col_expr(tasks::Column::UpdatedAt, now.into())
+                .col_expr(
+                    tasks::Column::Version,
+                    sea_orm::sea_query::Expr::col(tasks::Column::Version).add(1),
+                )
+                .filter(tasks::Column::Id.eq(id))
+                .filter(tasks::Column::DeletedAt.is_null())
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,705 @@
+//! Calendar events: `/api/v1/users/{id}/calendar-events` and `.../calendar-events/{event_id}`.
+
+use entity::calendar_events;
+use m365_sync::domain::Role;
+use reqwest::{Method, StatusCode};
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Account, Response, TestApp, read, spawn_app};
+
+/// An app with a user in an organization, who owns the events.
+struct Fixture {
+    app: TestApp,
+    org: Uuid,
+    user: Account,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let app = spawn_app().await;
+        let admin = app.admin().await;
+        let org = app.organization(&admin, "Acme").await;
+        let user = app.account(Role::User, Some(org)).await;
+        Self { app, org, user }
+    }
+
+    fn events(&self) -> String {
+        format!("/api/v1/users/{}/calendar-events", self.user.id)
+    }
+
+    fn event(&self, id: &str) -> String {
+        format!("{}/{id}", self.events())
+    }
+
+    async fn create(&self, body: Value) -> Response {
+        self.app.post(&self.events(), &self.user.token, body).await
+    }
+
+    /// Creates an event and returns its id.
+    async fn created(&self, body: Value) -> String {
+        let response = self.create(body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+        response.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The ids listed for a query string.
+    async fn listed(&self, query: &str) -> Vec<String> {
+        let response = self
+            .app
+            .get(&format!("{}?{query}", self.events()), &self.user.token)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{query}: {response:?}");
+        response.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn with_if_match(
+        &self,
+        method: Method,
+        path: &str,
+        if_match: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.address))
+            .bearer_auth(&self.user.token)
+            .header("if-match", if_match);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+}
+
+fn timed(title: &str, start: &str, end: &str) -> Value {
+    json!({
+        "title": title,
+        "start": {"date_time": start, "time_zone": "Europe/Berlin"},
+        "end": {"date_time": end, "time_zone": "Europe/Berlin"},
+    })
+}
+
+fn all_day(title: &str, start: &str, end: &str) -> Value {
+    json!({"title": title, "is_all_day": true, "start_date": start, "end_date": end})
+}
+
+#[tokio::test]
+async fn events_are_created_read_updated_listed_and_deleted_as_tombstones() {
+    let f = Fixture::new().await;
+    let created = f
+        .create(json!({
+            "title": "Quarterly review",
+            "description": "Numbers",
+            "location": "Room 1",
+            "start": {"date_time": "2026-03-29T09:00:00", "time_zone": "Europe/Berlin"},
+            "end": {"date_time": "2026-03-29T10:30:00", "time_zone": "Europe/Berlin"},
+            "reminder_minutes": 15,
+            "show_as": "tentative",
+            "importance": "high",
+            "sensitivity": "private",
+            "categories": ["Red", "Blue"],
+            "attendees": [
+                {"email": "Ada@Example.com", "name": "Ada", "type": "required"},
+                {"email": "bob@example.com", "type": "optional"}
+            ]
+        }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.etag(), "\"1\"");
+    let body = &created.body;
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["is_all_day"], false);
+    assert_eq!(
+        body["start"],
+        json!({"date_time": "2026-03-29T09:00:00", "time_zone": "Europe/Berlin"})
+    );
+    assert_eq!(body["end"]["date_time"], "2026-03-29T10:30:00");
+    assert_eq!(body["start_date"], Value::Null);
+    assert_eq!(body["show_as"], "tentative");
+    assert_eq!(body["importance"], "high");
+    assert_eq!(body["sensitivity"], "private");
+    assert_eq!(body["categories"], json!(["Red", "Blue"]));
+    assert_eq!(
+        body["attendees"][0],
+        json!({"email": "ada@example.com", "name": "Ada", "type": "required"}),
+        "attendee e-mails are normalised"
+    );
+    assert_eq!(body["attendees"][1]["name"], Value::Null);
+    assert_eq!(
+        body["microsoft"],
+        json!({"remote_id": null, "last_synced_at": null, "pending": true}),
+        "a new event waits to be synchronized"
+    );
+    let id = body["id"].as_str().unwrap().to_owned();
+    let row = calendar_events::Entity::find_by_id(id.parse::<Uuid>().unwrap())
+        .one(&f.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.start_at.unwrap().to_utc().to_rfc3339(),
+        "2026-03-29T07:00:00+00:00",
+        "instants are stored in UTC (Berlin is at +02:00 that day)"
+    );
+    assert_eq!(row.time_zone.as_deref(), Some("Europe/Berlin"));
+
+    let read = f.app.get(&f.event(&id), &f.user.token).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.etag(), "\"1\"");
+    assert_eq!(read.body, created.body);
+
+    let updated = f
+        .app
+        .patch(
+            &f.event(&id),
+            &f.user.token,
+            json!({"title": "Q1 review", "location": null, "end": {"date_time": "2026-03-29T11:00:00", "time_zone": "Europe/Berlin"}}),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{updated:?}");
+    assert_eq!(updated.etag(), "\"2\"");
+    assert_eq!(updated.body["version"], 2);
+    assert_eq!(updated.body["title"], "Q1 review");
+    assert_eq!(updated.body["location"], Value::Null);
+    assert_eq!(
+        updated.body["description"], "Numbers",
+        "absent members stay"
+    );
+    assert_eq!(updated.body["end"]["date_time"], "2026-03-29T11:00:00");
+    assert_eq!(updated.body["start"], created.body["start"]);
+
+    assert_eq!(f.listed("").await, std::slice::from_ref(&id));
+
+    let deleted = f.app.delete(&f.event(&id), &f.user.token).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        f.app.get(&f.event(&id), &f.user.token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        f.listed("").await.is_empty(),
+        "deleted events are not listed"
+    );
+    let again = f.app.delete(&f.event(&id), &f.user.token).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.code(), "not_found");
+    let patched = f
+        .app
+        .patch(&f.event(&id), &f.user.token, json!({"title": "Back"}))
+        .await;
+    assert_eq!(patched.status, StatusCode::NOT_FOUND);
+
+    let tombstone = calendar_events::Entity::find_by_id(id.parse::<Uuid>().unwrap())
+        .one(&f.app.db)
+        .await
+        .unwrap()
+        .expect("the row stays as a tombstone");
+    assert!(tombstone.deleted_at.is_some());
+    assert_eq!(tombstone.version, 3, "the deletion bumps the version");
+    let found = m365_sync::domain::calendar_events::find_including_deleted(
+        &f.app.db,
+        f.user.id,
+        tombstone.id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.map(|e| e.id), Some(tombstone.id));
+}
+
+#[tokio::test]
+async fn all_day_events_keep_inclusive_dates_and_defaults() {
+    let f = Fixture::new().await;
+    let created = f
+        .create(all_day("Holiday", "2026-08-03", "2026-08-07"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let body = &created.body;
+    assert_eq!(body["is_all_day"], true);
+    assert_eq!(body["start_date"], "2026-08-03");
+    assert_eq!(body["end_date"], "2026-08-07");
+    assert_eq!(body["start"], Value::Null);
+    assert_eq!(body["end"], Value::Null);
+    assert_eq!(body["show_as"], "busy");
+    assert_eq!(body["importance"], "normal");
+    assert_eq!(body["sensitivity"], "normal");
+    assert_eq!(body["reminder_minutes"], Value::Null);
+    assert_eq!(body["categories"], json!([]));
+    assert_eq!(body["attendees"], json!([]));
+    let one_day = f.create(all_day("Day", "2026-08-03", "2026-08-03")).await;
+    assert_eq!(
+        one_day.status,
+        StatusCode::CREATED,
+        "a one-day event ends on its start day"
+    );
+
+    // Switching kinds: the other kind of times comes with the patch.
+    let id = body["id"].as_str().unwrap();
+    let timed = f
+        .app
+        .patch(
+            &f.event(id),
+            &f.user.token,
+            json!({
+                "is_all_day": false,
+                "start": {"date_time": "2026-08-03T09:00:00", "time_zone": "UTC"},
+                "end": {"date_time": "2026-08-03T10:00:00", "time_zone": "UTC"}
+            }),
+        )
+        .await;
+    assert_eq!(timed.status, StatusCode::OK, "{timed:?}");
+    assert_eq!(timed.body["start_date"], Value::Null);
+    assert_eq!(timed.body["start"]["time_zone"], "UTC");
+    let back = f
+        .app
+        .patch(&f.event(id), &f.user.token, json!({"is_all_day": true}))
+        .await;
+    assert_eq!(back.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pointers: Vec<&str> = back.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["/start_date", "/end_date"]);
+}
+
+#[tokio::test]
+async fn invalid_events_are_refused_with_a_pointer_to_each_bad_member() {
+    let f = Fixture::new().await;
+    let zone = |z: &str| json!({"date_time": "2026-03-29T09:00:00", "time_zone": z});
+    let with = |changes: Value| {
+        let mut body = timed("T", "2026-03-29T09:00:00", "2026-03-29T10:00:00");
+        for (k, v) in changes.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let categories: Vec<String> = (0..26).map(|i| format!("c{i}")).collect();
+    // (body, pointer, why)
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({"is_all_day": false}), "/title", "title is required"),
+        (with(json!({"title": " "})), "/title", "blank title"),
+        (
+            with(json!({"title": "x".repeat(256)})),
+            "/title",
+            "title too long",
+        ),
+        (
+            timed("T", "2026-03-29T10:00:00", "2026-03-29T09:00:00"),
+            "/end",
+            "end before start",
+        ),
+        (
+            all_day("T", "2026-08-07", "2026-08-03"),
+            "/end_date",
+            "end date before start date",
+        ),
+        (
+            with(json!({"start": zone("Mars/Olympus")})),
+            "/start/time_zone",
+            "unknown zone",
+        ),
+        (
+            with(json!({"end": zone("UTC")})),
+            "/end/time_zone",
+            "two zones",
+        ),
+        (
+            timed("T", "2026-03-29T02:30:00", "2026-03-29T04:00:00"),
+            "/start/date_time",
+            "a time in the spring-forward gap",
+        ),
+        (
+            timed("T", "2026-03-29T09:00:00Z", "2026-03-29T10:00:00"),
+            "/start/date_time",
+            "an offset on a wall-clock time",
+        ),
+        (
+            json!({"title": "T"}),
+            "/start",
+            "a timed event without times",
+        ),
+        (
+            json!({"title": "T", "is_all_day": true}),
+            "/start_date",
+            "all-day without dates",
+        ),
+        (
+            json!({"title": "T", "is_all_day": true, "start_date": "2026-08-03", "end_date": "2026-08-03", "start": zone("UTC")}),
+            "/start",
+            "all-day with a timed start",
+        ),
+        (
+            with(json!({"start_date": "2026-08-03"})),
+            "/start_date",
+            "timed with a date",
+        ),
+        (
+            all_day("T", "2026-02-30", "2026-03-01"),
+            "/start_date",
+            "no such date",
+        ),
+        (
+            all_day("T", "2026-08-03", "08/07/2026"),
+            "/end_date",
+            "not YYYY-MM-DD",
+        ),
+        (with(json!({"show_as": "away"})), "/show_as", "bad show_as"),
+        (
+            with(json!({"importance": "urgent"})),
+            "/importance",
+            "bad importance",
+        ),
+        (
+            with(json!({"sensitivity": "secret"})),
+            "/sensitivity",
+            "bad sensitivity",
+        ),
+        (
+            with(json!({"reminder_minutes": -1})),
+            "/reminder_minutes",
+            "negative reminder",
+        ),
+        (
+            with(json!({"reminder_minutes": 40321})),
+            "/reminder_minutes",
+            "reminder too early",
+        ),
+        (
+            with(json!({"categories": categories})),
+            "/categories",
+            "too many categories",
+        ),
+        (
+            with(json!({"categories": ["a", ""]})),
+            "/categories/1",
+            "empty category",
+        ),
+        (
+            with(
+                json!({"attendees": [{"email": "ada@example.com", "type": "required"}, {"email": "not-an-address", "type": "required"}]}),
+            ),
+            "/attendees/1/email",
+            "bad attendee e-mail",
+        ),
+        (
+            with(json!({"attendees": [{"email": "ada@example.com", "type": "maybe"}]})),
+            "/attendees/0/type",
+            "bad attendee type",
+        ),
+        (with(json!({"colour": "red"})), "/colour", "unknown member"),
+    ];
+    for (body, pointer, why) in cases {
+        let response = f.create(body.clone()).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{why}: {body} gave {response:?}"
+        );
+        assert_eq!(response.code(), "validation_failed", "{why}");
+        let pointers: Vec<&str> = response.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["pointer"].as_str().unwrap())
+            .collect();
+        assert!(
+            pointers.contains(&pointer),
+            "{why}: expected {pointer} in {pointers:?}"
+        );
+    }
+    assert!(f.listed("").await.is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_repeated_local_time_means_its_first_occurrence() {
+    let f = Fixture::new().await;
+    // Berlin goes from +02:00 back to +01:00 at 03:00 on 2026-10-25: 02:30 happens twice.
+    let id = f
+        .created(timed("Night", "2026-10-25T02:30:00", "2026-10-25T04:00:00"))
+        .await;
+    let row = calendar_events::Entity::find_by_id(id.parse::<Uuid>().unwrap())
+        .one(&f.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.start_at.unwrap().to_utc().to_rfc3339(),
+        "2026-10-25T00:30:00+00:00"
+    );
+    let read = f.app.get(&f.event(&id), &f.user.token).await;
+    assert_eq!(read.body["start"]["date_time"], "2026-10-25T02:30:00");
+}
+
+#[tokio::test]
+async fn a_failed_patch_changes_nothing_and_a_stale_if_match_is_412() {
+    let f = Fixture::new().await;
+    let id = f
+        .created(timed("T", "2026-03-29T09:00:00", "2026-03-29T10:00:00"))
+        .await;
+    let path = f.event(&id);
+    let before = f.app.get(&path, &f.user.token).await;
+
+    let invalid = f
+        .app
+        .patch(
+            &path,
+            &f.user.token,
+            json!({"title": "New", "end": {"date_time": "2026-03-29T08:00:00", "time_zone": "Europe/Berlin"}}),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.body["errors"][0]["pointer"], "/end");
+    let null_title = f
+        .app
+        .patch(&path, &f.user.token, json!({"title": null}))
+        .await;
+    assert_eq!(null_title.body["errors"][0]["pointer"], "/title");
+    assert_eq!(f.app.get(&path, &f.user.token).await.body, before.body);
+
+    let same = f
+        .app
+        .patch(&path, &f.user.token, json!({"title": "T"}))
+        .await;
+    assert_eq!(same.etag(), "\"1\"", "an unchanged event keeps its version");
+
+    let ok = f
+        .with_if_match(Method::PATCH, &path, "\"1\"", Some(json!({"title": "A"})))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.etag(), "\"2\"");
+    let stale = f
+        .with_if_match(Method::PATCH, &path, "\"1\"", Some(json!({"title": "B"})))
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.code(), "precondition_failed");
+    let stale_delete = f.with_if_match(Method::DELETE, &path, "\"1\"", None).await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(f.app.get(&path, &f.user.token).await.body["title"], "A");
+    let delete = f.with_if_match(Method::DELETE, &path, "\"2\"", None).await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_range_filter_lists_events_overlapping_it() {
+    let f = Fixture::new().await;
+    // Berlin is at +01:00 in January: 09:00-10:00 local is 08:00-09:00Z.
+    let morning = f
+        .created(timed(
+            "Morning",
+            "2026-01-15T09:00:00",
+            "2026-01-15T10:00:00",
+        ))
+        .await;
+    let holiday = f
+        .created(all_day("Holiday", "2026-01-16", "2026-01-17"))
+        .await;
+    let later = f
+        .created(timed("Later", "2026-02-01T09:00:00", "2026-02-01T10:00:00"))
+        .await;
+    // (query, expected, why)
+    let cases: Vec<(&str, Vec<&String>, &str)> = vec![
+        ("", vec![&morning, &holiday, &later], "no range"),
+        (
+            "from=2026-01-15T08:30:00Z&to=2026-01-15T08:45:00Z",
+            vec![&morning],
+            "inside a timed event",
+        ),
+        (
+            "from=2026-01-15T09:00:00Z&to=2026-01-15T12:00:00Z",
+            vec![],
+            "a range starting when the event ends",
+        ),
+        (
+            "from=2026-01-15T07:00:00Z&to=2026-01-15T08:00:00Z",
+            vec![],
+            "a range ending when the event starts",
+        ),
+        (
+            "from=2026-01-17T23:59:59Z&to=2026-01-18T00:00:00Z",
+            vec![&holiday],
+            "the last second of an all-day event's last day",
+        ),
+        (
+            "from=2026-01-18T00:00:00Z",
+            vec![&later],
+            "from the midnight after an all-day event",
+        ),
+        (
+            "to=2026-01-16T00:00:00Z",
+            vec![&morning],
+            "up to the midnight an all-day event starts",
+        ),
+        (
+            "to=2026-01-16T00:00:01Z",
+            vec![&morning, &holiday],
+            "just past that midnight",
+        ),
+    ];
+    for (query, expected, why) in cases {
+        let listed = f.listed(query).await;
+        let expected: Vec<String> = expected.into_iter().cloned().collect();
+        assert_eq!(listed, expected, "{why} ({query})");
+    }
+    let bad = f
+        .app
+        .get(
+            &format!(
+                "{}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+                f.events()
+            ),
+            &f.user.token,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.code(), "invalid_query");
+    let malformed = f
+        .app
+        .get(&format!("{}?from=yesterday", f.events()), &f.user.token)
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn updated_since_lists_only_later_changes() {
+    let f = Fixture::new().await;
+    let old = f
+        .created(timed("Old", "2026-01-15T09:00:00", "2026-01-15T10:00:00"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let new = f
+        .created(timed("New", "2026-01-15T09:00:00", "2026-01-15T10:00:00"))
+        .await;
+    let query = format!(
+        "updated_since={}",
+        since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    assert_eq!(f.listed(&query).await, std::slice::from_ref(&new));
+    f.app
+        .patch(&f.event(&old), &f.user.token, json!({"title": "Touched"}))
+        .await;
+    assert_eq!(f.listed(&query).await, [old, new]);
+}
+
+#[tokio::test]
+async fn lists_page_through_every_event_once_in_id_order() {
+    let f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            f.created(all_day(&format!("E{i}"), "2026-01-01", "2026-01-01"))
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_owned(),
+        };
+        let page = f
+            .app
+            .get(&format!("{}?{query}", f.events()), &f.user.token)
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every event once, in id order");
+    let bad = f
+        .app
+        .get(&format!("{}?limit=0", f.events()), &f.user.token)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn events_are_visible_to_their_user_and_admins_only() {
+    let f = Fixture::new().await;
+    let id = f.created(all_day("Mine", "2026-01-01", "2026-01-01")).await;
+    let admin = f.app.admin().await;
+    let org_admin = f.app.account(Role::OrgAdmin, Some(f.org)).await;
+    let colleague = f.app.account(Role::User, Some(f.org)).await;
+    let other_org = f.app.organization(&admin, "Other").await;
+    let other_admin = f.app.account(Role::OrgAdmin, Some(other_org)).await;
+    let path = f.event(&id);
+    let list = f.events();
+    let body = all_day("New", "2026-01-02", "2026-01-02");
+    for (who, token, expected) in [
+        ("the user", &f.user.token, StatusCode::OK),
+        ("their org admin", &org_admin.token, StatusCode::OK),
+        ("an admin", &admin.token, StatusCode::OK),
+        ("a colleague", &colleague.token, StatusCode::NOT_FOUND),
+        (
+            "another org's admin",
+            &other_admin.token,
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        assert_eq!(
+            f.app.get(&path, token).await.status,
+            expected,
+            "{who} reads"
+        );
+        assert_eq!(
+            f.app.get(&list, token).await.status,
+            expected,
+            "{who} lists"
+        );
+        let patch = f.app.patch(&path, token, json!({"title": "X"})).await;
+        assert_eq!(patch.status, expected, "{who} updates");
+        let create = f.app.post(&list, token, body.clone()).await;
+        let created = if expected == StatusCode::OK {
+            StatusCode::CREATED
+        } else {
+            expected
+        };
+        assert_eq!(create.status, created, "{who} creates");
+    }
+    let denied = f.app.delete(&path, &other_admin.token).await;
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        f.app.delete(&path, &org_admin.token).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let others = f
+        .app
+        .get(
+            &format!("/api/v1/users/{}/calendar-events", colleague.id),
+            &colleague.token,
+        )
+        .await;
+    assert_eq!(
+        others.body["items"],
+        json!([]),
+        "each user has their own events"
+    );
+    let unknown = format!("{}/{}", list, Uuid::now_v7());
+    assert_eq!(
+        f.app.get(&unknown, &f.user.token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        f.app
+            .get(&format!("{list}/not-a-uuid"), &f.user.token)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

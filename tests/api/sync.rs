@@ -1,0 +1,663 @@
+//! The sync engine against the emulator: directions, echo suppression, conflicts, deletions,
+//! resync and throttling.
+
+use entity::{calendar_events, sync_links, tasks};
+use graph_emulator::{Fault, FaultSpec};
+use m365_sync::sync::{fields::Fields, links::Resource, local};
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{MailboxUser, TestApp, spawn_app};
+
+struct Sync {
+    app: TestApp,
+    who: MailboxUser,
+}
+
+fn event(title: &str, day: u32) -> Value {
+    json!({
+        "subject": title,
+        "start": {"dateTime": format!("2026-12-{day:02}T09:00:00"), "timeZone": "UTC"},
+        "end": {"dateTime": format!("2026-12-{day:02}T10:00:00"), "timeZone": "UTC"},
+    })
+}
+
+fn local_event(title: &str, day: u32) -> Fields {
+    let value = json!({
+        "title": title, "description": null, "location": null, "is_all_day": false,
+        "start": format!("2026-12-{day:02}T09:00:00Z"), "end": format!("2026-12-{day:02}T10:00:00Z"),
+        "reminder_minutes": null, "show_as": "busy", "importance": "normal", "sensitivity": "normal",
+        "categories": [], "attendees": [],
+    });
+    value.as_object().unwrap().clone()
+}
+
+fn local_task(title: &str) -> Fields {
+    let value = json!({
+        "title": title, "description": null, "status": "not_started", "importance": "normal",
+        "due_date": null, "start_date": null, "reminder_at": null, "completed_at": null, "categories": [],
+    });
+    value.as_object().unwrap().clone()
+}
+
+impl Sync {
+    async fn new(direction: &str, conflict: &str) -> Self {
+        let app = spawn_app().await;
+        let who = app.connected_user().await;
+        let settings = json!({
+            "calendar": {"enabled": true, "direction": direction, "conflict_resolution": conflict},
+            "tasks": {"enabled": true, "direction": direction, "conflict_resolution": conflict},
+        });
+        let path = format!("/api/v1/users/{}/settings/microsoft", who.user.id);
+        assert_eq!(
+            app.patch(&path, &who.user.token, settings).await.status,
+            StatusCode::OK
+        );
+        Self { app, who }
+    }
+
+    /// Sync now; returns the runs (calendar first).
+    async fn run(&self) -> Vec<Value> {
+        let path = format!("/api/v1/users/{}/microsoft/sync", self.who.user.id);
+        let response = self.app.post(&path, &self.who.user.token, json!({})).await;
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        response.body["runs"].as_array().unwrap().clone()
+    }
+
+    fn outlook_events(&self) -> Vec<Value> {
+        self.app
+            .emulator
+            .outlook()
+            .list_events(&self.who.mailbox_id)
+            .unwrap()
+    }
+
+    fn outlook_tasks(&self) -> Vec<Value> {
+        self.app
+            .emulator
+            .outlook()
+            .list_tasks(&self.who.mailbox_id, None)
+            .unwrap()
+    }
+
+    async fn local_events(&self) -> Vec<calendar_events::Model> {
+        calendar_events::Entity::find()
+            .filter(calendar_events::Column::UserId.eq(self.who.user.id))
+            .filter(calendar_events::Column::DeletedAt.is_null())
+            .all(&self.app.db)
+            .await
+            .unwrap()
+    }
+
+    async fn local_tasks(&self) -> Vec<tasks::Model> {
+        tasks::Entity::find()
+            .filter(tasks::Column::UserId.eq(self.who.user.id))
+            .filter(tasks::Column::DeletedAt.is_null())
+            .all(&self.app.db)
+            .await
+            .unwrap()
+    }
+
+    async fn create_local(&self, resource: Resource, fields: &Fields) -> Uuid {
+        local::create(&self.app.db, self.who.user.id, resource, fields)
+            .await
+            .unwrap()
+            .0
+    }
+
+    async fn link(&self, local_id: Uuid) -> sync_links::Model {
+        sync_links::Entity::find()
+            .filter(sync_links::Column::LocalId.eq(local_id))
+            .one(&self.app.db)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Graph requests since the last call, excluding reads.
+    fn writes_since(&self, from: usize) -> Vec<String> {
+        self.app.emulator.request_log()[from..]
+            .iter()
+            .filter(|r| r.method != "GET" && !(r.method == "POST" && r.path.ends_with("$batch")))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+fn titles(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut titles: Vec<String> = values.into_iter().collect();
+    titles.sort();
+    titles
+}
+
+#[tokio::test]
+async fn microsoft_items_are_pulled_and_a_quiet_second_run_only_asks_for_the_delta() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let outlook = s.app.emulator.outlook();
+    for (title, day) in [("Standup", 1), ("Review", 2), ("Retro", 3)] {
+        outlook
+            .create_event(&s.who.mailbox_id, event(title, day))
+            .unwrap();
+    }
+    outlook
+        .create_task(&s.who.mailbox_id, None, json!({"title": "File the report"}))
+        .unwrap();
+
+    let runs = s.run().await;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["outcome"], "succeeded", "{}", runs[0]);
+    assert_eq!(runs[0]["counts"]["created_locally"], 3);
+    assert_eq!(runs[1]["counts"]["created_locally"], 1);
+    assert_eq!(
+        titles(s.local_events().await.into_iter().map(|e| e.title)),
+        ["Retro", "Review", "Standup"]
+    );
+    assert_eq!(
+        titles(s.local_tasks().await.into_iter().map(|t| t.title)),
+        ["File the report"]
+    );
+
+    let before = s.app.emulator.request_log().len();
+    let runs = s.run().await;
+    let log = &s.app.emulator.request_log()[before..];
+    let deltas = log.iter().filter(|r| r.path.ends_with("/delta")).count();
+    assert_eq!(deltas, 2, "one delta request per resource: {log:?}");
+    assert_eq!(log.len(), 2, "nothing but the delta requests: {log:?}");
+    for run in &runs {
+        assert_eq!(run["outcome"], "succeeded");
+        let counts = run["counts"].as_object().unwrap();
+        assert!(
+            counts
+                .iter()
+                .filter(|(k, _)| *k != "skipped_echoes")
+                .all(|(_, v)| v == 0),
+            "{run}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn local_items_are_pushed_once_and_their_echo_is_not_applied_again() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let event_id = s
+        .create_local(Resource::Calendar, &local_event("Board meeting", 4))
+        .await;
+    s.create_local(Resource::Tasks, &local_task("Call the bank"))
+        .await;
+
+    let runs = s.run().await;
+    assert_eq!(runs[0]["counts"]["created_remotely"], 1, "{}", runs[0]);
+    assert_eq!(runs[1]["counts"]["created_remotely"], 1, "{}", runs[1]);
+    let events = s.outlook_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["subject"], "Board meeting");
+    assert_eq!(events[0]["transactionId"], event_id.to_string());
+    assert_eq!(
+        s.outlook_tasks()
+            .iter()
+            .filter(|t| t["title"] == "Call the bank")
+            .count(),
+        1
+    );
+
+    let before = s.app.emulator.request_log().len();
+    let runs = s.run().await;
+    assert!(
+        s.writes_since(before).is_empty(),
+        "no write when nothing changed: {:?}",
+        s.writes_since(before)
+    );
+    for run in &runs {
+        assert_eq!(
+            run["counts"]["created_locally"], 0,
+            "our own items are not imported back: {run}"
+        );
+        assert_eq!(run["counts"]["updated_locally"], 0, "{run}");
+    }
+    assert_eq!(s.local_events().await.len(), 1);
+    assert_eq!(s.outlook_events().len(), 1);
+}
+
+#[tokio::test]
+async fn changes_flow_both_ways_and_fields_changed_on_one_side_merge() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let id = s
+        .create_local(Resource::Calendar, &local_event("Planning", 5))
+        .await;
+    s.run().await;
+    let remote_id = s.link(id).await.remote_id;
+
+    // Microsoft changes the location, we change the title: both survive.
+    s.app
+        .emulator
+        .outlook()
+        .update_event(
+            &s.who.mailbox_id,
+            &remote_id,
+            json!({"location": {"displayName": "Room 4"}}),
+        )
+        .unwrap();
+    let mut fields = local_event("Planning (moved)", 5);
+    fields.insert("location".into(), Value::Null);
+    local::update(&s.app.db, Resource::Calendar, id, &fields)
+        .await
+        .unwrap();
+
+    let runs = s.run().await;
+    assert_eq!(runs[0]["outcome"], "succeeded", "{}", runs[0]);
+    let local = calendar_events::Entity::find_by_id(id)
+        .one(&s.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.title, "Planning (moved)");
+    assert_eq!(local.location.as_deref(), Some("Room 4"));
+    let remote = s
+        .app
+        .emulator
+        .outlook()
+        .get_event(&s.who.mailbox_id, &remote_id)
+        .unwrap();
+    assert_eq!(remote["subject"], "Planning (moved)");
+    assert_eq!(remote["location"]["displayName"], "Room 4");
+}
+
+async fn conflict_on_the_title(strategy: &str, local_newer: bool) -> (String, String) {
+    let s = Sync::new("bidirectional", strategy).await;
+    let id = s
+        .create_local(Resource::Calendar, &local_event("Original", 6))
+        .await;
+    s.run().await;
+    let remote_id = s.link(id).await.remote_id;
+    if local_newer {
+        s.app
+            .emulator
+            .outlook()
+            .update_event(
+                &s.who.mailbox_id,
+                &remote_id,
+                json!({"subject": "Microsoft title"}),
+            )
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        local::update(
+            &s.app.db,
+            Resource::Calendar,
+            id,
+            &local_event("Local title", 6),
+        )
+        .await
+        .unwrap();
+    } else {
+        local::update(
+            &s.app.db,
+            Resource::Calendar,
+            id,
+            &local_event("Local title", 6),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        s.app
+            .emulator
+            .outlook()
+            .update_event(
+                &s.who.mailbox_id,
+                &remote_id,
+                json!({"subject": "Microsoft title"}),
+            )
+            .unwrap();
+    }
+    let runs = s.run().await;
+    assert!(
+        runs[0]["counts"]["conflicts"].as_u64().unwrap() >= 1,
+        "{}",
+        runs[0]
+    );
+    assert!(
+        runs[0]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("both sides changed")),
+        "{}",
+        runs[0]
+    );
+    let local = calendar_events::Entity::find_by_id(id)
+        .one(&s.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let remote = s
+        .app
+        .emulator
+        .outlook()
+        .get_event(&s.who.mailbox_id, &remote_id)
+        .unwrap();
+    (local.title, remote["subject"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn conflicts_follow_the_configured_strategy() {
+    let cases = [
+        ("local_wins", false, "Local title"),
+        ("microsoft_wins", true, "Microsoft title"),
+        ("most_recent_wins", true, "Local title"),
+        ("most_recent_wins", false, "Microsoft title"),
+    ];
+    for (strategy, local_newer, winner) in cases {
+        let (local, remote) = conflict_on_the_title(strategy, local_newer).await;
+        assert_eq!(
+            local, winner,
+            "{strategy} (local newer: {local_newer}): local side"
+        );
+        assert_eq!(
+            remote, winner,
+            "{strategy} (local newer: {local_newer}): Microsoft side"
+        );
+    }
+}
+
+#[tokio::test]
+async fn manual_conflicts_are_parked_and_leave_both_sides_alone() {
+    let s = Sync::new("bidirectional", "manual").await;
+    let id = s
+        .create_local(Resource::Calendar, &local_event("Original", 7))
+        .await;
+    s.run().await;
+    let remote_id = s.link(id).await.remote_id;
+    s.app
+        .emulator
+        .outlook()
+        .update_event(
+            &s.who.mailbox_id,
+            &remote_id,
+            json!({"subject": "Microsoft title"}),
+        )
+        .unwrap();
+    local::update(
+        &s.app.db,
+        Resource::Calendar,
+        id,
+        &local_event("Local title", 7),
+    )
+    .await
+    .unwrap();
+    let runs = s.run().await;
+    assert_eq!(runs[0]["counts"]["conflicts"], 1, "{}", runs[0]);
+    let local = calendar_events::Entity::find_by_id(id)
+        .one(&s.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.title, "Local title");
+    assert_eq!(
+        s.app
+            .emulator
+            .outlook()
+            .get_event(&s.who.mailbox_id, &remote_id)
+            .unwrap()["subject"],
+        "Microsoft title"
+    );
+    let parked = entity::sync_conflicts::Entity::find()
+        .all(&s.app.db)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].local_id, id);
+}
+
+#[tokio::test]
+async fn one_way_directions_ignore_the_other_side_and_say_so() {
+    // to_microsoft: Microsoft's change is not pulled; ours overwrites it.
+    let s = Sync::new("to_microsoft", "local_wins").await;
+    let id = s
+        .create_local(Resource::Calendar, &local_event("Ours", 8))
+        .await;
+    s.run().await;
+    let remote_id = s.link(id).await.remote_id;
+    s.app
+        .emulator
+        .outlook()
+        .update_event(&s.who.mailbox_id, &remote_id, json!({"subject": "Theirs"}))
+        .unwrap();
+    s.app
+        .emulator
+        .outlook()
+        .create_event(&s.who.mailbox_id, event("Only in Outlook", 9))
+        .unwrap();
+    let runs = s.run().await;
+    assert!(
+        runs[0]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("to_microsoft")),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(s.local_events().await.len(), 1, "nothing pulled");
+    local::update(
+        &s.app.db,
+        Resource::Calendar,
+        id,
+        &local_event("Ours again", 8),
+    )
+    .await
+    .unwrap();
+    s.run().await;
+    assert_eq!(
+        s.app
+            .emulator
+            .outlook()
+            .get_event(&s.who.mailbox_id, &remote_id)
+            .unwrap()["subject"],
+        "Ours again"
+    );
+
+    // from_microsoft: local changes are not sent.
+    let s = Sync::new("from_microsoft", "local_wins").await;
+    s.create_local(Resource::Tasks, &local_task("Local only"))
+        .await;
+    s.app
+        .emulator
+        .outlook()
+        .create_task(&s.who.mailbox_id, None, json!({"title": "From To Do"}))
+        .unwrap();
+    let runs = s.run().await;
+    assert_eq!(runs[1]["counts"]["ignored"], 1, "{}", runs[1]);
+    assert!(
+        runs[1]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("not sent")),
+        "{}",
+        runs[1]
+    );
+    assert!(s.outlook_tasks().iter().all(|t| t["title"] != "Local only"));
+    assert_eq!(
+        titles(s.local_tasks().await.into_iter().map(|t| t.title)),
+        ["From To Do", "Local only"]
+    );
+}
+
+#[tokio::test]
+async fn deletions_propagate_both_ways() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let ours = s
+        .create_local(Resource::Calendar, &local_event("Delete me here", 10))
+        .await;
+    let theirs = s
+        .create_local(Resource::Calendar, &local_event("Delete me in Outlook", 11))
+        .await;
+    s.run().await;
+    // Microsoft reports the items we created in the next round (our echoes).
+    s.run().await;
+    let their_remote = s.link(theirs).await.remote_id;
+
+    local::tombstone(&s.app.db, Resource::Calendar, ours)
+        .await
+        .unwrap();
+    s.app
+        .emulator
+        .outlook()
+        .delete_event(&s.who.mailbox_id, &their_remote)
+        .unwrap();
+    let runs = s.run().await;
+    assert_eq!(runs[0]["counts"]["deleted_remotely"], 1, "{}", runs[0]);
+    assert_eq!(runs[0]["counts"]["deleted_locally"], 1, "{}", runs[0]);
+    assert!(s.outlook_events().is_empty());
+    assert!(s.local_events().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_modification_wins_over_a_deletion_on_the_other_side() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let id = s
+        .create_local(Resource::Calendar, &local_event("Keep me", 12))
+        .await;
+    s.run().await;
+    let remote_id = s.link(id).await.remote_id;
+    s.app
+        .emulator
+        .outlook()
+        .delete_event(&s.who.mailbox_id, &remote_id)
+        .unwrap();
+    local::update(
+        &s.app.db,
+        Resource::Calendar,
+        id,
+        &local_event("Keep me (edited)", 12),
+    )
+    .await
+    .unwrap();
+    s.run().await;
+    let events = s.outlook_events();
+    assert_eq!(events.len(), 1, "recreated in Outlook");
+    assert_eq!(events[0]["subject"], "Keep me (edited)");
+    assert_eq!(s.local_events().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_delta_token_resyncs_without_duplicates() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    s.app
+        .emulator
+        .outlook()
+        .create_event(&s.who.mailbox_id, event("Existing", 13))
+        .unwrap();
+    s.create_local(Resource::Calendar, &local_event("Ours", 14))
+        .await;
+    s.run().await;
+    s.app.emulator.expire_delta_tokens(Some(&s.who.mailbox_id));
+    let runs = s.run().await;
+    assert!(
+        runs[0]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("full resync")),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(runs[0]["counts"]["created_locally"], 0, "{}", runs[0]);
+    assert_eq!(s.local_events().await.len(), 2);
+    assert_eq!(s.outlook_events().len(), 2);
+}
+
+#[tokio::test]
+async fn throttled_batch_items_are_retried_after_retry_after() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    for n in 0..3 {
+        s.create_local(
+            Resource::Calendar,
+            &local_event(&format!("Event {n}"), 15 + n),
+        )
+        .await;
+    }
+    s.app.emulator.inject_fault(FaultSpec {
+        method: Some("POST".into()),
+        path_contains: Some("/me/events".into()),
+        count: 1,
+        kind: Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+    });
+    let runs = s.run().await;
+    assert_eq!(runs[0]["outcome"], "succeeded", "{}", runs[0]);
+    assert_eq!(runs[0]["counts"]["created_remotely"], 3);
+    assert_eq!(s.outlook_events().len(), 3, "no duplicate after the retry");
+}
+
+#[tokio::test]
+async fn a_revoked_connection_stops_the_run_cleanly() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    s.app.emulator.revoke_refresh_tokens(&s.who.mailbox_id);
+    s.app.emulator.expire_access_tokens(Some(&s.who.mailbox_id));
+    let runs = s.run().await;
+    assert_eq!(runs[0]["outcome"], "reauth_required", "{}", runs[0]);
+    let history = s
+        .app
+        .get(
+            &format!("/api/v1/users/{}/microsoft/sync/runs", s.who.user.id),
+            &s.who.user.token,
+        )
+        .await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert_eq!(history.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(history.body["items"][0]["outcome"], "reauth_required");
+}
+
+#[tokio::test]
+async fn the_mass_delete_guard_holds_deletions_until_confirmed() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(
+            s.create_local(Resource::Tasks, &local_task(&format!("Task {n}")))
+                .await,
+        );
+    }
+    s.run().await;
+    for id in &ids[..11] {
+        local::tombstone(&s.app.db, Resource::Tasks, *id)
+            .await
+            .unwrap();
+    }
+    let runs = s.run().await;
+    assert_eq!(runs[1]["outcome"], "mass_delete_blocked", "{}", runs[1]);
+    assert_eq!(
+        s.outlook_tasks()
+            .iter()
+            .filter(|t| t["title"].as_str().unwrap().starts_with("Task "))
+            .count(),
+        12
+    );
+
+    let confirm = s
+        .app
+        .post(
+            &format!(
+                "/api/v1/users/{}/microsoft/sync/confirm-deletions",
+                s.who.user.id
+            ),
+            &s.who.user.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::NO_CONTENT);
+    let runs = s.run().await;
+    assert_eq!(runs[1]["outcome"], "succeeded", "{}", runs[1]);
+    assert_eq!(runs[1]["counts"]["deleted_remotely"], 11);
+    assert_eq!(
+        s.outlook_tasks()
+            .iter()
+            .filter(|t| t["title"].as_str().unwrap().starts_with("Task "))
+            .count(),
+        1
+    );
+}
