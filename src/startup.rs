@@ -49,6 +49,9 @@ pub struct AppState {
     pub graph: GraphClient,
     /// In-process single flight of token refreshes.
     pub refresh_locks: Arc<RefreshLocks>,
+    /// In-process exclusion of runs of the same user and resource.
+    pub sync_locks:
+        Arc<crate::domain::locks::KeyedLocks<(uuid::Uuid, crate::sync::links::Resource)>>,
 }
 
 /// Short-lived caches of hot rows (see [`crate::domain::cache`]).
@@ -175,6 +178,7 @@ impl Application {
             identity: Identity::new(http.clone(), &settings.identity_url),
             graph: GraphClient::new(http, &settings.graph_url),
             refresh_locks: Arc::new(RefreshLocks::default()),
+            sync_locks: Arc::default(),
             settings: Arc::new(settings),
         });
         let doc = crate::openapi::document();

@@ -17,6 +17,34 @@ pub const MAX_CATEGORIES: usize = 25;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION: usize = 32_000;
 
+/// A category name as the OpenAPI document describes it (a plain string on the wire).
+pub struct Category;
+
+impl utoipa::PartialSchema for Category {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A category: 1 to 255 characters, not blank (trimmed; repeats are merged).",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some(NOT_BLANK))
+            .examples(["Red category"])
+            .into()
+    }
+}
+
+impl ToSchema for Category {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Category".into()
+    }
+}
+
+/// The pattern of a text that is not blank (some character other than Unicode white space,
+/// which is what `str::trim` removes).
+pub const NOT_BLANK: &str = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
 /// How important an event or a task is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -107,7 +135,8 @@ pub fn date_to_stored(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }
 
-/// Categories: at most 25, each 1 to 255 characters, not blank, no duplicates.
+/// Categories: at most 25, each 1 to 255 characters, not blank; a category given twice is
+/// kept once.
 pub fn check_categories(
     pointer: &str,
     categories: Vec<String>,
@@ -129,9 +158,7 @@ pub fn check_categories(
                 at,
                 "must be 1 to 255 characters, not blank",
             ));
-        } else if out.iter().any(|c| c == trimmed) {
-            errors.push(FieldError::new(at, "is listed twice"));
-        } else {
+        } else if !out.iter().any(|c| c == trimmed) {
             out.push(trimmed.to_owned());
         }
     }
@@ -186,10 +213,14 @@ mod tests {
     #[test]
     fn categories_are_trimmed_bounded_and_unique() {
         let mut errors = Vec::new();
-        let kept = check_categories("/c", vec![" Red ".into(), "Blue".into()], &mut errors);
+        let kept = check_categories(
+            "/c",
+            vec![" Red ".into(), "Blue".into(), "Red".into()],
+            &mut errors,
+        );
         assert_eq!(kept, ["Red", "Blue"]);
         assert!(errors.is_empty());
-        check_categories("/c", vec!["a".into(), " ".into(), "a".into()], &mut errors);
+        check_categories("/c", vec!["a".into(), " ".into(), "".into()], &mut errors);
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/c/1", "/c/2"]);
     }

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod email;
 pub mod etag;
 pub mod item_fields;
+pub mod locks;
 pub mod organizations;
 pub mod pagination;
 pub mod patch;

@@ -16,9 +16,9 @@ use crate::{
     domain::{
         access::not_found,
         item_fields::{
-            Importance, MAX_DESCRIPTION, check_categories, check_text, check_title, date_to_stored,
-            from_stored, from_stored_json, or_default, parse_date, present, required, to_stored,
-            to_stored_json,
+            Category, Importance, MAX_DESCRIPTION, check_categories, check_text, check_title,
+            date_to_stored, from_stored, from_stored_json, or_default, parse_date, present,
+            required, to_stored, to_stored_json,
         },
         pagination::{PageParams, PageRequest},
         patch::Patch,
@@ -50,7 +50,7 @@ pub enum TaskStatus {
 pub struct CreateTask {
     /// Title, 1 to 255 characters, not blank.
     #[serde(default)]
-    #[schema(value_type = String, required = true, example = "Call Ada back", min_length = 1, max_length = 255)]
+    #[schema(value_type = String, required = true, example = "Call Ada back", min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Option<String>,
     /// Description (plain text), at most 32,000 characters.
     #[serde(default)]
@@ -79,9 +79,9 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
-    /// Categories: at most 25, each 1 to 255 characters, no duplicates.
+    /// Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged).
     #[serde(default)]
-    #[schema(max_items = 25)]
+    #[schema(value_type = Option<Vec<Category>>, max_items = 25)]
     pub categories: Option<Vec<String>>,
 }
 
@@ -94,7 +94,7 @@ pub struct CreateTask {
 pub struct UpdateTask {
     /// Title, 1 to 255 characters, not blank.
     #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Patch<String>,
     /// Description.
     #[serde(default)]
@@ -126,7 +126,7 @@ pub struct UpdateTask {
     pub completed_at: Patch<String>,
     /// Categories (replace the whole list).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>, max_items = 25)]
+    #[schema(value_type = Option<Vec<Category>>, max_items = 25)]
     pub categories: Patch<Vec<String>>,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod calendar_events;
+pub mod conflicts;
 pub mod connections;
 pub mod extract;
 pub mod health;
@@ -78,6 +79,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(sync::sync_now)
                             .service(sync::list_sync_runs)
                             .service(sync::confirm_deletions)
+                            .service(conflicts::list_conflicts)
+                            .service(conflicts::resolve_conflict)
                             .service(calendar_events::create_calendar_event)
                             .service(calendar_events::list_calendar_events)
                             .service(calendar_events::get_calendar_event)

@@ -1,6 +1,7 @@
 //! Synchronization of each user's calendar events and tasks with Outlook Calendar and
 //! Microsoft To Do.
 
+pub mod conflicts;
 pub mod engine;
 pub mod fields;
 pub mod links;

@@ -105,10 +105,11 @@ async fn events_are_created_read_updated_listed_and_deleted_as_tombstones() {
             "show_as": "tentative",
             "importance": "high",
             "sensitivity": "private",
-            "categories": ["Red", "Blue"],
+            "categories": ["Red", "Blue", "Red"],
             "attendees": [
                 {"email": "Ada@Example.com", "name": "Ada", "type": "required"},
-                {"email": "bob@example.com", "type": "optional"}
+                {"email": "bob@example.com", "type": "optional"},
+                {"email": "ada@example.com", "type": "optional"}
             ]
         }))
         .await;
@@ -126,7 +127,16 @@ async fn events_are_created_read_updated_listed_and_deleted_as_tombstones() {
     assert_eq!(body["show_as"], "tentative");
     assert_eq!(body["importance"], "high");
     assert_eq!(body["sensitivity"], "private");
-    assert_eq!(body["categories"], json!(["Red", "Blue"]));
+    assert_eq!(
+        body["categories"],
+        json!(["Red", "Blue"]),
+        "a category given twice counts once"
+    );
+    assert_eq!(
+        body["attendees"].as_array().unwrap().len(),
+        2,
+        "an address given twice counts once"
+    );
     assert_eq!(
         body["attendees"][0],
         json!({"email": "ada@example.com", "name": "Ada", "type": "required"}),

@@ -661,3 +661,93 @@ async fn the_mass_delete_guard_holds_deletions_until_confirmed() {
         1
     );
 }
+
+#[tokio::test]
+async fn manual_conflicts_are_listed_and_resolved_through_the_api() {
+    for (resolution, expected) in [("microsoft", "Microsoft title"), ("local", "Local title")] {
+        let s = Sync::new("bidirectional", "manual").await;
+        let id = s
+            .create_local(Resource::Calendar, &local_event("Original", 20))
+            .await;
+        s.run().await;
+        let remote_id = s.link(id).await.remote_id;
+        s.app
+            .emulator
+            .outlook()
+            .update_event(
+                &s.who.mailbox_id,
+                &remote_id,
+                json!({"subject": "Microsoft title"}),
+            )
+            .unwrap();
+        local::update(
+            &s.app.db,
+            Resource::Calendar,
+            id,
+            &local_event("Local title", 20),
+        )
+        .await
+        .unwrap();
+        s.run().await;
+
+        let path = format!("/api/v1/users/{}/microsoft/conflicts", s.who.user.id);
+        let listed = s.app.get(&path, &s.who.user.token).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        let conflict = &listed.body["items"][0];
+        assert_eq!(conflict["local"]["title"], "Local title");
+        assert_eq!(conflict["microsoft"]["title"], "Microsoft title");
+        assert_eq!(conflict["base"]["title"], "Original");
+
+        let resolve = format!("{path}/{}/resolve", conflict["id"].as_str().unwrap());
+        let resolved = s
+            .app
+            .post(
+                &resolve,
+                &s.who.user.token,
+                json!({"resolution": resolution}),
+            )
+            .await;
+        assert_eq!(resolved.status, StatusCode::OK, "{resolved:?}");
+        let again = s
+            .app
+            .post(
+                &resolve,
+                &s.who.user.token,
+                json!({"resolution": resolution}),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert_eq!(again.code(), "conflict_resolved");
+
+        s.run().await;
+        let local = calendar_events::Entity::find_by_id(id)
+            .one(&s.app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(local.title, expected, "{resolution}");
+        let remote = s
+            .app
+            .emulator
+            .outlook()
+            .get_event(&s.who.mailbox_id, &remote_id)
+            .unwrap();
+        assert_eq!(remote["subject"], expected, "{resolution}");
+        assert_eq!(
+            s.app.get(&path, &s.who.user.token).await.body["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        // Quiet afterwards: no ping-pong.
+        let before = s.app.emulator.request_log().len();
+        s.run().await;
+        s.run().await;
+        assert!(
+            s.writes_since(before).is_empty(),
+            "{resolution}: {:?}",
+            s.writes_since(before)
+        );
+    }
+}

@@ -92,7 +92,7 @@ async fn tasks_are_created_read_updated_listed_and_deleted_as_tombstones() {
             "due_date": "2026-03-31",
             "start_date": "2026-03-29",
             "reminder_at": "2026-03-30T09:00:00+02:00",
-            "categories": ["Sales"]
+            "categories": ["Sales", " Sales "]
         }))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
@@ -110,7 +110,11 @@ async fn tasks_are_created_read_updated_listed_and_deleted_as_tombstones() {
         "instants are shown in UTC"
     );
     assert_eq!(body["completed_at"], Value::Null);
-    assert_eq!(body["categories"], json!(["Sales"]));
+    assert_eq!(
+        body["categories"],
+        json!(["Sales"]),
+        "categories are trimmed and kept once"
+    );
     assert_eq!(body["version"], 1);
     assert_eq!(
         body["microsoft"],
@@ -244,9 +248,9 @@ async fn invalid_tasks_are_refused_with_a_pointer_to_each_bad_member() {
             "too many categories",
         ),
         (
-            json!({"title": "T", "categories": ["a", "a"]}),
+            json!({"title": "T", "categories": ["a", " "]}),
             "/categories/1",
-            "duplicate category",
+            "blank category",
         ),
         (
             json!({"title": "T", "priority": 1}),

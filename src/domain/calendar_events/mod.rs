@@ -24,7 +24,8 @@ use crate::{
     domain::{
         access::not_found,
         item_fields::{
-            Importance, date_to_stored, from_stored, from_stored_json, to_stored, to_stored_json,
+            Category, Importance, date_to_stored, from_stored, from_stored_json, to_stored,
+            to_stored_json,
         },
         pagination::{PageParams, PageRequest},
         patch::{self, Patch},
@@ -65,7 +66,8 @@ pub enum AttendeeType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attendee {
-    /// E-mail address (stored lower-cased; unique within the event).
+    /// E-mail address (stored lower-cased; an address given twice counts once, with the
+    /// first mention's name and type).
     #[schema(
         example = "ada@example.com",
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.]$",
@@ -122,7 +124,7 @@ pub enum Sensitivity {
 pub struct CreateCalendarEvent {
     /// Title, 1 to 255 characters, not blank.
     #[serde(default)]
-    #[schema(value_type = String, required = true, example = "Quarterly review", min_length = 1, max_length = 255)]
+    #[schema(value_type = String, required = true, example = "Quarterly review", min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Option<String>,
     /// Description (plain text), at most 32,000 characters.
     #[serde(default)]
@@ -165,11 +167,11 @@ pub struct CreateCalendarEvent {
     /// Sensitivity (default `normal`).
     #[serde(default)]
     pub sensitivity: Option<Sensitivity>,
-    /// Categories: at most 25, each 1 to 255 characters, no duplicates.
+    /// Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged).
     #[serde(default)]
-    #[schema(max_items = 25)]
+    #[schema(value_type = Option<Vec<Category>>, max_items = 25)]
     pub categories: Option<Vec<String>>,
-    /// Attendees: at most 500, each e-mail once.
+    /// Attendees: at most 500 (an address given twice counts once).
     #[serde(default)]
     #[schema(max_items = 500)]
     pub attendees: Option<Vec<Attendee>>,
@@ -184,7 +186,7 @@ pub struct CreateCalendarEvent {
 pub struct UpdateCalendarEvent {
     /// Title, 1 to 255 characters, not blank.
     #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Patch<String>,
     /// Description.
     #[serde(default)]
@@ -232,7 +234,7 @@ pub struct UpdateCalendarEvent {
     pub sensitivity: Patch<Sensitivity>,
     /// Categories (replace the whole list).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>, max_items = 25)]
+    #[schema(value_type = Option<Vec<Category>>, max_items = 25)]
     pub categories: Patch<Vec<String>>,
     /// Attendees (replace the whole list).
     #[serde(default)]

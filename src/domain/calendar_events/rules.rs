@@ -103,11 +103,8 @@ fn check_attendees(attendees: Vec<Attendee>, errors: &mut Vec<FieldError>) -> Ve
                 continue;
             }
         };
+        // Outlook keeps one attendee per address: the first mention counts.
         if out.iter().any(|a| a.email == email) {
-            errors.push(FieldError::new(
-                format!("/attendees/{i}/email"),
-                "is listed twice",
-            ));
             continue;
         }
         let name = check_text(&format!("/attendees/{i}/name"), attendee.name, 255)

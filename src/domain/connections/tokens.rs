@@ -8,12 +8,7 @@
 //! others wait for the new token. Two refreshes racing the rotation would otherwise leave one
 //! process with a refresh token Microsoft may already have replaced.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, time::Duration};
 
 use chrono::Utc;
 use entity::microsoft_connections as connection;
@@ -38,22 +33,7 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 const REFRESH_ATTEMPTS: u32 = 3;
 
 /// In-process single flight of refreshes: one lock per user being refreshed.
-#[derive(Debug, Default)]
-pub struct RefreshLocks {
-    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl RefreshLocks {
-    fn lock_for(&self, user_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Drop locks nobody holds any more, so the map does not grow with every user.
-        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        locks.entry(user_id).or_default().clone()
-    }
-}
+pub type RefreshLocks = crate::domain::locks::KeyedLocks<Uuid>;
 
 /// Why no Graph call could be made, or why it failed.
 #[derive(Debug)]
