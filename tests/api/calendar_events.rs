@@ -559,18 +559,12 @@ async fn the_range_filter_lists_events_overlapping_it() {
         let expected: Vec<String> = expected.into_iter().cloned().collect();
         assert_eq!(listed, expected, "{why} ({query})");
     }
-    let bad = f
-        .app
-        .get(
-            &format!(
-                "{}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
-                f.events()
-            ),
-            &f.user.token,
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.code(), "invalid_query");
+    assert!(
+        f.listed("from=2026-02-01T12:00:00Z&to=2026-01-01T00:00:00Z")
+            .await
+            .is_empty(),
+        "a reversed range is empty"
+    );
     let malformed = f
         .app
         .get(&format!("{}?from=yesterday", f.events()), &f.user.token)

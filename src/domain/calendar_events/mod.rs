@@ -544,21 +544,13 @@ impl EventListParams {
     /// Validates the query.
     ///
     /// # Errors
-    /// 400 `invalid_query` for a bad page or `from` after `to`.
+    /// 400 `invalid_query` or `invalid_cursor` for a bad page.
     pub fn parse(&self) -> ApiResult<(EventFilter, PageRequest)> {
         let page = PageParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
         }
         .parse()?;
-        if let (Some(from), Some(to)) = (self.from, self.to)
-            && from > to
-        {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "`from` must not be after `to`.",
-            ));
-        }
         let filter = EventFilter {
             from: self.from,
             to: self.to,
@@ -605,7 +597,8 @@ fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition
     Condition::any().add(timed).add(all_day)
 }
 
-/// Lists a user's events (not deleted) in id order.
+/// Lists a user's events (not deleted) in id order. A range whose `from` is after its `to`
+/// is empty: nothing overlaps it.
 ///
 /// # Errors
 /// On database failure.
@@ -616,6 +609,11 @@ pub async fn list(
     page: PageRequest,
 ) -> ApiResult<Vec<calendar_events::Model>> {
     use calendar_events::Column as C;
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from > to
+    {
+        return Ok(Vec::new());
+    }
     let mut query = calendar_events::Entity::find()
         .filter(C::UserId.eq(user_id))
         .filter(C::DeletedAt.is_null())
