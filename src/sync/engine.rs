@@ -212,7 +212,16 @@ impl Run<'_> {
                 self.log.counts.ignored += pending;
             }
         } else {
+            let created_before = self.log.counts.created_remotely;
             blocked = self.push().await?;
+            // Microsoft's delta state learns of an item only when a round returns it: one that
+            // we created and that is deleted before that round would never be reported. One
+            // more round now returns our creations (as echoes, skipped) so that it knows them.
+            if self.direction == Direction::Bidirectional
+                && self.log.counts.created_remotely > created_before
+            {
+                self.pull().await?;
+            }
         }
         Ok(if blocked {
             Outcome::MassDeleteBlocked
@@ -957,8 +966,12 @@ impl Run<'_> {
                     .map(|(n, op)| self.request(n, op))
                     .collect();
                 let responses = self.batch(&requests).await?;
-                for (op, response) in chunk.iter().zip(responses) {
-                    match self.settle(op, &response).await? {
+                for (n, op) in chunk.iter().enumerate() {
+                    let Some(response) = responses.iter().find(|r| r.id == n.to_string()) else {
+                        retry.push(op.clone());
+                        continue;
+                    };
+                    match self.settle(op, response).await? {
                         Settled::Done => {}
                         Settled::Retry(after) => {
                             longest_wait = longest_wait.max(after);
@@ -1044,31 +1057,106 @@ impl Run<'_> {
     }
 
     /// `$batch` with a valid token, the whole batch retried when throttled or unavailable.
+    ///
+    /// A batch whose answer was lost (timeout, dropped connection) may still have been carried
+    /// out. Events are safe to send again (Graph answers a repeated `transactionId` with the
+    /// event it created); tasks have no such key, so before sending task creations again the
+    /// run looks for tasks that already carry their local id and answers those itself.
     async fn batch(
         &mut self,
         requests: &[BatchRequest],
     ) -> Result<Vec<crate::graph::client::BatchResponse>, Stop> {
+        let mut pending: Vec<BatchRequest> = requests.to_vec();
+        let mut answered: Vec<crate::graph::client::BatchResponse> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let graph = self.state.graph.clone();
             let result = tokens::call_graph(self.state, self.user_id, |token| {
                 let graph = graph.clone();
-                let requests = requests.to_vec();
+                let requests = pending.clone();
                 async move {
                     use secrecy::ExposeSecret;
                     graph.batch(token.expose_secret(), &requests).await
                 }
             })
             .await;
-            match result {
+            let retry_after = match result {
+                Ok(responses) => {
+                    answered.extend(responses);
+                    break;
+                }
                 Err(TokenFailure::Graph(e)) if e.is_transient() && attempt < ATTEMPTS => {
-                    self.wait(attempt, e.retry_after).await
+                    e.retry_after
                 }
-                Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => {
-                    self.wait(attempt, None).await
+                Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => None,
+                Err(other) => return Err(Stop::from(other)),
+            };
+            if self.resource == Resource::Tasks && pending.iter().any(|r| r.method == "POST") {
+                let created = self.tasks_by_local_id().await?;
+                pending.retain(|request| {
+                    let local = request
+                        .body
+                        .as_ref()
+                        .and_then(|b| b.pointer("/extensions/0/localId"))
+                        .and_then(Value::as_str);
+                    match local.and_then(|id| created.get(id)) {
+                        Some(task) if request.method == "POST" => {
+                            answered.push(crate::graph::client::BatchResponse {
+                                id: request.id.clone(),
+                                status: 201,
+                                headers: serde_json::Map::new(),
+                                body: Some(task.clone()),
+                            });
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+                if pending.is_empty() {
+                    break;
                 }
-                other => return other.map_err(Stop::from),
+            }
+            self.wait(attempt, retry_after).await;
+        }
+        let mut ordered = Vec::with_capacity(requests.len());
+        for request in requests {
+            if let Some(at) = answered.iter().position(|r| r.id == request.id) {
+                ordered.push(answered.swap_remove(at));
+            }
+        }
+        Ok(ordered)
+    }
+
+    /// The tasks of the synchronized list that carry our local id, by that id.
+    async fn tasks_by_local_id(&mut self) -> Result<HashMap<String, Value>, Stop> {
+        let mut found = HashMap::new();
+        let mut url = format!("{}?$expand=extensions", self.collection_path());
+        loop {
+            let page = self.get(&url, &["outlook.timezone=\"UTC\""]).await?;
+            for task in page
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let local = task
+                    .get("extensions")
+                    .and_then(Value::as_array)
+                    .and_then(|e| {
+                        e.iter().find(|x| {
+                            x.get("extensionName").and_then(Value::as_str) == Some(EXTENSION_NAME)
+                        })
+                    })
+                    .and_then(|x| x.get("localId"))
+                    .and_then(Value::as_str);
+                if let Some(local) = local {
+                    found.insert(local.to_owned(), task.clone());
+                }
+            }
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => url = next.to_owned(),
+                None => return Ok(found),
             }
         }
     }
