@@ -2,29 +2,31 @@
 //! `version`), deleted as tombstones (`deleted_at`) so that deletions can be sent to Microsoft
 //! To Do.
 
+mod store;
+mod view;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::tasks;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use sea_orm::Set;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use store::{
+    TaskFilter, TaskListParams, create, delete, find_including_deleted, get, list, update,
+};
+pub use view::{TaskView, view, views};
 
 use crate::{
     domain::{
-        access::not_found,
         item_fields::{
             Category, Importance, MAX_DESCRIPTION, check_categories, check_text, check_title,
             date_to_stored, from_stored, from_stored_json, or_default, parse_date, present,
             required, to_stored, to_stored_json,
         },
-        pagination::{PageParams, PageRequest},
         patch::Patch,
     },
     error::{ApiError, ApiResult, FieldError},
-    sync::links::{LinkState, Resource, link_states},
 };
 
 /// Where a task stands.
@@ -336,277 +338,4 @@ fn apply(patch: UpdateTask, current: Option<&TaskData>) -> ApiResult<TaskData> {
         }),
         _ => Err(ApiError::Validation(errors)),
     }
-}
-
-/// A task as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskView {
-    /// Id (UUID v7).
-    pub id: Uuid,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Status.
-    pub status: TaskStatus,
-    /// Importance.
-    pub importance: Importance,
-    /// Due date.
-    #[schema(format = Date, example = "2026-03-31")]
-    pub due_date: Option<String>,
-    /// Start date.
-    #[schema(format = Date, example = "2026-03-29")]
-    pub start_date: Option<String>,
-    /// When to remind.
-    pub reminder_at: Option<DateTime<Utc>>,
-    /// When it was completed.
-    pub completed_at: Option<DateTime<Utc>>,
-    /// Categories.
-    pub categories: Vec<String>,
-    /// Version, also sent as the `ETag`.
-    pub version: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Its Microsoft link.
-    pub microsoft: LinkState,
-}
-
-impl TaskView {
-    /// The view of a stored task with its link state.
-    ///
-    /// # Errors
-    /// 500 when the row holds what this service never writes.
-    pub fn new(m: tasks::Model, microsoft: LinkState) -> ApiResult<Self> {
-        let data = TaskData::from_model(&m)?;
-        Ok(Self {
-            id: m.id,
-            title: data.title,
-            description: data.description,
-            status: data.status,
-            importance: data.importance,
-            due_date: data.due_date.map(date_to_stored),
-            start_date: data.start_date.map(date_to_stored),
-            reminder_at: data.reminder_at,
-            completed_at: data.completed_at,
-            categories: data.categories,
-            version: m.version,
-            created_at: m.created_at.with_timezone(&Utc),
-            updated_at: m.updated_at.with_timezone(&Utc),
-            microsoft,
-        })
-    }
-}
-
-/// The views of stored tasks of one user, with their link states.
-///
-/// # Errors
-/// On database failure.
-pub async fn views(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    rows: Vec<tasks::Model>,
-) -> ApiResult<Vec<TaskView>> {
-    let versions: Vec<(Uuid, i64)> = rows.iter().map(|r| (r.id, r.version)).collect();
-    let mut links = link_states(db, user_id, Resource::Tasks, &versions).await?;
-    rows.into_iter()
-        .map(|row| {
-            let link = links.remove(&row.id).unwrap_or(LinkState {
-                remote_id: None,
-                last_synced_at: None,
-                pending: true,
-            });
-            TaskView::new(row, link)
-        })
-        .collect()
-}
-
-/// The view of one stored task.
-///
-/// # Errors
-/// On database failure.
-pub async fn view(db: &impl ConnectionTrait, row: tasks::Model) -> ApiResult<TaskView> {
-    let user_id = row.user_id;
-    views(db, user_id, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no view of a task")))
-}
-
-/// Query of `GET /api/v1/users/{id}/tasks`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct TaskListParams {
-    /// Items per page, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
-    pub cursor: Option<String>,
-    /// Only tasks with this status.
-    pub status: Option<TaskStatus>,
-    /// Only tasks changed at or after this instant (RFC 3339).
-    pub updated_since: Option<DateTime<Utc>>,
-}
-
-/// Validated list filters.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TaskFilter {
-    /// Tasks with this status.
-    pub status: Option<TaskStatus>,
-    /// Tasks updated at or after this instant.
-    pub updated_since: Option<DateTime<Utc>>,
-}
-
-impl TaskListParams {
-    /// Validates the query.
-    ///
-    /// # Errors
-    /// 400 `invalid_query` or `invalid_cursor` for a bad page.
-    pub fn parse(&self) -> ApiResult<(TaskFilter, PageRequest)> {
-        let page = PageParams {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
-        let filter = TaskFilter {
-            status: self.status,
-            updated_since: self.updated_since,
-        };
-        Ok((filter, page))
-    }
-}
-
-/// Lists a user's tasks (not deleted) in id order.
-///
-/// # Errors
-/// On database failure.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    filter: TaskFilter,
-    page: PageRequest,
-) -> ApiResult<Vec<tasks::Model>> {
-    use tasks::Column as C;
-    let mut query = tasks::Entity::find()
-        .filter(C::UserId.eq(user_id))
-        .filter(C::DeletedAt.is_null())
-        .order_by_asc(C::Id);
-    if let Some(status) = filter.status {
-        query = query.filter(C::Status.eq(to_stored(&status)));
-    }
-    if let Some(since) = filter.updated_since {
-        query = query.filter(C::UpdatedAt.gte(since.fixed_offset()));
-    }
-    if let Some(after) = page.after {
-        query = query.filter(C::Id.gt(after));
-    }
-    Ok(query.limit(page.limit + 1).all(db).await?)
-}
-
-/// Finds one of a user's tasks, tombstones included (what the sync engine needs to send a
-/// deletion).
-///
-/// # Errors
-/// On database failure.
-pub async fn find_including_deleted(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    id: Uuid,
-) -> ApiResult<Option<tasks::Model>> {
-    Ok(tasks::Entity::find_by_id(id)
-        .filter(tasks::Column::UserId.eq(user_id))
-        .one(db)
-        .await?)
-}
-
-/// Finds one of a user's tasks that is not deleted, or 404.
-///
-/// # Errors
-/// 404 when there is no such task or it is deleted.
-pub async fn get(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> ApiResult<tasks::Model> {
-    find_including_deleted(db, user_id, id)
-        .await?
-        .filter(|t| t.deleted_at.is_none())
-        .ok_or_else(|| not_found("task"))
-}
-
-/// Stores a new task (version 1).
-///
-/// # Errors
-/// On database failure.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    data: &TaskData,
-) -> ApiResult<tasks::Model> {
-    let now = Utc::now().fixed_offset();
-    let mut model = tasks::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-        ..Default::default()
-    };
-    data.write_to(&mut model)?;
-    Ok(model.insert(db).await?)
-}
-
-/// Stores new fields for a task, bumping its version, provided it is still at the version
-/// read and not deleted. Unchanged fields change nothing (same version).
-///
-/// # Errors
-/// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
-pub async fn update(
-    db: &impl ConnectionTrait,
-    current: tasks::Model,
-    data: &TaskData,
-) -> ApiResult<tasks::Model> {
-    if TaskData::from_model(&current)? == *data {
-        return Ok(current);
-    }
-    let mut model = tasks::ActiveModel {
-        version: Set(current.version + 1),
-        updated_at: Set(Utc::now().fixed_offset()),
-        ..Default::default()
-    };
-    data.write_to(&mut model)?;
-    let result = tasks::Entity::update_many()
-        .set(model)
-        .filter(tasks::Column::Id.eq(current.id))
-        .filter(tasks::Column::Version.eq(current.version))
-        .filter(tasks::Column::DeletedAt.is_null())
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    get(db, current.user_id, current.id).await
-}
-
-/// Deletes a task as a tombstone: `deleted_at` set, version bumped, the row kept.
-///
-/// # Errors
-/// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
-pub async fn delete(db: &impl ConnectionTrait, current: &tasks::Model) -> ApiResult<()> {
-    let now = Utc::now().fixed_offset();
-    let result = tasks::Entity::update_many()
-        .col_expr(tasks::Column::DeletedAt, Some(now).into())
-        .col_expr(tasks::Column::UpdatedAt, now.into())
-        .col_expr(tasks::Column::Version, (current.version + 1).into())
-        .filter(tasks::Column::Id.eq(current.id))
-        .filter(tasks::Column::Version.eq(current.version))
-        .filter(tasks::Column::DeletedAt.is_null())
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    Ok(())
 }
