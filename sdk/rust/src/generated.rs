@@ -173,6 +173,200 @@ pub mod types {
         pub scope: Source,
         pub tenant: TextSetting,
     }
+    ///Someone invited to an event.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Attendee {
+        /**E-mail address (stored lower-cased; an address given twice counts once, with the
+first mention's name and type).*/
+        pub email: AttendeeEmail,
+        ///Display name, at most 255 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<AttendeeName>,
+        #[serde(rename = "type")]
+        pub type_: AttendeeType,
+    }
+    /**E-mail address (stored lower-cased; an address given twice counts once, with the
+first mention's name and type).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct AttendeeEmail(::std::string::String);
+    impl ::std::ops::Deref for AttendeeEmail {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<AttendeeEmail> for ::std::string::String {
+        fn from(value: AttendeeEmail) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for AttendeeEmail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f.][^@\\s\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f]*[^@\\s\\x00-\\x1f\\x7f-\\x9f.]$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f.][^@\\s\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f]*[^@\\s\\x00-\\x1f\\x7f-\\x9f.]$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AttendeeEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AttendeeEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for AttendeeEmail {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Display name, at most 255 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct AttendeeName(::std::string::String);
+    impl ::std::ops::Deref for AttendeeName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<AttendeeName> for ::std::string::String {
+        fn from(value: AttendeeName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for AttendeeName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AttendeeName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AttendeeName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for AttendeeName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Whether an attendee must come, or is a resource.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum AttendeeType {
+        #[serde(rename = "required")]
+        Required,
+        #[serde(rename = "optional")]
+        Optional,
+        #[serde(rename = "resource")]
+        Resource,
+    }
+    impl ::std::fmt::Display for AttendeeType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Required => f.write_str("required"),
+                Self::Optional => f.write_str("optional"),
+                Self::Resource => f.write_str("resource"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for AttendeeType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "required" => Ok(Self::Required),
+                "optional" => Ok(Self::Optional),
+                "resource" => Ok(Self::Resource),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AttendeeType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AttendeeType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///An effective boolean setting.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct BoolSetting {
@@ -181,6 +375,121 @@ pub mod types {
         pub source: Source,
         ///The effective value.
         pub value: bool,
+    }
+    ///A calendar event as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CalendarEventView {
+        ///Attendees.
+        pub attendees: ::std::vec::Vec<Attendee>,
+        ///Categories.
+        pub categories: ::std::vec::Vec<::std::string::String>,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///End of a timed event in its zone; `null` for all-day events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<ZonedDateTime>,
+        ///Last day (inclusive) of an all-day event; `null` for timed events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        pub importance: Importance,
+        ///Whether the event lasts whole days.
+        pub is_all_day: bool,
+        ///Location.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location: ::std::option::Option<::std::string::String>,
+        pub microsoft: LinkState,
+        ///Minutes before the start to remind; `null` for none.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_minutes: ::std::option::Option<i32>,
+        pub sensitivity: Sensitivity,
+        pub show_as: ShowAs,
+        ///Start of a timed event in its zone; `null` for all-day events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<ZonedDateTime>,
+        ///First day of an all-day event; `null` for timed events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Title.
+        pub title: ::std::string::String,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Version, also sent as the `ETag`.
+        pub version: i64,
+    }
+    ///A category: 1 to 255 characters, not blank (trimmed; repeats are merged).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct Category(::std::string::String);
+    impl ::std::ops::Deref for Category {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<Category> for ::std::string::String {
+        fn from(value: Category) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for Category {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Category {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Category {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for Category {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///Result of Check Connection.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -270,6 +579,30 @@ pub mod types {
         pub overridden: bool,
         pub source: Source,
         pub value: ConflictResolution,
+    }
+    ///A parked conflict.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ConflictView {
+        ///Both as they were at the last sync.
+        pub base: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///When it was parked.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Conflict id.
+        pub id: ::uuid::Uuid,
+        ///The local version (`null`: deleted here).
+        pub local: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The local item.
+        pub local_id: ::uuid::Uuid,
+        ///Microsoft's version (`null`: deleted in Microsoft).
+        pub microsoft: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The Microsoft item.
+        pub remote_id: ::std::string::String,
+        ///When it was resolved.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolved_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub resource: Resource,
     }
     ///The last failure seen on a connection.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -371,6 +704,255 @@ pub mod types {
         pub scopes: ::std::vec::Vec<::std::string::String>,
         pub status: ConnectionStatus,
     }
+    ///What a run changed on each side.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Counts {
+        ///Items changed on both sides.
+        pub conflicts: i64,
+        ///Items created here from Microsoft.
+        pub created_locally: i64,
+        ///Items created in Microsoft.
+        pub created_remotely: i64,
+        ///Items deleted here because Microsoft deleted them.
+        pub deleted_locally: i64,
+        ///Items deleted in Microsoft.
+        pub deleted_remotely: i64,
+        ///Changes the one-way direction ignored.
+        pub ignored: i64,
+        ///Changes that were this service's own writes coming back (not applied again).
+        pub skipped_echoes: i64,
+        ///Items updated here from Microsoft.
+        pub updated_locally: i64,
+        ///Items updated in Microsoft.
+        pub updated_remotely: i64,
+    }
+    /**Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
+all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateCalendarEvent {
+        ///Attendees: at most 500 (an address given twice counts once).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub attendees: ::std::option::Option<::std::vec::Vec<Attendee>>,
+        ///Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
+        ///Description (plain text), at most 32,000 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<CreateCalendarEventDescription>,
+        ///End of a timed event, not before `start`, in the same time zone.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<ZonedDateTime>,
+        ///Last day of an all-day event (`YYYY-MM-DD`, inclusive, not before `start_date`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Importance (default `normal`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub importance: ::std::option::Option<Importance>,
+        ///Whether the event lasts whole days (default `false`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub is_all_day: ::std::option::Option<bool>,
+        ///Location, at most 255 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location: ::std::option::Option<CreateCalendarEventLocation>,
+        ///Minutes before the start to remind, 0 to 40320; `null` for no reminder.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_minutes: ::std::option::Option<i64>,
+        ///Sensitivity (default `normal`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sensitivity: ::std::option::Option<Sensitivity>,
+        ///Free/busy status (default `busy`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub show_as: ::std::option::Option<ShowAs>,
+        /**Start of a timed event, in its time zone. A time the clocks skip is refused; a
+repeated one means its first occurrence.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<ZonedDateTime>,
+        ///First day of an all-day event (`YYYY-MM-DD`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Title, 1 to 255 characters, not blank.
+        pub title: CreateCalendarEventTitle,
+    }
+    ///Description (plain text), at most 32,000 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateCalendarEventDescription(::std::string::String);
+    impl ::std::ops::Deref for CreateCalendarEventDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateCalendarEventDescription> for ::std::string::String {
+        fn from(value: CreateCalendarEventDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateCalendarEventDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 32000usize {
+                return Err("longer than 32000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateCalendarEventDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateCalendarEventDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateCalendarEventDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Location, at most 255 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateCalendarEventLocation(::std::string::String);
+    impl ::std::ops::Deref for CreateCalendarEventLocation {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateCalendarEventLocation> for ::std::string::String {
+        fn from(value: CreateCalendarEventLocation) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateCalendarEventLocation {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateCalendarEventLocation {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateCalendarEventLocation {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateCalendarEventLocation {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Title, 1 to 255 characters, not blank.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateCalendarEventTitle(::std::string::String);
+    impl ::std::ops::Deref for CreateCalendarEventTitle {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateCalendarEventTitle> for ::std::string::String {
+        fn from(value: CreateCalendarEventTitle) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateCalendarEventTitle {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateCalendarEventTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateCalendarEventTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateCalendarEventTitle {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///Body of `POST /api/v1/organizations`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
@@ -437,6 +1019,166 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateOrganizationName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Body of `POST /api/v1/users/{id}/tasks`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateTask {
+        ///Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
+        /**When the task was completed (RFC 3339 instant). Default: now when the status is
+`completed`, otherwise none.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Description (plain text), at most 32,000 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<CreateTaskDescription>,
+        ///Due date (`YYYY-MM-DD`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub due_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Importance (default `normal`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub importance: ::std::option::Option<Importance>,
+        ///When to remind (RFC 3339 instant).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Start date (`YYYY-MM-DD`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Status (default `not_started`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<TaskStatus>,
+        ///Title, 1 to 255 characters, not blank.
+        pub title: CreateTaskTitle,
+    }
+    ///Description (plain text), at most 32,000 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateTaskDescription(::std::string::String);
+    impl ::std::ops::Deref for CreateTaskDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateTaskDescription> for ::std::string::String {
+        fn from(value: CreateTaskDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateTaskDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 32000usize {
+                return Err("longer than 32000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateTaskDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateTaskDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateTaskDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Title, 1 to 255 characters, not blank.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateTaskTitle(::std::string::String);
+    impl ::std::ops::Deref for CreateTaskTitle {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateTaskTitle> for ::std::string::String {
+        fn from(value: CreateTaskTitle) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateTaskTitle {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateTaskTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateTaskTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateTaskTitle {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -739,6 +1481,65 @@ the query parameter.*/
         ///Always `ok` when the probe succeeds.
         pub status: ::std::string::String,
     }
+    ///How important an event or a task is.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Importance {
+        #[serde(rename = "low")]
+        Low,
+        #[serde(rename = "normal")]
+        Normal,
+        #[serde(rename = "high")]
+        High,
+    }
+    impl ::std::fmt::Display for Importance {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Low => f.write_str("low"),
+                Self::Normal => f.write_str("normal"),
+                Self::High => f.write_str("high"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Importance {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "low" => Ok(Self::Low),
+                "normal" => Ok(Self::Normal),
+                "high" => Ok(Self::High),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Importance {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Importance {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Integration switches in a patch (global and organization scope only).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
@@ -768,6 +1569,143 @@ the query parameter.*/
         pub source: Source,
         ///The effective value.
         pub value: i32,
+    }
+    ///A change that failed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ItemError {
+        ///Graph's error code (or ours).
+        pub code: ::std::string::String,
+        ///The local item, when the failure concerns one.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub item: ::std::option::Option<::uuid::Uuid>,
+        ///Human explanation.
+        pub message: ::std::string::String,
+    }
+    ///An item's Microsoft link, as the API shows it on events and tasks.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct LinkState {
+        ///When the item was last synchronized.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_synced_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Whether a local change waits to be sent to Microsoft.
+        pub pending: bool,
+        ///The Microsoft id of the linked item; `null` when never synchronized.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub remote_id: ::std::option::Option<::std::string::String>,
+    }
+    ///`ListCalendarEventsCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListCalendarEventsCursor(::std::string::String);
+    impl ::std::ops::Deref for ListCalendarEventsCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListCalendarEventsCursor> for ::std::string::String {
+        fn from(value: ListCalendarEventsCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListCalendarEventsCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListCalendarEventsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListCalendarEventsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListCalendarEventsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListConflictsCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListConflictsCursor(::std::string::String);
+    impl ::std::ops::Deref for ListConflictsCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListConflictsCursor> for ::std::string::String {
+        fn from(value: ListConflictsCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListConflictsCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListConflictsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListConflictsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListConflictsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`ListOrganizationsCursor`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -814,6 +1752,118 @@ the query parameter.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for ListOrganizationsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListSyncRunsCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListSyncRunsCursor(::std::string::String);
+    impl ::std::ops::Deref for ListSyncRunsCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListSyncRunsCursor> for ::std::string::String {
+        fn from(value: ListSyncRunsCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListSyncRunsCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListSyncRunsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListSyncRunsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListSyncRunsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListTasksCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListTasksCursor(::std::string::String);
+    impl ::std::ops::Deref for ListTasksCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListTasksCursor> for ::std::string::String {
+        fn from(value: ListTasksCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListTasksCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListTasksCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListTasksCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListTasksCursor {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -923,6 +1973,172 @@ comes from, and whether this scope overrides it.*/
         ///Version, also sent as the `ETag`.
         pub version: i64,
     }
+    ///How a run ended.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Outcome {
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "succeeded")]
+        Succeeded,
+        #[serde(rename = "partially_failed")]
+        PartiallyFailed,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "reauth_required")]
+        ReauthRequired,
+        #[serde(rename = "app_misconfigured")]
+        AppMisconfigured,
+        #[serde(rename = "not_connected")]
+        NotConnected,
+        #[serde(rename = "mass_delete_blocked")]
+        MassDeleteBlocked,
+    }
+    impl ::std::fmt::Display for Outcome {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Running => f.write_str("running"),
+                Self::Succeeded => f.write_str("succeeded"),
+                Self::PartiallyFailed => f.write_str("partially_failed"),
+                Self::Failed => f.write_str("failed"),
+                Self::ReauthRequired => f.write_str("reauth_required"),
+                Self::AppMisconfigured => f.write_str("app_misconfigured"),
+                Self::NotConnected => f.write_str("not_connected"),
+                Self::MassDeleteBlocked => f.write_str("mass_delete_blocked"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Outcome {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "running" => Ok(Self::Running),
+                "succeeded" => Ok(Self::Succeeded),
+                "partially_failed" => Ok(Self::PartiallyFailed),
+                "failed" => Ok(Self::Failed),
+                "reauth_required" => Ok(Self::ReauthRequired),
+                "app_misconfigured" => Ok(Self::AppMisconfigured),
+                "not_connected" => Ok(Self::NotConnected),
+                "mass_delete_blocked" => Ok(Self::MassDeleteBlocked),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Outcome {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Outcome {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageCalendarEventView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageCalendarEventViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///A calendar event as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageCalendarEventViewItemsItem {
+        ///Attendees.
+        pub attendees: ::std::vec::Vec<Attendee>,
+        ///Categories.
+        pub categories: ::std::vec::Vec<::std::string::String>,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///End of a timed event in its zone; `null` for all-day events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<ZonedDateTime>,
+        ///Last day (inclusive) of an all-day event; `null` for timed events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        pub importance: Importance,
+        ///Whether the event lasts whole days.
+        pub is_all_day: bool,
+        ///Location.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location: ::std::option::Option<::std::string::String>,
+        pub microsoft: LinkState,
+        ///Minutes before the start to remind; `null` for none.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_minutes: ::std::option::Option<i32>,
+        pub sensitivity: Sensitivity,
+        pub show_as: ShowAs,
+        ///Start of a timed event in its zone; `null` for all-day events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<ZonedDateTime>,
+        ///First day of an all-day event; `null` for timed events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Title.
+        pub title: ::std::string::String,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Version, also sent as the `ETag`.
+        pub version: i64,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageConflictView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageConflictViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///A parked conflict.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageConflictViewItemsItem {
+        ///Both as they were at the last sync.
+        pub base: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///When it was parked.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Conflict id.
+        pub id: ::uuid::Uuid,
+        ///The local version (`null`: deleted here).
+        pub local: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The local item.
+        pub local_id: ::uuid::Uuid,
+        ///Microsoft's version (`null`: deleted in Microsoft).
+        pub microsoft: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The Microsoft item.
+        pub remote_id: ::std::string::String,
+        ///When it was resolved.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolved_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub resource: Resource,
+    }
     ///A page of items.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct PageOrganizationView {
@@ -941,6 +2157,83 @@ comes from, and whether this scope overrides it.*/
         pub id: ::uuid::Uuid,
         ///Unique name.
         pub name: ::std::string::String,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Version, also sent as the `ETag`.
+        pub version: i64,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageRunView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageRunViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///A run as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageRunViewItemsItem {
+        pub counts: Counts,
+        pub direction: Direction,
+        ///What failed.
+        pub errors: ::std::vec::Vec<ItemError>,
+        ///When it finished.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub finished_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Run id.
+        pub id: ::uuid::Uuid,
+        ///Decisions taken (conflicts, ignored changes, retries...).
+        pub log: ::std::vec::Vec<::std::string::String>,
+        pub outcome: Outcome,
+        pub resource: Resource,
+        ///When it started.
+        pub started_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageTaskView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageTaskViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///A task as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageTaskViewItemsItem {
+        ///Categories.
+        pub categories: ::std::vec::Vec<::std::string::String>,
+        ///When it was completed.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///Due date.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub due_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        pub importance: Importance,
+        pub microsoft: LinkState,
+        ///When to remind.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Start date.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        pub status: TaskStatus,
+        ///Title.
+        pub title: ::std::string::String,
         ///When it last changed.
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
@@ -992,6 +2285,131 @@ comes from, and whether this scope overrides it.*/
         ///A URI naming the problem type; stable for a given `code`.
         #[serde(rename = "type")]
         pub type_: ::std::string::String,
+    }
+    ///Which version wins.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Resolution {
+        #[serde(rename = "local")]
+        Local,
+        #[serde(rename = "microsoft")]
+        Microsoft,
+        #[serde(rename = "merged")]
+        Merged,
+    }
+    impl ::std::fmt::Display for Resolution {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Local => f.write_str("local"),
+                Self::Microsoft => f.write_str("microsoft"),
+                Self::Merged => f.write_str("merged"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Resolution {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "local" => Ok(Self::Local),
+                "microsoft" => Ok(Self::Microsoft),
+                "merged" => Ok(Self::Merged),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Resolution {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Resolution {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Body of a resolution.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ResolveConflict {
+        ///For `merged`: the item's fields (as in `local`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub fields: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        pub resolution: Resolution,
+    }
+    ///The synchronized resources.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Resource {
+        #[serde(rename = "calendar")]
+        Calendar,
+        #[serde(rename = "tasks")]
+        Tasks,
+    }
+    impl ::std::fmt::Display for Resource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Calendar => f.write_str("calendar"),
+                Self::Tasks => f.write_str("tasks"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Resource {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "calendar" => Ok(Self::Calendar),
+                "tasks" => Ok(Self::Tasks),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Resource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Resource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     /**What a user may do: `admin` everything; `org_admin` their organization and its users;
 `user` only their own settings and connection.*/
@@ -1053,6 +2471,27 @@ comes from, and whether this scope overrides it.*/
             value.parse()
         }
     }
+    ///A run as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RunView {
+        pub counts: Counts,
+        pub direction: Direction,
+        ///What failed.
+        pub errors: ::std::vec::Vec<ItemError>,
+        ///When it finished.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub finished_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Run id.
+        pub id: ::uuid::Uuid,
+        ///Decisions taken (conflicts, ignored changes, retries...).
+        pub log: ::std::vec::Vec<::std::string::String>,
+        pub outcome: Outcome,
+        pub resource: Resource,
+        ///When it started.
+        pub started_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
     ///Whether a client secret is set, and where.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct SecretSetting {
@@ -1061,6 +2500,140 @@ comes from, and whether this scope overrides it.*/
         pub source: Source,
         ///Whether an effective secret exists (its value is never returned).
         pub value: bool,
+    }
+    ///Who may see the event's details.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Sensitivity {
+        #[serde(rename = "normal")]
+        Normal,
+        #[serde(rename = "personal")]
+        Personal,
+        #[serde(rename = "private")]
+        Private,
+        #[serde(rename = "confidential")]
+        Confidential,
+    }
+    impl ::std::fmt::Display for Sensitivity {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Normal => f.write_str("normal"),
+                Self::Personal => f.write_str("personal"),
+                Self::Private => f.write_str("private"),
+                Self::Confidential => f.write_str("confidential"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Sensitivity {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "normal" => Ok(Self::Normal),
+                "personal" => Ok(Self::Personal),
+                "private" => Ok(Self::Private),
+                "confidential" => Ok(Self::Confidential),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Sensitivity {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Sensitivity {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///How the event shows in the calendar owner's free/busy time.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ShowAs {
+        #[serde(rename = "free")]
+        Free,
+        #[serde(rename = "tentative")]
+        Tentative,
+        #[serde(rename = "busy")]
+        Busy,
+        #[serde(rename = "oof")]
+        Oof,
+        #[serde(rename = "working_elsewhere")]
+        WorkingElsewhere,
+        #[serde(rename = "unknown")]
+        Unknown,
+    }
+    impl ::std::fmt::Display for ShowAs {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Free => f.write_str("free"),
+                Self::Tentative => f.write_str("tentative"),
+                Self::Busy => f.write_str("busy"),
+                Self::Oof => f.write_str("oof"),
+                Self::WorkingElsewhere => f.write_str("working_elsewhere"),
+                Self::Unknown => f.write_str("unknown"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ShowAs {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "free" => Ok(Self::Free),
+                "tentative" => Ok(Self::Tentative),
+                "busy" => Ok(Self::Busy),
+                "oof" => Ok(Self::Oof),
+                "working_elsewhere" => Ok(Self::WorkingElsewhere),
+                "unknown" => Ok(Self::Unknown),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ShowAs {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ShowAs {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     ///Where an effective value comes from.
     #[derive(
@@ -1141,6 +2714,12 @@ comes from, and whether this scope overrides it.*/
         ///The sign-in must complete before this instant.
         pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
+    ///The runs a "sync now" performed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SyncNowResult {
+        ///One run per enabled resource.
+        pub runs: ::std::vec::Vec<RunView>,
+    }
     ///Sync fields of one resource in a patch.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
@@ -1161,6 +2740,111 @@ comes from, and whether this scope overrides it.*/
         pub conflict_resolution: ConflictResolutionSetting,
         pub direction: DirectionSetting,
         pub enabled: BoolSetting,
+    }
+    ///Where a task stands.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum TaskStatus {
+        #[serde(rename = "not_started")]
+        NotStarted,
+        #[serde(rename = "in_progress")]
+        InProgress,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "waiting_on_others")]
+        WaitingOnOthers,
+        #[serde(rename = "deferred")]
+        Deferred,
+    }
+    impl ::std::fmt::Display for TaskStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::NotStarted => f.write_str("not_started"),
+                Self::InProgress => f.write_str("in_progress"),
+                Self::Completed => f.write_str("completed"),
+                Self::WaitingOnOthers => f.write_str("waiting_on_others"),
+                Self::Deferred => f.write_str("deferred"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TaskStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "not_started" => Ok(Self::NotStarted),
+                "in_progress" => Ok(Self::InProgress),
+                "completed" => Ok(Self::Completed),
+                "waiting_on_others" => Ok(Self::WaitingOnOthers),
+                "deferred" => Ok(Self::Deferred),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TaskStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TaskStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A task as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TaskView {
+        ///Categories.
+        pub categories: ::std::vec::Vec<::std::string::String>,
+        ///When it was completed.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///Due date.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub due_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        pub importance: Importance,
+        pub microsoft: LinkState,
+        ///When to remind.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Start date.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        pub status: TaskStatus,
+        ///Title.
+        pub title: ::std::string::String,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Version, also sent as the `ETag`.
+        pub version: i64,
     }
     ///An effective optional text setting.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -1190,6 +2874,235 @@ comes from, and whether this scope overrides it.*/
         pub expires_in: i64,
         ///Always `Bearer`.
         pub token_type: ::std::string::String,
+    }
+    /**Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
+clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
+defaults; `title` and `is_all_day` may not be `null`. Switching `is_all_day` needs the
+other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event had them.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateCalendarEvent {
+        ///Attendees (replace the whole list).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub attendees: ::std::option::Option<::std::vec::Vec<Attendee>>,
+        ///Categories (replace the whole list).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<UpdateCalendarEventDescription>,
+        ///End of a timed event.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<ZonedDateTime>,
+        ///Last day of an all-day event (inclusive).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Importance.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub importance: ::std::option::Option<Importance>,
+        ///Whether the event lasts whole days.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub is_all_day: ::std::option::Option<bool>,
+        ///Location.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location: ::std::option::Option<UpdateCalendarEventLocation>,
+        ///Minutes before the start to remind, 0 to 40320.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_minutes: ::std::option::Option<i64>,
+        ///Sensitivity.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sensitivity: ::std::option::Option<Sensitivity>,
+        ///Free/busy status.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub show_as: ::std::option::Option<ShowAs>,
+        ///Start of a timed event.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<ZonedDateTime>,
+        ///First day of an all-day event.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Title, 1 to 255 characters, not blank.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub title: ::std::option::Option<UpdateCalendarEventTitle>,
+    }
+    ///Description.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateCalendarEventDescription(::std::string::String);
+    impl ::std::ops::Deref for UpdateCalendarEventDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateCalendarEventDescription> for ::std::string::String {
+        fn from(value: UpdateCalendarEventDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateCalendarEventDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 32000usize {
+                return Err("longer than 32000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateCalendarEventDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateCalendarEventDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateCalendarEventDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Location.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateCalendarEventLocation(::std::string::String);
+    impl ::std::ops::Deref for UpdateCalendarEventLocation {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateCalendarEventLocation> for ::std::string::String {
+        fn from(value: UpdateCalendarEventLocation) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateCalendarEventLocation {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateCalendarEventLocation {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateCalendarEventLocation {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateCalendarEventLocation {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Title, 1 to 255 characters, not blank.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateCalendarEventTitle(::std::string::String);
+    impl ::std::ops::Deref for UpdateCalendarEventTitle {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateCalendarEventTitle> for ::std::string::String {
+        fn from(value: UpdateCalendarEventTitle) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateCalendarEventTitle {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateCalendarEventTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateCalendarEventTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateCalendarEventTitle {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///Body of `PATCH /api/v1/organizations/{id}` (JSON merge patch).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -1258,6 +3171,169 @@ comes from, and whether this scope overrides it.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateOrganizationName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**Body of `PATCH /api/v1/users/{id}/tasks/{task_id}` (JSON merge patch). `null` clears an
+optional member and resets `status` and `importance` to their defaults; `title` may not be
+`null`. A status that becomes `completed` sets `completed_at` to now, one that leaves
+`completed` clears it, unless the patch gives `completed_at`.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateTask {
+        ///Categories (replace the whole list).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
+        ///When the task was completed (RFC 3339 instant).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<UpdateTaskDescription>,
+        ///Due date (`YYYY-MM-DD`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub due_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Importance.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub importance: ::std::option::Option<Importance>,
+        ///When to remind (RFC 3339 instant).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reminder_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Start date (`YYYY-MM-DD`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Status.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<TaskStatus>,
+        ///Title, 1 to 255 characters, not blank.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub title: ::std::option::Option<UpdateTaskTitle>,
+    }
+    ///Description.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateTaskDescription(::std::string::String);
+    impl ::std::ops::Deref for UpdateTaskDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateTaskDescription> for ::std::string::String {
+        fn from(value: UpdateTaskDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateTaskDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 32000usize {
+                return Err("longer than 32000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateTaskDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateTaskDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateTaskDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Title, 1 to 255 characters, not blank.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateTaskTitle(::std::string::String);
+    impl ::std::ops::Deref for UpdateTaskTitle {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateTaskTitle> for ::std::string::String {
+        fn from(value: UpdateTaskTitle) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateTaskTitle {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateTaskTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateTaskTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateTaskTitle {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -1513,6 +3589,81 @@ comes from, and whether this scope overrides it.*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///A wall-clock time in an IANA time zone.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ZonedDateTime {
+        /**Local date and time without an offset, `YYYY-MM-DDTHH:MM:SS` (a fraction of a second
+is allowed).*/
+        pub date_time: ZonedDateTimeDateTime,
+        ///IANA time zone.
+        pub time_zone: ::std::string::String,
+    }
+    /**Local date and time without an offset, `YYYY-MM-DDTHH:MM:SS` (a fraction of a second
+is allowed).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ZonedDateTimeDateTime(::std::string::String);
+    impl ::std::ops::Deref for ZonedDateTimeDateTime {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ZonedDateTimeDateTime> for ::std::string::String {
+        fn from(value: ZonedDateTimeDateTime) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ZonedDateTimeDateTime {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ZonedDateTimeDateTime {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ZonedDateTimeDateTime {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ZonedDateTimeDateTime {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     /// Error types.
     pub mod error {
@@ -2888,6 +5039,504 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
+    /**List a user's calendar events in id order, optionally those overlapping a time range or
+changed since an instant. Deleted events are not listed
+
+Sends a `GET` request to `/api/v1/users/{id}/calendar-events`
+
+Arguments:
+- `id`: User id
+- `cursor`: The `next_cursor` of the previous page.
+- `from`: Only events ending after this instant (RFC 3339). All-day events span their dates
+from midnight UTC.
+- `limit`: Items per page, 1 to 500 (default 50).
+- `to`: Only events starting before this instant (RFC 3339).
+- `updated_since`: Only events changed at or after this instant (RFC 3339).
+*/
+    pub async fn list_calendar_events<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        cursor: Option<&'a types::ListCalendarEventsCursor>,
+        from: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
+        limit: Option<::std::num::NonZeroU64>,
+        to: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
+        updated_since: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
+    ) -> Result<ResponseValue<types::PageCalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("from", &from))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .query(&progenitor_client::QueryParam::new("to", &to))
+            .query(&progenitor_client::QueryParam::new("updated_since", &updated_since))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_calendar_events",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Create a calendar event
+
+Sends a `POST` request to `/api/v1/users/{id}/calendar-events`
+
+Arguments:
+- `id`: User id
+- `body`
+*/
+    pub async fn create_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        body: &'a types::CreateCalendarEvent,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "create_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            201u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Read a calendar event
+
+Sends a `GET` request to `/api/v1/users/{id}/calendar-events/{event_id}`
+
+Arguments:
+- `id`: User id
+- `event_id`: Event id
+*/
+    pub async fn get_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}", self.baseurl, encode_path(& id
+            .to_string()), encode_path(& event_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
+deletion reaches Microsoft; it answers 404 from then on
+
+Sends a `DELETE` request to `/api/v1/users/{id}/calendar-events/{event_id}`
+
+Arguments:
+- `id`: User id
+- `event_id`: Event id
+- `if_match`: ETag the deletion is based on
+*/
+    pub async fn delete_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}", self.baseurl, encode_path(& id
+            .to_string()), encode_path(& event_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .delete(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "delete_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Update a calendar event (JSON merge patch; honours `If-Match`)
+
+Sends a `PATCH` request to `/api/v1/users/{id}/calendar-events/{event_id}`
+
+Arguments:
+- `id`: User id
+- `event_id`: Event id
+- `if_match`: ETag the change is based on
+- `body`
+*/
+    pub async fn update_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+        body: &'a types::UpdateCalendarEvent,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}", self.baseurl, encode_path(& id
+            .to_string()), encode_path(& event_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .patch(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "update_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**The user's unresolved conflicts, with both versions and their common base
+
+Sends a `GET` request to `/api/v1/users/{id}/microsoft/conflicts`
+
+Arguments:
+- `id`: User id
+- `cursor`: The `next_cursor` of the previous page (an id in unpadded base64url).
+- `limit`: Items per page, 1 to 500 (default 50).
+*/
+    pub async fn list_conflicts<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        cursor: Option<&'a types::ListConflictsCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+    ) -> Result<ResponseValue<types::PageConflictView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/conflicts", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_conflicts",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Resolves a conflict with the local version, Microsoft's, or merged fields; the next run
+sends the result to Microsoft
+
+Sends a `POST` request to `/api/v1/users/{id}/microsoft/conflicts/{conflict_id}/resolve`
+
+Arguments:
+- `id`: User id
+- `conflict_id`: Conflict id
+- `body`
+*/
+    pub async fn resolve_conflict<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        conflict_id: &'a ::uuid::Uuid,
+        body: &'a types::ResolveConflict,
+    ) -> Result<ResponseValue<types::ConflictView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/conflicts/{}/resolve", self.baseurl,
+            encode_path(& id.to_string()), encode_path(& conflict_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "resolve_conflict",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
     /**The connection's status and account name (never a token)
 
 Sends a `GET` request to `/api/v1/users/{id}/microsoft/connection`
@@ -3137,6 +5786,187 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
+    /**Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
+with the runs
+
+Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync`
+
+Arguments:
+- `id`: User id
+*/
+    pub async fn sync_now<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::SyncNowResult>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "sync_now",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Lets the next run delete what the mass-delete guard held back
+
+Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync/confirm-deletions`
+
+Arguments:
+- `id`: User id
+*/
+    pub async fn confirm_deletions<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync/confirm-deletions", self.baseurl,
+            encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "confirm_deletions",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**The user's synchronization runs, newest first
+
+Sends a `GET` request to `/api/v1/users/{id}/microsoft/sync/runs`
+
+Arguments:
+- `id`: User id
+- `cursor`: The `next_cursor` of the previous page (an id in unpadded base64url).
+- `limit`: Items per page, 1 to 500 (default 50).
+*/
+    pub async fn list_sync_runs<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        cursor: Option<&'a types::ListSyncRunsCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+    ) -> Result<ResponseValue<types::PageRunView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync/runs", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_sync_runs",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
     /**A user's Microsoft settings
 
 Sends a `GET` request to `/api/v1/users/{id}/settings/microsoft`
@@ -3234,6 +6064,356 @@ Arguments:
             .build()?;
         let info = OperationInfo {
             operation_id: "update_user_microsoft_settings",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**List a user's tasks in id order, optionally with one status or changed since an instant.
+Deleted tasks are not listed
+
+Sends a `GET` request to `/api/v1/users/{id}/tasks`
+
+Arguments:
+- `id`: User id
+- `cursor`: The `next_cursor` of the previous page.
+- `limit`: Items per page, 1 to 500 (default 50).
+- `status`: Only tasks with this status.
+- `updated_since`: Only tasks changed at or after this instant (RFC 3339).
+*/
+    pub async fn list_tasks<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        cursor: Option<&'a types::ListTasksCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+        status: Option<types::TaskStatus>,
+        updated_since: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
+    ) -> Result<ResponseValue<types::PageTaskView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .query(&progenitor_client::QueryParam::new("status", &status))
+            .query(&progenitor_client::QueryParam::new("updated_since", &updated_since))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_tasks",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Create a task
+
+Sends a `POST` request to `/api/v1/users/{id}/tasks`
+
+Arguments:
+- `id`: User id
+- `body`
+*/
+    pub async fn create_task<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        body: &'a types::CreateTask,
+    ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "create_task",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            201u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Read a task
+
+Sends a `GET` request to `/api/v1/users/{id}/tasks/{task_id}`
+
+Arguments:
+- `id`: User id
+- `task_id`: Task id
+*/
+    pub async fn get_task<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        task_id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks/{}", self.baseurl, encode_path(& id.to_string()),
+            encode_path(& task_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_task",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Delete a task (honours `If-Match`). The task is kept as a tombstone so that the deletion
+reaches Microsoft; it answers 404 from then on
+
+Sends a `DELETE` request to `/api/v1/users/{id}/tasks/{task_id}`
+
+Arguments:
+- `id`: User id
+- `task_id`: Task id
+- `if_match`: ETag the deletion is based on
+*/
+    pub async fn delete_task<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        task_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks/{}", self.baseurl, encode_path(& id.to_string()),
+            encode_path(& task_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .delete(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "delete_task",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Update a task (JSON merge patch; honours `If-Match`)
+
+Sends a `PATCH` request to `/api/v1/users/{id}/tasks/{task_id}`
+
+Arguments:
+- `id`: User id
+- `task_id`: Task id
+- `if_match`: ETag the change is based on
+- `body`
+*/
+    pub async fn update_task<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        task_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+        body: &'a types::UpdateTask,
+    ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks/{}", self.baseurl, encode_path(& id.to_string()),
+            encode_path(& task_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .patch(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "update_task",
         };
         (crate::hooks::label_merge_patch)(&mut request);
         self.pre(&mut request, &info).await?;

@@ -210,6 +210,86 @@ export interface paths {
         patch: operations["update_user"];
         trace?: never;
     };
+    "/api/v1/users/{id}/calendar-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a user's calendar events in id order, optionally those overlapping a time range or
+         *     changed since an instant. Deleted events are not listed.
+         */
+        get: operations["list_calendar_events"];
+        put?: never;
+        /** Create a calendar event. */
+        post: operations["create_calendar_event"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/calendar-events/{event_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a calendar event. */
+        get: operations["get_calendar_event"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
+         *     deletion reaches Microsoft; it answers 404 from then on.
+         */
+        delete: operations["delete_calendar_event"];
+        options?: never;
+        head?: never;
+        /** Update a calendar event (JSON merge patch; honours `If-Match`). */
+        patch: operations["update_calendar_event"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/conflicts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's unresolved conflicts, with both versions and their common base. */
+        get: operations["list_conflicts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/conflicts/{conflict_id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolves a conflict with the local version, Microsoft's, or merged fields; the next run
+         *     sends the result to Microsoft.
+         */
+        post: operations["resolve_conflict"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}/microsoft/connection": {
         parameters: {
             query?: never;
@@ -249,6 +329,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{id}/microsoft/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
+         *     with the runs.
+         */
+        post: operations["sync_now"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/sync/confirm-deletions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Lets the next run delete what the mass-delete guard held back. */
+        post: operations["confirm_deletions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/sync/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's synchronization runs, newest first. */
+        get: operations["list_sync_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}/settings/microsoft": {
         parameters: {
             query?: never;
@@ -265,6 +399,49 @@ export interface paths {
         head?: never;
         /** Change a user's Microsoft settings (JSON merge patch; `null` means "Use Organization"). */
         patch: operations["update_user_microsoft_settings"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a user's tasks in id order, optionally with one status or changed since an instant.
+         *     Deleted tasks are not listed.
+         */
+        get: operations["list_tasks"];
+        put?: never;
+        /** Create a task. */
+        post: operations["create_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a task. */
+        get: operations["get_task"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a task (honours `If-Match`). The task is kept as a tombstone so that the deletion
+         *     reaches Microsoft; it answers 404 from then on.
+         */
+        delete: operations["delete_task"];
+        options?: never;
+        head?: never;
+        /** Update a task (JSON merge patch; honours `If-Match`). */
+        patch: operations["update_task"];
         trace?: never;
     };
     "/healthz": {
@@ -341,6 +518,24 @@ export interface components {
             /** @description Directory (tenant). */
             tenant: components["schemas"]["TextSetting"];
         };
+        /** @description Someone invited to an event. */
+        Attendee: {
+            /**
+             * @description E-mail address (stored lower-cased; an address given twice counts once, with the
+             *     first mention's name and type).
+             * @example ada@example.com
+             */
+            email: string;
+            /** @description Display name, at most 255 characters. */
+            name?: string | null;
+            /** @description Required, optional or resource. */
+            type: components["schemas"]["AttendeeType"];
+        };
+        /**
+         * @description Whether an attendee must come, or is a resource.
+         * @enum {string}
+         */
+        AttendeeType: "required" | "optional" | "resource";
         /** @description An effective boolean setting. */
         BoolSetting: {
             /** @description Whether the scope being viewed sets this value itself. */
@@ -350,6 +545,73 @@ export interface components {
             /** @description The effective value. */
             value: boolean;
         };
+        /** @description A calendar event as the API shows it. */
+        CalendarEventView: {
+            /** @description Attendees. */
+            attendees: components["schemas"]["Attendee"][];
+            /** @description Categories. */
+            categories: string[];
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description Description. */
+            description?: string | null;
+            end?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description Last day (inclusive) of an all-day event; `null` for timed events.
+             * @example 2026-03-29
+             */
+            end_date?: string | null;
+            /**
+             * Format: uuid
+             * @description Id (UUID v7).
+             */
+            id: string;
+            /** @description Importance. */
+            importance: components["schemas"]["Importance"];
+            /** @description Whether the event lasts whole days. */
+            is_all_day: boolean;
+            /** @description Location. */
+            location?: string | null;
+            /** @description Its Microsoft link. */
+            microsoft: components["schemas"]["LinkState"];
+            /**
+             * Format: int32
+             * @description Minutes before the start to remind; `null` for none.
+             */
+            reminder_minutes?: number | null;
+            /** @description Sensitivity. */
+            sensitivity: components["schemas"]["Sensitivity"];
+            /** @description Free/busy status. */
+            show_as: components["schemas"]["ShowAs"];
+            start?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description First day of an all-day event; `null` for timed events.
+             * @example 2026-03-29
+             */
+            start_date?: string | null;
+            /** @description Title. */
+            title: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Version, also sent as the `ETag`.
+             */
+            version: number;
+        };
+        /**
+         * @description A category: 1 to 255 characters, not blank (trimmed; repeats are merged).
+         * @example Red category
+         */
+        Category: string;
         /** @description Result of Check Connection. */
         CheckResult: {
             /** @description The Microsoft 365 account name. */
@@ -380,6 +642,39 @@ export interface components {
             source: components["schemas"]["Source"];
             /** @description The effective value. */
             value: components["schemas"]["ConflictResolution"];
+        };
+        /** @description A parked conflict. */
+        ConflictView: {
+            /** @description Both as they were at the last sync. */
+            base: Record<string, never>;
+            /**
+             * Format: date-time
+             * @description When it was parked.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Conflict id.
+             */
+            id: string;
+            /** @description The local version (`null`: deleted here). */
+            local: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description The local item.
+             */
+            local_id: string;
+            /** @description Microsoft's version (`null`: deleted in Microsoft). */
+            microsoft: Record<string, never>;
+            /** @description The Microsoft item. */
+            remote_id: string;
+            /**
+             * Format: date-time
+             * @description When it was resolved.
+             */
+            resolved_at?: string | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
         };
         /** @description The last failure seen on a connection. */
         ConnectionError: {
@@ -417,6 +712,97 @@ export interface components {
             /** @description Status of the connection. */
             status: components["schemas"]["ConnectionStatus"];
         };
+        /** @description What a run changed on each side. */
+        Counts: {
+            /**
+             * Format: int64
+             * @description Items changed on both sides.
+             */
+            conflicts: number;
+            /**
+             * Format: int64
+             * @description Items created here from Microsoft.
+             */
+            created_locally: number;
+            /**
+             * Format: int64
+             * @description Items created in Microsoft.
+             */
+            created_remotely: number;
+            /**
+             * Format: int64
+             * @description Items deleted here because Microsoft deleted them.
+             */
+            deleted_locally: number;
+            /**
+             * Format: int64
+             * @description Items deleted in Microsoft.
+             */
+            deleted_remotely: number;
+            /**
+             * Format: int64
+             * @description Changes the one-way direction ignored.
+             */
+            ignored: number;
+            /**
+             * Format: int64
+             * @description Changes that were this service's own writes coming back (not applied again).
+             */
+            skipped_echoes: number;
+            /**
+             * Format: int64
+             * @description Items updated here from Microsoft.
+             */
+            updated_locally: number;
+            /**
+             * Format: int64
+             * @description Items updated in Microsoft.
+             */
+            updated_remotely: number;
+        };
+        /**
+         * @description Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
+         *     all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.
+         */
+        CreateCalendarEvent: {
+            /** @description Attendees: at most 500 (an address given twice counts once). */
+            attendees?: components["schemas"]["Attendee"][] | null;
+            /** @description Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged). */
+            categories?: components["schemas"]["Category"][] | null;
+            /** @description Description (plain text), at most 32,000 characters. */
+            description?: string | null;
+            end?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description Last day of an all-day event (`YYYY-MM-DD`, inclusive, not before `start_date`).
+             * @example 2026-03-29
+             */
+            end_date?: string | null;
+            importance?: components["schemas"]["Importance"] | null;
+            /** @description Whether the event lasts whole days (default `false`). */
+            is_all_day?: boolean | null;
+            /** @description Location, at most 255 characters. */
+            location?: string | null;
+            /**
+             * Format: int64
+             * @description Minutes before the start to remind, 0 to 40320; `null` for no reminder.
+             */
+            reminder_minutes?: number | null;
+            sensitivity?: components["schemas"]["Sensitivity"] | null;
+            show_as?: components["schemas"]["ShowAs"] | null;
+            start?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description First day of an all-day event (`YYYY-MM-DD`).
+             * @example 2026-03-29
+             */
+            start_date?: string | null;
+            /**
+             * @description Title, 1 to 255 characters, not blank.
+             * @example Quarterly review
+             */
+            title: string;
+        };
         /** @description Body of `POST /api/v1/organizations`. */
         CreateOrganization: {
             /**
@@ -424,6 +810,44 @@ export interface components {
              * @example Acme Corp
              */
             name: string;
+        };
+        /** @description Body of `POST /api/v1/users/{id}/tasks`. */
+        CreateTask: {
+            /** @description Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged). */
+            categories?: components["schemas"]["Category"][] | null;
+            /**
+             * Format: date-time
+             * @description When the task was completed (RFC 3339 instant). Default: now when the status is
+             *     `completed`, otherwise none.
+             */
+            completed_at?: string | null;
+            /** @description Description (plain text), at most 32,000 characters. */
+            description?: string | null;
+            /**
+             * Format: date
+             * @description Due date (`YYYY-MM-DD`).
+             * @example 2026-03-31
+             */
+            due_date?: string | null;
+            importance?: components["schemas"]["Importance"] | null;
+            /**
+             * Format: date-time
+             * @description When to remind (RFC 3339 instant).
+             * @example 2026-03-30T07:00:00Z
+             */
+            reminder_at?: string | null;
+            /**
+             * Format: date
+             * @description Start date (`YYYY-MM-DD`).
+             * @example 2026-03-29
+             */
+            start_date?: string | null;
+            status?: components["schemas"]["TaskStatus"] | null;
+            /**
+             * @description Title, 1 to 255 characters, not blank.
+             * @example Call Ada back
+             */
+            title: string;
         };
         /** @description Body of `POST /api/v1/organizations/{id}/users`. */
         CreateUser: {
@@ -477,6 +901,11 @@ export interface components {
              */
             status: string;
         };
+        /**
+         * @description How important an event or a task is.
+         * @enum {string}
+         */
+        Importance: "low" | "normal" | "high";
         /** @description Integration switches in a patch (global and organization scope only). */
         IntegrationsPatch: {
             /** @description Enable calendar sync. */
@@ -506,6 +935,30 @@ export interface components {
              * @description The effective value.
              */
             value: number;
+        };
+        /** @description A change that failed. */
+        ItemError: {
+            /** @description Graph's error code (or ours). */
+            code: string;
+            /**
+             * Format: uuid
+             * @description The local item, when the failure concerns one.
+             */
+            item?: string | null;
+            /** @description Human explanation. */
+            message: string;
+        };
+        /** @description An item's Microsoft link, as the API shows it on events and tasks. */
+        LinkState: {
+            /**
+             * Format: date-time
+             * @description When the item was last synchronized.
+             */
+            last_synced_at?: string | null;
+            /** @description Whether a local change waits to be sent to Microsoft. */
+            pending: boolean;
+            /** @description The Microsoft id of the linked item; `null` when never synchronized. */
+            remote_id?: string | null;
         };
         /**
          * @description A JSON merge patch (RFC 7396) of Microsoft settings at one scope: a value overrides at this
@@ -570,6 +1023,116 @@ export interface components {
              */
             version: number;
         };
+        /**
+         * @description How a run ended.
+         * @enum {string}
+         */
+        Outcome: "running" | "succeeded" | "partially_failed" | "failed" | "reauth_required" | "app_misconfigured" | "not_connected" | "mass_delete_blocked";
+        /** @description A page of items. */
+        Page_CalendarEventView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description Attendees. */
+                attendees: components["schemas"]["Attendee"][];
+                /** @description Categories. */
+                categories: string[];
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /** @description Description. */
+                description?: string | null;
+                end?: components["schemas"]["ZonedDateTime"] | null;
+                /**
+                 * Format: date
+                 * @description Last day (inclusive) of an all-day event; `null` for timed events.
+                 * @example 2026-03-29
+                 */
+                end_date?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Id (UUID v7).
+                 */
+                id: string;
+                /** @description Importance. */
+                importance: components["schemas"]["Importance"];
+                /** @description Whether the event lasts whole days. */
+                is_all_day: boolean;
+                /** @description Location. */
+                location?: string | null;
+                /** @description Its Microsoft link. */
+                microsoft: components["schemas"]["LinkState"];
+                /**
+                 * Format: int32
+                 * @description Minutes before the start to remind; `null` for none.
+                 */
+                reminder_minutes?: number | null;
+                /** @description Sensitivity. */
+                sensitivity: components["schemas"]["Sensitivity"];
+                /** @description Free/busy status. */
+                show_as: components["schemas"]["ShowAs"];
+                start?: components["schemas"]["ZonedDateTime"] | null;
+                /**
+                 * Format: date
+                 * @description First day of an all-day event; `null` for timed events.
+                 * @example 2026-03-29
+                 */
+                start_date?: string | null;
+                /** @description Title. */
+                title: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+                /**
+                 * Format: int64
+                 * @description Version, also sent as the `ETag`.
+                 */
+                version: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_ConflictView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description Both as they were at the last sync. */
+                base: Record<string, never>;
+                /**
+                 * Format: date-time
+                 * @description When it was parked.
+                 */
+                created_at: string;
+                /**
+                 * Format: uuid
+                 * @description Conflict id.
+                 */
+                id: string;
+                /** @description The local version (`null`: deleted here). */
+                local: Record<string, never>;
+                /**
+                 * Format: uuid
+                 * @description The local item.
+                 */
+                local_id: string;
+                /** @description Microsoft's version (`null`: deleted in Microsoft). */
+                microsoft: Record<string, never>;
+                /** @description The Microsoft item. */
+                remote_id: string;
+                /**
+                 * Format: date-time
+                 * @description When it was resolved.
+                 */
+                resolved_at?: string | null;
+                /** @description The resource. */
+                resource: components["schemas"]["Resource"];
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
         /** @description A page of items. */
         Page_OrganizationView: {
             /** @description The items of this page. */
@@ -586,6 +1149,103 @@ export interface components {
                 id: string;
                 /** @description Unique name. */
                 name: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+                /**
+                 * Format: int64
+                 * @description Version, also sent as the `ETag`.
+                 */
+                version: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_RunView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description What it changed. */
+                counts: components["schemas"]["Counts"];
+                /** @description The direction it ran in. */
+                direction: components["schemas"]["Direction"];
+                /** @description What failed. */
+                errors: components["schemas"]["ItemError"][];
+                /**
+                 * Format: date-time
+                 * @description When it finished.
+                 */
+                finished_at?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Run id.
+                 */
+                id: string;
+                /** @description Decisions taken (conflicts, ignored changes, retries...). */
+                log: string[];
+                /** @description How it ended. */
+                outcome: components["schemas"]["Outcome"];
+                /** @description The resource synchronized. */
+                resource: components["schemas"]["Resource"];
+                /**
+                 * Format: date-time
+                 * @description When it started.
+                 */
+                started_at: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_TaskView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description Categories. */
+                categories: string[];
+                /**
+                 * Format: date-time
+                 * @description When it was completed.
+                 */
+                completed_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /** @description Description. */
+                description?: string | null;
+                /**
+                 * Format: date
+                 * @description Due date.
+                 * @example 2026-03-31
+                 */
+                due_date?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Id (UUID v7).
+                 */
+                id: string;
+                /** @description Importance. */
+                importance: components["schemas"]["Importance"];
+                /** @description Its Microsoft link. */
+                microsoft: components["schemas"]["LinkState"];
+                /**
+                 * Format: date-time
+                 * @description When to remind.
+                 */
+                reminder_at?: string | null;
+                /**
+                 * Format: date
+                 * @description Start date.
+                 * @example 2026-03-29
+                 */
+                start_date?: string | null;
+                /** @description Status. */
+                status: components["schemas"]["TaskStatus"];
+                /** @description Title. */
+                title: string;
                 /**
                  * Format: date-time
                  * @description When it last changed.
@@ -671,11 +1331,58 @@ export interface components {
             type: string;
         };
         /**
+         * @description Which version wins.
+         * @enum {string}
+         */
+        Resolution: "local" | "microsoft" | "merged";
+        /** @description Body of a resolution. */
+        ResolveConflict: {
+            /** @description For `merged`: the item's fields (as in `local`). */
+            fields?: Record<string, never> | null;
+            /** @description Which version wins. */
+            resolution: components["schemas"]["Resolution"];
+        };
+        /**
+         * @description The synchronized resources.
+         * @enum {string}
+         */
+        Resource: "calendar" | "tasks";
+        /**
          * @description What a user may do: `admin` everything; `org_admin` their organization and its users;
          *     `user` only their own settings and connection.
          * @enum {string}
          */
         Role: "admin" | "org_admin" | "user";
+        /** @description A run as the API shows it. */
+        RunView: {
+            /** @description What it changed. */
+            counts: components["schemas"]["Counts"];
+            /** @description The direction it ran in. */
+            direction: components["schemas"]["Direction"];
+            /** @description What failed. */
+            errors: components["schemas"]["ItemError"][];
+            /**
+             * Format: date-time
+             * @description When it finished.
+             */
+            finished_at?: string | null;
+            /**
+             * Format: uuid
+             * @description Run id.
+             */
+            id: string;
+            /** @description Decisions taken (conflicts, ignored changes, retries...). */
+            log: string[];
+            /** @description How it ended. */
+            outcome: components["schemas"]["Outcome"];
+            /** @description The resource synchronized. */
+            resource: components["schemas"]["Resource"];
+            /**
+             * Format: date-time
+             * @description When it started.
+             */
+            started_at: string;
+        };
         /** @description Whether a client secret is set, and where. */
         SecretSetting: {
             /** @description Whether the scope being viewed sets a secret itself. */
@@ -685,6 +1392,16 @@ export interface components {
             /** @description Whether an effective secret exists (its value is never returned). */
             value: boolean;
         };
+        /**
+         * @description Who may see the event's details.
+         * @enum {string}
+         */
+        Sensitivity: "normal" | "personal" | "private" | "confidential";
+        /**
+         * @description How the event shows in the calendar owner's free/busy time.
+         * @enum {string}
+         */
+        ShowAs: "free" | "tentative" | "busy" | "oof" | "working_elsewhere" | "unknown";
         /**
          * @description Where an effective value comes from.
          * @enum {string}
@@ -708,6 +1425,11 @@ export interface components {
              */
             expires_at: string;
         };
+        /** @description The runs a "sync now" performed. */
+        SyncNowResult: {
+            /** @description One run per enabled resource. */
+            runs: components["schemas"]["RunView"][];
+        };
         /** @description Sync fields of one resource in a patch. */
         SyncPatch: {
             conflict_resolution?: components["schemas"]["ConflictResolution"] | null;
@@ -723,6 +1445,68 @@ export interface components {
             direction: components["schemas"]["DirectionSetting"];
             /** @description Whether this resource is synchronized. */
             enabled: components["schemas"]["BoolSetting"];
+        };
+        /**
+         * @description Where a task stands.
+         * @enum {string}
+         */
+        TaskStatus: "not_started" | "in_progress" | "completed" | "waiting_on_others" | "deferred";
+        /** @description A task as the API shows it. */
+        TaskView: {
+            /** @description Categories. */
+            categories: string[];
+            /**
+             * Format: date-time
+             * @description When it was completed.
+             */
+            completed_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description Description. */
+            description?: string | null;
+            /**
+             * Format: date
+             * @description Due date.
+             * @example 2026-03-31
+             */
+            due_date?: string | null;
+            /**
+             * Format: uuid
+             * @description Id (UUID v7).
+             */
+            id: string;
+            /** @description Importance. */
+            importance: components["schemas"]["Importance"];
+            /** @description Its Microsoft link. */
+            microsoft: components["schemas"]["LinkState"];
+            /**
+             * Format: date-time
+             * @description When to remind.
+             */
+            reminder_at?: string | null;
+            /**
+             * Format: date
+             * @description Start date.
+             * @example 2026-03-29
+             */
+            start_date?: string | null;
+            /** @description Status. */
+            status: components["schemas"]["TaskStatus"];
+            /** @description Title. */
+            title: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Version, also sent as the `ETag`.
+             */
+            version: number;
         };
         /** @description An effective optional text setting. */
         TextSetting: {
@@ -762,10 +1546,86 @@ export interface components {
              */
             token_type: string;
         };
+        /**
+         * @description Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
+         *     clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
+         *     defaults; `title` and `is_all_day` may not be `null`. Switching `is_all_day` needs the
+         *     other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event had them.
+         */
+        UpdateCalendarEvent: {
+            /** @description Attendees (replace the whole list). */
+            attendees?: components["schemas"]["Attendee"][] | null;
+            /** @description Categories (replace the whole list). */
+            categories?: components["schemas"]["Category"][] | null;
+            /** @description Description. */
+            description?: string | null;
+            end?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description Last day of an all-day event (inclusive).
+             */
+            end_date?: string | null;
+            importance?: components["schemas"]["Importance"] | null;
+            /** @description Whether the event lasts whole days. */
+            is_all_day?: boolean;
+            /** @description Location. */
+            location?: string | null;
+            /**
+             * Format: int64
+             * @description Minutes before the start to remind, 0 to 40320.
+             */
+            reminder_minutes?: number | null;
+            sensitivity?: components["schemas"]["Sensitivity"] | null;
+            show_as?: components["schemas"]["ShowAs"] | null;
+            start?: components["schemas"]["ZonedDateTime"] | null;
+            /**
+             * Format: date
+             * @description First day of an all-day event.
+             */
+            start_date?: string | null;
+            /** @description Title, 1 to 255 characters, not blank. */
+            title?: string;
+        };
         /** @description Body of `PATCH /api/v1/organizations/{id}` (JSON merge patch). */
         UpdateOrganization: {
             /** @description New unique name, 1 to 200 characters, not blank (`null` is invalid). */
             name?: string;
+        };
+        /**
+         * @description Body of `PATCH /api/v1/users/{id}/tasks/{task_id}` (JSON merge patch). `null` clears an
+         *     optional member and resets `status` and `importance` to their defaults; `title` may not be
+         *     `null`. A status that becomes `completed` sets `completed_at` to now, one that leaves
+         *     `completed` clears it, unless the patch gives `completed_at`.
+         */
+        UpdateTask: {
+            /** @description Categories (replace the whole list). */
+            categories?: components["schemas"]["Category"][] | null;
+            /**
+             * Format: date-time
+             * @description When the task was completed (RFC 3339 instant).
+             */
+            completed_at?: string | null;
+            /** @description Description. */
+            description?: string | null;
+            /**
+             * Format: date
+             * @description Due date (`YYYY-MM-DD`).
+             */
+            due_date?: string | null;
+            importance?: components["schemas"]["Importance"] | null;
+            /**
+             * Format: date-time
+             * @description When to remind (RFC 3339 instant).
+             */
+            reminder_at?: string | null;
+            /**
+             * Format: date
+             * @description Start date (`YYYY-MM-DD`).
+             */
+            start_date?: string | null;
+            status?: components["schemas"]["TaskStatus"] | null;
+            /** @description Title, 1 to 255 characters, not blank. */
+            title?: string;
         };
         /** @description Body of `PATCH /api/v1/users/{id}` (JSON merge patch). */
         UpdateUser: {
@@ -832,6 +1692,20 @@ export interface components {
              * @description Version, also sent as the `ETag`.
              */
             version: number;
+        };
+        /** @description A wall-clock time in an IANA time zone. */
+        ZonedDateTime: {
+            /**
+             * @description Local date and time without an offset, `YYYY-MM-DDTHH:MM:SS` (a fraction of a second
+             *     is allowed).
+             * @example 2026-03-29T09:00:00
+             */
+            date_time: string;
+            /**
+             * @description IANA time zone.
+             * @example Europe/Berlin
+             */
+            time_zone: string;
         };
     };
     responses: never;
@@ -2523,6 +3397,624 @@ export interface operations {
             };
         };
     };
+    list_calendar_events: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+                /**
+                 * @description Only events ending after this instant (RFC 3339). All-day events span their dates
+                 *     from midnight UTC.
+                 */
+                from?: string;
+                /** @description Only events starting before this instant (RFC 3339). */
+                to?: string;
+                /** @description Only events changed at or after this instant (RFC 3339). */
+                updated_since?: string;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CalendarEventView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCalendarEvent"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Event id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag the deletion is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Event id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag the change is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Event id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["UpdateCalendarEvent"];
+            };
+        };
+        responses: {
+            /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_conflicts: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (an id in unpadded base64url). */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of conflicts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ConflictView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resolve_conflict: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Conflict id */
+                conflict_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResolveConflict"];
+            };
+        };
+        responses: {
+            /** @description Resolved */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConflictView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `conflict_resolved`: already resolved */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_connection: {
         parameters: {
             query?: never;
@@ -2819,6 +4311,204 @@ export interface operations {
             };
         };
     };
+    sync_now: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runs performed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncNowResult"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `sync_disabled`: neither calendar nor task sync is enabled for the user */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirm_deletions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The next run may delete */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_sync_runs: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (an id in unpadded base64url). */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of runs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RunView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_user_microsoft_settings: {
         parameters: {
             query?: never;
@@ -2904,6 +4594,436 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MicrosoftSettingsView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_tasks: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Only tasks with this status. */
+                status?: components["schemas"]["TaskStatus"];
+                /** @description Only tasks changed at or after this instant (RFC 3339). */
+                updated_since?: string;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TaskView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTask"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Task id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_task: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag the deletion is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Task id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_task: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag the change is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Task id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["UpdateTask"];
+            };
+        };
+        responses: {
+            /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
                 };
             };
             /** @description Malformed JSON body */
