@@ -13,7 +13,7 @@ use crate::{
             self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
             UpdateCalendarEvent,
         },
-        etag::check_if_match,
+        etag::if_match,
         pagination::Page,
         users,
     },
@@ -128,11 +128,14 @@ pub async fn update_calendar_event(
 ) -> ApiResult<HttpResponse> {
     let (id, event_id) = path.into_inner();
     let user_id = owner(&state, &caller, id).await?;
-    let current = calendar_events::get(&state.db, user_id, event_id).await?;
-    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
-    let data = EventData::from_model(&current)?.patched(body.0)?;
-    check_if_match(&req, current.version)?;
-    let event = calendar_events::update(&state.db, current, &data).await?;
+    let event = calendar_events::patch_event(
+        &state.db,
+        user_id,
+        event_id,
+        body.0,
+        if_match(&req).as_deref(),
+    )
+    .await?;
     let version = event.version;
     let view = calendar_events::view(&state.db, event).await?;
     Ok(json_with_etag(StatusCode::OK, version, &view))
@@ -159,8 +162,6 @@ pub async fn delete_calendar_event(
 ) -> ApiResult<HttpResponse> {
     let (id, event_id) = path.into_inner();
     let user_id = owner(&state, &caller, id).await?;
-    let current = calendar_events::get(&state.db, user_id, event_id).await?;
-    check_if_match(&req, current.version)?;
-    calendar_events::delete(&state.db, &current).await?;
+    calendar_events::delete_event(&state.db, user_id, event_id, if_match(&req).as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

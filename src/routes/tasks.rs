@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     auth::AuthUser,
     domain::{
-        etag::check_if_match,
+        etag::if_match,
         pagination::Page,
         tasks::{self, CreateTask, TaskData, TaskListParams, TaskView, UpdateTask},
     },
@@ -111,11 +111,14 @@ pub async fn update_task(
 ) -> ApiResult<HttpResponse> {
     let (id, task_id) = path.into_inner();
     let user_id = owner(&state, &caller, id).await?;
-    let current = tasks::get(&state.db, user_id, task_id).await?;
-    // RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
-    let data = TaskData::from_model(&current)?.patched(body.0)?;
-    check_if_match(&req, current.version)?;
-    let task = tasks::update(&state.db, current, &data).await?;
+    let task = tasks::patch_task(
+        &state.db,
+        user_id,
+        task_id,
+        body.0,
+        if_match(&req).as_deref(),
+    )
+    .await?;
     let version = task.version;
     let view = tasks::view(&state.db, task).await?;
     Ok(json_with_etag(StatusCode::OK, version, &view))
@@ -142,8 +145,6 @@ pub async fn delete_task(
 ) -> ApiResult<HttpResponse> {
     let (id, task_id) = path.into_inner();
     let user_id = owner(&state, &caller, id).await?;
-    let current = tasks::get(&state.db, user_id, task_id).await?;
-    check_if_match(&req, current.version)?;
-    tasks::delete(&state.db, &current).await?;
+    tasks::delete_task(&state.db, user_id, task_id, if_match(&req).as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -409,3 +409,17 @@ async fn tasks_are_visible_to_their_user_and_admins_only() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn concurrent_patches_without_if_match_all_apply() {
+    let f = Fixture::new().await;
+    let id = f.created(json!({"title": "T"})).await;
+    // Four writers racing: each may lose to the others at most three times, and starts over.
+    let patches = (0..4).map(|i| f.patch(&id, json!({"title": format!("T{i}")})));
+    let responses = futures_util::future::join_all(patches).await;
+    for response in &responses {
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    }
+    let read = f.app.get(&f.task(&id), &f.user.token).await;
+    assert_eq!(read.body["version"], 5, "every change counted once");
+}

@@ -18,7 +18,8 @@ use utoipa::ToSchema;
 
 pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
 pub use store::{
-    EventFilter, EventListParams, create, delete, find_including_deleted, get, list, update,
+    EventFilter, EventListParams, create, delete, delete_event, find_including_deleted, get, list,
+    patch_event, update,
 };
 pub use view::{CalendarEventView, view, views};
 
@@ -180,7 +181,7 @@ pub struct CreateCalendarEvent {
 /// clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
 /// defaults; `title` and `is_all_day` may not be `null`. Switching `is_all_day` needs the
 /// other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event had them.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCalendarEvent {
     /// Title, 1 to 255 characters, not blank.

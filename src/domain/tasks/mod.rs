@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use store::{
-    TaskFilter, TaskListParams, create, delete, find_including_deleted, get, list, update,
+    TaskFilter, TaskListParams, create, delete, delete_task, find_including_deleted, get, list,
+    patch_task, update,
 };
 pub use view::{TaskView, view, views};
 
@@ -91,7 +92,7 @@ pub struct CreateTask {
 /// optional member and resets `status` and `importance` to their defaults; `title` may not be
 /// `null`. A status that becomes `completed` sets `completed_at` to now, one that leaves
 /// `completed` clears it, unless the patch gives `completed_at`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {
     /// Title, 1 to 255 characters, not blank.

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{TaskData, TaskStatus};
+use super::{TaskData, TaskStatus, UpdateTask};
 use crate::{
     domain::{
         access::not_found,
+        etag,
         item_fields::to_stored,
         pagination::{PageParams, PageRequest},
     },
@@ -195,4 +196,57 @@ pub async fn delete(db: &impl ConnectionTrait, current: &tasks::Model) -> ApiRes
         return Err(ApiError::PreconditionFailed);
     }
     Ok(())
+}
+
+/// How many times a change without `If-Match` starts over when the task changes under it.
+const ATTEMPTS: usize = 4;
+
+/// Applies a merge patch to one of a user's tasks: validated against the task as read,
+/// then `If-Match` checked (RFC 9110 13.2.1: after the request's own checks), then stored if
+/// the task did not change meanwhile. Without `If-Match`, a concurrent change makes it start
+/// over with the new version rather than fail: the caller did not ask for a precondition.
+///
+/// # Errors
+/// 404 when there is no such task (or it is deleted); 422 for an invalid patch; 400 for a
+/// malformed `If-Match`; 412 when `If-Match` does not match.
+pub async fn patch_task(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    patch: UpdateTask,
+    if_match: Option<&str>,
+) -> ApiResult<tasks::Model> {
+    for attempt in 1..=ATTEMPTS {
+        let current = get(db, user_id, id).await?;
+        let data = TaskData::from_model(&current)?.patched(patch.clone())?;
+        etag::check(if_match, current.version)?;
+        match update(db, current, &data).await {
+            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
+            other => return other,
+        }
+    }
+    Err(ApiError::PreconditionFailed)
+}
+
+/// Deletes one of a user's tasks as a tombstone, honouring `If-Match`; without it, a
+/// concurrent change makes it start over rather than fail.
+///
+/// # Errors
+/// 404 when there is no such task (or it is already deleted); 400 for a malformed
+/// `If-Match`; 412 when it does not match.
+pub async fn delete_task(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    if_match: Option<&str>,
+) -> ApiResult<()> {
+    for attempt in 1..=ATTEMPTS {
+        let current = get(db, user_id, id).await?;
+        etag::check(if_match, current.version)?;
+        match delete(db, &current).await {
+            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
+            other => return other,
+        }
+    }
+    Err(ApiError::PreconditionFailed)
 }
