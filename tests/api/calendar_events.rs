@@ -707,3 +707,48 @@ async fn events_are_visible_to_their_user_and_admins_only() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_microsoft_link_shows_the_remote_id_and_whether_a_change_waits() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let f = Fixture::new().await;
+    let id = f
+        .created(all_day("Linked", "2026-01-01", "2026-01-01"))
+        .await;
+    let synced_at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap();
+    entity::sync_links::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(f.user.id),
+        resource: Set("calendar".to_owned()),
+        local_id: Set(id.parse().unwrap()),
+        remote_id: Set("AAMkAGI2".to_owned()),
+        remote_etag: Set(None),
+        synced_version: Set(1),
+        base_snapshot: Set("{}".to_owned()),
+        last_synced_at: Set(synced_at),
+    }
+    .insert(&f.app.db)
+    .await
+    .unwrap();
+
+    let synced = f.app.get(&f.event(&id), &f.user.token).await;
+    assert_eq!(
+        synced.body["microsoft"],
+        json!({"remote_id": "AAMkAGI2", "last_synced_at": "2026-01-02T03:04:05Z", "pending": false})
+    );
+    let listed = f.app.get(&f.events(), &f.user.token).await;
+    assert_eq!(
+        listed.body["items"][0]["microsoft"],
+        synced.body["microsoft"]
+    );
+
+    let changed = f
+        .app
+        .patch(&f.event(&id), &f.user.token, json!({"title": "Changed"}))
+        .await;
+    assert_eq!(
+        changed.body["microsoft"]["pending"], true,
+        "a local change waits to be sent"
+    );
+    assert_eq!(changed.body["microsoft"]["remote_id"], "AAMkAGI2");
+}
