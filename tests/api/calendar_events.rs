@@ -468,6 +468,18 @@ async fn a_failed_patch_changes_nothing_and_a_stale_if_match_is_412() {
         .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(invalid.body["errors"][0]["pointer"], "/end");
+    let late_start = f
+        .app
+        .patch(
+            &path,
+            &f.user.token,
+            json!({"start": {"date_time": "2026-03-29T11:00:00", "time_zone": "Europe/Berlin"}}),
+        )
+        .await;
+    assert_eq!(
+        late_start.body["errors"][0]["pointer"], "/start",
+        "the moved end is named"
+    );
     let null_title = f
         .app
         .patch(&path, &f.user.token, json!({"title": null}))

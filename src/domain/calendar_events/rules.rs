@@ -164,6 +164,8 @@ fn resolve_time(
             Some(EventTime::AllDay { start, end }) => (Some(*start), Some(*end)),
             _ => (None, None),
         };
+        // A range made wrong by moving one end names that end.
+        let end_moved = patch.end_date.is_present();
         let start = date_member(
             "start_date",
             std::mem::take(&mut patch.start_date),
@@ -178,10 +180,14 @@ fn resolve_time(
         );
         let (start, end) = (start?, end?);
         if end < start {
-            errors.push(FieldError::new(
-                "/end_date",
-                "must not be before `start_date` (the end date is inclusive)",
-            ));
+            errors.push(if end_moved {
+                FieldError::new(
+                    "/end_date",
+                    "must not be before `start_date` (the end date is inclusive)",
+                )
+            } else {
+                FieldError::new("/start_date", "must not be after `end_date`")
+            });
             return None;
         }
         return Some(EventTime::AllDay { start, end });
@@ -240,7 +246,11 @@ fn resolve_time(
     let end = instant("end", &patch.end, end_zone, current_end, errors);
     let (start, end, time_zone) = (start?, end?, zone?);
     if end < start {
-        errors.push(FieldError::new("/end", "must not be before `start`"));
+        errors.push(if patch.end.is_present() {
+            FieldError::new("/end", "must not be before `start`")
+        } else {
+            FieldError::new("/start", "must not be after `end`")
+        });
         return None;
     }
     Some(EventTime::Timed {
