@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -43,6 +43,8 @@ use crate::{
 
 /// Items per `$batch` (Graph's limit).
 const BATCH_SIZE: usize = 20;
+/// Local items created per transaction during a pull.
+const CREATE_CHUNK: usize = 400;
 /// Attempts of a throttled or failing request before the run gives up on it.
 const ATTEMPTS: u32 = 4;
 /// Longest wait honoured for a `Retry-After`.
@@ -510,13 +512,15 @@ impl Run<'_> {
             .into_iter()
             .map(|l| (l.remote_id.clone(), l))
             .collect();
-        let mut locals: HashMap<Uuid, LocalItem> = local::all(db, self.user_id, self.resource)
+        let locals: HashMap<Uuid, LocalItem> = local::all(db, self.user_id, self.resource)
             .await?
             .into_iter()
             .map(|i| (i.id, i))
             .collect();
         let conflicts = self.open_conflicts().await?;
         let rematched = self.rematch(&items, &links, &locals).await?;
+        // New items are inserted many at a time (an initial pull brings thousands).
+        let mut creations: Vec<(local::NewItem, sync_links::Model)> = Vec::new();
         for item in items {
             let Some(remote_id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
@@ -555,23 +559,13 @@ impl Run<'_> {
                         link
                     }
                     _ => {
-                        let (id, version) =
-                            local::create(db, self.user_id, self.resource, &remote).await?;
-                        let link = self
-                            .store_link(id, &remote_id, etag, version, &remote)
-                            .await?;
-                        links.insert(remote_id.clone(), link);
-                        locals.insert(
-                            id,
-                            LocalItem {
-                                id,
-                                version,
-                                deleted: false,
-                                updated_at: Utc::now(),
-                                fields: remote,
-                            },
-                        );
-                        self.log.counts.created_locally += 1;
+                        let new = local::prepare(self.user_id, self.resource, &remote);
+                        let link = self.new_link(new.id(), &remote_id, etag, 1, &remote);
+                        links.insert(remote_id.clone(), link.clone());
+                        creations.push((new, link));
+                        if creations.len() >= CREATE_CHUNK {
+                            self.insert_created(std::mem::take(&mut creations)).await?;
+                        }
                         continue;
                     }
                 },
@@ -600,7 +594,59 @@ impl Run<'_> {
             self.apply_change(&link, &local_item, &remote, etag, modified)
                 .await?;
         }
+        self.insert_created(creations).await?;
         Ok(())
+    }
+
+    /// Inserts new local items and their links in one transaction.
+    async fn insert_created(
+        &mut self,
+        creations: Vec<(local::NewItem, sync_links::Model)>,
+    ) -> Result<(), Stop> {
+        if creations.is_empty() {
+            return Ok(());
+        }
+        let count = creations.len() as u64;
+        let (items, links): (Vec<_>, Vec<_>) = creations.into_iter().unzip();
+        let tx = self
+            .state
+            .db
+            .begin()
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        local::insert_all(&tx, items).await?;
+        for chunk in links.chunks(CREATE_CHUNK) {
+            sync_links::Entity::insert_many(
+                chunk.iter().cloned().map(sync_links::ActiveModel::from),
+            )
+            .exec(&tx)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        }
+        tx.commit().await.map_err(crate::error::ApiError::from)?;
+        self.log.counts.created_locally += count;
+        Ok(())
+    }
+
+    fn new_link(
+        &self,
+        local_id: Uuid,
+        remote_id: &str,
+        etag: Option<String>,
+        version: i64,
+        base: &Fields,
+    ) -> sync_links::Model {
+        sync_links::Model {
+            id: Uuid::now_v7(),
+            user_id: self.user_id,
+            resource: self.resource.as_str().to_owned(),
+            local_id,
+            remote_id: remote_id.to_owned(),
+            remote_etag: etag,
+            synced_version: version,
+            base_snapshot: Value::Object(base.clone()).to_string(),
+            last_synced_at: Utc::now().fixed_offset(),
+        }
     }
 
     /// Microsoft items that carry our local id: in `transactionId` (events) or in our open

@@ -69,16 +69,17 @@ pub async fn all(
     })
 }
 
-/// Creates a local item from Microsoft's fields; returns its id and version.
-///
-/// # Errors
-/// On database failure.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    resource: Resource,
-    f: &Fields,
-) -> ApiResult<(Uuid, i64)> {
+/// A new local item, ready to insert (see [`insert_all`]).
+#[derive(Debug)]
+pub enum NewItem {
+    /// A calendar event.
+    Event(calendar_events::Model),
+    /// A task.
+    Task(tasks::Model),
+}
+
+/// A new local item (version 1) with Microsoft's fields.
+pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
     let now = Utc::now().fixed_offset();
     let id = Uuid::now_v7();
     match resource {
@@ -107,7 +108,7 @@ pub async fn create(
                 deleted_at: None,
             };
             fields::event_into_local(f, &mut m);
-            calendar_events::ActiveModel::from(m).insert(db).await?;
+            NewItem::Event(m)
         }
         Resource::Tasks => {
             let mut m = tasks::Model {
@@ -128,9 +129,59 @@ pub async fn create(
                 deleted_at: None,
             };
             fields::task_into_local(f, &mut m);
-            tasks::ActiveModel::from(m).insert(db).await?;
+            NewItem::Task(m)
         }
     }
+}
+
+impl NewItem {
+    /// The new item's id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Event(m) => m.id,
+            Self::Task(m) => m.id,
+        }
+    }
+}
+
+/// Inserts new items, many rows per statement.
+///
+/// # Errors
+/// On database failure.
+pub async fn insert_all(db: &impl ConnectionTrait, items: Vec<NewItem>) -> ApiResult<()> {
+    let mut events = Vec::new();
+    let mut tasks_rows = Vec::new();
+    for item in items {
+        match item {
+            NewItem::Event(m) => events.push(calendar_events::ActiveModel::from(m)),
+            NewItem::Task(m) => tasks_rows.push(tasks::ActiveModel::from(m)),
+        }
+    }
+    // Well under both databases' limits on bound parameters per statement.
+    for chunk in events.chunks(400) {
+        calendar_events::Entity::insert_many(chunk.to_vec())
+            .exec(db)
+            .await?;
+    }
+    for chunk in tasks_rows.chunks(400) {
+        tasks::Entity::insert_many(chunk.to_vec()).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// Creates a local item from Microsoft's fields; returns its id and version.
+///
+/// # Errors
+/// On database failure.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    resource: Resource,
+    f: &Fields,
+) -> ApiResult<(Uuid, i64)> {
+    let item = prepare(user_id, resource, f);
+    let id = item.id();
+    insert_all(db, vec![item]).await?;
     Ok((id, 1))
 }
 
