@@ -5047,10 +5047,12 @@ Sends a `GET` request to `/api/v1/users/{id}/calendar-events`
 Arguments:
 - `id`: User id
 - `cursor`: The `next_cursor` of the previous page.
-- `from`: Only events ending after this instant (RFC 3339). All-day events span their dates
-from midnight UTC.
+- `from`: Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
+after `from` (an event without duration: starting at or after it). All-day events span
+their dates from midnight UTC to the midnight after their last day.
 - `limit`: Items per page, 1 to 500 (default 50).
-- `to`: Only events starting before this instant (RFC 3339).
+- `to`: End of the time range (RFC 3339, excluded): only events starting before `to`. A range
+whose `from` is after its `to` is empty.
 - `updated_since`: Only events changed at or after this instant (RFC 3339).
 */
     pub async fn list_calendar_events<'a>(

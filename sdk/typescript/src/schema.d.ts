@@ -1843,11 +1843,11 @@ export interface operations {
     };
     oauth_callback: {
         parameters: {
-            query?: {
+            query: {
                 /** @description Authorization code */
                 code?: string;
                 /** @description The state issued by Start Connect */
-                state?: string;
+                state: string;
                 /** @description OAuth error, e.g. `access_denied` */
                 error?: string;
                 /** @description Microsoft's description of the error */
@@ -3405,11 +3405,15 @@ export interface operations {
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: string;
                 /**
-                 * @description Only events ending after this instant (RFC 3339). All-day events span their dates
-                 *     from midnight UTC.
+                 * @description Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
+                 *     after `from` (an event without duration: starting at or after it). All-day events span
+                 *     their dates from midnight UTC to the midnight after their last day.
                  */
                 from?: string;
-                /** @description Only events starting before this instant (RFC 3339). */
+                /**
+                 * @description End of the time range (RFC 3339, excluded): only events starting before `to`. A range
+                 *     whose `from` is after its `to` is empty.
+                 */
                 to?: string;
                 /** @description Only events changed at or after this instant (RFC 3339). */
                 updated_since?: string;

@@ -32,10 +32,12 @@ pub struct EventListParams {
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
-    /// Only events ending after this instant (RFC 3339). All-day events span their dates
-    /// from midnight UTC.
+    /// Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
+    /// after `from` (an event without duration: starting at or after it). All-day events span
+    /// their dates from midnight UTC to the midnight after their last day.
     pub from: Option<DateTime<Utc>>,
-    /// Only events starting before this instant (RFC 3339).
+    /// End of the time range (RFC 3339, excluded): only events starting before `to`. A range
+    /// whose `from` is after its `to` is empty.
     pub to: Option<DateTime<Utc>>,
     /// Only events changed at or after this instant (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
