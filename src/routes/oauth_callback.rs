@@ -21,7 +21,7 @@ use crate::{
     tag = "microsoft",
     params(
         ("code" = Option<String>, Query, description = "Authorization code"),
-        ("state" = Option<String>, Query, description = "The state issued by Start Connect"),
+        ("state" = String, Query, description = "The state issued by Start Connect"),
         ("error" = Option<String>, Query, description = "OAuth error, e.g. `access_denied`"),
         ("error_description" = Option<String>, Query, description = "Microsoft's description of the error")
     ),
