@@ -8,14 +8,12 @@ use uuid::Uuid;
 use crate::{
     auth::AuthUser,
     domain::{
-        access::not_found,
         calendar_events::{
             self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
             UpdateCalendarEvent,
         },
         etag::if_match,
         pagination::Page,
-        users,
     },
     error::ApiResult,
     routes::{extract::JsonBody, json_with_etag},
@@ -27,11 +25,7 @@ use crate::{
 /// # Errors
 /// 404 when there is no such user or the caller may not see them.
 pub(crate) async fn owner(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<Uuid> {
-    let user = users::find_by_id(&state.db, id)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
-    Ok(user.id)
+    Ok(crate::routes::accessible_user(state, caller, id).await?.id)
 }
 
 /// Create a calendar event.

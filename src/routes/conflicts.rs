@@ -6,24 +6,12 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
-    domain::{
-        access::not_found,
-        pagination::{Page, PageParams},
-        users,
-    },
+    domain::pagination::{Page, PageParams},
     error::ApiResult,
-    routes::extract::JsonBody,
+    routes::{accessible_user, extract::JsonBody},
     startup::AppState,
     sync::conflicts::{self, ConflictView, ResolveConflict},
 };
-
-async fn target(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<entity::users::Model> {
-    let user = users::find_by_id(&state.db, id)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
-    Ok(user)
-}
 
 /// The user's unresolved conflicts, with both versions and their common base.
 #[utoipa::path(
@@ -39,7 +27,7 @@ pub async fn list_conflicts(
     id: web::Path<Uuid>,
     query: web::Query<PageParams>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     let page = query.parse()?;
     let rows = conflicts::list(&state.db, user.id, page).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id, |c| c)))
@@ -68,7 +56,7 @@ pub async fn resolve_conflict(
     body: JsonBody<ResolveConflict>,
 ) -> ApiResult<HttpResponse> {
     let (id, conflict_id) = path.into_inner();
-    let user = target(&state, &caller, id).await?;
+    let user = accessible_user(&state, &caller, id).await?;
     let resolved = conflicts::resolve(&state.db, user.id, conflict_id, body.0).await?;
     Ok(HttpResponse::Ok().json(resolved))
 }

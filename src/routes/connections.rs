@@ -10,13 +10,9 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
-    domain::{
-        access::not_found,
-        connections::{self, CheckResult, ConnectionView, StartedConnect},
-        users,
-    },
+    domain::connections::{self, CheckResult, ConnectionView, StartedConnect},
     error::{ApiError, ApiResult},
-    routes::extract::OptionalJsonBody,
+    routes::{accessible_user, extract::OptionalJsonBody},
     startup::AppState,
 };
 
@@ -38,14 +34,6 @@ pub struct DisconnectParams {
     pub purge: Option<bool>,
 }
 
-async fn target(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<entity::users::Model> {
-    let user = users::find_by_id(&state.db, id)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
-    Ok(user)
-}
-
 /// Start Connect: returns the Microsoft sign-in URL to open in a popup.
 #[utoipa::path(
     tag = "microsoft",
@@ -64,7 +52,7 @@ pub async fn start_connection(
     id: web::Path<Uuid>,
     body: OptionalJsonBody<StartConnect>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     let hint = body
         .0
         .unwrap_or_default()
@@ -96,7 +84,7 @@ pub async fn get_connection(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     Ok(HttpResponse::Ok().json(connections::view(&state, user.id, user.organization_id).await?))
 }
 
@@ -115,7 +103,7 @@ pub async fn delete_connection(
     id: web::Path<Uuid>,
     query: web::Query<DisconnectParams>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     connections::disconnect(&state, user.id, query.purge.unwrap_or(false)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -136,6 +124,6 @@ pub async fn check_connection(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     Ok(HttpResponse::Ok().json(connections::check(&state, user.id, user.organization_id).await?))
 }

@@ -96,6 +96,23 @@ pub fn configure(cfg: &mut ServiceConfig) {
         );
 }
 
+/// The user addressed by a `/users/{id}/...` path, if the caller may see them (their own
+/// account, their organization's users for an org admin, anyone for an admin).
+///
+/// # Errors
+/// 404 when there is no such user or the caller may not see them.
+pub async fn accessible_user(
+    state: &crate::startup::AppState,
+    caller: &crate::auth::AuthUser,
+    id: uuid::Uuid,
+) -> crate::error::ApiResult<entity::users::Model> {
+    let user = crate::domain::users::find_by_id_cached(&state.db, &state.caches.users, id)
+        .await?
+        .ok_or_else(|| crate::domain::access::not_found("user"))?;
+    caller.may_access_user(user.id, user.organization_id)?;
+    Ok(user)
+}
+
 /// A JSON response carrying the `ETag` of `version`.
 pub fn json_with_etag<T: Serialize>(
     status: actix_web::http::StatusCode,

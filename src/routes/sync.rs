@@ -11,12 +11,9 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
-    domain::{
-        access::not_found,
-        pagination::{Page, PageParams},
-        users,
-    },
+    domain::pagination::{Page, PageParams},
     error::{ApiError, ApiResult},
+    routes::accessible_user,
     startup::AppState,
     sync::{
         engine,
@@ -30,14 +27,6 @@ use crate::{
 pub struct SyncNowResult {
     /// One run per enabled resource.
     pub runs: Vec<RunView>,
-}
-
-async fn target(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<entity::users::Model> {
-    let user = users::find_by_id(&state.db, id)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
-    Ok(user)
 }
 
 /// Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
@@ -57,7 +46,7 @@ pub async fn sync_now(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     let mut result = SyncNowResult { runs: Vec::new() };
     for resource in [Resource::Calendar, Resource::Tasks] {
         let (enabled, _, _) = engine::effective(&state, user.id, resource).await?;
@@ -90,7 +79,7 @@ pub async fn list_sync_runs(
     id: web::Path<Uuid>,
     query: web::Query<PageParams>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     let page = query.parse()?;
     let rows = runs::list(&state.db, user.id, page).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |(id, _)| *id, |(_, view)| view)))
@@ -109,7 +98,7 @@ pub async fn confirm_deletions(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let user = target(&state, &caller, *id).await?;
+    let user = accessible_user(&state, &caller, *id).await?;
     for resource in [Resource::Calendar, Resource::Tasks] {
         let key = format!("{}:{}", user.id, resource.as_str());
         let now = Utc::now().fixed_offset();

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
-    domain::{organizations, settings::Scope, users},
+    domain::{organizations, settings::Scope},
     error::ApiResult,
     startup::AppState,
 };
@@ -33,10 +33,7 @@ pub async fn organization_scope(
 /// # Errors
 /// 404 for an unknown user or one the caller may not see.
 pub async fn user_scope(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
-    let user = users::find_by_id_cached(&state.db, &state.caches.users, id)
-        .await?
-        .ok_or_else(|| crate::domain::access::not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
+    let user = crate::routes::accessible_user(state, caller, id).await?;
     Ok(Scope::User {
         user_id: user.id,
         organization_id: user.organization_id,
