@@ -285,31 +285,12 @@ impl Run<'_> {
 
     /// A Graph `GET` with a valid token, retried when throttled or unavailable.
     async fn get(&mut self, url: &str, prefer: &[&str]) -> Result<Value, Stop> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let graph = self.state.graph.clone();
-            let result = tokens::call_graph(self.state, self.user_id, |token| {
-                let graph = graph.clone();
-                let url = url.to_owned();
-                let prefer: Vec<String> = prefer.iter().map(|p| (*p).to_owned()).collect();
-                async move {
-                    use secrecy::ExposeSecret;
-                    let prefer: Vec<&str> = prefer.iter().map(String::as_str).collect();
-                    graph.get_json(token.expose_secret(), &url, &prefer).await
-                }
-            })
-            .await;
-            match result {
-                Err(TokenFailure::Graph(e)) if e.is_transient() && attempt < ATTEMPTS => {
-                    self.wait(attempt, e.retry_after).await
-                }
-                Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => {
-                    self.wait(attempt, None).await
-                }
-                other => return other.map_err(Stop::from),
-            }
+        let mut notes = Vec::new();
+        let result = fetch(self.state, self.user_id, url, prefer, &mut notes).await;
+        for line in notes {
+            self.log.note(line);
         }
+        result
     }
 
     async fn wait(&mut self, attempt: u32, retry_after: Option<Duration>) {
@@ -450,11 +431,16 @@ impl Run<'_> {
             "odata.maxpagesize=200",
         ];
         let stored = self.sync_state().await?.and_then(|s| s.delta_link);
-        let mut url = stored.clone().unwrap_or_else(|| self.initial_delta_url());
         let mut resynced = stored.is_none();
-        let mut changes: Vec<Value> = Vec::new();
+        let mut pending = self
+            .get(
+                &stored.clone().unwrap_or_else(|| self.initial_delta_url()),
+                &prefer,
+            )
+            .await;
+        let mut st = self.pull_state().await?;
         let delta_link = loop {
-            let page = match self.get(&url, &prefer).await {
+            let page = match pending {
                 Ok(page) => page,
                 Err(Stop::Token(TokenFailure::Graph(e))) if is_resync(&e) && !resynced => {
                     self.log.note(format!(
@@ -462,72 +448,86 @@ impl Run<'_> {
                         e.code
                     ));
                     resynced = true;
-                    changes.clear();
-                    url = self.initial_delta_url();
+                    self.insert_created(std::mem::take(&mut st.creations))
+                        .await?;
+                    st = self.pull_state().await?;
+                    pending = self.get(&self.initial_delta_url(), &prefer).await;
                     continue;
                 }
                 Err(other) => return Err(other),
             };
-            changes.extend(
-                page.get("value")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            if let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) {
-                url = next.to_owned();
-            } else {
-                break page
-                    .get("@odata.deltaLink")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-            }
-        };
-        // The same item may come several times: its last state counts.
-        let mut latest: Vec<Value> = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for item in changes {
-            let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
-                continue;
-            };
-            match seen.get(&id) {
-                Some(&at) => latest[at] = item,
+            let items = page_items(&page);
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => {
+                    // Fetch the next page while this one is applied.
+                    let mut notes = Vec::new();
+                    let (fetched, applied) = tokio::join!(
+                        fetch(self.state, self.user_id, next, &prefer, &mut notes),
+                        self.apply_page(&mut st, items)
+                    );
+                    for line in notes {
+                        self.log.note(line);
+                    }
+                    applied?;
+                    pending = fetched;
+                }
                 None => {
-                    seen.insert(id, latest.len());
-                    latest.push(item);
+                    self.apply_page(&mut st, items).await?;
+                    break page
+                        .get("@odata.deltaLink")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                 }
             }
-        }
-        self.apply_remote(latest).await?;
+        };
+        self.insert_created(std::mem::take(&mut st.creations))
+            .await?;
         // Only now: every page is applied.
         self.save_state(delta_link, None, None).await?;
         Ok(())
     }
 
-    async fn apply_remote(&mut self, items: Vec<Value>) -> Result<(), Stop> {
-        let db = &self.state.db;
-        let mut links: HashMap<String, sync_links::Model> = self
+    async fn pull_state(&self) -> Result<PullState, Stop> {
+        let links = self
             .links()
             .await?
             .into_iter()
             .map(|l| (l.remote_id.clone(), l))
             .collect();
-        let locals: HashMap<Uuid, LocalItem> = local::all(db, self.user_id, self.resource)
+        let locals = local::all(&self.state.db, self.user_id, self.resource)
             .await?
             .into_iter()
             .map(|i| (i.id, i))
             .collect();
-        let conflicts = self.open_conflicts().await?;
-        let rematched = self.rematch(&items, &links, &locals).await?;
-        // New items are inserted many at a time (an initial pull brings thousands).
-        let mut creations: Vec<(local::NewItem, sync_links::Model)> = Vec::new();
+        Ok(PullState {
+            links,
+            locals,
+            conflicts: self.open_conflicts().await?,
+            creations: Vec::new(),
+            applied: HashSet::new(),
+        })
+    }
+
+    async fn apply_page(&mut self, st: &mut PullState, items: Vec<Value>) -> Result<(), Stop> {
+        let rematched = self.rematch(&items, &st.links, &st.locals).await?;
         for item in items {
             let Some(remote_id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
             };
-            if item.get("@removed").is_some() {
-                self.apply_removal(&remote_id, links.remove(&remote_id), &locals, &conflicts)
+            if !st.applied.insert(remote_id.clone()) {
+                // Sent again by a later page (a replay): what an earlier page wrote counts.
+                self.insert_created(std::mem::take(&mut st.creations))
                     .await?;
+                self.refresh(st, &remote_id).await?;
+            }
+            if item.get("@removed").is_some() {
+                self.apply_removal(
+                    &remote_id,
+                    st.links.remove(&remote_id),
+                    &st.locals,
+                    &st.conflicts,
+                )
+                .await?;
                 continue;
             }
             // Series occurrences and exceptions belong to their master (recurrence is synced
@@ -540,10 +540,10 @@ impl Run<'_> {
             }
             let remote = self.fields_of(&item);
             let etag = etag_of(&item);
-            let link = match links.get(&remote_id) {
+            let link = match st.links.get(&remote_id) {
                 Some(link) => link.clone(),
-                None => match rematched.get(&remote_id).and_then(|id| locals.get(id)) {
-                    Some(found) if !links.values().any(|l| l.local_id == found.id) => {
+                None => match rematched.get(&remote_id).and_then(|id| st.locals.get(id)) {
+                    Some(found) if !st.links.values().any(|l| l.local_id == found.id) => {
                         // Ours from a run that stopped before storing the link.
                         self.log
                             .note(format!("re-matched {remote_id} to local item {}", found.id));
@@ -555,16 +555,17 @@ impl Run<'_> {
                         let link = self
                             .store_link(found.id, &remote_id, etag.clone(), version, &remote)
                             .await?;
-                        links.insert(remote_id.clone(), link.clone());
+                        st.links.insert(remote_id.clone(), link.clone());
                         link
                     }
                     _ => {
                         let new = local::prepare(self.user_id, self.resource, &remote);
                         let link = self.new_link(new.id(), &remote_id, etag, 1, &remote);
-                        links.insert(remote_id.clone(), link.clone());
-                        creations.push((new, link));
-                        if creations.len() >= CREATE_CHUNK {
-                            self.insert_created(std::mem::take(&mut creations)).await?;
+                        st.links.insert(remote_id.clone(), link.clone());
+                        st.creations.push((new, link));
+                        if st.creations.len() >= CREATE_CHUNK {
+                            self.insert_created(std::mem::take(&mut st.creations))
+                                .await?;
                         }
                         continue;
                     }
@@ -574,10 +575,10 @@ impl Run<'_> {
                 self.log.counts.skipped_echoes += 1;
                 continue;
             }
-            let Some(local_item) = locals.get(&link.local_id).cloned() else {
+            let Some(local_item) = st.locals.get(&link.local_id).cloned() else {
                 continue;
             };
-            if conflicts.contains(&local_item.id) {
+            if st.conflicts.contains(&local_item.id) {
                 self.log.note(format!(
                     "{}: parked conflict, not synchronized",
                     local_item.id
@@ -594,7 +595,32 @@ impl Run<'_> {
             self.apply_change(&link, &local_item, &remote, etag, modified)
                 .await?;
         }
-        self.insert_created(creations).await?;
+        Ok(())
+    }
+
+    /// Reads again the link of `remote_id` and its local item.
+    async fn refresh(&self, st: &mut PullState, remote_id: &str) -> ApiResult<()> {
+        let link = sync_links::Entity::find()
+            .filter(sync_links::Column::UserId.eq(self.user_id))
+            .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+            .filter(sync_links::Column::RemoteId.eq(remote_id))
+            .one(&self.state.db)
+            .await?;
+        match link {
+            Some(link) => {
+                if let Some(item) = local::all(&self.state.db, self.user_id, self.resource)
+                    .await?
+                    .into_iter()
+                    .find(|i| i.id == link.local_id)
+                {
+                    st.locals.insert(item.id, item);
+                }
+                st.links.insert(remote_id.to_owned(), link);
+            }
+            None => {
+                st.links.remove(remote_id);
+            }
+        }
         Ok(())
     }
 
@@ -1276,6 +1302,80 @@ impl Run<'_> {
         }
         Ok(Settled::Done)
     }
+}
+
+/// A Graph `GET` with a valid token, retried when throttled or unavailable; the retries are
+/// noted in `notes`. Free of the run, so that a pull can fetch the next page while it applies
+/// the current one.
+async fn fetch(
+    state: &AppState,
+    user_id: Uuid,
+    url: &str,
+    prefer: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Value, Stop> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = tokens::call_graph(state, user_id, |token| {
+            let graph = state.graph.clone();
+            let url = url.to_owned();
+            let prefer: Vec<String> = prefer.iter().map(|p| (*p).to_owned()).collect();
+            async move {
+                use secrecy::ExposeSecret;
+                let prefer: Vec<&str> = prefer.iter().map(String::as_str).collect();
+                graph.get_json(token.expose_secret(), &url, &prefer).await
+            }
+        })
+        .await;
+        let retry_after = match result {
+            Err(TokenFailure::Graph(e)) if e.is_transient() && attempt < ATTEMPTS => e.retry_after,
+            Err(TokenFailure::Transient(_)) if attempt < ATTEMPTS => None,
+            other => return other.map_err(Stop::from),
+        };
+        let delay =
+            retry_after.map_or_else(|| backoff(attempt), |after| after.min(MAX_RETRY_AFTER));
+        notes.push(format!(
+            "throttled or unavailable: retrying in {} ms",
+            delay.as_millis()
+        ));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// What a pull knows while it applies pages: links, local items and parked conflicts, loaded
+/// once, and new items waiting to be inserted.
+struct PullState {
+    links: HashMap<String, sync_links::Model>,
+    locals: HashMap<Uuid, LocalItem>,
+    conflicts: HashSet<Uuid>,
+    creations: Vec<(local::NewItem, sync_links::Model)>,
+    /// Remote ids applied by earlier pages: one coming again is read afresh first.
+    applied: HashSet<String>,
+}
+
+fn page_items(page: &Value) -> Vec<Value> {
+    // The same item may come several times in a page: its last state counts.
+    let mut latest: Vec<Value> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in page
+        .get("value")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        match seen.get(&id) {
+            Some(&at) => latest[at] = item,
+            None => {
+                seen.insert(id, latest.len());
+                latest.push(item);
+            }
+        }
+    }
+    latest
 }
 
 /// A local change to send.
