@@ -1,38 +1,43 @@
-//! `POST /api/v1/auth/token` and bearer token checks.
+//! `POST /api/v1/auth/token` and bearer token checks, through the SDK (raw HTTP only to read
+//! a whole body and to send a non-bearer `Authorization` header).
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use m365_sync::domain::Role;
-use reqwest::{Method, StatusCode};
+use m365_sync_sdk::types;
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::helpers::{PASSWORD, problem, spawn_app};
+
+fn credentials(email: &str, password: &str) -> types::TokenRequest {
+    types::TokenRequest {
+        email: email.to_owned(),
+        password: password.to_owned(),
+    }
+}
 
 #[tokio::test]
 async fn token_is_issued_for_the_right_password() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let response = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(json!({"email": admin.email, "password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.body["token_type"], "Bearer");
-    assert_eq!(response.body["expires_in"], 3600);
-    assert_eq!(response.headers.get("cache-control").unwrap(), "no-store");
-    let me = app
-        .get(
-            "/api/v1/me",
-            response.body["access_token"].as_str().unwrap(),
-        )
-        .await;
-    assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.body["email"], admin.email.as_str());
-    assert_eq!(me.body["role"], "admin");
-    assert!(me.body.get("password_hash").is_none());
+        .sdk_anonymous()
+        .create_token(&credentials(&admin.email, PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+    let token = response.into_inner();
+    assert_eq!(token.token_type, "Bearer");
+    assert_eq!(token.expires_in, 3600);
+    let me = app.sdk(&token.access_token).get_me().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.email, admin.email);
+    assert_eq!(me.role, types::Role::Admin);
+    // The whole body, beyond what the SDK's type reads.
+    let raw = app.get("/api/v1/me", &token.access_token).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert!(raw.body.get("password_hash").is_none());
 }
 
 #[tokio::test]
@@ -44,15 +49,11 @@ async fn wrong_password_and_unknown_email_answer_the_same_401() {
         ("nobody@example.com", PASSWORD),
     ] {
         let response = app
-            .request(
-                Method::POST,
-                "/api/v1/auth/token",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
+            .sdk_anonymous()
+            .create_token(&credentials(email, password))
             .await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{email}");
-        assert_eq!(response.code(), "invalid_credentials", "{email}");
+        let problem = problem(response, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem.code, "invalid_credentials", "{email}");
     }
 }
 
@@ -75,21 +76,24 @@ async fn missing_malformed_forged_and_expired_tokens_are_refused() {
     )
     .unwrap();
 
-    let response = app.request(Method::GET, "/api/v1/me", None, None).await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(response.code(), "missing_token");
-    assert_eq!(response.headers.get("www-authenticate").unwrap(), "Bearer");
+    let response = problem(app.sdk_anonymous().get_me().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.code, "missing_token");
+    assert_eq!(
+        response.headers().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
 
     for (token, case) in [
         ("garbage", "garbage"),
         (forged.as_str(), "forged"),
         (expired.as_str(), "expired"),
     ] {
-        let response = app.get("/api/v1/me", token).await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{case}");
-        assert_eq!(response.code(), "invalid_token", "{case}");
+        let response = app.sdk(token).get_me().await;
+        let problem = problem(response, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem.code, "invalid_token", "{case}");
     }
 
+    // Not a bearer token: a header the SDK does not send.
     let basic = app
         .client
         .get(format!("{}/api/v1/me", app.address))
@@ -106,15 +110,14 @@ async fn a_deleted_users_token_stops_working_at_once() {
     let admin = app.admin().await;
     let org = app.organization(&admin, "Acme").await;
     let user = app.account(Role::User, Some(org)).await;
-    assert_eq!(
-        app.get("/api/v1/me", &user.token).await.status,
-        StatusCode::OK
-    );
+    let api = app.sdk(&user.token);
+    assert_eq!(api.get_me().await.unwrap().status(), StatusCode::OK);
     let deleted = app
-        .delete(&format!("/api/v1/users/{}", user.id), &admin.token)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let response = app.get("/api/v1/me", &user.token).await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(response.code(), "invalid_token");
+        .sdk(&admin.token)
+        .delete_user(&user.id, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let response = problem(api.get_me().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.code, "invalid_token");
 }

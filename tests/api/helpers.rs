@@ -1,4 +1,10 @@
 //! `spawn_app()`: the real server on a random port over a fresh database, and request helpers.
+//!
+//! Tests call the API through the generated Rust SDK (`m365-sync-sdk`, [`TestApp::sdk`])
+//! wherever it can express the call, so the OpenAPI contract is exercised on every run; the raw
+//! HTTP helpers ([`TestApp::request`] and friends) remain for what the SDK cannot send or read
+//! (malformed or invalid bodies it would refuse before sending, explicit `null` members of merge
+//! patches, the HTML OAuth callback, arbitrary headers).
 
 use std::net::TcpListener;
 
@@ -9,10 +15,11 @@ use m365_sync::{
     domain::{Role, users},
     startup::Application,
 };
+use m365_sync_sdk::{ResponseValue, types};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A password every test user gets.
@@ -254,7 +261,67 @@ pub struct Account {
     pub token: String,
 }
 
+/// The result of an SDK call.
+pub type SdkResult<T> = Result<ResponseValue<T>, m365_sync_sdk::Error<types::Problem>>;
+
+/// The problem of an SDK call that must fail with `status`: panics unless the service answered
+/// that status with an `application/problem+json` body the SDK could read.
+#[track_caller]
+pub fn problem<T: std::fmt::Debug>(
+    result: SdkResult<T>,
+    status: StatusCode,
+) -> ResponseValue<types::Problem> {
+    match result {
+        Err(m365_sync_sdk::Error::ErrorResponse(response)) => {
+            assert_eq!(response.status(), status, "{response:?}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/problem+json"),
+                "error responses are problem+json: {response:?}"
+            );
+            assert_eq!(
+                (*response).status,
+                i32::from(status.as_u16()),
+                "the problem's status is the response's"
+            );
+            response
+        }
+        other => panic!("expected a {status} problem, got {other:?}"),
+    }
+}
+
+/// The `ETag` header of an SDK response.
+#[track_caller]
+pub fn etag<T>(response: &ResponseValue<T>) -> String {
+    response
+        .headers()
+        .get("etag")
+        .expect("an ETag")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An SDK value as JSON (to compare it with `json!` literals).
+#[track_caller]
+pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
 impl TestApp {
+    /// An SDK client that sends `token` as its bearer token.
+    pub fn sdk(&self, token: &str) -> m365_sync_sdk::Client {
+        m365_sync_sdk::Client::with_token(&self.address, token).unwrap()
+    }
+
+    /// An SDK client without a token.
+    pub fn sdk_anonymous(&self) -> m365_sync_sdk::Client {
+        m365_sync_sdk::Client::anonymous(&self.address).unwrap()
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn request(
         &self,
@@ -366,11 +433,15 @@ impl TestApp {
                 ..Default::default()
             })
             .unwrap();
-        let body = json!({"client_id": registration.client_id, "client_secret": registration.client_secret, "tenant": "common"});
-        let response = self
-            .patch("/api/v1/settings/microsoft/application", &admin.token, body)
-            .await;
-        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        let patch = types::ApplicationSettingsPatch {
+            client_id: Some(registration.client_id.parse().unwrap()),
+            client_secret: Some(registration.client_secret.parse().unwrap()),
+            tenant: Some("common".parse().unwrap()),
+        };
+        self.sdk(&admin.token)
+            .update_global_application_settings(None, &patch)
+            .await
+            .unwrap();
         MailboxUser {
             admin,
             org,
@@ -384,12 +455,16 @@ impl TestApp {
 
     /// Runs the popup flow for `who` as a browser would and returns the callback's answer.
     pub async fn sign_in(&self, who: &MailboxUser, login_hint: &str) -> Response {
-        let path = format!("/api/v1/users/{}/microsoft/connection", who.user.id);
+        let body = types::StartConnect {
+            login_hint: Some(login_hint.to_owned()),
+        };
         let started = self
-            .post(&path, &who.user.token, json!({"login_hint": login_hint}))
-            .await;
-        assert_eq!(started.status, StatusCode::OK, "{started:?}");
-        let url = started.body["authorization_url"].as_str().unwrap();
+            .sdk(&who.user.token)
+            .start_connection(&who.user.id, Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(started.status(), StatusCode::OK, "{started:?}");
+        let url = &started.authorization_url;
         let redirect = self.client.get(url).send().await.unwrap();
         assert_eq!(
             redirect.status(),
@@ -410,20 +485,13 @@ impl TestApp {
 
     /// Signs in and returns the access token.
     pub async fn token(&self, email: &str, password: &str) -> String {
-        let response = self
-            .request(
-                Method::POST,
-                "/api/v1/auth/token",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(
-            response.status,
-            StatusCode::OK,
-            "sign-in failed: {response:?}"
-        );
-        response.body["access_token"].as_str().unwrap().to_owned()
+        let body = types::TokenRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
+        let response = self.sdk_anonymous().create_token(&body).await;
+        let token = response.unwrap_or_else(|e| panic!("sign-in failed: {e:?}"));
+        token.into_inner().access_token
     }
 
     /// Creates a user directly in the database and signs them in.
@@ -456,11 +524,16 @@ impl TestApp {
 
     /// Creates an organization through the API (as `admin`) and returns its id.
     pub async fn organization(&self, admin: &Account, name: &str) -> Uuid {
+        let body = types::CreateOrganization {
+            name: name.parse().unwrap(),
+        };
         let response = self
-            .post("/api/v1/organizations", &admin.token, json!({"name": name}))
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
-        response.body["id"].as_str().unwrap().parse().unwrap()
+            .sdk(&admin.token)
+            .create_organization(&body)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{response:?}");
+        response.into_inner().id
     }
 }
 

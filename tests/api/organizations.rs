@@ -1,79 +1,75 @@
-//! `/api/v1/organizations`.
+//! `/api/v1/organizations`, through the SDK.
+
+use std::num::NonZeroU64;
 
 use m365_sync::domain::Role;
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use m365_sync_sdk::types;
+use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{etag, problem, spawn_app, to_json};
+
+fn rename(name: &str) -> types::UpdateOrganization {
+    types::UpdateOrganization {
+        name: Some(name.parse().unwrap()),
+    }
+}
 
 #[tokio::test]
 async fn create_read_rename_and_delete_an_organization() {
     let app = spawn_app().await;
     let admin = app.admin().await;
+    let api = app.sdk(&admin.token);
 
-    let created = app
-        .post(
-            "/api/v1/organizations",
-            &admin.token,
-            json!({"name": "Acme"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED);
-    assert_eq!(created.body["name"], "Acme");
-    assert_eq!(created.etag(), "\"1\"");
-    let id = created.body["id"].as_str().unwrap();
-    assert_eq!(
-        uuid::Uuid::parse_str(id).unwrap().get_version_num(),
-        7,
-        "ids are UUID v7"
-    );
+    let created = api
+        .create_organization(&types::CreateOrganization {
+            name: "Acme".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.name, "Acme");
+    assert_eq!(etag(&created), "\"1\"");
+    let id = created.id;
+    assert_eq!(id.get_version_num(), 7, "ids are UUID v7");
 
-    let path = format!("/api/v1/organizations/{id}");
-    let read = app.get(&path, &admin.token).await;
-    assert_eq!(read.status, StatusCode::OK);
-    assert_eq!(read.body, created.body);
+    let read = api.get_organization(&id).await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(to_json(&read.into_inner()), to_json(&created.into_inner()));
 
-    let renamed = app
-        .patch(&path, &admin.token, json!({"name": "Acme Corp"}))
-        .await;
-    assert_eq!(renamed.status, StatusCode::OK);
-    assert_eq!(renamed.body["name"], "Acme Corp");
-    assert_eq!(renamed.etag(), "\"2\"");
+    let renamed = api
+        .update_organization(&id, None, &rename("Acme Corp"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert_eq!(renamed.name, "Acme Corp");
+    assert_eq!(etag(&renamed), "\"2\"");
 
-    assert_eq!(
-        app.delete(&path, &admin.token).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.get(&path, &admin.token).await.status,
-        StatusCode::NOT_FOUND
-    );
+    let deleted = api.delete_organization(&id, None).await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    problem(api.get_organization(&id).await, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn names_are_unique() {
     let app = spawn_app().await;
     let admin = app.admin().await;
+    let api = app.sdk(&admin.token);
     app.organization(&admin, "Acme").await;
     let other = app.organization(&admin, "Globex").await;
-    let duplicate = app
-        .post(
-            "/api/v1/organizations",
-            &admin.token,
-            json!({"name": "Acme"}),
-        )
+    let duplicate = api
+        .create_organization(&types::CreateOrganization {
+            name: "Acme".parse().unwrap(),
+        })
         .await;
-    assert_eq!(duplicate.status, StatusCode::CONFLICT);
-    assert_eq!(duplicate.code(), "organization_name_taken");
-    let rename = app
-        .patch(
-            &format!("/api/v1/organizations/{other}"),
-            &admin.token,
-            json!({"name": "Acme"}),
-        )
-        .await;
-    assert_eq!(rename.status, StatusCode::CONFLICT);
-    assert_eq!(rename.code(), "organization_name_taken");
+    assert_eq!(
+        problem(duplicate, StatusCode::CONFLICT).code,
+        "organization_name_taken"
+    );
+    let renamed = api.update_organization(&other, None, &rename("Acme")).await;
+    assert_eq!(
+        problem(renamed, StatusCode::CONFLICT).code,
+        "organization_name_taken"
+    );
 }
 
 #[tokio::test]
@@ -82,78 +78,58 @@ async fn an_organization_with_users_cannot_be_deleted() {
     let admin = app.admin().await;
     let org = app.organization(&admin, "Acme").await;
     app.account(Role::User, Some(org)).await;
-    let response = app
-        .delete(&format!("/api/v1/organizations/{org}"), &admin.token)
-        .await;
-    assert_eq!(response.status, StatusCode::CONFLICT);
-    assert_eq!(response.code(), "organization_not_empty");
+    let response = app.sdk(&admin.token).delete_organization(&org, None).await;
+    assert_eq!(
+        problem(response, StatusCode::CONFLICT).code,
+        "organization_not_empty"
+    );
 }
 
 #[tokio::test]
 async fn stale_if_match_is_refused_with_412() {
     let app = spawn_app().await;
     let admin = app.admin().await;
+    let api = app.sdk(&admin.token);
     let org = app.organization(&admin, "Acme").await;
-    let path = format!("/api/v1/organizations/{org}");
-    let url = format!("{}{path}", app.address);
-    let first = app
-        .client
-        .patch(&url)
-        .bearer_auth(&admin.token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"name": "B"}))
-        .send()
+    let first = api
+        .update_organization(&org, Some("\"1\""), &rename("B"))
         .await
         .unwrap();
     assert_eq!(first.status(), StatusCode::OK);
-    let stale = app
-        .client
-        .patch(&url)
-        .bearer_auth(&admin.token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"name": "C"}))
-        .send()
-        .await
-        .unwrap();
-    let stale = crate::helpers::read(stale).await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(stale.code(), "precondition_failed");
-    let delete = app
-        .client
-        .delete(&url)
-        .bearer_auth(&admin.token)
-        .header("if-match", "\"1\"")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), StatusCode::PRECONDITION_FAILED);
-    assert_eq!(app.get(&path, &admin.token).await.body["name"], "B");
+    let stale = api
+        .update_organization(&org, Some("\"1\""), &rename("C"))
+        .await;
+    assert_eq!(
+        problem(stale, StatusCode::PRECONDITION_FAILED).code,
+        "precondition_failed"
+    );
+    let delete = api.delete_organization(&org, Some("\"1\"")).await;
+    problem(delete, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(api.get_organization(&org).await.unwrap().name, "B");
 }
 
 #[tokio::test]
 async fn lists_page_through_every_organization_once() {
     let app = spawn_app().await;
     let admin = app.admin().await;
+    let api = app.sdk(&admin.token);
     let mut expected = Vec::new();
     for name in ["A", "B", "C", "D", "E"] {
-        expected.push(app.organization(&admin, name).await.to_string());
+        expected.push(app.organization(&admin, name).await);
     }
     let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<types::ListOrganizationsCursor> = None;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/organizations?limit=2&cursor={c}"),
-            None => "/api/v1/organizations?limit=2".to_owned(),
-        };
-        let page = app
-            .request(Method::GET, &path, Some(&admin.token), None)
-            .await;
-        assert_eq!(page.status, StatusCode::OK);
-        let items = page.body["items"].as_array().unwrap();
-        assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        let page = api
+            .list_organizations(cursor.as_ref(), NonZeroU64::new(2))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let page = page.into_inner();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|i| i.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next.parse().unwrap()),
             None => break,
         }
     }

@@ -1,13 +1,18 @@
 //! Azure application settings: fallback from organization to global, write-only secret.
+//!
+//! The SDK makes the calls it can express; raw HTTP sends what it cannot (an upper-case client
+//! id, which its UUID type writes in lower case; `null` members; invalid values it refuses to
+//! build) and reads whole bodies to prove that no secret member is ever returned.
 
 use entity::azure_app_settings;
 use m365_sync::crypto::Cipher;
+use m365_sync_sdk::types;
 use reqwest::StatusCode;
 use sea_orm::EntityTrait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{ENCRYPTION_KEY, spawn_app};
+use crate::helpers::{ENCRYPTION_KEY, etag, spawn_app, to_json};
 
 const CLIENT_ID: &str = "8a9f3c52-1b1e-4a38-9d6e-3f0b3a4c2d11";
 const SECRET: &str = "s3cr3t~value.that-must-never-leak";
@@ -72,15 +77,23 @@ async fn the_organization_falls_back_to_global_field_by_field() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let org = app.organization(&admin, "Acme").await;
-    app.patch(
-        "/api/v1/settings/microsoft/application",
-        &admin.token,
-        json!({"client_id": CLIENT_ID, "client_secret": SECRET, "tenant": "common"}),
-    )
-    .await;
+    let api = app.sdk(&admin.token);
+    let global = types::ApplicationSettingsPatch {
+        client_id: Some(CLIENT_ID.parse().unwrap()),
+        client_secret: Some(SECRET.parse().unwrap()),
+        tenant: Some("common".parse().unwrap()),
+    };
+    api.update_global_application_settings(None, &global)
+        .await
+        .unwrap();
     let path = format!("/api/v1/organizations/{org}/settings/microsoft/application");
 
-    let view = app.get(&path, &admin.token).await.body;
+    let view = to_json(
+        &api.get_organization_application_settings(&org)
+            .await
+            .unwrap()
+            .into_inner(),
+    );
     assert_eq!(view["scope"], "organization");
     assert_eq!(
         view["tenant"],
@@ -92,14 +105,17 @@ async fn the_organization_falls_back_to_global_field_by_field() {
     );
 
     let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-    let view = app
-        .patch(
-            &path,
-            &admin.token,
-            json!({"tenant": tenant, "client_secret": "org secret"}),
-        )
+    let patch = types::ApplicationSettingsPatch {
+        tenant: Some(tenant.parse().unwrap()),
+        client_secret: Some("org secret".parse().unwrap()),
+        ..Default::default()
+    };
+    let view = api
+        .update_organization_application_settings(&org, None, &patch)
         .await
-        .body;
+        .unwrap();
+    assert_eq!(view.status(), StatusCode::OK);
+    let view = to_json(&view.into_inner());
     assert_eq!(
         view["tenant"],
         json!({"value": tenant, "source": "organization", "overridden": true})
@@ -113,10 +129,12 @@ async fn the_organization_falls_back_to_global_field_by_field() {
         json!({"value": true, "source": "organization", "overridden": true})
     );
 
+    // `null` falls back to global: a member the SDK cannot send.
     let view = app
         .patch(&path, &admin.token, json!({"tenant": null}))
-        .await
-        .body;
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{view:?}");
+    let view = view.body;
     assert_eq!(
         view["tenant"],
         json!({"value": "common", "source": "global", "overridden": false})
@@ -127,6 +145,7 @@ async fn the_organization_falls_back_to_global_field_by_field() {
 async fn invalid_client_ids_and_tenants_are_refused() {
     let app = spawn_app().await;
     let admin = app.admin().await;
+    // Values the SDK refuses to send: the service must refuse them too.
     let response = app
         .patch(
             "/api/v1/settings/microsoft/application",
@@ -143,7 +162,9 @@ async fn invalid_client_ids_and_tenants_are_refused() {
         .collect();
     assert_eq!(pointers, ["/client_id", "/client_secret", "/tenant"]);
     let view = app
-        .get("/api/v1/settings/microsoft/application", &admin.token)
-        .await;
-    assert_eq!(view.etag(), "\"0\"", "nothing was written");
+        .sdk(&admin.token)
+        .get_global_application_settings()
+        .await
+        .unwrap();
+    assert_eq!(etag(&view), "\"0\"", "nothing was written");
 }

@@ -1,16 +1,37 @@
 //! Microsoft settings at three scopes: per-field inheritance, merge patch, ETags.
+//!
+//! Calls go through the SDK; patches with `null` members (which the SDK leaves out) and bodies
+//! the SDK refuses to build go as raw HTTP.
 
 use m365_sync::domain::Role;
+use m365_sync_sdk::{Client, types};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, TestApp, spawn_app};
+use crate::helpers::{Account, SdkResult, TestApp, etag, problem, spawn_app, to_json};
 
 struct Scopes {
     app: TestApp,
     admin: Account,
     org: uuid::Uuid,
     user: Account,
+    api: Client,
+}
+
+/// Which scope a call is about.
+#[derive(Clone, Copy, Debug)]
+enum Scope {
+    Global,
+    Organization,
+    User,
+}
+
+/// A typed merge patch from a JSON literal; panics when the SDK type would not send exactly
+/// that JSON (a `null` member, which it leaves out, needs [`Scopes::patch_raw`]).
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) -> T {
+    let patch: T = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(&to_json(&patch), body, "the SDK sends this patch as it is");
+    patch
 }
 
 impl Scopes {
@@ -19,36 +40,79 @@ impl Scopes {
         let admin = app.admin().await;
         let org = app.organization(&admin, "Acme").await;
         let user = app.account(Role::User, Some(org)).await;
+        let api = app.sdk(&admin.token);
         Self {
             app,
             admin,
             org,
             user,
+            api,
         }
     }
 
-    fn global(&self) -> String {
-        "/api/v1/settings/microsoft".to_owned()
+    fn path(&self, scope: Scope) -> String {
+        match scope {
+            Scope::Global => "/api/v1/settings/microsoft".to_owned(),
+            Scope::Organization => format!("/api/v1/organizations/{}/settings/microsoft", self.org),
+            Scope::User => format!("/api/v1/users/{}/settings/microsoft", self.user.id),
+        }
     }
 
-    fn organization(&self) -> String {
-        format!("/api/v1/organizations/{}/settings/microsoft", self.org)
+    /// `GET` of a scope's view through `api`.
+    async fn read(&self, api: &Client, scope: Scope) -> SdkResult<types::MicrosoftSettingsView> {
+        match scope {
+            Scope::Global => api.get_global_microsoft_settings().await,
+            Scope::Organization => api.get_organization_microsoft_settings(&self.org).await,
+            Scope::User => api.get_user_microsoft_settings(&self.user.id).await,
+        }
     }
 
-    fn user(&self) -> String {
-        format!("/api/v1/users/{}/settings/microsoft", self.user.id)
+    /// `PATCH` of a scope through `api` with a merge patch given as JSON.
+    async fn write(
+        &self,
+        api: &Client,
+        scope: Scope,
+        if_match: Option<&str>,
+        body: &Value,
+    ) -> SdkResult<types::MicrosoftSettingsView> {
+        match scope {
+            Scope::Global => {
+                api.update_global_microsoft_settings(if_match, &typed(body))
+                    .await
+            }
+            Scope::Organization => {
+                api.update_organization_microsoft_settings(&self.org, if_match, &typed(body))
+                    .await
+            }
+            Scope::User => {
+                api.update_user_microsoft_settings(&self.user.id, if_match, &typed(body))
+                    .await
+            }
+        }
     }
 
-    async fn patch(&self, path: &str, body: Value) -> Value {
-        let response = self.app.patch(path, &self.admin.token, body).await;
+    /// The admin patches a scope (through the SDK); answers the view as JSON.
+    async fn patch(&self, scope: Scope, body: Value) -> Value {
+        let response = self.write(&self.api, scope, None, &body).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{response:?}");
+        to_json(&response.into_inner())
+    }
+
+    /// The admin patches a scope over raw HTTP: for `null` members, which the SDK leaves out.
+    async fn patch_raw(&self, scope: Scope, body: Value) -> Value {
+        let response = self
+            .app
+            .patch(&self.path(scope), &self.admin.token, body)
+            .await;
         assert_eq!(response.status, StatusCode::OK, "{response:?}");
         response.body
     }
 
-    async fn get(&self, path: &str) -> Value {
-        let response = self.app.get(path, &self.admin.token).await;
-        assert_eq!(response.status, StatusCode::OK, "{response:?}");
-        response.body
+    /// The admin reads a scope (through the SDK); answers the view as JSON.
+    async fn get(&self, scope: Scope) -> Value {
+        let response = self.read(&self.api, scope).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{response:?}");
+        to_json(&response.into_inner())
     }
 }
 
@@ -59,27 +123,27 @@ fn leaf(value: impl Into<Value>, source: &str, overridden: bool) -> Value {
 #[tokio::test]
 async fn every_scope_shows_defaults_when_nothing_is_set() {
     let s = Scopes::new().await;
-    for (path, scope) in [
-        (s.global(), "global"),
-        (s.organization(), "organization"),
-        (s.user(), "user"),
+    for (scope, name) in [
+        (Scope::Global, "global"),
+        (Scope::Organization, "organization"),
+        (Scope::User, "user"),
     ] {
-        let view = s.get(&path).await;
-        assert_eq!(view["scope"], scope);
+        let view = s.get(scope).await;
+        assert_eq!(view["scope"], name);
         assert_eq!(
             view["sync_interval_minutes"],
             leaf(30, "default", false),
-            "{scope}"
+            "{name}"
         );
         assert_eq!(
             view["calendar"]["enabled"],
             leaf(false, "default", false),
-            "{scope}"
+            "{name}"
         );
         assert_eq!(
             view["tasks"]["direction"],
             leaf("bidirectional", "default", false),
-            "{scope}"
+            "{name}"
         );
         assert_eq!(
             view["calendar"]["conflict_resolution"],
@@ -88,7 +152,7 @@ async fn every_scope_shows_defaults_when_nothing_is_set() {
         assert_eq!(
             view["integrations"]["emails"],
             leaf(true, "default", false),
-            "{scope}"
+            "{name}"
         );
     }
 }
@@ -97,63 +161,63 @@ async fn every_scope_shows_defaults_when_nothing_is_set() {
 async fn each_field_falls_back_scope_by_scope() {
     let s = Scopes::new().await;
     // Arrange a value at each scope, one scope at a time, checking what each scope sees.
-    s.patch(&s.global(), json!({"sync_interval_minutes": 15}))
+    s.patch(Scope::Global, json!({"sync_interval_minutes": 15}))
         .await;
     assert_eq!(
-        s.get(&s.global()).await["sync_interval_minutes"],
+        s.get(Scope::Global).await["sync_interval_minutes"],
         leaf(15, "global", true)
     );
     assert_eq!(
-        s.get(&s.organization()).await["sync_interval_minutes"],
+        s.get(Scope::Organization).await["sync_interval_minutes"],
         leaf(15, "global", false)
     );
     assert_eq!(
-        s.get(&s.user()).await["sync_interval_minutes"],
+        s.get(Scope::User).await["sync_interval_minutes"],
         leaf(15, "global", false)
     );
 
-    s.patch(&s.organization(), json!({"sync_interval_minutes": 20}))
+    s.patch(Scope::Organization, json!({"sync_interval_minutes": 20}))
         .await;
     assert_eq!(
-        s.get(&s.organization()).await["sync_interval_minutes"],
+        s.get(Scope::Organization).await["sync_interval_minutes"],
         leaf(20, "organization", true)
     );
     assert_eq!(
-        s.get(&s.user()).await["sync_interval_minutes"],
+        s.get(Scope::User).await["sync_interval_minutes"],
         leaf(20, "organization", false)
     );
     assert_eq!(
-        s.get(&s.global()).await["sync_interval_minutes"],
+        s.get(Scope::Global).await["sync_interval_minutes"],
         leaf(15, "global", true)
     );
 
     let view = s
-        .patch(&s.user(), json!({"sync_interval_minutes": 25}))
+        .patch(Scope::User, json!({"sync_interval_minutes": 25}))
         .await;
     assert_eq!(view["sync_interval_minutes"], leaf(25, "user", true));
     assert_eq!(
-        s.get(&s.organization()).await["sync_interval_minutes"],
+        s.get(Scope::Organization).await["sync_interval_minutes"],
         leaf(20, "organization", true)
     );
 
     // null: "Use Organization", then "Use System", then the default.
     let view = s
-        .patch(&s.user(), json!({"sync_interval_minutes": null}))
+        .patch_raw(Scope::User, json!({"sync_interval_minutes": null}))
         .await;
     assert_eq!(
         view["sync_interval_minutes"],
         leaf(20, "organization", false)
     );
-    s.patch(&s.organization(), json!({"sync_interval_minutes": null}))
+    s.patch_raw(Scope::Organization, json!({"sync_interval_minutes": null}))
         .await;
     assert_eq!(
-        s.get(&s.user()).await["sync_interval_minutes"],
+        s.get(Scope::User).await["sync_interval_minutes"],
         leaf(15, "global", false)
     );
-    s.patch(&s.global(), json!({"sync_interval_minutes": null}))
+    s.patch_raw(Scope::Global, json!({"sync_interval_minutes": null}))
         .await;
     assert_eq!(
-        s.get(&s.user()).await["sync_interval_minutes"],
+        s.get(Scope::User).await["sync_interval_minutes"],
         leaf(30, "default", false)
     );
 }
@@ -162,17 +226,17 @@ async fn each_field_falls_back_scope_by_scope() {
 async fn nested_fields_merge_independently_across_scopes() {
     let s = Scopes::new().await;
     s.patch(
-        &s.global(),
+        Scope::Global,
         json!({"calendar": {"conflict_resolution": "most_recent_wins"}}),
     )
     .await;
     s.patch(
-        &s.organization(),
+        Scope::Organization,
         json!({"calendar": {"direction": "to_microsoft"}}),
     )
     .await;
     let view = s
-        .patch(&s.user(), json!({"calendar": {"enabled": true}}))
+        .patch(Scope::User, json!({"calendar": {"enabled": true}}))
         .await;
 
     assert_eq!(view["calendar"]["enabled"], leaf(true, "user", true));
@@ -193,11 +257,11 @@ async fn nested_fields_merge_independently_across_scopes() {
 
     // A null object removes all its members at this scope.
     s.patch(
-        &s.user(),
+        Scope::User,
         json!({"calendar": {"direction": "bidirectional"}}),
     )
     .await;
-    let view = s.patch(&s.user(), json!({"calendar": null})).await;
+    let view = s.patch_raw(Scope::User, json!({"calendar": null})).await;
     assert_eq!(view["calendar"]["enabled"], leaf(false, "default", false));
     assert_eq!(
         view["calendar"]["direction"],
@@ -208,10 +272,13 @@ async fn nested_fields_merge_independently_across_scopes() {
 #[tokio::test]
 async fn integrations_can_be_set_only_at_global_and_organization_scope() {
     let s = Scopes::new().await;
-    s.patch(&s.global(), json!({"integrations": {"emails": false}}))
+    s.patch(Scope::Global, json!({"integrations": {"emails": false}}))
         .await;
     let view = s
-        .patch(&s.organization(), json!({"integrations": {"tasks": false}}))
+        .patch(
+            Scope::Organization,
+            json!({"integrations": {"tasks": false}}),
+        )
         .await;
     assert_eq!(view["integrations"]["emails"], leaf(false, "global", false));
     assert_eq!(
@@ -219,14 +286,15 @@ async fn integrations_can_be_set_only_at_global_and_organization_scope() {
         leaf(false, "organization", true)
     );
     assert_eq!(
-        s.get(&s.user()).await["integrations"]["tasks"],
+        s.get(Scope::User).await["integrations"]["tasks"],
         leaf(false, "organization", false)
     );
 
+    // The SDK's user-scope patch has no `integrations`: the service must refuse it too.
     let response = s
         .app
         .patch(
-            &s.user(),
+            &s.path(Scope::User),
             &s.admin.token,
             json!({"integrations": {"tasks": true}}),
         )
@@ -238,67 +306,54 @@ async fn integrations_can_be_set_only_at_global_and_organization_scope() {
 #[tokio::test]
 async fn a_user_without_organization_falls_back_to_global() {
     let s = Scopes::new().await;
-    s.patch(&s.global(), json!({"tasks": {"enabled": true}}))
+    s.patch(Scope::Global, json!({"tasks": {"enabled": true}}))
         .await;
     let view = s
-        .get(&format!("/api/v1/users/{}/settings/microsoft", s.admin.id))
-        .await;
-    assert_eq!(view["tasks"]["enabled"], leaf(true, "global", false));
+        .api
+        .get_user_microsoft_settings(&s.admin.id)
+        .await
+        .unwrap();
+    assert_eq!(view.status(), StatusCode::OK);
+    assert_eq!(
+        to_json(&view.into_inner())["tasks"]["enabled"],
+        leaf(true, "global", false)
+    );
 }
 
 #[tokio::test]
 async fn etag_follows_the_scope_version_and_if_match_guards_changes() {
     let s = Scopes::new().await;
-    let url = format!("{}{}", s.app.address, s.user());
-    let first = s.app.get(&s.user(), &s.user.token).await;
-    assert_eq!(first.etag(), "\"0\"");
+    let user_api = s.app.sdk(&s.user.token);
+    let first = s.read(&user_api, Scope::User).await.unwrap();
+    assert_eq!(etag(&first), "\"0\"");
+    let enable = json!({"tasks": {"enabled": true}});
     let changed = s
-        .app
-        .patch(
-            &s.user(),
-            &s.user.token,
-            json!({"tasks": {"enabled": true}}),
-        )
-        .await;
-    assert_eq!(changed.etag(), "\"1\"");
+        .write(&user_api, Scope::User, None, &enable)
+        .await
+        .unwrap();
+    assert_eq!(etag(&changed), "\"1\"");
     let unchanged = s
-        .app
-        .patch(
-            &s.user(),
-            &s.user.token,
-            json!({"tasks": {"enabled": true}}),
-        )
-        .await;
+        .write(&user_api, Scope::User, None, &enable)
+        .await
+        .unwrap();
     assert_eq!(
-        unchanged.etag(),
+        etag(&unchanged),
         "\"1\"",
         "a patch that changes nothing writes nothing"
     );
 
+    let disable = json!({"tasks": {"enabled": false}});
     let stale = s
-        .app
-        .client
-        .patch(&url)
-        .bearer_auth(&s.user.token)
-        .header("if-match", "\"0\"")
-        .json(&json!({"tasks": {"enabled": false}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+        .write(&user_api, Scope::User, Some("\"0\""), &disable)
+        .await;
+    problem(stale, StatusCode::PRECONDITION_FAILED);
     let fresh = s
-        .app
-        .client
-        .patch(&url)
-        .bearer_auth(&s.user.token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"tasks": {"enabled": false}}))
-        .send()
+        .write(&user_api, Scope::User, Some("\"1\""), &disable)
         .await
         .unwrap();
     assert_eq!(fresh.status(), StatusCode::OK);
     assert_eq!(
-        s.get(&s.user()).await["tasks"]["enabled"],
+        s.get(Scope::User).await["tasks"]["enabled"],
         leaf(false, "user", true)
     );
 }
@@ -306,21 +361,25 @@ async fn etag_follows_the_scope_version_and_if_match_guards_changes() {
 #[tokio::test]
 async fn a_rejected_patch_changes_nothing() {
     let s = Scopes::new().await;
-    s.patch(&s.user(), json!({"sync_interval_minutes": 10}))
+    s.patch(Scope::User, json!({"sync_interval_minutes": 10}))
         .await;
-    let before = s.app.get(&s.user(), &s.admin.token).await;
+    let before = s.read(&s.api, Scope::User).await.unwrap();
+    // Bodies the SDK's types refuse to build: sent as raw HTTP for the service to refuse.
     for body in [
         json!({"sync_interval_minutes": 5, "calendar": {"direction": "sideways"}}),
         json!({"sync_interval_minutes": 0}),
         json!({"sync_interval_minutes": 5, "unknown": 1}),
         json!({"sync_interval_minutes": 5, "integrations": {"emails": true}}),
     ] {
-        let response = s.app.patch(&s.user(), &s.admin.token, body.clone()).await;
+        let response = s
+            .app
+            .patch(&s.path(Scope::User), &s.admin.token, body.clone())
+            .await;
         assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
-    let after = s.app.get(&s.user(), &s.admin.token).await;
-    assert_eq!(after.body, before.body);
-    assert_eq!(after.etag(), before.etag());
+    let after = s.read(&s.api, Scope::User).await.unwrap();
+    assert_eq!(etag(&after), etag(&before));
+    assert_eq!(to_json(&after.into_inner()), to_json(&before.into_inner()));
 }
 
 #[tokio::test]
@@ -333,14 +392,14 @@ async fn concurrent_patches_of_different_fields_all_apply() {
         json!({"tasks": {"enabled": true}}),
         json!({"tasks": {"conflict_resolution": "manual"}}),
     ];
-    let path = s.user();
     let requests = fields
         .iter()
-        .map(|body| s.app.patch(&path, &s.admin.token, body.clone()));
+        .map(|body| s.write(&s.api, Scope::User, None, body));
     for response in futures_util::future::join_all(requests).await {
-        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{response:?}");
     }
-    let view = s.get(&path).await;
+    let view = s.get(Scope::User).await;
     assert_eq!(view["sync_interval_minutes"]["value"], 42);
     assert_eq!(view["calendar"]["enabled"]["value"], true);
     assert_eq!(view["calendar"]["direction"]["value"], "from_microsoft");
