@@ -969,3 +969,83 @@ async fn random_edits_on_both_sides_with_faults_converge() {
     s.run().await;
     s.assert_in_sync(&format!("end (seed {seed})")).await;
 }
+
+#[tokio::test]
+async fn one_way_directions_resolve_both_sided_changes_the_same_whatever_the_strategy() {
+    // (direction, conflict resolution): in one-way sync the source side always wins.
+    let strategies = ["local_wins", "microsoft_wins", "most_recent_wins", "manual"];
+    for direction in ["to_microsoft", "from_microsoft"] {
+        for strategy in strategies {
+            let s = Sync::new(direction, strategy).await;
+            let id = if direction == "to_microsoft" {
+                s.create_local(Resource::Calendar, &local_event("Original", 23))
+                    .await
+            } else {
+                s.app
+                    .emulator
+                    .outlook()
+                    .create_event(&s.who.mailbox_id, event("Original", 23))
+                    .unwrap();
+                s.run().await;
+                s.local_events().await[0].id
+            };
+            s.run().await;
+            let remote_id = s.link(id).await.remote_id;
+            s.app
+                .emulator
+                .outlook()
+                .update_event(
+                    &s.who.mailbox_id,
+                    &remote_id,
+                    json!({"subject": "Microsoft title"}),
+                )
+                .unwrap();
+            local::update(
+                &s.app.db,
+                Resource::Calendar,
+                id,
+                &local_event("Local title", 23),
+            )
+            .await
+            .unwrap();
+            let runs = s.run().await;
+            assert_eq!(
+                runs[0]["outcome"], "succeeded",
+                "{direction}/{strategy}: {}",
+                runs[0]
+            );
+            let local = calendar_events::Entity::find_by_id(id)
+                .one(&s.app.db)
+                .await
+                .unwrap()
+                .unwrap();
+            let remote = s
+                .app
+                .emulator
+                .outlook()
+                .get_event(&s.who.mailbox_id, &remote_id)
+                .unwrap();
+            let (want_local, want_remote) = if direction == "to_microsoft" {
+                ("Local title", "Local title")
+            } else {
+                ("Microsoft title", "Microsoft title")
+            };
+            assert_eq!(
+                local.title, want_local,
+                "{direction}/{strategy}: local side"
+            );
+            assert_eq!(
+                remote["subject"], want_remote,
+                "{direction}/{strategy}: Microsoft side"
+            );
+            assert!(
+                entity::sync_conflicts::Entity::find()
+                    .all(&s.app.db)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{direction}/{strategy}: nothing parked"
+            );
+        }
+    }
+}
