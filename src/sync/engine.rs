@@ -482,8 +482,55 @@ impl Run<'_> {
         };
         self.insert_created(std::mem::take(&mut st.creations))
             .await?;
+        if resynced {
+            self.infer_deletions(&mut st).await?;
+        }
         // Only now: every page is applied.
         self.save_state(delta_link, None, None).await?;
+        Ok(())
+    }
+
+    /// After a full listing: a linked item that Microsoft no longer lists (and, for events,
+    /// that lies inside the window listed) was deleted while the delta token was not valid.
+    async fn infer_deletions(&mut self, st: &mut PullState) -> Result<(), Stop> {
+        let now = Utc::now();
+        let window = (
+            now - chrono::Duration::days(WINDOW_PAST_DAYS),
+            now + chrono::Duration::days(WINDOW_FUTURE_DAYS),
+        );
+        let missing: Vec<sync_links::Model> = st
+            .links
+            .iter()
+            .filter(|(remote_id, _)| !st.applied.contains(*remote_id))
+            .map(|(_, link)| link.clone())
+            .collect();
+        for link in missing {
+            if self.resource == Resource::Calendar {
+                let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+                let start = base.get("start").and_then(Value::as_str).and_then(|text| {
+                    DateTime::parse_from_rfc3339(text)
+                        .map(|t| t.with_timezone(&Utc))
+                        .ok()
+                        .or_else(|| {
+                            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                                .ok()
+                                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                                .map(|t| t.and_utc())
+                        })
+                });
+                if !start.is_some_and(|t| t >= window.0 && t < window.1) {
+                    continue;
+                }
+            }
+            self.log.note(format!(
+                "{}: no longer listed by Microsoft: deleted there",
+                link.local_id
+            ));
+            let remote_id = link.remote_id.clone();
+            st.links.remove(&remote_id);
+            self.apply_removal(&remote_id, Some(link), &st.locals, &st.conflicts)
+                .await?;
+        }
         Ok(())
     }
 

@@ -1049,3 +1049,37 @@ async fn one_way_directions_resolve_both_sided_changes_the_same_whatever_the_str
         }
     }
 }
+
+#[tokio::test]
+async fn a_resync_finds_items_deleted_while_the_delta_token_was_not_valid() {
+    let s = Sync::new("bidirectional", "local_wins").await;
+    let keep = s
+        .create_local(Resource::Calendar, &local_event("Keep", 24))
+        .await;
+    let gone = s
+        .create_local(Resource::Calendar, &local_event("Gone", 25))
+        .await;
+    let task = s
+        .create_local(Resource::Tasks, &local_task("Gone task"))
+        .await;
+    s.run().await;
+    s.app
+        .emulator
+        .outlook()
+        .delete_event(&s.who.mailbox_id, &s.link(gone).await.remote_id)
+        .unwrap();
+    s.app
+        .emulator
+        .outlook()
+        .delete_task(&s.who.mailbox_id, None, &s.link(task).await.remote_id)
+        .unwrap();
+    // The deletions happen while the delta state is lost: only a full listing can tell.
+    s.app.emulator.expire_delta_tokens(Some(&s.who.mailbox_id));
+    let runs = s.run().await;
+    assert_eq!(runs[0]["counts"]["deleted_locally"], 1, "{}", runs[0]);
+    assert_eq!(runs[1]["counts"]["deleted_locally"], 1, "{}", runs[1]);
+    let events: Vec<Uuid> = s.local_events().await.into_iter().map(|e| e.id).collect();
+    assert_eq!(events, [keep]);
+    assert!(s.local_tasks().await.is_empty());
+    s.assert_in_sync("after the resync").await;
+}
