@@ -311,6 +311,16 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap()
 }
 
+/// An SDK request body from a JSON literal; panics when the SDK's type would not send exactly
+/// that JSON (it leaves out `null` members and rewrites values it parses, such as an instant's
+/// offset): such bodies go as raw HTTP.
+#[track_caller]
+pub fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) -> T {
+    let typed: T = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(&to_json(&typed), body, "the SDK sends this body as it is");
+    typed
+}
+
 impl TestApp {
     /// An SDK client that sends `token` as its bearer token.
     pub fn sdk(&self, token: &str) -> m365_sync_sdk::Client {

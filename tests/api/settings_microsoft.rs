@@ -8,7 +8,7 @@ use m365_sync_sdk::{Client, types};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, SdkResult, TestApp, etag, problem, spawn_app, to_json};
+use crate::helpers::{Account, SdkResult, TestApp, etag, problem, spawn_app, to_json, typed};
 
 struct Scopes {
     app: TestApp,
@@ -24,14 +24,6 @@ enum Scope {
     Global,
     Organization,
     User,
-}
-
-/// A typed merge patch from a JSON literal; panics when the SDK type would not send exactly
-/// that JSON (a `null` member, which it leaves out, needs [`Scopes::patch_raw`]).
-fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) -> T {
-    let patch: T = serde_json::from_value(body.clone()).unwrap();
-    assert_eq!(&to_json(&patch), body, "the SDK sends this patch as it is");
-    patch
 }
 
 impl Scopes {
