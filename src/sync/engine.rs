@@ -528,7 +528,7 @@ impl Run<'_> {
             ));
             let remote_id = link.remote_id.clone();
             st.links.remove(&remote_id);
-            self.apply_removal(&remote_id, Some(link), &st.locals, &st.conflicts)
+            self.apply_removal(Some(link), &st.locals, &st.conflicts)
                 .await?;
         }
         Ok(())
@@ -568,13 +568,8 @@ impl Run<'_> {
                 self.refresh(st, &remote_id).await?;
             }
             if item.get("@removed").is_some() {
-                self.apply_removal(
-                    &remote_id,
-                    st.links.remove(&remote_id),
-                    &st.locals,
-                    &st.conflicts,
-                )
-                .await?;
+                self.apply_removal(st.links.remove(&remote_id), &st.locals, &st.conflicts)
+                    .await?;
                 continue;
             }
             // Series occurrences and exceptions belong to their master (recurrence is synced
@@ -797,7 +792,6 @@ impl Run<'_> {
 
     async fn apply_removal(
         &mut self,
-        remote_id: &str,
         link: Option<sync_links::Model>,
         locals: &HashMap<Uuid, LocalItem>,
         conflicts: &HashSet<Uuid>,
@@ -836,7 +830,6 @@ impl Run<'_> {
         if !item.deleted {
             self.log.counts.deleted_locally += 1;
         }
-        let _ = remote_id;
         Ok(())
     }
 

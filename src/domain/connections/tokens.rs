@@ -136,8 +136,7 @@ fn graph_failure(err: GraphError) -> TokenFailure {
     }
 }
 
-fn usable(state: &AppState, row: &connection::Model) -> Result<(), TokenFailure> {
-    let _ = state;
+fn usable(row: &connection::Model) -> Result<(), TokenFailure> {
     match ConnectionStatus::parse(&row.status) {
         _ if row.refresh_token_encrypted.is_none() => Err(TokenFailure::NotConnected),
         ConnectionStatus::Connected => Ok(()),
@@ -205,7 +204,7 @@ async fn load(state: &AppState, user_id: Uuid) -> Result<connection::Model, Toke
     let row = find(&state.db, user_id)
         .await?
         .ok_or(TokenFailure::NotConnected)?;
-    usable(state, &row)?;
+    usable(&row)?;
     Ok(row)
 }
 
