@@ -694,66 +694,68 @@ async fn events_are_visible_to_their_user_and_admins_only() {
     let colleague = f.app.account(Role::User, Some(f.org)).await;
     let other_org = f.app.organization(&admin, "Other").await;
     let other_admin = f.app.account(Role::OrgAdmin, Some(other_org)).await;
-    let path = f.event(&id);
-    let list = f.events();
-    let body = all_day("New", "2026-01-02", "2026-01-02");
-    for (who, token, expected) in [
-        ("the user", &f.user.token, StatusCode::OK),
-        ("their org admin", &org_admin.token, StatusCode::OK),
-        ("an admin", &admin.token, StatusCode::OK),
-        ("a colleague", &colleague.token, StatusCode::NOT_FOUND),
-        (
-            "another org's admin",
-            &other_admin.token,
-            StatusCode::NOT_FOUND,
-        ),
+    let user = f.user.id;
+    let event: Uuid = id.parse().unwrap();
+    let title: types::UpdateCalendarEvent = typed(&json!({"title": "X"}));
+    let body: types::CreateCalendarEvent = typed(&all_day("New", "2026-01-02", "2026-01-02"));
+    for (who, token, visible) in [
+        ("the user", &f.user.token, true),
+        ("their org admin", &org_admin.token, true),
+        ("an admin", &admin.token, true),
+        ("a colleague", &colleague.token, false),
+        ("another org's admin", &other_admin.token, false),
     ] {
-        assert_eq!(
-            f.app.get(&path, token).await.status,
-            expected,
-            "{who} reads"
-        );
-        assert_eq!(
-            f.app.get(&list, token).await.status,
-            expected,
-            "{who} lists"
-        );
-        let patch = f.app.patch(&path, token, json!({"title": "X"})).await;
-        assert_eq!(patch.status, expected, "{who} updates");
-        let create = f.app.post(&list, token, body.clone()).await;
-        let created = if expected == StatusCode::OK {
-            StatusCode::CREATED
+        let api = f.app.sdk(token);
+        let read = api.get_calendar_event(&user, &event).await;
+        let list = api
+            .list_calendar_events(&user, None, None, None, None, None)
+            .await;
+        let patch = api.update_calendar_event(&user, &event, None, &title).await;
+        let create = api.create_calendar_event(&user, &body).await;
+        if visible {
+            assert_eq!(read.unwrap().status(), StatusCode::OK, "{who} reads");
+            assert_eq!(list.unwrap().status(), StatusCode::OK, "{who} lists");
+            assert_eq!(patch.unwrap().status(), StatusCode::OK, "{who} updates");
+            assert_eq!(
+                create.unwrap().status(),
+                StatusCode::CREATED,
+                "{who} creates"
+            );
         } else {
-            expected
-        };
-        assert_eq!(create.status, created, "{who} creates");
+            problem(read, StatusCode::NOT_FOUND);
+            problem(list, StatusCode::NOT_FOUND);
+            problem(patch, StatusCode::NOT_FOUND);
+            problem(create, StatusCode::NOT_FOUND);
+        }
     }
-    let denied = f.app.delete(&path, &other_admin.token).await;
-    assert_eq!(denied.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        f.app.delete(&path, &org_admin.token).await.status,
-        StatusCode::NO_CONTENT
-    );
+    let denied = f
+        .app
+        .sdk(&other_admin.token)
+        .delete_calendar_event(&user, &event, None)
+        .await;
+    problem(denied, StatusCode::NOT_FOUND);
+    let deleted = f
+        .app
+        .sdk(&org_admin.token)
+        .delete_calendar_event(&user, &event, None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let others = f
         .app
-        .get(
-            &format!("/api/v1/users/{}/calendar-events", colleague.id),
-            &colleague.token,
-        )
-        .await;
-    assert_eq!(
-        others.body["items"],
-        json!([]),
-        "each user has their own events"
+        .sdk(&colleague.token)
+        .list_calendar_events(&colleague.id, None, None, None, None, None)
+        .await
+        .unwrap();
+    assert!(others.items.is_empty(), "each user has their own events");
+    problem(
+        f.get(&Uuid::now_v7().to_string()).await,
+        StatusCode::NOT_FOUND,
     );
-    let unknown = format!("{}/{}", list, Uuid::now_v7());
-    assert_eq!(
-        f.app.get(&unknown, &f.user.token).await.status,
-        StatusCode::NOT_FOUND
-    );
+    // A malformed id, which the SDK's UUID type cannot send.
     assert_eq!(
         f.app
-            .get(&format!("{list}/not-a-uuid"), &f.user.token)
+            .get(&format!("{}/not-a-uuid", f.events()), &f.user.token)
             .await
             .status,
         StatusCode::NOT_FOUND

@@ -1,4 +1,5 @@
-//! Probes, docs and the 404/405 fallback.
+//! Probes (through the SDK), docs and the 404/405 fallback (raw HTTP: Swagger UI's page, the
+//! document and requests outside the contract).
 
 use reqwest::{Method, StatusCode};
 
@@ -7,10 +8,13 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
     let app = spawn_app().await;
-    for path in ["/healthz", "/readyz"] {
-        let response = app.request(Method::GET, path, None, None).await;
-        assert_eq!(response.status, StatusCode::OK, "{path}");
-        assert_eq!(response.body["status"], "ok", "{path}");
+    let api = app.sdk_anonymous();
+    for (path, response) in [
+        ("/healthz", api.healthz().await.unwrap()),
+        ("/readyz", api.readyz().await.unwrap()),
+    ] {
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.status, "ok", "{path}");
     }
 }
 
