@@ -4,13 +4,15 @@
 use entity::{microsoft_connections, oauth_states};
 use graph_emulator::{Fault, FaultSpec, UserSpec};
 use m365_sync::{crypto::Cipher, domain::Role};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Account, ENCRYPTION_KEY, Response, TestApp, logs, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Account, ENCRYPTION_KEY, Response, TestApp, logs, problem, spawn_app, spawn_app_with,
+};
 
 /// An organization with an Azure application configured, a user, and a mailbox.
 struct Fixture {
@@ -57,6 +59,21 @@ struct Flow {
 impl Fixture {
     fn connection_path(&self) -> String {
         format!("/api/v1/users/{}/microsoft/connection", self.user.id)
+    }
+
+    /// Sets the global Azure application's client secret through the SDK.
+    async fn set_secret(&self, secret: &str) {
+        let patch = m365_sync_sdk::types::ApplicationSettingsPatch {
+            client_secret: Some(secret.parse().unwrap()),
+            ..Default::default()
+        };
+        let response = self
+            .app
+            .sdk(&self.admin.token)
+            .update_global_application_settings(None, &patch)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     /// Starts Connect through the SDK and returns the authorization URL.
@@ -336,29 +353,27 @@ async fn connect_without_complete_application_settings_is_400() {
     let admin = app.admin().await;
     let org = app.organization(&admin, "Acme").await;
     let user = app.account(Role::User, Some(org)).await;
-    app.patch(
-        "/api/v1/settings/microsoft/application",
-        &admin.token,
-        json!({"client_id": Uuid::new_v4(), "tenant": "common"}),
-    )
-    .await;
-    let response = app
-        .request(
-            Method::POST,
-            &format!("/api/v1/users/{}/microsoft/connection", user.id),
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert_eq!(response.code(), "microsoft_app_not_configured");
-    let status = app
-        .get(
-            &format!("/api/v1/users/{}/microsoft/connection", user.id),
-            &user.token,
-        )
-        .await;
-    assert_eq!(status.body["status"], "not_connected");
+    // A client id and a tenant, but no secret.
+    let patch = m365_sync_sdk::types::ApplicationSettingsPatch {
+        client_id: Some(Uuid::new_v4()),
+        tenant: Some("common".parse().unwrap()),
+        ..Default::default()
+    };
+    app.sdk(&admin.token)
+        .update_global_application_settings(None, &patch)
+        .await
+        .unwrap();
+    let api = app.sdk(&user.token);
+    let response = problem(
+        api.start_connection(&user.id, None).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(response.code, "microsoft_app_not_configured");
+    let status = api.get_connection(&user.id).await.unwrap();
+    assert_eq!(
+        status.status,
+        m365_sync_sdk::types::ConnectionStatus::NotConnected
+    );
 }
 
 #[tokio::test]
@@ -485,13 +500,7 @@ async fn a_wrong_verifier_is_refused_by_microsoft_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_bad_client_secret_fails_the_connect_and_later_marks_the_app_misconfigured() {
     let f = fixture().await;
-    f.app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &f.admin.token,
-            json!({"client_secret": "wrong-secret-value"}),
-        )
-        .await;
+    f.set_secret("wrong-secret-value").await;
     let flow = f.sign_in_as(&f.upn).await;
     assert_eq!(flow.page.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -502,21 +511,9 @@ async fn a_bad_client_secret_fails_the_connect_and_later_marks_the_app_misconfig
     assert_eq!(f.status().await["status"], "not_connected");
 
     // Connected with the right secret; then the secret is changed to a wrong one.
-    f.app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &f.admin.token,
-            json!({"client_secret": f.client_secret}),
-        )
-        .await;
+    f.set_secret(&f.client_secret).await;
     f.connect().await;
-    f.app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &f.admin.token,
-            json!({"client_secret": "wrong-secret-value"}),
-        )
-        .await;
+    f.set_secret("wrong-secret-value").await;
     assert_eq!(
         f.status().await["status"],
         "connected",
@@ -530,13 +527,7 @@ async fn a_bad_client_secret_fails_the_connect_and_later_marks_the_app_misconfig
     assert_eq!(check["error"]["aadsts"], "7000215");
 
     // Fixing the secret gives the connection another chance.
-    f.app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &f.admin.token,
-            json!({"client_secret": f.client_secret}),
-        )
-        .await;
+    f.set_secret(&f.client_secret).await;
     assert_eq!(f.status().await["status"], "connected");
     assert_eq!(f.check().await["ok"], true);
     f.assert_secrets_hidden(&[&check, &flow.page.body]).await;
@@ -597,11 +588,12 @@ async fn concurrent_callers_share_one_refresh() {
     f.connect().await;
     let version = f.row().await.token_version;
     f.age_access_token().await;
-    let path = format!("{}/check", f.connection_path());
-    let checks = (0..8).map(|_| f.app.post(&path, &f.user.token, json!({})));
+    let api = f.app.sdk(&f.user.token);
+    let checks = (0..8).map(|_| api.check_connection(&f.user.id));
     for response in futures_util::future::join_all(checks).await {
-        assert_eq!(response.status, StatusCode::OK);
-        assert_eq!(response.body["ok"], true, "{:?}", response.body);
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.ok, "{response:?}");
     }
     assert_eq!(
         f.row().await.token_version,
@@ -636,24 +628,20 @@ async fn a_transient_503_on_the_token_endpoint_is_retried() {
 async fn changing_the_client_id_or_tenant_requires_reconnecting_but_the_secret_alone_does_not() {
     let f = fixture().await;
     f.connect().await;
-    f.app
-        .patch(
-            "/api/v1/settings/microsoft/application",
-            &f.admin.token,
-            json!({"client_secret": f.client_secret.clone()}),
-        )
-        .await;
+    f.set_secret(&f.client_secret).await;
     assert_eq!(f.status().await["status"], "connected");
 
-    let path = format!(
-        "/api/v1/organizations/{}/settings/microsoft/application",
-        f.org
-    );
+    let patch = m365_sync_sdk::types::ApplicationSettingsPatch {
+        tenant: Some("organizations".parse().unwrap()),
+        ..Default::default()
+    };
     let response = f
         .app
-        .patch(&path, &f.admin.token, json!({"tenant": "organizations"}))
-        .await;
-    assert_eq!(response.status, StatusCode::OK);
+        .sdk(&f.admin.token)
+        .update_organization_application_settings(&f.org, None, &patch)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     let status = f.status().await;
     assert_eq!(status["status"], "reauth_required");
     assert_eq!(status["last_error"]["code"], "application_changed");
@@ -689,9 +677,10 @@ async fn disconnect_is_idempotent_and_forgets_the_tokens() {
     let f = fixture().await;
     f.connect().await;
     let (access, refresh) = f.tokens().await;
+    let api = f.app.sdk(&f.user.token);
     for _ in 0..2 {
-        let response = f.app.delete(&f.connection_path(), &f.user.token).await;
-        assert_eq!(response.status, StatusCode::NO_CONTENT);
+        let response = api.delete_connection(&f.user.id, None).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     assert_eq!(f.status().await["status"], "not_connected");
     let row = f.row().await;
@@ -699,25 +688,11 @@ async fn disconnect_is_idempotent_and_forgets_the_tokens() {
     assert!(
         !f.app.raw_database_contains(&access).await && !f.app.raw_database_contains(&refresh).await
     );
-    let check = f
-        .app
-        .post(
-            &format!("{}/check", f.connection_path()),
-            &f.user.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(check.status, StatusCode::CONFLICT);
-    assert_eq!(check.code(), "not_connected");
+    let check = problem(api.check_connection(&f.user.id).await, StatusCode::CONFLICT);
+    assert_eq!(check.code, "not_connected");
 
-    let purge = f
-        .app
-        .delete(
-            &format!("{}?purge=true", f.connection_path()),
-            &f.user.token,
-        )
-        .await;
-    assert_eq!(purge.status, StatusCode::NO_CONTENT);
+    let purge = api.delete_connection(&f.user.id, Some(true)).await.unwrap();
+    assert_eq!(purge.status(), StatusCode::NO_CONTENT);
     assert!(
         microsoft_connections::Entity::find_by_id(f.user.id)
             .one(&f.app.db)
@@ -734,24 +709,22 @@ async fn only_the_user_their_org_admins_and_admins_manage_a_connection() {
     let outsider = f.app.account(Role::OrgAdmin, Some(other_org)).await;
     let colleague = f.app.account(Role::User, Some(f.org)).await;
     let org_admin = f.app.account(Role::OrgAdmin, Some(f.org)).await;
-    let path = f.connection_path();
-    for (who, expected) in [
-        (&outsider, StatusCode::NOT_FOUND),
-        (&colleague, StatusCode::NOT_FOUND),
-        (&org_admin, StatusCode::OK),
-        (&f.admin, StatusCode::OK),
+    for (who, allowed) in [
+        (&outsider, false),
+        (&colleague, false),
+        (&org_admin, true),
+        (&f.admin, true),
     ] {
-        assert_eq!(
-            f.app.get(&path, &who.token).await.status,
-            expected,
-            "{}",
-            who.email
-        );
-        let start = f
-            .app
-            .request(Method::POST, &path, Some(&who.token), None)
-            .await;
-        assert_eq!(start.status, expected, "{}", who.email);
+        let api = f.app.sdk(&who.token);
+        let status = api.get_connection(&f.user.id).await;
+        let start = api.start_connection(&f.user.id, None).await;
+        if allowed {
+            assert_eq!(status.unwrap().status(), StatusCode::OK, "{}", who.email);
+            assert_eq!(start.unwrap().status(), StatusCode::OK, "{}", who.email);
+        } else {
+            problem(status, StatusCode::NOT_FOUND);
+            problem(start, StatusCode::NOT_FOUND);
+        }
     }
 }
 

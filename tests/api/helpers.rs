@@ -366,10 +366,6 @@ impl TestApp {
             .await
     }
 
-    pub async fn delete(&self, path: &str, token: &str) -> Response {
-        self.request(Method::DELETE, path, Some(token), None).await
-    }
-
     /// Whether `needle` appears in clear anywhere in the database: the SQLite files (database
     /// and write-ahead log) byte by byte, or every row of every table as text on PostgreSQL.
     pub async fn raw_database_contains(&self, needle: &str) -> bool {
