@@ -321,6 +321,21 @@ pub fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) ->
     typed
 }
 
+/// A JSON value without its `null` members (as the SDK's types serialise an absent value).
+pub fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
 impl TestApp {
     /// An SDK client that sends `token` as its bearer token.
     pub fn sdk(&self, token: &str) -> m365_sync_sdk::Client {

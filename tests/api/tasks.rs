@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Account, Response, SdkResult, TestApp, etag, problem, spawn_app, to_json, typed,
+    Account, Response, SdkResult, TestApp, etag, problem, spawn_app, to_json, typed, without_nulls,
 };
 
 /// An app with a user in an organization, who owns the tasks.
@@ -461,19 +461,4 @@ async fn concurrent_patches_without_if_match_all_apply() {
 /// An RFC 3339 instant.
 fn instant(text: &str) -> chrono::DateTime<chrono::Utc> {
     text.parse().unwrap()
-}
-
-/// A JSON value without its `null` members (as the SDK's types serialise an absent value).
-fn without_nulls(value: Value) -> Value {
-    match value {
-        Value::Object(members) => Value::Object(
-            members
-                .into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, without_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
-        other => other,
-    }
 }
