@@ -650,10 +650,8 @@ impl Run<'_> {
             .await?;
         match link {
             Some(link) => {
-                if let Some(item) = local::all(&self.state.db, self.user_id, self.resource)
-                    .await?
-                    .into_iter()
-                    .find(|i| i.id == link.local_id)
+                if let Some(item) =
+                    local::find(&self.state.db, self.resource, link.local_id).await?
                 {
                     st.locals.insert(item.id, item);
                 }

@@ -30,6 +30,26 @@ pub struct LocalItem {
     pub fields: Fields,
 }
 
+fn event_item(m: &calendar_events::Model) -> LocalItem {
+    LocalItem {
+        id: m.id,
+        version: m.version,
+        deleted: m.deleted_at.is_some(),
+        updated_at: m.updated_at.with_timezone(&Utc),
+        fields: fields::event_from_local(m),
+    }
+}
+
+fn task_item(m: &tasks::Model) -> LocalItem {
+    LocalItem {
+        id: m.id,
+        version: m.version,
+        deleted: m.deleted_at.is_some(),
+        updated_at: m.updated_at.with_timezone(&Utc),
+        fields: fields::task_from_local(m),
+    }
+}
+
 /// Every item of a user for a resource, tombstones included.
 ///
 /// # Errors
@@ -45,27 +65,38 @@ pub async fn all(
             .all(db)
             .await?
             .iter()
-            .map(|m| LocalItem {
-                id: m.id,
-                version: m.version,
-                deleted: m.deleted_at.is_some(),
-                updated_at: m.updated_at.with_timezone(&Utc),
-                fields: fields::event_from_local(m),
-            })
+            .map(event_item)
             .collect(),
         Resource::Tasks => tasks::Entity::find()
             .filter(tasks::Column::UserId.eq(user_id))
             .all(db)
             .await?
             .iter()
-            .map(|m| LocalItem {
-                id: m.id,
-                version: m.version,
-                deleted: m.deleted_at.is_some(),
-                updated_at: m.updated_at.with_timezone(&Utc),
-                fields: fields::task_from_local(m),
-            })
+            .map(task_item)
             .collect(),
+    })
+}
+
+/// One local item (tombstones included).
+///
+/// # Errors
+/// On database failure.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    resource: Resource,
+    id: Uuid,
+) -> ApiResult<Option<LocalItem>> {
+    Ok(match resource {
+        Resource::Calendar => calendar_events::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .as_ref()
+            .map(event_item),
+        Resource::Tasks => tasks::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .as_ref()
+            .map(task_item),
     })
 }
 
