@@ -116,6 +116,36 @@ impl Sync {
             .unwrap()
     }
 
+    /// A local event titled "Original" on December `day`, synchronized: its id and Microsoft id.
+    async fn synced_event(&self, day: u32) -> (Uuid, String) {
+        let id = self
+            .create_local(Resource::Calendar, &local_event("Original", day))
+            .await;
+        self.run().await;
+        (id, self.link(id).await.remote_id)
+    }
+
+    /// Both sides change the title of a synchronized event: "Microsoft title" and "Local title".
+    async fn retitle_on_both_sides(&self, id: Uuid, remote_id: &str, day: u32) {
+        self.app
+            .emulator
+            .outlook()
+            .update_event(
+                &self.who.mailbox_id,
+                remote_id,
+                json!({"subject": "Microsoft title"}),
+            )
+            .unwrap();
+        local::update(
+            &self.app.db,
+            Resource::Calendar,
+            id,
+            &local_event("Local title", day),
+        )
+        .await
+        .unwrap();
+    }
+
     /// Graph requests since the last call, excluding reads.
     fn writes_since(&self, from: usize) -> Vec<String> {
         self.app.emulator.request_log()[from..]
@@ -363,28 +393,8 @@ async fn conflicts_follow_the_configured_strategy() {
 #[tokio::test]
 async fn manual_conflicts_are_parked_and_leave_both_sides_alone() {
     let s = Sync::new("bidirectional", "manual").await;
-    let id = s
-        .create_local(Resource::Calendar, &local_event("Original", 7))
-        .await;
-    s.run().await;
-    let remote_id = s.link(id).await.remote_id;
-    s.app
-        .emulator
-        .outlook()
-        .update_event(
-            &s.who.mailbox_id,
-            &remote_id,
-            json!({"subject": "Microsoft title"}),
-        )
-        .unwrap();
-    local::update(
-        &s.app.db,
-        Resource::Calendar,
-        id,
-        &local_event("Local title", 7),
-    )
-    .await
-    .unwrap();
+    let (id, remote_id) = s.synced_event(7).await;
+    s.retitle_on_both_sides(id, &remote_id, 7).await;
     let runs = s.run().await;
     assert_eq!(runs[0]["counts"]["conflicts"], 1, "{}", runs[0]);
     let local = calendar_events::Entity::find_by_id(id)
@@ -664,28 +674,8 @@ async fn the_mass_delete_guard_holds_deletions_until_confirmed() {
 async fn manual_conflicts_are_listed_and_resolved_through_the_api() {
     for (resolution, expected) in [("microsoft", "Microsoft title"), ("local", "Local title")] {
         let s = Sync::new("bidirectional", "manual").await;
-        let id = s
-            .create_local(Resource::Calendar, &local_event("Original", 20))
-            .await;
-        s.run().await;
-        let remote_id = s.link(id).await.remote_id;
-        s.app
-            .emulator
-            .outlook()
-            .update_event(
-                &s.who.mailbox_id,
-                &remote_id,
-                json!({"subject": "Microsoft title"}),
-            )
-            .unwrap();
-        local::update(
-            &s.app.db,
-            Resource::Calendar,
-            id,
-            &local_event("Local title", 20),
-        )
-        .await
-        .unwrap();
+        let (id, remote_id) = s.synced_event(20).await;
+        s.retitle_on_both_sides(id, &remote_id, 20).await;
         s.run().await;
 
         let path = format!("/api/v1/users/{}/microsoft/conflicts", s.who.user.id);
