@@ -504,6 +504,15 @@ impl TestApp {
         who
     }
 
+    /// Sync now for `user` (every enabled resource), waiting until the runs are over; returns
+    /// the runs, calendar first. Every test that synchronizes goes through here.
+    pub async fn sync_now(&self, user: &Account) -> Vec<Value> {
+        let path = format!("/api/v1/users/{}/microsoft/sync", user.id);
+        let response = self.post(&path, &user.token, serde_json::json!({})).await;
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+        response.body["runs"].as_array().unwrap().clone()
+    }
+
     /// Signs in and returns the access token.
     pub async fn token(&self, email: &str, password: &str) -> String {
         let body = types::TokenRequest {

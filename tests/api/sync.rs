@@ -60,10 +60,7 @@ impl Sync {
 
     /// Sync now; returns the runs (calendar first).
     async fn run(&self) -> Vec<Value> {
-        let path = format!("/api/v1/users/{}/microsoft/sync", self.who.user.id);
-        let response = self.app.post(&path, &self.who.user.token, json!({})).await;
-        assert_eq!(response.status, StatusCode::OK, "{response:?}");
-        response.body["runs"].as_array().unwrap().clone()
+        self.app.sync_now(&self.who.user).await
     }
 
     fn outlook_events(&self) -> Vec<Value> {
