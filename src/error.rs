@@ -109,6 +109,16 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 502 or 503: Microsoft refused or could not answer a call made for this request.
+    #[error("{detail}")]
+    Upstream {
+        /// 502 (Microsoft refused) or 503 (Microsoft unavailable, try later).
+        unavailable: bool,
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
     /// 500: a failure of ours; the cause is logged, not returned.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -141,7 +151,8 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Upstream { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -205,6 +216,10 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Upstream {
+                unavailable: true, ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -13,6 +13,7 @@ pub struct Model {
     pub delta_link: Option<String>,
     pub list_id: Option<String>,
     pub deletions_confirmed: bool,
+    pub list_chosen: bool,
     pub updated_at: DateTimeWithTimeZone,
 }
 

@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod settings;
 pub mod sync;
 pub mod tasks;
+pub mod todo_lists;
 pub mod users;
 
 use actix_web::{HttpResponse, http::header};
@@ -76,6 +77,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(connections::get_connection)
                             .service(connections::delete_connection)
                             .service(connections::check_connection)
+                            .service(todo_lists::list_todo_lists)
                             .service(sync::sync_now)
                             .service(sync::list_sync_runs)
                             .service(sync::confirm_deletions)

@@ -119,6 +119,7 @@ pub async fn confirm_deletions(
                     resource: Set(resource.as_str().to_owned()),
                     delta_link: Set(None),
                     list_id: Set(None),
+                    list_chosen: Set(false),
                     deletions_confirmed: Set(true),
                     updated_at: Set(now),
                 }

@@ -60,8 +60,45 @@ struct Run<'a> {
     resource: Resource,
     direction: Direction,
     conflict: ConflictResolution,
+    /// The To Do list chosen in the user's settings (`None`: the default list).
+    chosen_list: Option<String>,
     list_id: Option<String>,
     log: RunLog,
+}
+
+/// The effective settings a run works with.
+struct RunSettings {
+    enabled: bool,
+    direction: Direction,
+    conflict: ConflictResolution,
+    chosen_list: Option<String>,
+}
+
+async fn run_settings(
+    state: &AppState,
+    user_id: Uuid,
+    resource: Resource,
+) -> ApiResult<RunSettings> {
+    let user = users::get(&state.db, user_id).await?;
+    let view = microsoft::load(
+        &state.db,
+        Scope::User {
+            user_id,
+            organization_id: user.organization_id,
+        },
+    )
+    .await?
+    .view();
+    let (integration, sync, chosen_list) = match resource {
+        Resource::Calendar => (view.integrations.calendar.value, view.calendar, None),
+        Resource::Tasks => (view.integrations.tasks.value, view.tasks, view.todo_list_id),
+    };
+    Ok(RunSettings {
+        enabled: integration && sync.enabled.value,
+        direction: sync.direction.value,
+        conflict: sync.conflict_resolution.value,
+        chosen_list,
+    })
 }
 
 /// The effective sync settings of a user's resource: enabled, direction, conflict resolution.
@@ -73,25 +110,8 @@ pub async fn effective(
     user_id: Uuid,
     resource: Resource,
 ) -> ApiResult<(bool, Direction, ConflictResolution)> {
-    let user = users::get(&state.db, user_id).await?;
-    let view = microsoft::load(
-        &state.db,
-        Scope::User {
-            user_id,
-            organization_id: user.organization_id,
-        },
-    )
-    .await?
-    .view();
-    let (integration, sync) = match resource {
-        Resource::Calendar => (view.integrations.calendar.value, view.calendar),
-        Resource::Tasks => (view.integrations.tasks.value, view.tasks),
-    };
-    Ok((
-        integration && sync.enabled.value,
-        sync.direction.value,
-        sync.conflict_resolution.value,
-    ))
+    let settings = run_settings(state, user_id, resource).await?;
+    Ok((settings.enabled, settings.direction, settings.conflict))
 }
 
 /// Runs one synchronization of `resource` for `user_id` and records it.
@@ -104,15 +124,16 @@ pub async fn run(
     user_id: Uuid,
     resource: Resource,
 ) -> ApiResult<super::runs::RunView> {
-    let (_, direction, conflict) = effective(state, user_id, resource).await?;
+    let settings = run_settings(state, user_id, resource).await?;
     let mut run = Run {
         state,
         user_id,
         resource,
-        direction,
-        conflict,
+        direction: settings.direction,
+        conflict: settings.conflict,
+        chosen_list: settings.chosen_list,
         list_id: None,
-        log: RunLog::start(user_id, resource, direction),
+        log: RunLog::start(user_id, resource, settings.direction),
     };
     run.log.insert(&state.db).await?;
     let outcome = match run.execute().await {
@@ -273,6 +294,7 @@ impl Run<'_> {
                     resource: Set(self.resource.as_str().to_owned()),
                     delta_link: Set(delta_link),
                     list_id: Set(list_id),
+                    list_chosen: Set(false),
                     deletions_confirmed: Set(confirmed.unwrap_or(false)),
                     updated_at: Set(now),
                 }
@@ -305,12 +327,37 @@ impl Run<'_> {
         tokio::time::sleep(delay).await;
     }
 
+    /// The To Do list this run synchronizes with: the one chosen in the user's settings, or
+    /// the mailbox's default list. When it differs from the list synchronized so far, the
+    /// synchronization of tasks starts over with it.
     async fn task_list(&mut self) -> Result<String, Stop> {
-        if let Some(list) = self.sync_state().await?.and_then(|s| s.list_id) {
-            return Ok(list);
+        let current = self
+            .sync_state()
+            .await?
+            .and_then(|s| s.list_id.map(|id| (id, s.list_chosen)));
+        let (list, chosen) = match (self.chosen_list.clone(), &current) {
+            (Some(chosen), Some((id, _))) if *id == chosen => return Ok(chosen),
+            // The default list, resolved by an earlier run: no request needed.
+            (None, Some((id, false))) => return Ok(id.clone()),
+            (Some(chosen), _) => (chosen, true),
+            (None, _) => (self.default_list().await?, false),
+        };
+        match current {
+            Some((previous, _)) if previous != list => {
+                self.start_over_with_list(&list, chosen).await?;
+                self.log.note(format!(
+                    "the To Do list changed: tasks now synchronize with list {list}, starting \
+                     over; the previous list is left as it is"
+                ));
+            }
+            _ => self.save_list(&list, chosen).await?,
         }
+        Ok(list)
+    }
+
+    async fn default_list(&mut self) -> Result<String, Stop> {
         let lists = self.get("/me/todo/lists", &[]).await?;
-        let list = lists
+        lists
             .get("value")
             .and_then(Value::as_array)
             .and_then(|l| {
@@ -328,9 +375,51 @@ impl Run<'_> {
                     message: "The mailbox has no default To Do list".to_owned(),
                     retry_after: None,
                 }))
-            })?;
-        self.save_state(None, Some(list.clone()), None).await?;
-        Ok(list)
+            })
+    }
+
+    async fn save_list(&self, list: &str, chosen: bool) -> ApiResult<()> {
+        self.save_state(None, Some(list.to_owned()), None).await?;
+        sync_states::Entity::update_many()
+            .col_expr(sync_states::Column::ListChosen, chosen.into())
+            .filter(sync_states::Column::Key.eq(self.state_key()))
+            .exec(&self.state.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets everything tied to the previous list (links, delta state, open conflicts, a
+    /// confirmation of deletions) and records the new one, in one transaction.
+    async fn start_over_with_list(&self, list: &str, chosen: bool) -> ApiResult<()> {
+        let txn = self.state.db.begin().await?;
+        sync_links::Entity::delete_many()
+            .filter(sync_links::Column::UserId.eq(self.user_id))
+            .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+            .exec(&txn)
+            .await?;
+        sync_conflicts::Entity::delete_many()
+            .filter(sync_conflicts::Column::UserId.eq(self.user_id))
+            .filter(sync_conflicts::Column::Resource.eq(self.resource.as_str()))
+            .filter(sync_conflicts::Column::ResolvedAt.is_null())
+            .exec(&txn)
+            .await?;
+        sync_states::Entity::update_many()
+            .col_expr(sync_states::Column::ListId, Some(list.to_owned()).into())
+            .col_expr(sync_states::Column::ListChosen, chosen.into())
+            .col_expr(
+                sync_states::Column::DeltaLink,
+                Option::<String>::None.into(),
+            )
+            .col_expr(sync_states::Column::DeletionsConfirmed, false.into())
+            .col_expr(
+                sync_states::Column::UpdatedAt,
+                Utc::now().fixed_offset().into(),
+            )
+            .filter(sync_states::Column::Key.eq(self.state_key()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     fn initial_delta_url(&self) -> String {
@@ -453,6 +542,21 @@ impl Run<'_> {
                     st = self.pull_state().await?;
                     pending = self.get(&self.initial_delta_url(), &prefer).await;
                     continue;
+                }
+                Err(Stop::Token(TokenFailure::Graph(e)))
+                    if e.status == 404 && self.resource == Resource::Tasks =>
+                {
+                    return Err(Stop::Token(TokenFailure::Graph(GraphError {
+                        status: 404,
+                        code: "todo_list_not_found".to_owned(),
+                        message: format!(
+                            "The To Do list {} is not in the mailbox (any more): choose \
+                             another one in the user's settings ({})",
+                            self.list_id.as_deref().unwrap_or_default(),
+                            e.code
+                        ),
+                        retry_after: None,
+                    })));
                 }
                 Err(other) => return Err(other),
             };

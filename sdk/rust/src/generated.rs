@@ -1958,6 +1958,10 @@ comes from, and whether this scope overrides it.*/
         pub scope: Source,
         pub sync_interval_minutes: IntervalSetting,
         pub tasks: SyncSettingsView,
+        /**The To Do list tasks synchronize with, chosen at user scope; `null`: the mailbox's
+default list (and always `null` at global and organization scope).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub todo_list_id: ::std::option::Option<::std::string::String>,
     }
     ///An organization as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -2238,6 +2242,31 @@ comes from, and whether this scope overrides it.*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageTodoListView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageTodoListViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///One To Do list of the connected mailbox.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageTodoListViewItemsItem {
+        ///The list's name.
+        pub display_name: ::std::string::String,
+        ///Microsoft's id of the list: the value of `todo_list_id` in the user's settings.
+        pub id: ::std::string::String,
+        ///Whether it is the mailbox's default list ("Tasks"), used when no list is chosen.
+        pub is_default: bool,
+        ///Whether the user owns the list.
+        pub is_owner: bool,
+        ///Whether the list is shared with others.
+        pub is_shared: bool,
+        ///Whether tasks synchronize with this list now.
+        pub selected: bool,
     }
     ///A page of items.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -2855,6 +2884,22 @@ comes from, and whether this scope overrides it.*/
         ///The effective value; `null` when no scope sets it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub value: ::std::option::Option<::std::string::String>,
+    }
+    ///One To Do list of the connected mailbox.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TodoListView {
+        ///The list's name.
+        pub display_name: ::std::string::String,
+        ///Microsoft's id of the list: the value of `todo_list_id` in the user's settings.
+        pub id: ::std::string::String,
+        ///Whether it is the mailbox's default list ("Tasks"), used when no list is chosen.
+        pub is_default: bool,
+        ///Whether the user owns the list.
+        pub is_owner: bool,
+        ///Whether the list is shared with others.
+        pub is_shared: bool,
+        ///Whether tasks synchronize with this list now.
+        pub selected: bool,
     }
     ///Credentials.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -3556,7 +3601,8 @@ optional member and resets `status` and `importance` to their defaults; `title` 
         }
     }
     /**A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
-`integrations`, which only global and organization scope hold.*/
+`integrations`, which only global and organization scope hold, and with the To Do list the
+user's tasks synchronize with.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct UserMicrosoftSettingsPatch {
@@ -3569,6 +3615,69 @@ optional member and resets `status` and `importance` to their defaults; `title` 
         ///Task synchronization.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tasks: ::std::option::Option<SyncPatch>,
+        /**The id of the To Do list tasks synchronize with (one of
+`GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
+Choosing another list starts task synchronization over with that list.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub todo_list_id: ::std::option::Option<UserMicrosoftSettingsPatchTodoListId>,
+    }
+    /**The id of the To Do list tasks synchronize with (one of
+`GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
+Choosing another list starts task synchronization over with that list.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UserMicrosoftSettingsPatchTodoListId(::std::string::String);
+    impl ::std::ops::Deref for UserMicrosoftSettingsPatchTodoListId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserMicrosoftSettingsPatchTodoListId>
+    for ::std::string::String {
+        fn from(value: UserMicrosoftSettingsPatchTodoListId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserMicrosoftSettingsPatchTodoListId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserMicrosoftSettingsPatchTodoListId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UserMicrosoftSettingsPatchTodoListId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserMicrosoftSettingsPatchTodoListId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///A user as the API shows it (never the password hash).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -5964,6 +6073,72 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**The connected mailbox's To Do lists (all of them, in one page: the default list first,
+then by name); `selected` marks the list tasks synchronize with
+
+Sends a `GET` request to `/api/v1/users/{id}/microsoft/todo-lists`
+
+Arguments:
+- `id`: User id
+*/
+    pub async fn list_todo_lists<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::PageTodoListView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/todo-lists", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_todo_lists",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            502u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            503u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             _ => Err(Error::UnexpectedResponse(response)),

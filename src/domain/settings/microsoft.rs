@@ -23,6 +23,8 @@ use crate::{
 pub const DEFAULT_INTERVAL_MINUTES: i32 = 30;
 /// Allowed sync intervals, in minutes.
 pub const INTERVAL_RANGE: std::ops::RangeInclusive<i64> = 1..=1440;
+/// Longest To Do list id accepted (Graph's ids are about 150 characters).
+const MAX_LIST_ID_LEN: usize = 1024;
 
 /// Which way a resource is synchronized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -95,6 +97,8 @@ pub struct MicrosoftValues {
     sync_interval_minutes: Option<i32>,
     calendar: SyncValues,
     tasks: SyncValues,
+    /// User scope only.
+    todo_list_id: Option<String>,
 }
 
 impl MicrosoftValues {
@@ -130,6 +134,7 @@ impl MicrosoftValues {
                 &m.tasks_direction,
                 &m.tasks_conflict_resolution,
             )?,
+            todo_list_id: m.todo_list_id.clone(),
         })
     }
 
@@ -150,6 +155,7 @@ impl MicrosoftValues {
             .tasks
             .conflict_resolution
             .map(|c| c.as_str().to_owned()));
+        model.todo_list_id = Set(self.todo_list_id.clone());
     }
 }
 
@@ -216,10 +222,15 @@ pub struct MicrosoftSettingsPatch {
     #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<SyncPatch>)]
     pub tasks: Patch<SyncPatch>,
+    /// The To Do list (user scope only: see [`UserMicrosoftSettingsPatch`]).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub todo_list_id: Patch<String>,
 }
 
 /// A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
-/// `integrations`, which only global and organization scope hold.
+/// `integrations`, which only global and organization scope hold, and with the To Do list the
+/// user's tasks synchronize with.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
@@ -227,6 +238,12 @@ pub struct MicrosoftSettingsPatch {
     "calendar": {"enabled": true, "direction": "bidirectional", "conflict_resolution": "local_wins"}
 }))]
 pub struct UserMicrosoftSettingsPatch {
+    /// The id of the To Do list tasks synchronize with (one of
+    /// `GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
+    /// Choosing another list starts task synchronization over with that list.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    pub todo_list_id: Patch<String>,
     /// Minutes between synchronizations, 1 to 1440.
     #[serde(default)]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1440)]
@@ -248,6 +265,7 @@ impl From<UserMicrosoftSettingsPatch> for MicrosoftSettingsPatch {
             integrations: Patch::Absent,
             calendar: patch.calendar,
             tasks: patch.tasks,
+            todo_list_id: patch.todo_list_id,
         }
     }
 }
@@ -279,6 +297,16 @@ impl MicrosoftSettingsPatch {
             errors.push(FieldError::new(
                 "/sync_interval_minutes",
                 "must be between 1 and 1440",
+            ));
+        }
+        if let Patch::Set(list) = &self.todo_list_id
+            && (list.trim().is_empty()
+                || list.len() > MAX_LIST_ID_LEN
+                || list.chars().any(char::is_control))
+        {
+            errors.push(FieldError::new(
+                "/todo_list_id",
+                "must be a To Do list id: 1 to 1024 characters, no control characters",
             ));
         }
         if matches!(scope, Scope::User { .. }) && self.integrations.is_present() {
@@ -317,6 +345,7 @@ impl MicrosoftSettingsPatch {
         }
         apply_sync(&self.calendar, &mut values.calendar);
         apply_sync(&self.tasks, &mut values.tasks);
+        self.todo_list_id.apply_to(&mut values.todo_list_id);
     }
 }
 
@@ -405,6 +434,9 @@ pub struct MicrosoftSettingsView {
     pub calendar: SyncSettingsView,
     /// Task synchronization.
     pub tasks: SyncSettingsView,
+    /// The To Do list tasks synchronize with, chosen at user scope; `null`: the mailbox's
+    /// default list (and always `null` at global and organization scope).
+    pub todo_list_id: Option<String>,
 }
 
 /// Values of each scope of a chain, most specific first, with the version of the viewed one.
@@ -463,6 +495,13 @@ impl Resolved {
             },
             calendar: self.sync_view(|v| &v.calendar),
             tasks: self.sync_view(|v| &v.tasks),
+            todo_list_id: match self.scope {
+                Scope::User { .. } => self
+                    .chain
+                    .first()
+                    .and_then(|(_, values)| values.todo_list_id.clone()),
+                _ => None,
+            },
         }
     }
 }
