@@ -19,4 +19,5 @@ mod settings_application;
 mod settings_microsoft;
 mod sync;
 mod tasks;
+mod time_zones;
 mod users;
