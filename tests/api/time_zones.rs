@@ -277,19 +277,25 @@ async fn outlook_timed_events_arrive_in_their_own_zone_and_go_back_unchanged() {
             )
             .unwrap();
     }
-    // Also named the IANA way, as another Graph client may have written it.
-    f.app
-        .emulator
-        .outlook()
-        .create_event(
-            &f.who.mailbox_id,
-            json!({
-                "subject": "outlook iana",
-                "start": {"dateTime": f.day("07-01T09:00:00"), "timeZone": "America/Los_Angeles"},
-                "end": {"dateTime": f.day("07-01T10:00:00"), "timeZone": "America/Los_Angeles"},
-            }),
-        )
-        .unwrap();
+    // In Pacific time, named the Windows way as Outlook does and the IANA way as another Graph
+    // client may have written it.
+    for (subject, zone) in [
+        ("outlook pacific", "Pacific Standard Time"),
+        ("outlook iana", "America/Los_Angeles"),
+    ] {
+        f.app
+            .emulator
+            .outlook()
+            .create_event(
+                &f.who.mailbox_id,
+                json!({
+                    "subject": subject,
+                    "start": {"dateTime": f.day("07-01T09:00:00"), "timeZone": zone},
+                    "end": {"dateTime": f.day("07-01T10:00:00"), "timeZone": zone},
+                }),
+            )
+            .unwrap();
+    }
     f.sync().await;
 
     for (n, (zone, windows, start, _)) in TIMED.iter().enumerate() {
@@ -312,11 +318,14 @@ async fn outlook_timed_events_arrive_in_their_own_zone_and_go_back_unchanged() {
         )
         .await;
     }
-    let iana = f.local("calendar-events", "outlook iana").await;
-    assert_eq!(
-        iana["start"],
-        json!({"date_time": f.day("07-01T09:00:00"), "time_zone": "America/Los_Angeles"})
-    );
+    for subject in ["outlook pacific", "outlook iana"] {
+        let local = f.local("calendar-events", subject).await;
+        assert_eq!(
+            local["start"],
+            json!({"date_time": f.day("07-01T09:00:00"), "time_zone": "America/Los_Angeles"}),
+            "{subject}"
+        );
+    }
     f.sync().await;
 
     for (n, (_, windows, start, offset)) in TIMED.iter().enumerate() {
