@@ -406,18 +406,24 @@ pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
             .map(|t| t.fixed_offset());
         m.start_date = None;
         m.end_date = None;
-        let zone = f
+        let current = m.time_zone.as_deref().and_then(time_zones::parse_iana);
+        match f
             .get("time_zone")
             .and_then(Value::as_str)
             .and_then(time_zones::parse_iana)
-            .unwrap_or(Tz::UTC);
-        let kept = m
-            .time_zone
-            .as_deref()
-            .and_then(time_zones::parse_iana)
-            .is_some_and(|current| canonical_zone(current) == canonical_zone(zone));
-        if !kept {
-            m.time_zone = Some(zone.name().to_owned());
+        {
+            Some(zone) => {
+                if current.is_none_or(|c| canonical_zone(c) != canonical_zone(zone)) {
+                    m.time_zone = Some(zone.name().to_owned());
+                }
+            }
+            // Fields without a zone (a snapshot from before zones were synchronized) keep
+            // the row's zone.
+            None => {
+                if current.is_none() {
+                    m.time_zone = Some(Tz::UTC.name().to_owned());
+                }
+            }
         }
     }
     m.reminder_minutes = f
