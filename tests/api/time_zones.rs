@@ -666,3 +666,138 @@ async fn a_zone_microsoft_365_cannot_keep_is_refused_with_a_pointer_to_it() {
         .await;
     assert_eq!(listed.body["items"], json!([]), "nothing was written");
 }
+
+/// Which Sunday of a month the clocks change on.
+#[derive(Clone, Copy)]
+enum Sunday {
+    First,
+    Second,
+    Last,
+}
+
+/// The `MM-DD` of that Sunday of `month` in `year`.
+fn sunday(year: i32, month: u32, which: Sunday) -> String {
+    let sundays: Vec<chrono::NaiveDate> = (1..=31)
+        .filter_map(|d| chrono::NaiveDate::from_ymd_opt(year, month, d))
+        .filter(|d| d.weekday() == chrono::Weekday::Sun)
+        .collect();
+    let day = match which {
+        Sunday::First => sundays[0],
+        Sunday::Second => sundays[1],
+        Sunday::Last => sundays[sundays.len() - 1],
+    };
+    day.format("%m-%d").to_string()
+}
+
+/// (IANA zone, Windows name, month, Sunday of the change, offset before, offset after): every
+/// daylight-saving transition of the three zones.
+const TRANSITIONS: &[(&str, &str, u32, Sunday, &str, &str)] = &[
+    (
+        "Europe/Berlin",
+        "W. Europe Standard Time",
+        3,
+        Sunday::Last,
+        "+01:00",
+        "+02:00",
+    ),
+    (
+        "Europe/Berlin",
+        "W. Europe Standard Time",
+        10,
+        Sunday::Last,
+        "+02:00",
+        "+01:00",
+    ),
+    (
+        "America/New_York",
+        "Eastern Standard Time",
+        3,
+        Sunday::Second,
+        "-05:00",
+        "-04:00",
+    ),
+    (
+        "America/New_York",
+        "Eastern Standard Time",
+        11,
+        Sunday::First,
+        "-04:00",
+        "-05:00",
+    ),
+    (
+        "Australia/Sydney",
+        "AUS Eastern Standard Time",
+        4,
+        Sunday::First,
+        "+11:00",
+        "+10:00",
+    ),
+    (
+        "Australia/Sydney",
+        "AUS Eastern Standard Time",
+        10,
+        Sunday::First,
+        "+10:00",
+        "+11:00",
+    ),
+];
+
+#[tokio::test]
+async fn overnight_events_across_each_transition_keep_both_wall_times_both_ways() {
+    let f = Fixture::new().await;
+    // Saturday 22:00 to Sunday 08:00 local time, the clocks changing in between.
+    let span = |month: u32, which: Sunday| {
+        let sun =
+            chrono::NaiveDate::parse_from_str(&f.day(&sunday(f.year, month, which)), "%Y-%m-%d")
+                .unwrap();
+        let sat = sun.pred_opt().unwrap();
+        (format!("{sat}T22:00:00"), format!("{sun}T08:00:00"))
+    };
+    for (n, (zone, windows, month, which, _, _)) in TRANSITIONS.iter().enumerate() {
+        let (start, end) = span(*month, *which);
+        f.create_local(
+            "calendar-events",
+            json!({
+                "title": format!("night {n}"),
+                "start": {"date_time": start, "time_zone": zone},
+                "end": {"date_time": end, "time_zone": zone},
+            }),
+        )
+        .await;
+        f.app
+            .emulator
+            .outlook()
+            .create_event(
+                &f.who.mailbox_id,
+                json!({
+                    "subject": format!("outlook night {n}"),
+                    "start": {"dateTime": start, "timeZone": windows},
+                    "end": {"dateTime": end, "timeZone": windows},
+                }),
+            )
+            .unwrap();
+    }
+    f.sync().await;
+
+    for (n, (zone, windows, month, which, before, after)) in TRANSITIONS.iter().enumerate() {
+        let (start, end) = span(*month, *which);
+        let case = format!("{zone} {start}");
+        let held = f.outlook_event(&format!("night {n}"));
+        assert_eq!(held["originalStartTimeZone"], *windows, "{case}");
+        assert_eq!(held["start"]["dateTime"], utc(&start, before), "{case}");
+        assert_eq!(held["end"]["dateTime"], utc(&end, after), "{case}");
+        let local = f
+            .local("calendar-events", &format!("outlook night {n}"))
+            .await;
+        assert_eq!(
+            local["start"],
+            json!({"date_time": start, "time_zone": zone}),
+            "{case}"
+        );
+        assert_eq!(
+            local["end"],
+            json!({"date_time": end, "time_zone": zone}),
+            "{case}"
+        );
+    }
+}
