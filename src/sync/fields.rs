@@ -221,6 +221,17 @@ fn event_zone(g: &Value) -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
+/// The date of an all-day event's start or end: the date part as Graph writes it (a midnight,
+/// whatever zone labels it). A time that is not midnight is a midnight of the event's own zone
+/// shown in another zone, and is read back in the event's zone.
+fn all_day_date(value: &Value, g: &Value) -> Option<NaiveDate> {
+    let wall = graph_wall(value)?;
+    if wall.time() == chrono::NaiveTime::MIN {
+        return Some(wall.date());
+    }
+    graph_instant(value).map(|t| t.with_timezone(&event_zone(g)).date_naive())
+}
+
 /// The fields of a Graph event (its times in whichever zone Graph labels them with).
 pub fn event_from_graph(g: &Value) -> Fields {
     let mut f = Fields::new();
@@ -236,13 +247,12 @@ pub fn event_from_graph(g: &Value) -> Fields {
     );
     f.insert("is_all_day".into(), json!(all_day));
     if all_day {
-        // Dates: the date part as Graph writes it, whatever zone labels it.
-        let start = g.get("start").and_then(graph_wall).map(|t| t.date());
+        let start = g.get("start").and_then(|v| all_day_date(v, g));
         // Graph's end is the exclusive midnight after the last day.
         let end = g
             .get("end")
-            .and_then(graph_wall)
-            .map(|t| t.date().pred_opt().unwrap_or(t.date()))
+            .and_then(|v| all_day_date(v, g))
+            .map(|end| end.pred_opt().unwrap_or(end))
             .map(|end| start.map_or(end, |start| end.max(start)));
         f.insert(
             "start".into(),
@@ -706,6 +716,20 @@ mod tests {
         assert_eq!(f["start"], "2026-07-01T16:00:00Z");
         assert_eq!(f["end"], "2026-07-01T17:00:00Z");
         assert_eq!(f["time_zone"], "America/Los_Angeles");
+    }
+
+    #[test]
+    fn all_day_dates_shown_in_another_zone_are_read_in_the_events_zone() {
+        // An all-day event of 1 to 3 July in Auckland (+12:00), shown in UTC.
+        let g = json!({
+            "isAllDay": true,
+            "originalStartTimeZone": "New Zealand Standard Time",
+            "start": {"dateTime": "2026-06-30T12:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-03T12:00:00.0000000", "timeZone": "UTC"},
+        });
+        let f = event_from_graph(&g);
+        assert_eq!(f["start"], "2026-07-01");
+        assert_eq!(f["end"], "2026-07-03");
     }
 
     #[test]
