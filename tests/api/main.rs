@@ -19,5 +19,6 @@ mod settings_application;
 mod settings_microsoft;
 mod sync;
 mod tasks;
+mod time_zones;
 mod todo_lists;
 mod users;
