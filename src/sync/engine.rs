@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -482,6 +484,39 @@ impl Run<'_> {
             .await?)
     }
 
+    /// The local version last synchronized, by local id, of every link.
+    async fn synced_versions(&self) -> ApiResult<HashMap<Uuid, i64>> {
+        let rows: Vec<(Uuid, i64)> = sync_links::Entity::find()
+            .select_only()
+            .columns([
+                sync_links::Column::LocalId,
+                sync_links::Column::SyncedVersion,
+            ])
+            .filter(sync_links::Column::UserId.eq(self.user_id))
+            .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+            .into_tuple()
+            .all(&self.state.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The links of the given local items, by local id.
+    async fn links_of(&self, local_ids: &[Uuid]) -> ApiResult<HashMap<Uuid, sync_links::Model>> {
+        let mut links = HashMap::with_capacity(local_ids.len());
+        for chunk in local_ids.chunks(500) {
+            for link in sync_links::Entity::find()
+                .filter(sync_links::Column::UserId.eq(self.user_id))
+                .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+                .filter(sync_links::Column::LocalId.is_in(chunk.iter().copied()))
+                .all(&self.state.db)
+                .await?
+            {
+                links.insert(link.local_id, link);
+            }
+        }
+        Ok(links)
+    }
+
     async fn open_conflicts(&self) -> ApiResult<HashSet<Uuid>> {
         Ok(sync_conflicts::Entity::find()
             .filter(sync_conflicts::Column::UserId.eq(self.user_id))
@@ -529,7 +564,7 @@ impl Run<'_> {
             .await;
         let mut st = self.pull_state().await?;
         let delta_link = loop {
-            let page = match pending {
+            let mut page = match pending {
                 Ok(page) => page,
                 Err(Stop::Token(TokenFailure::Graph(e))) if is_resync(&e) && !resynced => {
                     self.log.note(format!(
@@ -560,7 +595,7 @@ impl Run<'_> {
                 }
                 Err(other) => return Err(other),
             };
-            let items = page_items(&page);
+            let items = page_items(&mut page);
             match page.get("@odata.nextLink").and_then(Value::as_str) {
                 Some(next) => {
                     // Fetch the next page while this one is applied.
@@ -1129,25 +1164,30 @@ impl Run<'_> {
 
     /// Sends local changes; returns whether the mass-delete guard held deletions back.
     async fn push(&mut self) -> Result<bool, Stop> {
-        let links: HashMap<Uuid, sync_links::Model> = self
-            .links()
+        // Versions first: only the items that changed are read in full, with their links.
+        let synced = self.synced_versions().await?;
+        let conflicts = self.open_conflicts().await?;
+        let changed: Vec<Uuid> = local::versions(&self.state.db, self.user_id, self.resource)
             .await?
             .into_iter()
-            .map(|l| (l.local_id, l))
+            .filter(|(id, version, deleted)| {
+                !conflicts.contains(id)
+                    && match synced.get(id) {
+                        None => !deleted,
+                        Some(synced) => *deleted || version > synced,
+                    }
+            })
+            .map(|(id, _, _)| id)
             .collect();
-        let locals = local::all(&self.state.db, self.user_id, self.resource).await?;
-        let conflicts = self.open_conflicts().await?;
+        let mut links = self.links_of(&changed).await?;
         let mut ops: Vec<Op> = Vec::new();
-        for item in locals {
-            if conflicts.contains(&item.id) {
-                continue;
-            }
-            match (links.get(&item.id), item.deleted) {
+        for item in local::many(&self.state.db, self.resource, &changed).await? {
+            match (links.remove(&item.id), item.deleted) {
                 (None, false) => ops.push(Op::Create(item)),
                 (None, true) => {}
-                (Some(link), true) => ops.push(Op::Delete(item, link.clone())),
+                (Some(link), true) => ops.push(Op::Delete(item, link)),
                 (Some(link), false) if item.version > link.synced_version => {
-                    ops.push(Op::Update(item, link.clone()))
+                    ops.push(Op::Update(item, link));
                 }
                 (Some(_), false) => {}
             }
@@ -1158,10 +1198,10 @@ impl Run<'_> {
             .await?
             .is_some_and(|s| s.deletions_confirmed);
         let mut blocked = false;
-        if deletions >= 10 && deletions * 2 > links.len() && !confirmed {
+        if deletions >= 10 && deletions * 2 > synced.len() && !confirmed {
             self.log.note(format!(
                 "mass-delete guard: {deletions} of {} synchronized items would be deleted in Microsoft; nothing deleted until confirmed",
-                links.len()
+                synced.len()
             ));
             ops.retain(|op| !matches!(op, Op::Delete(..)));
             blocked = true;
@@ -1496,16 +1536,16 @@ struct PullState {
     applied: HashSet<String>,
 }
 
-fn page_items(page: &Value) -> Vec<Value> {
+/// Takes the items out of a delta page.
+fn page_items(page: &mut Value) -> Vec<Value> {
     // The same item may come several times in a page: its last state counts.
     let mut latest: Vec<Value> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for item in page
-        .get("value")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
+    let items = match page.get_mut("value").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    for item in items {
         let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_owned) else {
             continue;
         };

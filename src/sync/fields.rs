@@ -15,7 +15,9 @@
 //! date is inclusive. Task due and start dates are dates too; reminders and completion are
 //! instants.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use entity::{calendar_events, tasks};
 use serde_json::{Map, Value, json};
@@ -36,7 +38,7 @@ fn text_or_null(value: Option<&str>) -> Value {
 }
 
 fn instant(value: &DateTime<Utc>) -> Value {
-    Value::String(value.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Value::String(value.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 fn parse_instant(value: &Value) -> Option<DateTime<Utc>> {
@@ -46,7 +48,7 @@ fn parse_instant(value: &Value) -> Option<DateTime<Utc>> {
 }
 
 fn parse_date(value: &Value) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()
+    value.as_str()?.parse::<NaiveDate>().ok()
 }
 
 /// A zone name as Graph writes it: Windows or IANA, or Exchange's `tzone://Microsoft/Utc`.
@@ -72,7 +74,10 @@ fn canonical_zone(tz: Tz) -> String {
 fn graph_wall(value: &Value) -> Option<NaiveDateTime> {
     let text = value.get("dateTime")?.as_str()?;
     let text = text.trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()
+    // `FromStr` reads `%Y-%m-%dT%H:%M:%S%.f` without interpreting a format string.
+    text.parse::<NaiveDateTime>()
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok())
 }
 
 /// The instant a `dateTimeTimeZone` stands for, in the zone it names (UTC when it names none,
