@@ -137,6 +137,10 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                recurrence: None,
+                exceptions: None,
+                series_start_at: None,
+                series_end_at: None,
             };
             fields::event_into_local(f, &mut m);
             NewItem::Event(m)
