@@ -15,6 +15,7 @@ pub mod patch;
 pub mod role;
 pub mod settings;
 pub mod tasks;
+pub mod time_zones;
 pub mod users;
 
 pub use role::Role;
