@@ -325,6 +325,20 @@ impl Outlook<'_> {
         self.with(|s| outlook::list_events(s, user_id))
     }
 
+    /// What the calendar shows between two instants, as `GET /me/calendarView` lists it (single
+    /// events, occurrences and exceptions by start time; times in UTC).
+    ///
+    /// # Errors
+    /// 404 for an unknown user.
+    pub fn calendar_view(
+        &self,
+        user_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> ControlResult<Vec<Value>> {
+        self.with(|s| outlook::calendar_view(s, user_id, from, to))
+    }
+
     /// Creates a task.
     ///
     /// # Errors
