@@ -691,14 +691,24 @@ async fn local_series_of_every_pattern_and_range_reach_outlook_and_come_back_unc
             };
             let response = f.patch_occurrence(&id, &second, change).await;
             assert_eq!(response.status, StatusCode::OK, "{title}: {response:?}");
-            assert_eq!(f.cancel_occurrence(&id, &third).await.status, StatusCode::OK, "{title}");
-            created.push((title, pattern.graph.clone(), range_name));
+            let cancelled = f.cancel_occurrence(&id, &third).await;
+            assert_eq!(cancelled.status, StatusCode::OK, "{title}");
+            let exceptions = cancelled.body["exceptions"].clone();
+            assert_eq!(exceptions.as_array().unwrap().len(), 2, "{title}");
+            created.push((title, pattern.graph.clone(), range_name, id, exceptions));
         }
     }
     f.sync().await;
     f.assert_in_sync().await;
+    for (title, _, _, id, exceptions) in &created {
+        assert_eq!(
+            f.get(id).await.body["exceptions"],
+            *exceptions,
+            "{title}: the exceptions made here are kept"
+        );
+    }
     let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
-    for (title, graph_pattern, range_name) in &created {
+    for (title, graph_pattern, range_name, _, _) in &created {
         let master = masters
             .iter()
             .find(|m| m["subject"] == title.as_str())
@@ -958,6 +968,8 @@ async fn pattern_changes_shifts_and_cancellations_on_either_side_leave_no_duplic
     assert_eq!(modified.status, StatusCode::OK, "{modified:?}");
     f.sync().await;
     f.assert_in_sync().await;
+    assert_eq!(f.get(&id).await.body["exceptions"], modified.body["exceptions"]);
+    assert_eq!(f.instances_of(&master).len(), 11, "one occurrence cancelled in Outlook");
     assert_eq!(f.only_master(), master);
 
     // Here: shifted by two hours (exceptions follow their days).
