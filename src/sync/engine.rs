@@ -603,7 +603,10 @@ impl Run<'_> {
                 if let Some(master) = item.get("seriesMasterId").and_then(Value::as_str) {
                     let echo = item.get("type").and_then(Value::as_str) == Some("occurrence")
                         && etag_of(&item).is_some()
-                        && st.links.get(master).is_some_and(|l| l.remote_etag == etag_of(&item));
+                        && st
+                            .links
+                            .get(master)
+                            .is_some_and(|l| l.remote_etag == etag_of(&item));
                     if echo {
                         self.log.counts.skipped_echoes += 1;
                     } else {
@@ -1340,7 +1343,8 @@ impl Run<'_> {
                     .await?;
                 self.log.counts.updated_remotely += 1;
                 if recurrence::is_series(&item.fields) {
-                    self.series_pushed.push((item.clone(), link.remote_id.clone()));
+                    self.series_pushed
+                        .push((item.clone(), link.remote_id.clone()));
                 }
             }
             Op::Update(item, _) if status == 412 => {
@@ -1452,7 +1456,10 @@ fn is_series_link(link: &sync_links::Model, locals: &HashMap<Uuid, LocalItem>) -
 
 /// The calendar window synchronized: from a year ago to two years ahead, from midnight UTC.
 fn calendar_window() -> recurrence::Window {
-    let today = Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let today = Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
     recurrence::Window {
         from: today - chrono::Duration::days(WINDOW_PAST_DAYS),
         to: today + chrono::Duration::days(WINDOW_FUTURE_DAYS),

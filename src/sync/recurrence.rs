@@ -285,8 +285,7 @@ pub fn rule_from_graph(v: &Value) -> Option<RecurrenceRule> {
 
 /// The Windows zone name of a series' zone, as Graph writes zones.
 fn graph_zone(zone: Tz) -> String {
-    time_zones::iana_to_windows(zone.name())
-        .map_or_else(|| zone.name().to_owned(), str::to_owned)
+    time_zones::iana_to_windows(zone.name()).map_or_else(|| zone.name().to_owned(), str::to_owned)
 }
 
 /// Completes a Graph body built from normalized fields for a series: its start and end as
@@ -408,9 +407,9 @@ pub fn remote_fields(
         .and_then(|l| l.get("time_zone"))
         .and_then(Value::as_str)
         .filter(|z| time_zones::same_windows_zone(z, graph_zone_name));
-    let zone = local_zone.map(str::to_owned).or_else(|| {
-        time_zones::resolve(graph_zone_name).map(|z| z.name().to_owned())
-    });
+    let zone = local_zone
+        .map(str::to_owned)
+        .or_else(|| time_zones::resolve(graph_zone_name).map(|z| z.name().to_owned()));
     f.insert("recurrence".into(), json!(rule));
     f.insert(
         "time_zone".into(),
@@ -532,8 +531,12 @@ pub fn plan(local: &Fields, instances: &[Value], window: Window) -> Plan {
                 {
                     let occurrence = series::with_changes(plain_occurrence, &wanted);
                     let mut f = series::occurrence_fields(&occurrence);
-                    f.insert("is_all_day".into(), json!(matches!(occurrence.time, EventTime::AllDay { .. })));
-                    plan.updates.push((id.to_owned(), fields::event_to_graph(&f)));
+                    f.insert(
+                        "is_all_day".into(),
+                        json!(matches!(occurrence.time, EventTime::AllDay { .. })),
+                    );
+                    plan.updates
+                        .push((id.to_owned(), fields::event_to_graph(&f)));
                 }
             }
         }
@@ -559,11 +562,7 @@ mod tests {
                 "range": {"type": "numbered", "number_of_occurrences": 5}
             })
         );
-        let back = rule_to_graph(
-            &rule,
-            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
-            "UTC",
-        );
+        let back = rule_to_graph(&rule, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), "UTC");
         assert_eq!(back["pattern"]["type"], "relativeMonthly");
         assert_eq!(back["pattern"]["daysOfWeek"], json!(["monday", "friday"]));
         assert_eq!(back["range"]["numberOfOccurrences"], 5);

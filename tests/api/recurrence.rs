@@ -58,9 +58,11 @@ fn local_shown(item: &Value) -> Shown {
     }
     let at = |wall: &Value| {
         let zone: Tz = wall["time_zone"].as_str().unwrap().parse().unwrap();
-        let local =
-            NaiveDateTime::parse_from_str(wall["date_time"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f")
-                .unwrap();
+        let local = NaiveDateTime::parse_from_str(
+            wall["date_time"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .unwrap();
         minute(
             zone.from_local_datetime(&local)
                 .earliest()
@@ -131,13 +133,21 @@ impl Fixture {
 
     async fn patch(&self, id: &str, body: Value) -> Response {
         self.app
-            .patch(&format!("{}/{id}", self.events()), &self.who.user.token, body)
+            .patch(
+                &format!("{}/{id}", self.events()),
+                &self.who.user.token,
+                body,
+            )
             .await
     }
 
     async fn patch_occurrence(&self, id: &str, original_start: &str, body: Value) -> Response {
         self.app
-            .patch(&self.occurrence(id, original_start), &self.who.user.token, body)
+            .patch(
+                &self.occurrence(id, original_start),
+                &self.who.user.token,
+                body,
+            )
             .await
     }
 
@@ -359,7 +369,11 @@ fn patterns() -> Vec<Pattern> {
 fn ranges(first: NaiveDate) -> Vec<(&'static str, Value, Value)> {
     let end = first + Days::new(800);
     vec![
-        ("no_end", json!({"type": "no_end"}), json!({"type": "noEnd", "startDate": first.to_string()})),
+        (
+            "no_end",
+            json!({"type": "no_end"}),
+            json!({"type": "noEnd", "startDate": first.to_string()}),
+        ),
         (
             "numbered",
             json!({"type": "numbered", "number_of_occurrences": 7}),
@@ -454,19 +468,26 @@ async fn a_series_is_one_event_whose_occurrences_are_listed_modified_and_cancell
     assert_eq!(created.body["exceptions"], json!([]));
     let from = "2027-03-01T00:00:00Z".parse().unwrap();
     let to = "2027-05-01T00:00:00Z".parse().unwrap();
-    let starts = |items: &[Value]| -> Vec<String> {
-        items.iter().map(|i| local_shown(i).1).collect()
-    };
+    let starts =
+        |items: &[Value]| -> Vec<String> { items.iter().map(|i| local_shown(i).1).collect() };
     let items = f.expanded(from, to).await;
     // Berlin moves to summer time on 28 March 2027: the same 09:00 is an hour earlier in UTC.
     assert_eq!(
         starts(&items),
-        ["2027-03-22T08:00Z", "2027-03-24T08:00Z", "2027-03-29T07:00Z", "2027-03-31T07:00Z"]
+        [
+            "2027-03-22T08:00Z",
+            "2027-03-24T08:00Z",
+            "2027-03-29T07:00Z",
+            "2027-03-31T07:00Z"
+        ]
     );
     assert!(items.iter().all(|i| i["id"] == id.as_str()
         && i["recurrence"].is_null()
         && i["occurrence"]["modified"] == false));
-    let second = items[1]["occurrence"]["original_start"].as_str().unwrap().to_owned();
+    let second = items[1]["occurrence"]["original_start"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(second, "2027-03-24T08:00:00Z");
 
     let etag = f.get(&id).await.etag();
@@ -483,11 +504,19 @@ async fn a_series_is_one_event_whose_occurrences_are_listed_modified_and_cancell
         .await
         .unwrap();
     assert_eq!(modified.status(), StatusCode::OK);
-    assert_ne!(modified.headers()["etag"].to_str().unwrap(), etag, "the series' version moves");
+    assert_ne!(
+        modified.headers()["etag"].to_str().unwrap(),
+        etag,
+        "the series' version moves"
+    );
     let stale = f
         .app
         .client
-        .delete(format!("{}{}", f.app.address, f.occurrence(&id, "2027-03-29T07:00:00Z")))
+        .delete(format!(
+            "{}{}",
+            f.app.address,
+            f.occurrence(&id, "2027-03-29T07:00:00Z")
+        ))
         .bearer_auth(&f.who.user.token)
         .header("If-Match", &etag)
         .send()
@@ -510,18 +539,34 @@ async fn a_series_is_one_event_whose_occurrences_are_listed_modified_and_cancell
     assert_eq!(
         items.iter().map(local_shown).collect::<Vec<_>>(),
         [
-            ("Stand-up".into(), "2027-03-22T08:00Z".into(), "2027-03-22T08:15Z".into()),
-            ("Stand-up (moved)".into(), "2027-03-24T10:00Z".into(), "2027-03-24T10:15Z".into()),
-            ("Stand-up".into(), "2027-03-31T07:00Z".into(), "2027-03-31T07:15Z".into()),
+            (
+                "Stand-up".into(),
+                "2027-03-22T08:00Z".into(),
+                "2027-03-22T08:15Z".into()
+            ),
+            (
+                "Stand-up (moved)".into(),
+                "2027-03-24T10:00Z".into(),
+                "2027-03-24T10:15Z".into()
+            ),
+            (
+                "Stand-up".into(),
+                "2027-03-31T07:00Z".into(),
+                "2027-03-31T07:15Z".into()
+            ),
         ]
     );
     assert_eq!(items[1]["occurrence"]["modified"], true);
 
     // A patch back to the series' values makes the occurrence plain again.
     let back = f
-        .patch_occurrence(&id, &second, json!({"title": "Stand-up",
+        .patch_occurrence(
+            &id,
+            &second,
+            json!({"title": "Stand-up",
             "start": {"date_time": "2027-03-24T09:00:00", "time_zone": "Europe/Berlin"},
-            "end": {"date_time": "2027-03-24T09:15:00", "time_zone": "Europe/Berlin"}}))
+            "end": {"date_time": "2027-03-24T09:15:00", "time_zone": "Europe/Berlin"}}),
+        )
         .await;
     assert_eq!(back.status, StatusCode::OK, "{back:?}");
     assert_eq!(back.body["exceptions"].as_array().unwrap().len(), 1);
@@ -529,14 +574,30 @@ async fn a_series_is_one_event_whose_occurrences_are_listed_modified_and_cancell
     // Not listed without expansion outside its span; listed over its span.
     let listed = f
         .app
-        .get(&format!("{}?from=2027-06-01T00:00:00Z&to=2027-07-01T00:00:00Z", f.events()), &f.who.user.token)
+        .get(
+            &format!(
+                "{}?from=2027-06-01T00:00:00Z&to=2027-07-01T00:00:00Z",
+                f.events()
+            ),
+            &f.who.user.token,
+        )
         .await;
     assert_eq!(listed.body["items"], json!([]));
     let listed = f
         .app
-        .get(&format!("{}?from=2027-03-30T00:00:00Z&to=2027-03-31T00:00:00Z", f.events()), &f.who.user.token)
+        .get(
+            &format!(
+                "{}?from=2027-03-30T00:00:00Z&to=2027-03-31T00:00:00Z",
+                f.events()
+            ),
+            &f.who.user.token,
+        )
         .await;
-    assert_eq!(listed.body["items"][0]["id"], id.as_str(), "the series spans the range");
+    assert_eq!(
+        listed.body["items"][0]["id"],
+        id.as_str(),
+        "the series spans the range"
+    );
 }
 
 #[tokio::test]
@@ -551,7 +612,12 @@ async fn moving_a_series_carries_its_exceptions_to_the_occurrences_of_the_same_d
                            "range": {"type": "no_end"}}
         }))
         .await;
-    assert_eq!(f.cancel_occurrence(&id, "2027-01-05T19:00:00Z").await.status, StatusCode::OK);
+    assert_eq!(
+        f.cancel_occurrence(&id, "2027-01-05T19:00:00Z")
+            .await
+            .status,
+        StatusCode::OK
+    );
     let modified = f
         .patch_occurrence(&id, "2027-01-11T19:00:00Z", json!({"location": "Room 2"}))
         .await;
@@ -612,7 +678,11 @@ async fn invalid_series_and_occurrences_are_refused_with_problems() {
     ];
     for (recurrence, pointer) in cases {
         let response = f.create(weekly(recurrence.clone())).await;
-        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{recurrence}");
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{recurrence}"
+        );
         assert_eq!(response.code(), "validation_failed");
         assert!(
             response.body["errors"]
@@ -625,26 +695,44 @@ async fn invalid_series_and_occurrences_are_refused_with_problems() {
         );
     }
     let unknown = f
-        .create(weekly(json!({"pattern": {"type": "hourly"}, "range": {"type": "no_end"}})))
+        .create(weekly(
+            json!({"pattern": {"type": "hourly"}, "range": {"type": "no_end"}}),
+        ))
         .await;
     assert_eq!(unknown.status.as_u16() / 100, 4, "{unknown:?}");
     unknown.code();
 
     let id = f
-        .created(weekly(json!({"pattern": {"type": "weekly", "days_of_week": ["monday"]},
-                               "range": {"type": "numbered", "number_of_occurrences": 2}})))
+        .created(weekly(
+            json!({"pattern": {"type": "weekly", "days_of_week": ["monday"]},
+                               "range": {"type": "numbered", "number_of_occurrences": 2}}),
+        ))
         .await;
-    for key in ["2027-03-23T09:00:00Z", "2027-04-05T09:00:00Z", "not-a-date", "2027-03-22"] {
+    for key in [
+        "2027-03-23T09:00:00Z",
+        "2027-04-05T09:00:00Z",
+        "not-a-date",
+        "2027-03-22",
+    ] {
         let response = f.patch_occurrence(&id, key, json!({"title": "y"})).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{key}");
         assert_eq!(response.code(), "not_found");
     }
     let series_member = f
-        .patch_occurrence(&id, "2027-03-22T09:00:00Z", json!({"is_all_day": true, "recurrence": null}))
+        .patch_occurrence(
+            &id,
+            "2027-03-22T09:00:00Z",
+            json!({"is_all_day": true, "recurrence": null}),
+        )
         .await;
     assert_eq!(series_member.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(series_member.body["errors"].as_array().unwrap().len(), 2);
-    assert_eq!(f.cancel_occurrence(&id, "2027-03-22T09:00:00Z").await.status, StatusCode::OK);
+    assert_eq!(
+        f.cancel_occurrence(&id, "2027-03-22T09:00:00Z")
+            .await
+            .status,
+        StatusCode::OK
+    );
     let again = f.cancel_occurrence(&id, "2027-03-22T09:00:00Z").await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "already cancelled");
     let single = f
@@ -653,11 +741,20 @@ async fn invalid_series_and_occurrences_are_refused_with_problems() {
                         "end": {"date_time": "2027-03-22T10:00:00", "time_zone": "UTC"}}))
         .await;
     assert_eq!(
-        f.cancel_occurrence(&single, "2027-03-22T09:00:00Z").await.status,
+        f.cancel_occurrence(&single, "2027-03-22T09:00:00Z")
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
-    for query in ["expand=true", "expand=true&from=2027-01-01T00:00:00Z", "expand=true&from=2020-01-01T00:00:00Z&to=2035-01-01T00:00:00Z"] {
-        let response = f.app.get(&format!("{}?{query}", f.events()), &f.who.user.token).await;
+    for query in [
+        "expand=true",
+        "expand=true&from=2027-01-01T00:00:00Z",
+        "expand=true&from=2020-01-01T00:00:00Z&to=2035-01-01T00:00:00Z",
+    ] {
+        let response = f
+            .app
+            .get(&format!("{}?{query}", f.events()), &f.who.user.token)
+            .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(response.code(), "invalid_query");
     }
@@ -673,16 +770,28 @@ async fn local_series_of_every_pattern_and_range_reach_outlook_and_come_back_unc
         let first = first_day(&pattern.local);
         for (range_name, range, _) in ranges(first) {
             let title = format!("{}-{range_name}", pattern.name);
-            let id = f.created(local_series(&title, &pattern, first, &range)).await;
+            let id = f
+                .created(local_series(&title, &pattern, first, &range))
+                .await;
             let occurrences = f.occurrences_of(&id).await;
             assert!(occurrences.len() >= 3, "{title}: {occurrences:#?}");
-            let second = occurrences[1]["occurrence"]["original_start"].as_str().unwrap().to_owned();
-            let third = occurrences[2]["occurrence"]["original_start"].as_str().unwrap().to_owned();
+            let second = occurrences[1]["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let third = occurrences[2]["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let change = if pattern.all_day {
                 json!({"title": format!("{title} (changed)")})
             } else {
                 let moved = |wall: &Value| {
-                    let t = NaiveDateTime::parse_from_str(wall["date_time"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f").unwrap()
+                    let t = NaiveDateTime::parse_from_str(
+                        wall["date_time"].as_str().unwrap(),
+                        "%Y-%m-%dT%H:%M:%S%.f",
+                    )
+                    .unwrap()
                         + chrono::Duration::hours(2);
                     json!({"date_time": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "time_zone": wall["time_zone"]})
                 };
@@ -714,16 +823,25 @@ async fn local_series_of_every_pattern_and_range_reach_outlook_and_come_back_unc
             .find(|m| m["subject"] == title.as_str())
             .unwrap_or_else(|| panic!("{title}: no series master"));
         assert_eq!(master["type"], "seriesMaster", "{title}");
-        assert_eq!(master["recurrence"]["pattern"]["type"], graph_pattern["type"], "{title}");
+        assert_eq!(
+            master["recurrence"]["pattern"]["type"], graph_pattern["type"],
+            "{title}"
+        );
         let expected_range = match *range_name {
             "no_end" => "noEnd",
             "numbered" => "numbered",
             _ => "endDate",
         };
-        assert_eq!(master["recurrence"]["range"]["type"], expected_range, "{title}");
+        assert_eq!(
+            master["recurrence"]["range"]["type"], expected_range,
+            "{title}"
+        );
         let instances = f.instances_of(master["id"].as_str().unwrap());
         assert_eq!(
-            instances.iter().filter(|i| i["type"] == "exception").count(),
+            instances
+                .iter()
+                .filter(|i| i["type"] == "exception")
+                .count(),
             1,
             "{title}: one modified occurrence"
         );
@@ -741,7 +859,10 @@ async fn outlook_series_of_every_pattern_and_range_arrive_as_one_local_series_ea
             let title = format!("{}-{range_name}", pattern.name);
             let master = f
                 .outlook()
-                .create_event(&f.who.mailbox_id, outlook_series(&title, &pattern, first, &graph_range))
+                .create_event(
+                    &f.who.mailbox_id,
+                    outlook_series(&title, &pattern, first, &graph_range),
+                )
                 .unwrap();
             let instances = f.instances_of(master["id"].as_str().unwrap());
             assert!(instances.len() >= 3, "{title}");
@@ -755,7 +876,10 @@ async fn outlook_series_of_every_pattern_and_range_arrive_as_one_local_series_ea
             f.outlook()
                 .delete_event(&f.who.mailbox_id, instances[2]["id"].as_str().unwrap())
                 .unwrap();
-            expected.push((title, json!({"pattern": pattern.local, "range": local_range})));
+            expected.push((
+                title,
+                json!({"pattern": pattern.local, "range": local_range}),
+            ));
         }
     }
     let run = f.sync().await;
@@ -770,7 +894,11 @@ async fn outlook_series_of_every_pattern_and_range_arrive_as_one_local_series_ea
         assert_eq!(view["recurrence"], *rule, "{title}");
         let exceptions = view["exceptions"].as_array().unwrap();
         assert_eq!(exceptions.len(), 2, "{title}: {exceptions:#?}");
-        assert_eq!(exceptions.iter().filter(|e| e["cancelled"] == true).count(), 1, "{title}");
+        assert_eq!(
+            exceptions.iter().filter(|e| e["cancelled"] == true).count(),
+            1,
+            "{title}"
+        );
         let modified = exceptions.iter().find(|e| e["cancelled"] == false).unwrap();
         assert_eq!(
             modified["changes"],
@@ -812,7 +940,13 @@ async fn the_local_expansion_agrees_with_outlooks_calendar_view_over_two_years()
                     }),
                     "interval": pattern["interval"],
                 });
-                for (from, to) in [("daysOfWeek", "days_of_week"), ("dayOfMonth", "day_of_month"), ("index", "index"), ("month", "month"), ("firstDayOfWeek", "first_day_of_week")] {
+                for (from, to) in [
+                    ("daysOfWeek", "days_of_week"),
+                    ("dayOfMonth", "day_of_month"),
+                    ("index", "index"),
+                    ("month", "month"),
+                    ("firstDayOfWeek", "first_day_of_week"),
+                ] {
                     if !pattern[from].is_null() {
                         p[to] = pattern[from].clone();
                     }
@@ -821,7 +955,8 @@ async fn the_local_expansion_agrees_with_outlooks_calendar_view_over_two_years()
             };
             let rule = Rule::parse(
                 "/recurrence",
-                serde_json::from_value(json!({"pattern": local, "range": {"type": "no_end"}})).unwrap(),
+                serde_json::from_value(json!({"pattern": local, "range": {"type": "no_end"}}))
+                    .unwrap(),
             )
             .unwrap();
             let first = rule.dates(start, start, start + Days::new(800))[0];
@@ -873,7 +1008,12 @@ async fn synced_series(f: &Fixture) -> (String, String, Vec<String>) {
         .occurrences_of(&id)
         .await
         .iter()
-        .map(|o| o["occurrence"]["original_start"].as_str().unwrap().to_owned())
+        .map(|o| {
+            o["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     (id, f.only_master(), keys)
 }
@@ -891,11 +1031,21 @@ async fn series_edited_on_both_sides_follow_each_conflict_strategy() {
     for (strategy, title, exceptions_from) in cases {
         let f = Fixture::new("bidirectional", strategy).await;
         let (id, master, keys) = synced_series(&f).await;
-        assert_eq!(f.patch(&id, json!({"title": "Local title"})).await.status, StatusCode::OK);
-        assert_eq!(f.cancel_occurrence(&id, &keys[1]).await.status, StatusCode::OK);
+        assert_eq!(
+            f.patch(&id, json!({"title": "Local title"})).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            f.cancel_occurrence(&id, &keys[1]).await.status,
+            StatusCode::OK
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         f.outlook()
-            .update_event(&f.who.mailbox_id, &master, json!({"subject": "Microsoft title"}))
+            .update_event(
+                &f.who.mailbox_id,
+                &master,
+                json!({"subject": "Microsoft title"}),
+            )
             .unwrap();
         let instances = f.instances_of(&master);
         f.outlook()
@@ -906,14 +1056,23 @@ async fn series_edited_on_both_sides_follow_each_conflict_strategy() {
             )
             .unwrap();
         let run = f.sync().await;
-        assert!(run["counts"]["conflicts"].as_u64().unwrap() >= 1, "{strategy}: {run:#}");
+        assert!(
+            run["counts"]["conflicts"].as_u64().unwrap() >= 1,
+            "{strategy}: {run:#}"
+        );
         let view = f.get(&id).await.body;
         let exceptions = view["exceptions"].as_array().unwrap().clone();
         if exceptions_from == "parked" {
             assert_eq!(view["title"], "Local title", "{strategy}: left alone here");
             let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
-            assert_eq!(masters[0]["subject"], "Microsoft title", "{strategy}: left alone there");
-            let parked = entity::sync_conflicts::Entity::find().all(&f.app.db).await.unwrap();
+            assert_eq!(
+                masters[0]["subject"], "Microsoft title",
+                "{strategy}: left alone there"
+            );
+            let parked = entity::sync_conflicts::Entity::find()
+                .all(&f.app.db)
+                .await
+                .unwrap();
             assert_eq!(parked.len(), 1, "{strategy}");
             continue;
         }
@@ -926,7 +1085,9 @@ async fn series_edited_on_both_sides_follow_each_conflict_strategy() {
             ),
             _ => assert_eq!(
                 exceptions,
-                [json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}})],
+                [
+                    json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}})
+                ],
                 "{strategy}"
             ),
         }
@@ -940,7 +1101,10 @@ async fn series_edited_on_one_side_merge_with_the_other_sides_occurrence_changes
     let f = Fixture::new("bidirectional", "local_wins").await;
     let (id, master, keys) = synced_series(&f).await;
     // Here the title, there one occurrence: different fields, both kept.
-    assert_eq!(f.patch(&id, json!({"title": "Renamed here"})).await.status, StatusCode::OK);
+    assert_eq!(
+        f.patch(&id, json!({"title": "Renamed here"})).await.status,
+        StatusCode::OK
+    );
     let instances = f.instances_of(&master);
     f.outlook()
         .delete_event(&f.who.mailbox_id, instances[5]["id"].as_str().unwrap())
@@ -963,24 +1127,43 @@ async fn pattern_changes_shifts_and_cancellations_on_either_side_leave_no_duplic
     let (id, master, keys) = synced_series(&f).await;
 
     // Here: one occurrence modified, another cancelled.
-    assert_eq!(f.cancel_occurrence(&id, &keys[2]).await.status, StatusCode::OK);
-    let modified = f.patch_occurrence(&id, &keys[4], json!({"title": "Special"})).await;
+    assert_eq!(
+        f.cancel_occurrence(&id, &keys[2]).await.status,
+        StatusCode::OK
+    );
+    let modified = f
+        .patch_occurrence(&id, &keys[4], json!({"title": "Special"}))
+        .await;
     assert_eq!(modified.status, StatusCode::OK, "{modified:?}");
     f.sync().await;
     f.assert_in_sync().await;
-    assert_eq!(f.get(&id).await.body["exceptions"], modified.body["exceptions"]);
-    assert_eq!(f.instances_of(&master).len(), 11, "one occurrence cancelled in Outlook");
+    assert_eq!(
+        f.get(&id).await.body["exceptions"],
+        modified.body["exceptions"]
+    );
+    assert_eq!(
+        f.instances_of(&master).len(),
+        11,
+        "one occurrence cancelled in Outlook"
+    );
     assert_eq!(f.only_master(), master);
 
     // Here: shifted by two hours (exceptions follow their days).
     let series = f.get(&id).await.body;
     let shift = |wall: &Value| {
-        let t = NaiveDateTime::parse_from_str(wall["date_time"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f").unwrap()
+        let t = NaiveDateTime::parse_from_str(
+            wall["date_time"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .unwrap()
             + chrono::Duration::hours(2);
         json!({"date_time": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "time_zone": "Europe/Berlin"})
     };
     let shifted = f
-        .patch(&id, json!({"start": shift(&series["start"]), "end": shift(&series["end"])}))
+        .patch(
+            &id,
+            json!({"start": shift(&series["start"]), "end": shift(&series["end"])}),
+        )
         .await;
     assert_eq!(shifted.status, StatusCode::OK, "{shifted:?}");
     assert_eq!(shifted.body["exceptions"].as_array().unwrap().len(), 2);
@@ -1008,7 +1191,11 @@ async fn pattern_changes_shifts_and_cancellations_on_either_side_leave_no_duplic
     f.assert_in_sync().await;
     let current = f.outlook().get_event(&f.who.mailbox_id, &master).unwrap();
     let later = |t: &Value| {
-        let at = NaiveDateTime::parse_from_str(&t["dateTime"].as_str().unwrap()[..19], "%Y-%m-%dT%H:%M:%S").unwrap()
+        let at = NaiveDateTime::parse_from_str(
+            &t["dateTime"].as_str().unwrap()[..19],
+            "%Y-%m-%dT%H:%M:%S",
+        )
+        .unwrap()
             + chrono::Duration::hours(1);
         json!({"dateTime": at.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
     };
@@ -1027,18 +1214,27 @@ async fn pattern_changes_shifts_and_cancellations_on_either_side_leave_no_duplic
     let mut recurrence = current["recurrence"].clone();
     recurrence["pattern"]["daysOfWeek"] = json!(["monday", "wednesday", "friday"]);
     f.outlook()
-        .update_event(&f.who.mailbox_id, &master, json!({"recurrence": recurrence}))
+        .update_event(
+            &f.who.mailbox_id,
+            &master,
+            json!({"recurrence": recurrence}),
+        )
         .unwrap();
     f.sync().await;
     f.assert_in_sync().await;
     let view = f.get(&id).await.body;
-    assert_eq!(view["recurrence"]["pattern"]["days_of_week"], json!(["monday", "wednesday", "friday"]));
+    assert_eq!(
+        view["recurrence"]["pattern"]["days_of_week"],
+        json!(["monday", "wednesday", "friday"])
+    );
     assert_eq!(view["exceptions"], json!([]));
     assert_eq!(f.local_rows().await.len(), 1, "still one local series");
     f.assert_quiet_second_run().await;
 
     // There: the whole series deleted.
-    f.outlook().delete_event(&f.who.mailbox_id, &master).unwrap();
+    f.outlook()
+        .delete_event(&f.who.mailbox_id, &master)
+        .unwrap();
     f.sync().await;
     assert!(f.local_rows().await.is_empty(), "deleted here too");
     assert_eq!(f.get(&id).await.status, StatusCode::NOT_FOUND);
@@ -1050,11 +1246,21 @@ async fn a_series_deleted_here_is_deleted_in_outlook_and_a_single_event_can_beco
     let (id, _, _) = synced_series(&f).await;
     let deleted = f
         .app
-        .request(Method::DELETE, &format!("{}/{id}", f.events()), Some(&f.who.user.token), None)
+        .request(
+            Method::DELETE,
+            &format!("{}/{id}", f.events()),
+            Some(&f.who.user.token),
+            None,
+        )
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     f.sync().await;
-    assert!(f.outlook().list_events(&f.who.mailbox_id).unwrap().is_empty());
+    assert!(
+        f.outlook()
+            .list_events(&f.who.mailbox_id)
+            .unwrap()
+            .is_empty()
+    );
 
     let single = f
         .created(json!({"title": "Once",
@@ -1069,6 +1275,10 @@ async fn a_series_deleted_here_is_deleted_in_outlook_and_a_single_event_can_beco
     assert_eq!(became.status, StatusCode::OK, "{became:?}");
     f.sync().await;
     f.assert_in_sync().await;
-    assert_eq!(f.get(&single).await.status, StatusCode::OK, "the same event, now a series");
+    assert_eq!(
+        f.get(&single).await.status,
+        StatusCode::OK,
+        "the same event, now a series"
+    );
     f.assert_quiet_second_run().await;
 }

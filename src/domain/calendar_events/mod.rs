@@ -22,8 +22,8 @@ use sea_orm::Set;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
 pub use recurrence::{RecurrenceRule, Rule};
+pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
 pub use series::OccurrenceException;
 pub use store::{
     EventFilter, EventListParams, cancel_occurrence, create, delete, delete_event,

@@ -320,7 +320,12 @@ impl Rule {
         };
         match end {
             Some(end) if errors.is_empty() => Ok(Self {
-                days: rule.pattern.days_of_week.iter().map(|d| d.weekday()).collect(),
+                days: rule
+                    .pattern
+                    .days_of_week
+                    .iter()
+                    .map(|d| d.weekday())
+                    .collect(),
                 rule,
                 end,
             }),
@@ -420,9 +425,11 @@ impl Rule {
                 .filter_map(|i| start.checked_add_days(Days::new(i)))
                 .filter(|d| self.days.contains(&d.weekday()))
                 .collect(),
-            PatternType::AbsoluteMonthly => NaiveDate::from_ymd_opt(start.year(), start.month(), day)
-                .into_iter()
-                .collect(),
+            PatternType::AbsoluteMonthly => {
+                NaiveDate::from_ymd_opt(start.year(), start.month(), day)
+                    .into_iter()
+                    .collect()
+            }
             PatternType::RelativeMonthly => self.relative(start.year(), start.month()),
             PatternType::AbsoluteYearly => NaiveDate::from_ymd_opt(start.year(), month, day)
                 .into_iter()
@@ -555,9 +562,11 @@ mod tests {
                 "/recurrence/range/end_date",
             ),
         ] {
-            let errors =
-                Rule::parse("/recurrence", serde_json::from_value(value.clone()).unwrap())
-                    .unwrap_err();
+            let errors = Rule::parse(
+                "/recurrence",
+                serde_json::from_value(value.clone()).unwrap(),
+            )
+            .unwrap_err();
             assert!(
                 errors.iter().any(|e| e.pointer == pointer),
                 "{value}: {errors:?}"

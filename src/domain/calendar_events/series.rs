@@ -248,8 +248,7 @@ impl EventData {
     pub fn occurrence(&self, key: &str) -> Option<(NaiveDate, EventData)> {
         let rule = self.recurrence.as_ref()?;
         let date = date_of(&self.time, key)?;
-        if original_start(&self.time, date) != key || !rule.contains(first_day(&self.time), date)
-        {
+        if original_start(&self.time, date) != key || !rule.contains(first_day(&self.time), date) {
             return None;
         }
         let plain = self.plain_occurrence(date);

@@ -386,7 +386,8 @@ fn with_exception(
     exception: Option<OccurrenceException>,
 ) -> EventData {
     let mut data = series.clone();
-    data.exceptions.retain(|e| e.original_start != original_start);
+    data.exceptions
+        .retain(|e| e.original_start != original_start);
     data.exceptions.extend(exception);
     data.exceptions
         .sort_by(|a, b| a.original_start.cmp(&b.original_start));

@@ -11,8 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Attendee, EventData, EventTime, RecurrenceRule, Sensitivity, ShowAs, ZonedDateTime,
-    series::Occurrence,
-    wall_clock,
+    series::Occurrence, wall_clock,
 };
 use crate::{
     domain::item_fields::{Importance, date_to_stored},

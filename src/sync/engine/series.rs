@@ -45,7 +45,13 @@ impl Run<'_> {
     /// One `GET`: its status and body (`Null` for a refusal that retrying does not cure).
     async fn get_one(&mut self, url: &str) -> Result<(u16, Value), Stop> {
         match self
-            .get(url, &["outlook.timezone=\"UTC\"", "outlook.body-content-type=\"text\""])
+            .get(
+                url,
+                &[
+                    "outlook.timezone=\"UTC\"",
+                    "outlook.body-content-type=\"text\"",
+                ],
+            )
             .await
         {
             Ok(body) => Ok((200, body)),
@@ -135,22 +141,22 @@ impl Run<'_> {
             else {
                 break;
             };
-            let instances = if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null())
-            {
-                if instances_status != 200 {
-                    self.note_unread(id, instances_status);
-                    continue;
-                }
-                match self.all_pages(first).await? {
-                    Some(items) => items,
-                    None => {
-                        self.note_unread(id, 0);
+            let instances =
+                if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
+                    if instances_status != 200 {
+                        self.note_unread(id, instances_status);
                         continue;
                     }
-                }
-            } else {
-                Vec::new()
-            };
+                    match self.all_pages(first).await? {
+                        Some(items) => items,
+                        None => {
+                            self.note_unread(id, 0);
+                            continue;
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
             out.push(ReadSeries {
                 id: id.clone(),
                 status,
@@ -221,10 +227,8 @@ impl Run<'_> {
             200 => {}
             404 | 410 => {
                 if let Some(link) = st.links.remove(&id) {
-                    self.log.note(format!(
-                        "{}: series deleted in Microsoft",
-                        link.local_id
-                    ));
+                    self.log
+                        .note(format!("{}: series deleted in Microsoft", link.local_id));
                     self.apply_removal(Some(link), &st.locals, &st.conflicts)
                         .await?;
                 }
@@ -245,8 +249,7 @@ impl Run<'_> {
             .as_ref()
             .and_then(|l| st.locals.get(&l.local_id))
             .map(|item| item.fields.clone());
-        let remote =
-            recurrence::remote_fields(&master, &instances, window, local_fields.as_ref());
+        let remote = recurrence::remote_fields(&master, &instances, window, local_fields.as_ref());
         let etag = etag_of(&master);
         let link = match link {
             Some(link) => link,
@@ -457,7 +460,8 @@ impl Run<'_> {
                                 "{} {}: refused by Microsoft ({})",
                                 write.0,
                                 write.1,
-                                r.error_code().unwrap_or_else(|| format!("http_{}", r.status))
+                                r.error_code()
+                                    .unwrap_or_else(|| format!("http_{}", r.status))
                             ));
                         }
                     }

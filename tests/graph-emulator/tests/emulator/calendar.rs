@@ -370,8 +370,7 @@ async fn cancelled_occurrences_leave_delta_as_removed_and_are_listed_on_their_ma
         .await
         .body;
     let master_id = master["id"].as_str().expect("id");
-    let (first, delta) =
-        delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
+    let (first, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
     assert_eq!(first.len(), 3, "instances, not the master: {first:#?}");
     assert!(first.iter().all(|i| i["seriesMasterId"] == master_id));
     let second_id = first[1]["id"].as_str().expect("id").to_owned();
