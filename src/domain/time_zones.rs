@@ -7,7 +7,8 @@
 //! CLDR lists under a Windows name maps to it. IANA zones CLDR does not list by that name (the
 //! tz database renames zones and keeps the old names as links, such as `Asia/Kolkata` for CLDR's
 //! `Asia/Calcutta`) map to the Windows zone of a listed IANA zone with the same UTC offset at
-//! every hour from 1970 to 2040 (which is what a link is), zones of the same area first.
+//! every hour from 1970 to 2040 (which is what a link is), zones of the same area first. IANA
+//! zones with no such twin (`Antarctica/Troll`) have no Windows name.
 
 use std::{
     collections::HashMap,
@@ -15,7 +16,7 @@ use std::{
     sync::{LazyLock, Mutex},
 };
 
-use chrono::{Duration, NaiveDate, Offset, TimeZone};
+use chrono::{Duration, NaiveDate, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::{TZ_VARIANTS, Tz};
 use windows_timezones::WindowsTimezone;
 
@@ -62,20 +63,41 @@ fn is_utc(tz: Tz) -> bool {
     UTC_NAMES.iter().any(|u| u.eq_ignore_ascii_case(bare))
 }
 
-/// Whether two zones have the same UTC offset at every hour from 1970 to 2040.
+/// Whether two zones have the same UTC offset at every hour from 1970 to 2040. Offsets are
+/// compared at noon UTC every day, and hour by hour over the day before a noon at which either
+/// zone's offset changed (where the two may switch at different hours of the same day).
 fn same_offsets(a: Tz, b: Tz) -> bool {
     let (Some(first), Some(last)) = (
-        NaiveDate::from_ymd_opt(1970, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)),
-        NaiveDate::from_ymd_opt(2041, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)),
+        NaiveDate::from_ymd_opt(1970, 1, 1).and_then(|d| d.and_hms_opt(12, 0, 0)),
+        NaiveDate::from_ymd_opt(2041, 1, 1).and_then(|d| d.and_hms_opt(12, 0, 0)),
     ) else {
         return false;
     };
-    let mut at = first;
-    while at < last {
-        if a.offset_from_utc_datetime(&at).fix() != b.offset_from_utc_datetime(&at).fix() {
+    let offsets = |at: &NaiveDateTime| {
+        (
+            a.offset_from_utc_datetime(at).fix(),
+            b.offset_from_utc_datetime(at).fix(),
+        )
+    };
+    let mut previous = offsets(&first);
+    let mut noon = first;
+    while noon < last {
+        let now = offsets(&noon);
+        if now.0 != now.1 {
             return false;
         }
-        at += Duration::hours(1);
+        if now != previous {
+            let mut hour = noon - Duration::hours(24);
+            while hour < noon {
+                let (x, y) = offsets(&hour);
+                if x != y {
+                    return false;
+                }
+                hour += Duration::hours(1);
+            }
+        }
+        previous = now;
+        noon += Duration::days(1);
     }
     true
 }
@@ -212,6 +234,15 @@ mod tests {
             assert_eq!(iana_to_windows(name), None, "{name}");
             assert_eq!(windows_to_iana(name), None, "{name}");
         }
+    }
+
+    #[test]
+    fn an_iana_zone_no_windows_zone_keeps_has_no_windows_name() {
+        assert_eq!(
+            parse_iana("Antarctica/Troll").map(|tz| tz.name()),
+            Some("Antarctica/Troll")
+        );
+        assert_eq!(iana_to_windows("Antarctica/Troll"), None);
     }
 
     #[test]

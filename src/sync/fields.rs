@@ -2,13 +2,25 @@
 //! between it, the local rows and Graph's JSON.
 //!
 //! Fields are a JSON object with the local API's names. The base snapshot of a link is such an
-//! object, so a three-way merge compares like with like, field by field. Times travel to and
-//! from Graph in UTC (`Prefer: outlook.timezone="UTC"` on reads); the local IANA zone of a
-//! timed event is kept on the local side.
+//! object, so a three-way merge compares like with like, field by field.
+//!
+//! Times: a timed event is sent as its wall-clock time in its own zone, named as Windows names it
+//! (`W. Europe Standard Time`), so that Outlook keeps the zone and daylight-saving time moves the
+//! event as it should. Reads ask for UTC (`Prefer: outlook.timezone="UTC"`) and take the event's
+//! own zone from `originalStartTimeZone`. In fields, timed events hold UTC instants and the
+//! CLDR default IANA zone of their Windows zone (`time_zone`), so that `Europe/Vienna` here and
+//! `W. Europe Standard Time` there compare equal; the local row keeps its own IANA name.
+//! All-day events are dates: sent as midnights labelled UTC, read from the date part, never
+//! moved by an offset; Graph's end is the exclusive midnight after the last day, the local end
+//! date is inclusive. Task due and start dates are dates too; reminders and completion are
+//! instants.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use entity::{calendar_events, tasks};
 use serde_json::{Map, Value, json};
+
+use crate::domain::time_zones;
 
 /// A normalized item.
 pub type Fields = Map<String, Value>;
@@ -37,15 +49,76 @@ fn parse_date(value: &Value) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()
 }
 
-/// `{"dateTime": "...", "timeZone": "UTC"}` (Graph's `dateTimeTimeZone`) as a UTC instant.
-fn graph_time(value: &Value) -> Option<NaiveDateTime> {
+/// A zone name as Graph writes it: Windows or IANA, or Exchange's `tzone://Microsoft/Utc`.
+/// `None` for what names no known zone (such as `tzone://Microsoft/Custom`).
+fn graph_zone(name: &str) -> Option<Tz> {
+    let name = name.trim();
+    match name.strip_prefix("tzone://Microsoft/") {
+        Some(special) if special.eq_ignore_ascii_case("Utc") => Some(Tz::UTC),
+        Some(_) => None,
+        None => time_zones::resolve(name),
+    }
+}
+
+/// The IANA zone that stands for a zone in fields: the CLDR default zone of its Windows zone.
+fn canonical_zone(tz: Tz) -> String {
+    time_zones::iana_to_windows(tz.name())
+        .and_then(time_zones::windows_to_iana)
+        .unwrap_or(tz.name())
+        .to_owned()
+}
+
+/// The wall-clock part of a `dateTimeTimeZone` (`{"dateTime": "...", "timeZone": "..."}`).
+fn graph_wall(value: &Value) -> Option<NaiveDateTime> {
     let text = value.get("dateTime")?.as_str()?;
     let text = text.trim_end_matches('Z');
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()
 }
 
-fn graph_utc(value: NaiveDateTime) -> Value {
-    json!({"dateTime": value.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
+/// The instant a `dateTimeTimeZone` stands for, in the zone it names (UTC when it names none,
+/// as Graph assumes). A wall time repeated when clocks go back is its earlier instant, one
+/// skipped when they go forward is an hour later, as Exchange reads them.
+fn graph_instant(value: &Value) -> Option<DateTime<Utc>> {
+    let wall = graph_wall(value)?;
+    let tz = value
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .and_then(graph_zone)
+        .unwrap_or(Tz::UTC);
+    tz.from_local_datetime(&wall)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(wall + Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A `dateTimeTimeZone` with Graph's seven fractional digits.
+fn graph_value(wall: NaiveDateTime, zone: &str) -> Value {
+    json!({
+        "dateTime": format!("{}.{:07}", wall.format("%Y-%m-%dT%H:%M:%S"), wall.nanosecond() / 100),
+        "timeZone": zone,
+    })
+}
+
+/// A date sent as its midnight labelled UTC, so that no offset can move it.
+fn graph_date(date: NaiveDate) -> Value {
+    graph_value(date.and_time(chrono::NaiveTime::MIN), "UTC")
+}
+
+/// The date of a task's due or start `dateTimeTimeZone`. To Do keeps such a date as the
+/// midnight of the zone a client set it in and may return it converted to another zone; that
+/// midnight lies within twelve hours of the date's own midnight for every zone from UTC-11 to
+/// UTC+12, so the nearest midnight is the date.
+fn graph_task_date(value: &Value) -> Option<NaiveDate> {
+    let wall = graph_wall(value)?;
+    let date = wall.date();
+    if wall.hour() >= 12 {
+        date.succ_opt()
+    } else {
+        Some(date)
+    }
 }
 
 fn json_array(text: &str) -> Value {
@@ -104,7 +177,17 @@ pub fn event_from_local(m: &calendar_events::Model) -> Fields {
     if m.is_all_day {
         f.insert("start".into(), json!(m.start_date));
         f.insert("end".into(), json!(m.end_date));
+        f.insert("time_zone".into(), Value::Null);
     } else {
+        f.insert(
+            "time_zone".into(),
+            json!(canonical_zone(
+                m.time_zone
+                    .as_deref()
+                    .and_then(time_zones::parse_iana)
+                    .unwrap_or(Tz::UTC)
+            )),
+        );
         f.insert(
             "start".into(),
             m.start_at
@@ -125,7 +208,31 @@ pub fn event_from_local(m: &calendar_events::Model) -> Fields {
     f
 }
 
-/// The fields of a Graph event read with `Prefer: outlook.timezone="UTC"`.
+/// The zone an event was set in: `originalStartTimeZone`, else the zone of `start`, else UTC.
+fn event_zone(g: &Value) -> Tz {
+    g.get("originalStartTimeZone")
+        .and_then(Value::as_str)
+        .and_then(graph_zone)
+        .or_else(|| {
+            g.pointer("/start/timeZone")
+                .and_then(Value::as_str)
+                .and_then(graph_zone)
+        })
+        .unwrap_or(Tz::UTC)
+}
+
+/// The date of an all-day event's start or end: the date part as Graph writes it (a midnight,
+/// whatever zone labels it). A time that is not midnight is a midnight of the event's own zone
+/// shown in another zone, and is read back in the event's zone.
+fn all_day_date(value: &Value, g: &Value) -> Option<NaiveDate> {
+    let wall = graph_wall(value)?;
+    if wall.time() == chrono::NaiveTime::MIN {
+        return Some(wall.date());
+    }
+    graph_instant(value).map(|t| t.with_timezone(&event_zone(g)).date_naive())
+}
+
+/// The fields of a Graph event (its times in whichever zone Graph labels them with).
 pub fn event_from_graph(g: &Value) -> Fields {
     let mut f = Fields::new();
     let all_day = g.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
@@ -139,29 +246,29 @@ pub fn event_from_graph(g: &Value) -> Fields {
         text_or_null(g.pointer("/location/displayName").and_then(Value::as_str)),
     );
     f.insert("is_all_day".into(), json!(all_day));
-    let start = g.get("start").and_then(graph_time);
-    let end = g.get("end").and_then(graph_time);
     if all_day {
-        f.insert(
-            "start".into(),
-            start.map_or(Value::Null, |t| json!(t.date().to_string())),
-        );
+        let start = g.get("start").and_then(|v| all_day_date(v, g));
         // Graph's end is the exclusive midnight after the last day.
-        f.insert(
-            "end".into(),
-            end.map_or(Value::Null, |t| {
-                json!(t.date().pred_opt().unwrap_or(t.date()).to_string())
-            }),
-        );
-    } else {
+        let end = g
+            .get("end")
+            .and_then(|v| all_day_date(v, g))
+            .map(|end| end.pred_opt().unwrap_or(end))
+            .map(|end| start.map_or(end, |start| end.max(start)));
         f.insert(
             "start".into(),
-            start.map_or(Value::Null, |t| instant(&t.and_utc())),
+            start.map_or(Value::Null, |d| json!(d.to_string())),
         );
         f.insert(
             "end".into(),
-            end.map_or(Value::Null, |t| instant(&t.and_utc())),
+            end.map_or(Value::Null, |d| json!(d.to_string())),
         );
+        f.insert("time_zone".into(), Value::Null);
+    } else {
+        let start = g.get("start").and_then(graph_instant);
+        let end = g.get("end").and_then(graph_instant);
+        f.insert("start".into(), start.map_or(Value::Null, |t| instant(&t)));
+        f.insert("end".into(), end.map_or(Value::Null, |t| instant(&t)));
+        f.insert("time_zone".into(), json!(canonical_zone(event_zone(g))));
     }
     let reminder_on = g
         .get("isReminderOn")
@@ -225,16 +332,23 @@ pub fn event_to_graph(f: &Fields) -> Value {
         let start = f.get("start").and_then(parse_date);
         let end = f.get("end").and_then(parse_date).and_then(|d| d.succ_opt());
         (
-            start.and_then(|d| d.and_hms_opt(0, 0, 0)),
-            end.and_then(|d| d.and_hms_opt(0, 0, 0)),
+            start.map_or(Value::Null, graph_date),
+            end.map_or(Value::Null, graph_date),
         )
     } else {
-        (
-            f.get("start")
-                .and_then(parse_instant)
-                .map(|t| t.naive_utc()),
-            f.get("end").and_then(parse_instant).map(|t| t.naive_utc()),
-        )
+        // The wall time in the event's own zone, named as Windows names it.
+        let (tz, zone) = f
+            .get("time_zone")
+            .and_then(Value::as_str)
+            .and_then(time_zones::parse_iana)
+            .and_then(|tz| time_zones::iana_to_windows(tz.name()).map(|w| (tz, w)))
+            .unwrap_or((Tz::UTC, "UTC"));
+        let wall = |key: &str| {
+            f.get(key).and_then(parse_instant).map_or(Value::Null, |t| {
+                graph_value(t.with_timezone(&tz).naive_local(), zone)
+            })
+        };
+        (wall("start"), wall("end"))
     };
     let reminder = f.get("reminder_minutes").cloned().unwrap_or(Value::Null);
     let attendees: Vec<Value> = f
@@ -257,8 +371,8 @@ pub fn event_to_graph(f: &Fields) -> Value {
         "body": {"contentType": "text", "content": f.get("description").and_then(Value::as_str).unwrap_or("")},
         "location": {"displayName": f.get("location").and_then(Value::as_str).unwrap_or("")},
         "isAllDay": all_day,
-        "start": start.map_or(Value::Null, graph_utc),
-        "end": end.map_or(Value::Null, graph_utc),
+        "start": start,
+        "end": end,
         "isReminderOn": !reminder.is_null(),
         "reminderMinutesBeforeStart": if reminder.is_null() { json!(15) } else { reminder },
         "showAs": snake_to_camel(f.get("show_as").and_then(Value::as_str).unwrap_or("busy")),
@@ -269,7 +383,8 @@ pub fn event_to_graph(f: &Fields) -> Value {
     })
 }
 
-/// Writes fields into a local event row (keeping its time zone for timed events).
+/// Writes fields into a local event row. A timed event keeps its own IANA zone when it stands
+/// for the same Windows zone as the fields' zone.
 pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
     m.title = f
         .get("title")
@@ -301,8 +416,24 @@ pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
             .map(|t| t.fixed_offset());
         m.start_date = None;
         m.end_date = None;
-        if m.time_zone.is_none() {
-            m.time_zone = Some("UTC".to_owned());
+        let current = m.time_zone.as_deref().and_then(time_zones::parse_iana);
+        match f
+            .get("time_zone")
+            .and_then(Value::as_str)
+            .and_then(time_zones::parse_iana)
+        {
+            Some(zone) => {
+                if current.is_none_or(|c| canonical_zone(c) != canonical_zone(zone)) {
+                    m.time_zone = Some(zone.name().to_owned());
+                }
+            }
+            // Fields without a zone (a snapshot from before zones were synchronized) keep
+            // the row's zone.
+            None => {
+                if current.is_none() {
+                    m.time_zone = Some(Tz::UTC.name().to_owned());
+                }
+            }
         }
     }
     m.reminder_minutes = f
@@ -357,18 +488,18 @@ pub fn task_from_local(m: &tasks::Model) -> Fields {
     f
 }
 
-/// The fields of a Graph task read with `Prefer: outlook.timezone="UTC"`.
+/// The fields of a Graph task (its times in whichever zone Graph labels them with).
 pub fn task_from_graph(g: &Value) -> Fields {
     let mut f = Fields::new();
     let date = |key: &str| {
         g.get(key)
-            .and_then(graph_time)
-            .map_or(Value::Null, |t| json!(t.date().to_string()))
+            .and_then(graph_task_date)
+            .map_or(Value::Null, |d| json!(d.to_string()))
     };
     let at = |key: &str| {
         g.get(key)
-            .and_then(graph_time)
-            .map_or(Value::Null, |t| instant(&t.and_utc()))
+            .and_then(graph_instant)
+            .map_or(Value::Null, |t| instant(&t))
     };
     f.insert("title".into(), json!(str_field(g, "title", "")));
     f.insert(
@@ -413,13 +544,12 @@ pub fn task_to_graph(f: &Fields) -> Value {
     let date = |key: &str| {
         f.get(key)
             .and_then(parse_date)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map_or(Value::Null, graph_utc)
+            .map_or(Value::Null, graph_date)
     };
     let at = |key: &str| {
         f.get(key)
             .and_then(parse_instant)
-            .map_or(Value::Null, |t| graph_utc(t.naive_utc()))
+            .map_or(Value::Null, |t| graph_value(t.naive_utc(), "UTC"))
     };
     let reminder = at("reminder_at");
     let mut body = json!({
@@ -494,10 +624,153 @@ mod tests {
         f.insert("start".into(), json!("2026-07-01"));
         f.insert("end".into(), json!("2026-07-03"));
         let graph = event_to_graph(&f);
-        assert_eq!(graph["end"]["dateTime"], "2026-07-04T00:00:00");
+        assert_eq!(graph["end"]["dateTime"], "2026-07-04T00:00:00.0000000");
         let back = event_from_graph(&graph);
         assert_eq!(back["start"], "2026-07-01");
         assert_eq!(back["end"], "2026-07-03");
+    }
+
+    fn timed(start: &str, end: &str, zone: &str) -> Fields {
+        let mut f = Fields::new();
+        f.insert("is_all_day".into(), json!(false));
+        f.insert("start".into(), json!(start));
+        f.insert("end".into(), json!(end));
+        f.insert("time_zone".into(), json!(zone));
+        f
+    }
+
+    #[test]
+    fn timed_events_travel_as_wall_time_in_their_windows_zone() {
+        let cases = [
+            // Berlin in winter (+01:00) and in summer (+02:00), around both transitions.
+            (
+                "2026-03-28T09:00:00Z",
+                "Europe/Berlin",
+                "2026-03-28T10:00:00.0000000",
+                "W. Europe Standard Time",
+            ),
+            (
+                "2026-03-30T08:00:00Z",
+                "Europe/Berlin",
+                "2026-03-30T10:00:00.0000000",
+                "W. Europe Standard Time",
+            ),
+            (
+                "2026-10-26T09:00:00Z",
+                "Europe/Berlin",
+                "2026-10-26T10:00:00.0000000",
+                "W. Europe Standard Time",
+            ),
+            (
+                "2026-03-09T14:00:00Z",
+                "America/New_York",
+                "2026-03-09T10:00:00.0000000",
+                "Eastern Standard Time",
+            ),
+            (
+                "2026-04-06T00:00:00Z",
+                "Australia/Sydney",
+                "2026-04-06T10:00:00.0000000",
+                "AUS Eastern Standard Time",
+            ),
+        ];
+        for (utc, zone, wall, windows) in cases {
+            let graph = event_to_graph(&timed(utc, utc, zone));
+            assert_eq!(graph["start"]["dateTime"], wall, "{utc} in {zone}");
+            assert_eq!(graph["start"]["timeZone"], windows, "{utc} in {zone}");
+            let mut read = graph.clone();
+            read["originalStartTimeZone"] = json!(windows);
+            let back = event_from_graph(&read);
+            assert_eq!(back["start"], utc, "{utc} in {zone}");
+            assert_eq!(back["time_zone"], zone, "{utc} in {zone}");
+        }
+    }
+
+    #[test]
+    fn a_zone_graph_names_by_its_windows_name_keeps_the_local_iana_name() {
+        let mut m = calendar_events::Model {
+            time_zone: Some("Europe/Vienna".to_owned()),
+            ..sample_event()
+        };
+        let f = event_from_local(&m);
+        assert_eq!(f["time_zone"], "Europe/Berlin");
+        event_into_local(&f, &mut m);
+        assert_eq!(m.time_zone.as_deref(), Some("Europe/Vienna"));
+        let london = timed(
+            "2026-07-01T08:00:00Z",
+            "2026-07-01T09:00:00Z",
+            "Europe/London",
+        );
+        event_into_local(&london, &mut m);
+        assert_eq!(m.time_zone.as_deref(), Some("Europe/London"));
+    }
+
+    #[test]
+    fn graph_times_are_read_in_the_zone_they_are_labelled_with() {
+        let g = json!({
+            "isAllDay": false,
+            "start": {"dateTime": "2026-07-01T09:00:00.0000000", "timeZone": "Pacific Standard Time"},
+            "end": {"dateTime": "2026-07-01T10:00:00.0000000", "timeZone": "America/Los_Angeles"},
+        });
+        let f = event_from_graph(&g);
+        assert_eq!(f["start"], "2026-07-01T16:00:00Z");
+        assert_eq!(f["end"], "2026-07-01T17:00:00Z");
+        assert_eq!(f["time_zone"], "America/Los_Angeles");
+    }
+
+    #[test]
+    fn all_day_dates_shown_in_another_zone_are_read_in_the_events_zone() {
+        // An all-day event of 1 to 3 July in Auckland (+12:00), shown in UTC.
+        let g = json!({
+            "isAllDay": true,
+            "originalStartTimeZone": "New Zealand Standard Time",
+            "start": {"dateTime": "2026-06-30T12:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-03T12:00:00.0000000", "timeZone": "UTC"},
+        });
+        let f = event_from_graph(&g);
+        assert_eq!(f["start"], "2026-07-01");
+        assert_eq!(f["end"], "2026-07-03");
+    }
+
+    #[test]
+    fn task_dates_are_the_nearest_midnight_of_what_graph_returns() {
+        let cases = [
+            ("2026-07-01T00:00:00.0000000", "2026-07-01"),
+            ("2026-07-01T04:00:00.0000000", "2026-07-01"),
+            ("2026-06-30T22:00:00.0000000", "2026-07-01"),
+            ("2026-06-30T12:00:00.0000000", "2026-07-01"),
+        ];
+        for (wall, date) in cases {
+            let g = json!({"dueDateTime": {"dateTime": wall, "timeZone": "UTC"}});
+            assert_eq!(task_from_graph(&g)["due_date"], date, "{wall}");
+        }
+    }
+
+    fn sample_event() -> calendar_events::Model {
+        let now = Utc::now().fixed_offset();
+        calendar_events::Model {
+            id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+            title: "t".into(),
+            description: None,
+            location: None,
+            is_all_day: false,
+            start_at: Some(now),
+            end_at: Some(now),
+            time_zone: Some("UTC".into()),
+            start_date: None,
+            end_date: None,
+            reminder_minutes: None,
+            show_as: "busy".into(),
+            importance: "normal".into(),
+            sensitivity: "normal".into(),
+            categories: "[]".into(),
+            attendees: "[]".into(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Series in the sync: a local series is one item linked to Graph's series master, compared
-//! and merged through three more normalized fields beside the event's own:
+//! and merged through two more normalized fields beside the event's own (whose `time_zone` is
+//! the zone the series repeats in):
 //!
 //! - `recurrence`: the local recurrence rule (`null` for a single event);
 //! - `exceptions`: the series' modified and cancelled occurrences, by original start, as the
-//!   local side stores them (`null` for a single event);
-//! - `time_zone`: the IANA zone the series repeats in (`null` for a single event).
+//!   local side stores them (`null` for a single event).
 //!
 //! On Graph's side a series is its master (`type: seriesMaster`, with a `patternedRecurrence`)
 //! and its instances (`/events/{id}/instances` over the sync window): an instance of
@@ -86,14 +86,6 @@ pub fn extend_local(m: &calendar_events::Model, f: &mut Fields) {
             Value::Null
         },
     );
-    f.insert(
-        "time_zone".into(),
-        if series && !m.is_all_day {
-            json!(m.time_zone)
-        } else {
-            Value::Null
-        },
-    );
 }
 
 /// Writes the series fields into a local event row (after its own fields), with the span its
@@ -110,14 +102,6 @@ pub fn into_local(f: &Fields, m: &mut calendar_events::Model) {
         m.exceptions = None;
         return;
     };
-    if !m.is_all_day
-        && let Some(zone) = f
-            .get("time_zone")
-            .and_then(Value::as_str)
-            .and_then(time_zones::parse_iana)
-    {
-        m.time_zone = Some(zone.name().to_owned());
-    }
     m.recurrence = serde_json::to_string(&rule).ok();
     m.exceptions = Some(
         f.get("exceptions")
@@ -136,7 +120,7 @@ pub fn into_local(f: &Fields, m: &mut calendar_events::Model) {
 /// The fields of a Graph event that is not a series master (series fields `null`).
 pub fn single_from_graph(g: &Value) -> Fields {
     let mut f = fields::event_from_graph(g);
-    for key in ["recurrence", "exceptions", "time_zone"] {
+    for key in ["recurrence", "exceptions"] {
         f.insert(key.into(), Value::Null);
     }
     f
@@ -288,9 +272,9 @@ fn graph_zone(zone: Tz) -> String {
     time_zones::iana_to_windows(zone.name()).map_or_else(|| zone.name().to_owned(), str::to_owned)
 }
 
-/// Completes a Graph body built from normalized fields for a series: its start and end as
-/// wall-clock times in its zone (so that Graph repeats it at the same local time across
-/// daylight saving changes) and its recurrence. `base` is the series as last synchronized:
+/// Completes a Graph body built from normalized fields for a series with its recurrence, in the
+/// series' zone (so that Graph repeats it at the same local time across daylight saving
+/// changes). `base` is the series as last synchronized:
 /// the recurrence is sent only when it (or the series' first day or zone) changed, because
 /// Graph drops every exception of a series whose recurrence is written.
 pub fn complete_body(f: &Fields, base: Option<&Fields>, body: &mut Value) {
@@ -302,22 +286,9 @@ pub fn complete_body(f: &Fields, base: Option<&Fields>, body: &mut Value) {
     }
     let Some(data) = series_data(f) else { return };
     let Some(rule) = &data.recurrence else { return };
+    // `event_to_graph` sends the start and end as wall times in the series' zone.
     let zone = match data.time {
-        EventTime::Timed {
-            start,
-            end,
-            time_zone,
-        } => {
-            let wall = |t: DateTime<Utc>| {
-                json!({
-                    "dateTime": t.with_timezone(&time_zone).naive_local().format("%Y-%m-%dT%H:%M:%S").to_string(),
-                    "timeZone": graph_zone(time_zone),
-                })
-            };
-            body["start"] = wall(start);
-            body["end"] = wall(end);
-            graph_zone(time_zone)
-        }
+        EventTime::Timed { time_zone, .. } => graph_zone(time_zone),
         EventTime::AllDay { .. } => "UTC".to_owned(),
     };
     let first = series::first_day(&data.time);
@@ -381,8 +352,7 @@ fn inside(data: &EventData, key: &str, window: Window) -> bool {
 }
 
 /// The normalized fields of a Graph series master and its instances over `window`. `local`
-/// (the linked local item's fields) lends its exceptions outside the window and, when Graph
-/// names the same Windows zone, its IANA zone.
+/// (the linked local item's fields) lends its exceptions outside the window.
 pub fn remote_fields(
     master: &Value,
     instances: &[Value],
@@ -393,32 +363,7 @@ pub fn remote_fields(
     let Some(rule) = master.get("recurrence").and_then(rule_from_graph) else {
         return f;
     };
-    let all_day = f
-        .get("is_all_day")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let graph_zone_name = master
-        .pointer("/recurrence/range/recurrenceTimeZone")
-        .and_then(Value::as_str)
-        .filter(|z| !z.is_empty())
-        .or_else(|| master.get("originalStartTimeZone").and_then(Value::as_str))
-        .unwrap_or("UTC");
-    let local_zone = local
-        .and_then(|l| l.get("time_zone"))
-        .and_then(Value::as_str)
-        .filter(|z| time_zones::same_windows_zone(z, graph_zone_name));
-    let zone = local_zone
-        .map(str::to_owned)
-        .or_else(|| time_zones::resolve(graph_zone_name).map(|z| z.name().to_owned()));
     f.insert("recurrence".into(), json!(rule));
-    f.insert(
-        "time_zone".into(),
-        if all_day {
-            Value::Null
-        } else {
-            json!(zone.unwrap_or_else(|| "UTC".to_owned()))
-        },
-    );
     f.insert("exceptions".into(), json!([]));
     let Some(data) = series_data(&f) else {
         return f;

@@ -20,4 +20,5 @@ mod settings_application;
 mod settings_microsoft;
 mod sync;
 mod tasks;
+mod time_zones;
 mod users;

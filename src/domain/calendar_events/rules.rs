@@ -16,6 +16,7 @@ use crate::{
             present, required,
         },
         patch::Patch,
+        time_zones,
     },
     error::{ApiError, ApiResult, FieldError},
 };
@@ -29,14 +30,25 @@ pub const MAX_REMINDER_MINUTES: i64 = 40_320;
 /// The wire format of wall-clock times (fractions of a second are optional).
 const DATE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
 
-/// Parses an IANA time zone name.
+/// Parses an IANA time zone name; the zone must have a Windows equivalent, as Microsoft 365
+/// names zones the Windows way.
+///
+/// # Errors
+/// When the name is not an IANA zone, or no Windows zone keeps the same time.
 pub fn parse_zone(pointer: &str, name: &str) -> Result<Tz, FieldError> {
-    name.parse::<Tz>().map_err(|_| {
+    let tz = name.parse::<Tz>().map_err(|_| {
         FieldError::new(
             pointer,
             format!("`{name}` is not an IANA time zone (such as `Europe/Berlin`)"),
         )
-    })
+    })?;
+    if time_zones::iana_to_windows(tz.name()).is_none() {
+        return Err(FieldError::new(
+            pointer,
+            format!("`{name}` has no Windows time zone that Microsoft 365 could keep it in"),
+        ));
+    }
+    Ok(tz)
 }
 
 /// The instant of a wall-clock time: `pointer` names the `{date_time, time_zone}` object.

@@ -1,72 +1,83 @@
 //! Dates and time zones as Graph writes them: `dateTimeTimeZone` values with seven fractional
-//! digits and Windows zone names, the `Prefer: outlook.timezone` header, and the query-string
-//! instants of calendar windows.
+//! digits and Windows zone names (CLDR's windowsZones mapping, the same data as the service's),
+//! the `Prefer: outlook.timezone` header, and the query-string instants of calendar windows.
+
+use std::{str::FromStr, sync::LazyLock};
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
+use chrono_tz::{TZ_VARIANTS, Tz};
 use serde_json::{Value, json};
+use windows_timezones::WindowsTimezone;
 
-/// Windows zone names Graph returns, with the IANA zone they stand for (the "001" territory of
-/// CLDR's windowsZones.xml). Graph also accepts IANA names, which `resolve_zone` handles.
-const WINDOWS_ZONES: &[(&str, &str)] = &[
-    ("UTC", "UTC"),
-    ("GMT Standard Time", "Europe/London"),
-    ("Greenwich Standard Time", "Atlantic/Reykjavik"),
-    ("W. Europe Standard Time", "Europe/Berlin"),
-    ("Romance Standard Time", "Europe/Paris"),
-    ("Central Europe Standard Time", "Europe/Budapest"),
-    ("Central European Standard Time", "Europe/Warsaw"),
-    ("GTB Standard Time", "Europe/Bucharest"),
-    ("FLE Standard Time", "Europe/Kiev"),
-    ("Russian Standard Time", "Europe/Moscow"),
-    ("Turkey Standard Time", "Europe/Istanbul"),
-    ("Israel Standard Time", "Asia/Jerusalem"),
-    ("South Africa Standard Time", "Africa/Johannesburg"),
-    ("Arabian Standard Time", "Asia/Dubai"),
-    ("India Standard Time", "Asia/Calcutta"),
-    ("Singapore Standard Time", "Asia/Singapore"),
-    ("China Standard Time", "Asia/Shanghai"),
-    ("Korea Standard Time", "Asia/Seoul"),
-    ("Tokyo Standard Time", "Asia/Tokyo"),
-    ("W. Australia Standard Time", "Australia/Perth"),
-    ("Cen. Australia Standard Time", "Australia/Adelaide"),
-    ("E. Australia Standard Time", "Australia/Brisbane"),
-    ("AUS Eastern Standard Time", "Australia/Sydney"),
-    ("New Zealand Standard Time", "Pacific/Auckland"),
-    ("Hawaiian Standard Time", "Pacific/Honolulu"),
-    ("Alaskan Standard Time", "America/Anchorage"),
-    ("Pacific Standard Time", "America/Los_Angeles"),
-    ("US Mountain Standard Time", "America/Phoenix"),
-    ("Mountain Standard Time", "America/Denver"),
-    ("Central Standard Time", "America/Chicago"),
-    ("Eastern Standard Time", "America/New_York"),
-    ("Atlantic Standard Time", "America/Halifax"),
-    ("E. South America Standard Time", "America/Sao_Paulo"),
+/// IANA names of UTC itself, which Exchange stores as Windows' `UTC`.
+const UTC_NAMES: &[&str] = &[
+    "UTC",
+    "UCT",
+    "Universal",
+    "Zulu",
+    "GMT",
+    "GMT0",
+    "GMT+0",
+    "GMT-0",
+    "Greenwich",
 ];
 
-/// Resolves a zone name as a client may send it (Windows or IANA, case-insensitive for Windows
-/// names as Exchange is) to a tz database zone.
+/// Every Windows zone of CLDR's windowsZones mapping (through the `windows-timezones` crate):
+/// the Windows zones of all the IANA zones CLDR lists.
+static WINDOWS_ZONES: LazyLock<Vec<WindowsTimezone>> = LazyLock::new(|| {
+    let mut zones: Vec<WindowsTimezone> = Vec::new();
+    for tz in TZ_VARIANTS {
+        if let Ok(w) = WindowsTimezone::try_from(tz)
+            && !zones.contains(&w)
+        {
+            zones.push(w);
+        }
+    }
+    zones
+});
+
+/// A Windows zone name, compared without regard to case as Exchange does.
+fn windows_zone(name: &str) -> Option<WindowsTimezone> {
+    WindowsTimezone::from_str(name).ok().or_else(|| {
+        WINDOWS_ZONES
+            .iter()
+            .copied()
+            .find(|w| w.name().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Resolves a zone name as a client may send it (Windows or IANA) to a tz database zone: a
+/// Windows name stands for CLDR's world-wide default IANA zone.
 pub(crate) fn resolve_zone(name: &str) -> Option<Tz> {
     let trimmed = name.trim();
-    if let Some((_, iana)) = WINDOWS_ZONES
-        .iter()
-        .find(|(w, _)| w.eq_ignore_ascii_case(trimmed))
-    {
-        return iana.parse().ok();
+    if let Some(w) = windows_zone(trimmed) {
+        return w.tzdb_id().parse().ok();
     }
-    if trimmed.eq_ignore_ascii_case("Etc/UTC") || trimmed.eq_ignore_ascii_case("Z") {
+    if trimmed.eq_ignore_ascii_case("Z") {
         return Some(Tz::UTC);
     }
     trimmed.parse().ok()
 }
 
-/// The Windows name of an IANA zone, when the table knows it (used for `originalStartTimeZone`
-/// when a client wrote an IANA name, as Exchange stores Windows names).
+/// The Windows name Exchange stores for a zone a client named (used for
+/// `originalStartTimeZone`): a Windows name in its canonical spelling, the CLDR Windows zone
+/// of an IANA name, or the name itself when CLDR does not list it.
 pub(crate) fn windows_name(name: &str) -> String {
-    WINDOWS_ZONES
-        .iter()
-        .find(|(w, iana)| iana.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(name))
-        .map_or_else(|| name.to_owned(), |(w, _)| (*w).to_owned())
+    let trimmed = name.trim();
+    if let Some(w) = windows_zone(trimmed) {
+        return w.name().to_owned();
+    }
+    match trimmed.parse::<Tz>() {
+        Ok(tz) => {
+            let bare = tz.name().strip_prefix("Etc/").unwrap_or(tz.name());
+            if UTC_NAMES.iter().any(|u| u.eq_ignore_ascii_case(bare)) {
+                return WindowsTimezone::Utc.name().to_owned();
+            }
+            WindowsTimezone::try_from(tz)
+                .map_or_else(|_| trimmed.to_owned(), |w| w.name().to_owned())
+        }
+        Err(_) => trimmed.to_owned(),
+    }
 }
 
 /// Parses the `dateTime` part of a `dateTimeTimeZone` (no offset; up to seven fractional
@@ -202,5 +213,39 @@ impl Prefer {
     /// The zone to render times in (UTC by default).
     pub(crate) fn zone(&self) -> Zone {
         self.timezone.clone().unwrap_or_else(Zone::utc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_iana_names_resolve_through_cldr() {
+        let cases = [
+            ("Pacific Standard Time", Some(Tz::America__Los_Angeles)),
+            ("pacific standard time", Some(Tz::America__Los_Angeles)),
+            ("AUS Eastern Standard Time", Some(Tz::Australia__Sydney)),
+            ("Europe/Vienna", Some(Tz::Europe__Vienna)),
+            ("UTC", Some(Tz::Etc__UTC)),
+            ("Central Mars Standard Time", None),
+        ];
+        for (name, tz) in cases {
+            assert_eq!(resolve_zone(name), tz, "{name}");
+        }
+    }
+
+    #[test]
+    fn exchange_stores_the_windows_name_of_a_zone() {
+        let cases = [
+            ("Europe/Vienna", "W. Europe Standard Time"),
+            ("America/Los_Angeles", "Pacific Standard Time"),
+            ("eastern standard time", "Eastern Standard Time"),
+            ("Etc/UTC", "UTC"),
+            ("UTC", "UTC"),
+        ];
+        for (name, windows) in cases {
+            assert_eq!(windows_name(name), windows, "{name}");
+        }
     }
 }

@@ -252,6 +252,63 @@ async fn prefer_outlook_timezone_converts_times() {
 }
 
 #[tokio::test]
+async fn zones_follow_cldr_windows_zones_both_ways() {
+    let ctx = TestCtx::new().await;
+    // (zone the client writes, what Exchange stores as originalStartTimeZone, UTC of 10:00 on
+    // 1 July 2026 there)
+    let cases = [
+        (
+            "Nepal Standard Time",
+            "Nepal Standard Time",
+            "2026-07-01T04:15:00.0000000",
+        ),
+        (
+            "sri lanka standard time",
+            "Sri Lanka Standard Time",
+            "2026-07-01T04:30:00.0000000",
+        ),
+        (
+            "Europe/Vienna",
+            "W. Europe Standard Time",
+            "2026-07-01T08:00:00.0000000",
+        ),
+        (
+            "America/Vancouver",
+            "Pacific Standard Time",
+            "2026-07-01T17:00:00.0000000",
+        ),
+        ("Etc/UTC", "UTC", "2026-07-01T10:00:00.0000000"),
+    ];
+    for (zone, stored, utc) in cases {
+        let created = ctx
+            .post("/me/events", json!({"subject": zone, "start": {"dateTime": "2026-07-01T10:00:00", "timeZone": zone}, "end": {"dateTime": "2026-07-01T11:00:00", "timeZone": zone}}))
+            .await;
+        assert_eq!(created.status, 201, "{zone}: {:?}", created.body);
+        assert_eq!(created.body["originalStartTimeZone"], stored, "{zone}");
+        assert_eq!(created.body["start"]["dateTime"], utc, "{zone}");
+        assert_eq!(created.body["start"]["timeZone"], "UTC", "{zone}");
+        let path = format!(
+            "/me/events/{}",
+            enc(created.body["id"].as_str().expect("id"))
+        );
+        let pref = format!("outlook.timezone=\"{stored}\"");
+        let shown = ctx
+            .call(Method::GET, &path, None, &[("Prefer", &pref)])
+            .await;
+        assert_eq!(
+            shown.body["start"]["dateTime"], "2026-07-01T10:00:00.0000000",
+            "{zone}"
+        );
+        assert_eq!(shown.body["start"]["timeZone"], stored, "{zone}");
+        assert_eq!(
+            shown.header("preference-applied").as_deref(),
+            Some(pref.as_str()),
+            "{zone}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_properties_are_rejected() {
     let ctx = TestCtx::new().await;
     let resp = ctx.post("/me/events", json!({"subjekt": "typo", "start": {"dateTime": "2026-07-01T10:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-07-01T11:00:00", "timeZone": "UTC"}})).await;
