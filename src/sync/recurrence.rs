@@ -153,7 +153,7 @@ fn camel(value: &str) -> String {
 fn snake(value: &str) -> String {
     let mut out = String::new();
     for c in value.chars() {
-        if c.is_uppercase() {
+        if c.is_uppercase() && !out.is_empty() {
             out.push('_');
         }
         out.extend(c.to_lowercase());
