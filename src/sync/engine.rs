@@ -561,6 +561,7 @@ impl Run<'_> {
             applied: HashSet::new(),
             series: HashSet::new(),
             verify: HashSet::new(),
+            removed: Vec::new(),
             unknown_removals: false,
         })
     }
@@ -583,6 +584,11 @@ impl Run<'_> {
                     // stopped being a single event; its master says what it became.
                     Some(link) if is_series_link(link, &st.locals) => {
                         st.verify.insert(remote_id);
+                    }
+                    // An event that became a series loses its id as an instance too: its
+                    // removal waits for the last page, which tells (see `pull_series`).
+                    Some(_) if self.resource == Resource::Calendar => {
+                        st.removed.push(remote_id);
                     }
                     Some(_) => {
                         self.apply_removal(st.links.remove(&remote_id), &st.locals, &st.conflicts)
@@ -1441,6 +1447,8 @@ struct PullState {
     series: HashSet<String>,
     /// Linked series masters to read again, to learn whether they still exist.
     verify: HashSet<String>,
+    /// Linked single events removed from the view, applied after the last page.
+    removed: Vec<String>,
     /// Whether an unknown item was removed (a cancelled occurrence, a deleted series).
     unknown_removals: bool,
 }

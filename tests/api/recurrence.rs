@@ -1281,3 +1281,38 @@ async fn a_series_deleted_here_is_deleted_in_outlook_and_a_single_event_can_beco
     );
     f.assert_quiet_second_run().await;
 }
+
+#[tokio::test]
+async fn a_single_event_made_a_series_in_outlook_stays_the_same_local_event() {
+    let f = Fixture::new("bidirectional", "local_wins").await;
+    let id = f
+        .created(json!({"title": "Once",
+                        "start": {"date_time": "2027-02-01T10:00:00", "time_zone": "Europe/Berlin"},
+                        "end": {"date_time": "2027-02-01T11:00:00", "time_zone": "Europe/Berlin"}}))
+        .await;
+    f.sync().await;
+    let remote = f.outlook().list_events(&f.who.mailbox_id).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    f.outlook()
+        .update_event(
+            &f.who.mailbox_id,
+            &remote,
+            json!({"recurrence": {
+                "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                "range": {"type": "numbered", "startDate": "2027-02-01", "numberOfOccurrences": 4, "recurrenceTimeZone": "W. Europe Standard Time"}
+            }}),
+        )
+        .unwrap();
+    f.sync().await;
+    f.assert_in_sync().await;
+    let rows = f.local_rows().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id.to_string(), id, "the same local event");
+    assert_eq!(
+        f.get(&id).await.body["recurrence"]["pattern"]["days_of_week"],
+        json!(["monday"])
+    );
+    f.assert_quiet_second_run().await;
+}

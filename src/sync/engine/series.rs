@@ -187,6 +187,15 @@ impl Run<'_> {
         if self.resource != Resource::Calendar {
             return Ok(());
         }
+        for id in std::mem::take(&mut st.removed) {
+            if st.series.contains(&id) {
+                // Its id is now a series master's: it became a series.
+                st.verify.insert(id);
+            } else if let Some(link) = st.links.remove(&id) {
+                self.apply_removal(Some(link), &st.locals, &st.conflicts)
+                    .await?;
+            }
+        }
         if resynced || st.unknown_removals {
             let linked: Vec<String> = st
                 .links
