@@ -1316,3 +1316,82 @@ async fn a_single_event_made_a_series_in_outlook_stays_the_same_local_event() {
     );
     f.assert_quiet_second_run().await;
 }
+
+#[tokio::test]
+async fn throttled_reads_and_writes_of_occurrences_are_retried() {
+    let f = Fixture::new("bidirectional", "local_wins").await;
+    let (id, master, keys) = synced_series(&f).await;
+    // A cancellation here: its DELETE of the occurrence is throttled once.
+    assert_eq!(
+        f.cancel_occurrence(&id, &keys[3]).await.status,
+        StatusCode::OK
+    );
+    f.app.emulator.inject_fault(graph_emulator::FaultSpec {
+        method: Some("DELETE".into()),
+        path_contains: Some("/me/events/".into()),
+        count: 1,
+        kind: graph_emulator::Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+    });
+    f.sync().await;
+    f.assert_in_sync().await;
+    assert_eq!(f.instances_of(&master).len(), 11);
+    // A change there: the read of its instances is throttled twice.
+    let instances = f.instances_of(&master);
+    f.outlook()
+        .update_event(
+            &f.who.mailbox_id,
+            instances[0]["id"].as_str().unwrap(),
+            json!({"subject": "First, changed"}),
+        )
+        .unwrap();
+    f.app.emulator.inject_fault(graph_emulator::FaultSpec {
+        method: Some("GET".into()),
+        path_contains: Some("/instances".into()),
+        count: 2,
+        kind: graph_emulator::Fault::Status {
+            status: 503,
+            retry_after: Some(1),
+        },
+    });
+    f.sync().await;
+    f.assert_in_sync().await;
+    let exceptions = f.get(&id).await.body["exceptions"].clone();
+    assert_eq!(exceptions.as_array().unwrap().len(), 2, "{exceptions:#}");
+    f.assert_quiet_second_run().await;
+}
+
+#[tokio::test]
+async fn one_way_directions_carry_series_one_way_only() {
+    let f = Fixture::new("from_microsoft", "local_wins").await;
+    let first = today().date_naive() + Days::new(40);
+    let pattern = &patterns()[0];
+    let local = f
+        .created(local_series(
+            "Here only",
+            pattern,
+            first,
+            &json!({"type": "no_end"}),
+        ))
+        .await;
+    f.outlook()
+        .create_event(
+            &f.who.mailbox_id,
+            outlook_series("There", pattern, first, &json!({"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 5})),
+        )
+        .unwrap();
+    let run = f.sync().await;
+    assert_eq!(run["counts"]["ignored"], 1, "{run:#}");
+    let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
+    assert_eq!(masters.len(), 1, "nothing sent to Microsoft");
+    let rows = f.local_rows().await;
+    assert_eq!(rows.len(), 2);
+    let there = rows.iter().find(|r| r.title == "There").unwrap();
+    assert!(
+        there.recurrence.is_some(),
+        "the Outlook series arrived as a series"
+    );
+    assert_eq!(f.get(&local).await.status, StatusCode::OK);
+}
