@@ -128,6 +128,9 @@ impl Emulator {
                             .configure(http::configure)
                     })
                     .workers(workers)
+                    // A test machine under load may take seconds to deliver a request: the
+                    // default 5 s would answer 408, which Graph does not.
+                    .client_request_timeout(std::time::Duration::from_secs(60))
                     .disable_signals()
                     .shutdown_timeout(0)
                     .listen(listener);
