@@ -30,6 +30,12 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub deleted_at: Option<DateTimeWithTimeZone>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub recurrence: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub exceptions: Option<String>,
+    pub series_start_at: Option<DateTimeWithTimeZone>,
+    pub series_end_at: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

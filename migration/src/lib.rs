@@ -7,6 +7,7 @@ mod m20261127_000003_create_microsoft_connections;
 mod m20261127_000004_create_calendar_events_and_tasks;
 mod m20261127_000005_create_sync_tables;
 mod m20261127_000006_add_todo_list_choice;
+mod m20261127_000007_add_recurrence_to_calendar_events;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_calendar_events_and_tasks::Migration),
             Box::new(m20261127_000005_create_sync_tables::Migration),
             Box::new(m20261127_000006_add_todo_list_choice::Migration),
+            Box::new(m20261127_000007_add_recurrence_to_calendar_events::Migration),
         ]
     }
 }

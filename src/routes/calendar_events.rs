@@ -1,5 +1,7 @@
 //! A user's calendar events: `/api/v1/users/{id}/calendar-events` (create, list) and
-//! `/api/v1/users/{id}/calendar-events/{event_id}` (read, update, delete as a tombstone).
+//! `/api/v1/users/{id}/calendar-events/{event_id}` (read, update, delete as a tombstone) and
+//! `/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}` (modify or
+//! cancel one occurrence of a series).
 //! Users manage their own events, org admins their organization's users', admins everyone's.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, http::StatusCode, patch, post, web};
@@ -51,8 +53,10 @@ pub async fn create_calendar_event(
     Ok(json_with_etag(StatusCode::CREATED, version, &view))
 }
 
-/// List a user's calendar events in id order, optionally those overlapping a time range or
-/// changed since an instant. Deleted events are not listed.
+/// List a user's calendar events in id order, optionally those overlapping a time range (a
+/// series over the span of its occurrences) or changed since an instant; with `expand=true`,
+/// each series of the page is replaced by its occurrences in the range. Deleted events are not
+/// listed.
 #[utoipa::path(
     tag = "calendar",
     security(("bearer_auth" = [])),
@@ -70,8 +74,14 @@ pub async fn list_calendar_events(
     let (filter, page) = query.parse()?;
     let rows = calendar_events::list(&state.db, user_id, filter, page).await?;
     let page = Page::from_rows(rows, page, |r| r.id, |r| r);
+    let items = match (filter.expand, filter.from, filter.to) {
+        (true, Some(from), Some(to)) => {
+            calendar_events::expanded_views(&state.db, user_id, page.items, from, to).await?
+        }
+        _ => calendar_events::views(&state.db, user_id, page.items).await?,
+    };
     Ok(HttpResponse::Ok().json(Page {
-        items: calendar_events::views(&state.db, user_id, page.items).await?,
+        items,
         next_cursor: page.next_cursor,
     }))
 }
@@ -158,4 +168,78 @@ pub async fn delete_calendar_event(
     let user_id = owner(&state, &caller, id).await?;
     calendar_events::delete_event(&state.db, user_id, event_id, if_match(&req).as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with
+/// the series' ETag). The occurrence becomes an exception keeping what differs from the
+/// series; the answer is the series.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Series id"),
+        ("original_start" = String, Path, description = "Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the series the change is based on")
+    ),
+    request_body(content = UpdateCalendarEvent, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The series, with the modified occurrence", body = CalendarEventView))
+)]
+#[patch("/calendar-events/{event_id}/occurrences/{original_start}")]
+pub async fn update_occurrence(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid, String)>,
+    req: HttpRequest,
+    body: JsonBody<UpdateCalendarEvent>,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id, original_start) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let event = calendar_events::patch_occurrence(
+        &state.db,
+        user_id,
+        event_id,
+        &original_start,
+        body.0,
+        if_match(&req).as_deref(),
+    )
+    .await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Cancel one occurrence of a series (honours `If-Match` with the series' ETag); the answer
+/// is the series, with the cancelled occurrence among its exceptions.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Series id"),
+        ("original_start" = String, Path, description = "Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the series the cancellation is based on")
+    ),
+    responses((status = 200, description = "The series, with the cancelled occurrence", body = CalendarEventView))
+)]
+#[delete("/calendar-events/{event_id}/occurrences/{original_start}")]
+pub async fn cancel_occurrence(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid, String)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id, original_start) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let event = calendar_events::cancel_occurrence(
+        &state.db,
+        user_id,
+        event_id,
+        &original_start,
+        if_match(&req).as_deref(),
+    )
+    .await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
 }

@@ -88,6 +88,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(calendar_events::get_calendar_event)
                             .service(calendar_events::update_calendar_event)
                             .service(calendar_events::delete_calendar_event)
+                            .service(calendar_events::update_occurrence)
+                            .service(calendar_events::cancel_occurrence)
                             .service(tasks::create_task)
                             .service(tasks::list_tasks)
                             .service(tasks::get_task)

@@ -12,6 +12,8 @@
 //! - Both sides changed since the last sync (bidirectional only): fields changed on one side
 //!   merge, the rest follow the conflict resolution; `manual` parks the item.
 
+mod series;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use super::{
     fields::{self, EXTENSION_NAME, Fields},
     links::Resource,
     local::{self, LocalItem},
+    recurrence,
     runs::{ItemError, Outcome, RunLog},
 };
 use crate::{
@@ -66,6 +69,9 @@ struct Run<'a> {
     chosen_list: Option<String>,
     list_id: Option<String>,
     log: RunLog,
+    /// Series created or changed in Microsoft by this run's push, whose occurrences are
+    /// brought in line with their exceptions once the batch is answered.
+    series_pushed: Vec<(LocalItem, String)>,
 }
 
 /// The effective settings a run works with.
@@ -136,6 +142,7 @@ pub async fn run(
         chosen_list: settings.chosen_list,
         list_id: None,
         log: RunLog::start(user_id, resource, settings.direction),
+        series_pushed: Vec::new(),
     };
     run.log.insert(&state.db).await?;
     let outcome = match run.execute().await {
@@ -427,12 +434,7 @@ impl Run<'_> {
     fn initial_delta_url(&self) -> String {
         match self.resource {
             Resource::Calendar => {
-                let now = Utc::now();
-                let start =
-                    (now - chrono::Duration::days(WINDOW_PAST_DAYS)).format("%Y-%m-%dT00:00:00Z");
-                let end =
-                    (now + chrono::Duration::days(WINDOW_FUTURE_DAYS)).format("%Y-%m-%dT00:00:00Z");
-                format!("/me/calendarView/delta?startDateTime={start}&endDateTime={end}")
+                format!("/me/calendarView/delta?{}", calendar_window().query())
             }
             Resource::Tasks => format!(
                 "/me/todo/lists/{}/tasks/delta",
@@ -464,14 +466,19 @@ impl Run<'_> {
 
     fn fields_of(&self, item: &Value) -> Fields {
         match self.resource {
-            Resource::Calendar => fields::event_from_graph(item),
+            Resource::Calendar => recurrence::single_from_graph(item),
             Resource::Tasks => fields::task_from_graph(item),
         }
     }
 
-    fn to_graph(&self, f: &Fields) -> Value {
+    /// A Graph body for `f`; `base` is the item as last synchronized (for updates).
+    fn to_graph(&self, f: &Fields, base: Option<&Fields>) -> Value {
         match self.resource {
-            Resource::Calendar => fields::event_to_graph(f),
+            Resource::Calendar => {
+                let mut body = fields::event_to_graph(f);
+                recurrence::complete_body(f, base, &mut body);
+                body
+            }
             Resource::Tasks => fields::task_to_graph(f),
         }
     }
@@ -619,6 +626,7 @@ impl Run<'_> {
                 }
             }
         };
+        self.pull_series(&mut st, resynced).await?;
         self.insert_created(std::mem::take(&mut st.creations))
             .await?;
         if resynced {
@@ -632,15 +640,14 @@ impl Run<'_> {
     /// After a full listing: a linked item that Microsoft no longer lists (and, for events,
     /// that lies inside the window listed) was deleted while the delta token was not valid.
     async fn infer_deletions(&mut self, st: &mut PullState) -> Result<(), Stop> {
-        let now = Utc::now();
-        let window = (
-            now - chrono::Duration::days(WINDOW_PAST_DAYS),
-            now + chrono::Duration::days(WINDOW_FUTURE_DAYS),
-        );
+        let window = calendar_window();
+        let window = (window.from, window.to);
+        // Series are verified one by one (see `pull_series`), never inferred deleted.
         let missing: Vec<sync_links::Model> = st
             .links
             .iter()
             .filter(|(remote_id, _)| !st.applied.contains(*remote_id))
+            .filter(|(_, link)| !is_series_link(link, &st.locals))
             .map(|(_, link)| link.clone())
             .collect();
         for link in missing {
@@ -691,6 +698,10 @@ impl Run<'_> {
             conflicts: self.open_conflicts().await?,
             creations: Vec::new(),
             applied: HashSet::new(),
+            series: HashSet::new(),
+            verify: HashSet::new(),
+            removed: Vec::new(),
+            unknown_removals: false,
         })
     }
 
@@ -707,16 +718,46 @@ impl Run<'_> {
                 self.refresh(st, &remote_id).await?;
             }
             if item.get("@removed").is_some() {
-                self.apply_removal(st.links.remove(&remote_id), &st.locals, &st.conflicts)
-                    .await?;
+                match st.links.get(&remote_id) {
+                    // A series master is never listed itself: its id removed means the event
+                    // stopped being a single event; its master says what it became.
+                    Some(link) if is_series_link(link, &st.locals) => {
+                        st.verify.insert(remote_id);
+                    }
+                    // An event that became a series loses its id as an instance too: its
+                    // removal waits for the last page, which tells (see `pull_series`).
+                    Some(_) if self.resource == Resource::Calendar => {
+                        st.removed.push(remote_id);
+                    }
+                    Some(_) => {
+                        self.apply_removal(st.links.remove(&remote_id), &st.locals, &st.conflicts)
+                            .await?;
+                    }
+                    // Perhaps a cancelled occurrence, or a whole series deleted.
+                    None => st.unknown_removals = true,
+                }
                 continue;
             }
-            // Series occurrences and exceptions belong to their master (recurrence is synced
-            // with the series); only single items and masters are items here.
+            // Occurrences and exceptions belong to their series master, read once per run
+            // after the last page (see `pull_series`). An occurrence carries the master's
+            // etag: the one the link stored is our own write coming back.
             if matches!(
                 item.get("type").and_then(Value::as_str),
                 Some("occurrence" | "exception")
             ) {
+                if let Some(master) = item.get("seriesMasterId").and_then(Value::as_str) {
+                    let echo = item.get("type").and_then(Value::as_str) == Some("occurrence")
+                        && etag_of(&item).is_some()
+                        && st
+                            .links
+                            .get(master)
+                            .is_some_and(|l| l.remote_etag == etag_of(&item));
+                    if echo {
+                        self.log.counts.skipped_echoes += 1;
+                    } else {
+                        st.series.insert(master.to_owned());
+                    }
+                }
                 continue;
             }
             let remote = self.fields_of(&item);
@@ -1251,6 +1292,7 @@ impl Run<'_> {
             }
             ops = retry;
         }
+        self.reconcile_series().await?;
         Ok(blocked)
     }
 
@@ -1262,7 +1304,7 @@ impl Run<'_> {
         );
         match op {
             Op::Create(item) => {
-                let mut body = self.to_graph(&item.fields);
+                let mut body = self.to_graph(&item.fields, None);
                 body["extensions"] = json!([{
                     "@odata.type": "microsoft.graph.openTypeExtension",
                     "extensionName": EXTENSION_NAME,
@@ -1297,7 +1339,11 @@ impl Run<'_> {
                     method: "PATCH".into(),
                     url: self.item_path(&link.remote_id),
                     headers,
-                    body: Some(self.to_graph(&item.fields)),
+                    body: Some({
+                        let base: Fields =
+                            serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+                        self.to_graph(&item.fields, Some(&base))
+                    }),
                 }
             }
             Op::Delete(_, link) => BatchRequest {
@@ -1436,6 +1482,9 @@ impl Run<'_> {
                 self.store_link(item.id, &remote_id, etag_of(&body), item.version, &remote)
                     .await?;
                 self.log.counts.created_remotely += 1;
+                if recurrence::is_series(&item.fields) {
+                    self.series_pushed.push((item.clone(), remote_id));
+                }
             }
             Op::Update(item, link) if status == 200 => {
                 let body = response.body.clone().unwrap_or(Value::Null);
@@ -1443,6 +1492,10 @@ impl Run<'_> {
                 self.update_link(link, etag_of(&body), item.version, &remote)
                     .await?;
                 self.log.counts.updated_remotely += 1;
+                if recurrence::is_series(&item.fields) {
+                    self.series_pushed
+                        .push((item.clone(), link.remote_id.clone()));
+                }
             }
             Op::Update(item, _) if status == 412 => {
                 // Microsoft changed it after our pull: the next run merges.
@@ -1534,6 +1587,35 @@ struct PullState {
     creations: Vec<(local::NewItem, sync_links::Model)>,
     /// Remote ids applied by earlier pages: one coming again is read afresh first.
     applied: HashSet<String>,
+    /// Series masters whose instances changed: read after the last page.
+    series: HashSet<String>,
+    /// Linked series masters to read again, to learn whether they still exist.
+    verify: HashSet<String>,
+    /// Linked single events removed from the view, applied after the last page.
+    removed: Vec<String>,
+    /// Whether an unknown item was removed (a cancelled occurrence, a deleted series).
+    unknown_removals: bool,
+}
+
+/// Whether a link is a series': its local item, or else its base, has a recurrence.
+fn is_series_link(link: &sync_links::Model, locals: &HashMap<Uuid, LocalItem>) -> bool {
+    match locals.get(&link.local_id) {
+        Some(item) => recurrence::is_series(&item.fields),
+        None => serde_json::from_str::<Fields>(&link.base_snapshot)
+            .is_ok_and(|base| recurrence::is_series(&base)),
+    }
+}
+
+/// The calendar window synchronized: from a year ago to two years ahead, from midnight UTC.
+fn calendar_window() -> recurrence::Window {
+    let today = Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    recurrence::Window {
+        from: today - chrono::Duration::days(WINDOW_PAST_DAYS),
+        to: today + chrono::Duration::days(WINDOW_FUTURE_DAYS),
+    }
 }
 
 /// Takes the items out of a delta page.

@@ -775,6 +775,10 @@ mod tests {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            recurrence: None,
+            exceptions: None,
+            series_start_at: None,
+            series_end_at: None,
         }
     }
 

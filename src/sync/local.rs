@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     fields::{self, Fields},
     links::Resource,
+    recurrence,
 };
 use crate::error::ApiResult;
 
@@ -31,13 +32,21 @@ pub struct LocalItem {
 }
 
 fn event_item(m: &calendar_events::Model) -> LocalItem {
+    let mut fields = fields::event_from_local(m);
+    recurrence::extend_local(m, &mut fields);
     LocalItem {
         id: m.id,
         version: m.version,
         deleted: m.deleted_at.is_some(),
         updated_at: m.updated_at.with_timezone(&Utc),
-        fields: fields::event_from_local(m),
+        fields,
     }
+}
+
+/// Writes normalized fields into a local event row: its own fields, then its series fields.
+fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
+    fields::event_into_local(f, m);
+    recurrence::into_local(f, m);
 }
 
 fn task_item(m: &tasks::Model) -> LocalItem {
@@ -217,8 +226,12 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                recurrence: None,
+                exceptions: None,
+                series_start_at: None,
+                series_end_at: None,
             };
-            fields::event_into_local(f, &mut m);
+            event_into_local(f, &mut m);
             NewItem::Event(m)
         }
         Resource::Tasks => {
@@ -313,7 +326,7 @@ pub async fn update(
             let Some(mut m) = calendar_events::Entity::find_by_id(id).one(db).await? else {
                 return Ok(None);
             };
-            fields::event_into_local(f, &mut m);
+            event_into_local(f, &mut m);
             m.version += 1;
             m.updated_at = now;
             m.deleted_at = None;

@@ -6,4 +6,5 @@ pub mod engine;
 pub mod fields;
 pub mod links;
 pub mod local;
+pub mod recurrence;
 pub mod runs;

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod organizations;
+mod recurrence;
 mod settings_application;
 mod settings_microsoft;
 mod sync;

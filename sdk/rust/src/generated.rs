@@ -394,6 +394,9 @@ first mention's name and type).*/
         ///Last day (inclusive) of an all-day event; `null` for timed events.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        /**The modified and cancelled occurrences of a series, by original start (empty for a
+single event and in an expanded listing).*/
+        pub exceptions: ::std::vec::Vec<ExceptionView>,
         ///Id (UUID v7).
         pub id: ::uuid::Uuid,
         pub importance: Importance,
@@ -403,6 +406,14 @@ first mention's name and type).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<::std::string::String>,
         pub microsoft: LinkState,
+        /**In an expanded listing (`expand=true`), the occurrence of the series (`id`) this item
+is; `null` for single events and outside expanded listings.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**The recurrence rule of a series; `null` for a single event and for the occurrences
+of an expanded listing.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub recurrence: ::std::option::Option<RecurrenceRule>,
         ///Minutes before the start to remind; `null` for none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i32>,
@@ -755,6 +766,10 @@ all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.*/
         ///Location, at most 255 characters.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<CreateCalendarEventLocation>,
+        /**Makes the event a series: its start and end are those of the first occurrence, which
+must be one of the rule's dates.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub recurrence: ::std::option::Option<RecurrenceRule>,
         ///Minutes before the start to remind, 0 to 40320; `null` for no reminder.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i64>,
@@ -1399,6 +1414,81 @@ repeated one means its first occurrence.*/
                 })
         }
     }
+    ///A day of the week.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DayOfWeek {
+        #[serde(rename = "sunday")]
+        Sunday,
+        #[serde(rename = "monday")]
+        Monday,
+        #[serde(rename = "tuesday")]
+        Tuesday,
+        #[serde(rename = "wednesday")]
+        Wednesday,
+        #[serde(rename = "thursday")]
+        Thursday,
+        #[serde(rename = "friday")]
+        Friday,
+        #[serde(rename = "saturday")]
+        Saturday,
+    }
+    impl ::std::fmt::Display for DayOfWeek {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Sunday => f.write_str("sunday"),
+                Self::Monday => f.write_str("monday"),
+                Self::Tuesday => f.write_str("tuesday"),
+                Self::Wednesday => f.write_str("wednesday"),
+                Self::Thursday => f.write_str("thursday"),
+                Self::Friday => f.write_str("friday"),
+                Self::Saturday => f.write_str("saturday"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DayOfWeek {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "sunday" => Ok(Self::Sunday),
+                "monday" => Ok(Self::Monday),
+                "tuesday" => Ok(Self::Tuesday),
+                "wednesday" => Ok(Self::Wednesday),
+                "thursday" => Ok(Self::Thursday),
+                "friday" => Ok(Self::Friday),
+                "saturday" => Ok(Self::Saturday),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DayOfWeek {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DayOfWeek {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Which way a resource is synchronized.
     #[derive(
         ::serde::Deserialize,
@@ -1465,6 +1555,20 @@ repeated one means its first occurrence.*/
         pub overridden: bool,
         pub source: Source,
         pub value: Direction,
+    }
+    ///A modified or cancelled occurrence of a series.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ExceptionView {
+        ///Whether the occurrence is cancelled.
+        pub cancelled: bool,
+        /**What the modified occurrence changes, with the members and shapes of an event
+(`start` and `end` in the series' zone, `start_date` and `end_date` for all-day series);
+empty for a cancelled occurrence.*/
+        pub changes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        /**When the occurrence would start: `YYYY-MM-DDTHH:MM:SSZ` (UTC) in a timed series,
+`YYYY-MM-DD` in an all-day series. The key of the occurrence in
+`/calendar-events/{event_id}/occurrences/{original_start}`.*/
+        pub original_start: ::std::string::String,
     }
     ///A field that failed validation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -1963,6 +2067,14 @@ default list (and always `null` at global and organization scope).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub todo_list_id: ::std::option::Option<::std::string::String>,
     }
+    ///Which occurrence of a series an item of an expanded listing is.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct OccurrenceRef {
+        ///Whether it is a modified occurrence.
+        pub modified: bool,
+        ///Its original start (see [`ExceptionView::original_start`]).
+        pub original_start: ::std::string::String,
+    }
     ///An organization as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct OrganizationView {
@@ -2083,6 +2195,9 @@ default list (and always `null` at global and organization scope).*/
         ///Last day (inclusive) of an all-day event; `null` for timed events.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        /**The modified and cancelled occurrences of a series, by original start (empty for a
+single event and in an expanded listing).*/
+        pub exceptions: ::std::vec::Vec<ExceptionView>,
         ///Id (UUID v7).
         pub id: ::uuid::Uuid,
         pub importance: Importance,
@@ -2092,6 +2207,14 @@ default list (and always `null` at global and organization scope).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<::std::string::String>,
         pub microsoft: LinkState,
+        /**In an expanded listing (`expand=true`), the occurrence of the series (`id`) this item
+is; `null` for single events and outside expanded listings.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**The recurrence rule of a series; `null` for a single event and for the occurrences
+of an expanded listing.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub recurrence: ::std::option::Option<RecurrenceRule>,
         ///Minutes before the start to remind; `null` for none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i32>,
@@ -2297,6 +2420,77 @@ default list (and always `null` at global and organization scope).*/
         ///Version, also sent as the `ETag`.
         pub version: i64,
     }
+    ///How often a series repeats.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PatternType {
+        #[serde(rename = "daily")]
+        Daily,
+        #[serde(rename = "weekly")]
+        Weekly,
+        #[serde(rename = "absolute_monthly")]
+        AbsoluteMonthly,
+        #[serde(rename = "relative_monthly")]
+        RelativeMonthly,
+        #[serde(rename = "absolute_yearly")]
+        AbsoluteYearly,
+        #[serde(rename = "relative_yearly")]
+        RelativeYearly,
+    }
+    impl ::std::fmt::Display for PatternType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Daily => f.write_str("daily"),
+                Self::Weekly => f.write_str("weekly"),
+                Self::AbsoluteMonthly => f.write_str("absolute_monthly"),
+                Self::RelativeMonthly => f.write_str("relative_monthly"),
+                Self::AbsoluteYearly => f.write_str("absolute_yearly"),
+                Self::RelativeYearly => f.write_str("relative_yearly"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PatternType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "daily" => Ok(Self::Daily),
+                "weekly" => Ok(Self::Weekly),
+                "absolute_monthly" => Ok(Self::AbsoluteMonthly),
+                "relative_monthly" => Ok(Self::RelativeMonthly),
+                "absolute_yearly" => Ok(Self::AbsoluteYearly),
+                "relative_yearly" => Ok(Self::RelativeYearly),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PatternType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PatternType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///The body of every error response (RFC 9457 problem details).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Problem {
@@ -2314,6 +2508,112 @@ default list (and always `null` at global and organization scope).*/
         ///A URI naming the problem type; stable for a given `code`.
         #[serde(rename = "type")]
         pub type_: ::std::string::String,
+    }
+    ///When a series ends.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RangeType {
+        #[serde(rename = "end_date")]
+        EndDate,
+        #[serde(rename = "numbered")]
+        Numbered,
+        #[serde(rename = "no_end")]
+        NoEnd,
+    }
+    impl ::std::fmt::Display for RangeType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::EndDate => f.write_str("end_date"),
+                Self::Numbered => f.write_str("numbered"),
+                Self::NoEnd => f.write_str("no_end"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RangeType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "end_date" => Ok(Self::EndDate),
+                "numbered" => Ok(Self::Numbered),
+                "no_end" => Ok(Self::NoEnd),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RangeType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RangeType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The repeating part of a rule.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct RecurrencePattern {
+        /**Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
+(a month without that day has no occurrence).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub day_of_month: ::std::option::Option<::std::num::NonZeroU32>,
+        /**Days of the week: required by `weekly`, `relative_monthly` and `relative_yearly`,
+absent otherwise.*/
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub days_of_week: ::std::vec::Vec<DayOfWeek>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_day_of_week: ::std::option::Option<DayOfWeek>,
+        ///Which matching day of the month: relative patterns only (default `first`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub index: ::std::option::Option<WeekIndex>,
+        ///Periods (days, weeks, months or years) between occurrences, 1 to 999 (default 1).
+        #[serde(default = "defaults::default_nzu64::<::std::num::NonZeroU32, 1>")]
+        pub interval: ::std::num::NonZeroU32,
+        ///Month, 1 to 12: required by the yearly patterns.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub month: ::std::option::Option<::std::num::NonZeroU32>,
+        #[serde(rename = "type")]
+        pub type_: PatternType,
+    }
+    ///How long a series lasts; it starts on the series' first day.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct RecurrenceRange {
+        /**Last day on which an occurrence may start (`YYYY-MM-DD`, inclusive): `end_date`
+ranges only.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end_date: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///Number of occurrences, 1 to 999: `numbered` ranges only.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub number_of_occurrences: ::std::option::Option<::std::num::NonZeroU32>,
+        #[serde(rename = "type")]
+        pub type_: RangeType,
+    }
+    ///A recurrence rule.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct RecurrenceRule {
+        pub pattern: RecurrencePattern,
+        pub range: RecurrenceRange,
     }
     ///Which version wins.
     #[derive(
@@ -2951,6 +3251,11 @@ other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event 
         ///Location.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<UpdateCalendarEventLocation>,
+        /**Recurrence rule (replaces the whole rule); `null` turns a series into a single event.
+Exceptions whose date is still an occurrence follow the series when it moves; the
+others are dropped.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub recurrence: ::std::option::Option<RecurrenceRule>,
         ///Minutes before the start to remind, 0 to 40320.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i64>,
@@ -3699,6 +4004,73 @@ Choosing another list starts task synchronization over with that list.*/
         ///Version, also sent as the `ETag`.
         pub version: i64,
     }
+    ///Which of the matching days of a month a relative pattern means.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum WeekIndex {
+        #[serde(rename = "first")]
+        First,
+        #[serde(rename = "second")]
+        Second,
+        #[serde(rename = "third")]
+        Third,
+        #[serde(rename = "fourth")]
+        Fourth,
+        #[serde(rename = "last")]
+        Last,
+    }
+    impl ::std::fmt::Display for WeekIndex {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::First => f.write_str("first"),
+                Self::Second => f.write_str("second"),
+                Self::Third => f.write_str("third"),
+                Self::Fourth => f.write_str("fourth"),
+                Self::Last => f.write_str("last"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for WeekIndex {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "first" => Ok(Self::First),
+                "second" => Ok(Self::Second),
+                "third" => Ok(Self::Third),
+                "fourth" => Ok(Self::Fourth),
+                "last" => Ok(Self::Last),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for WeekIndex {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for WeekIndex {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///A wall-clock time in an IANA time zone.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
@@ -3772,6 +4144,18 @@ is allowed).*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    /// Generation of default values for serde.
+    pub mod defaults {
+        pub(super) fn default_nzu64<T, const V: u64>() -> T
+        where
+            T: ::std::convert::TryFrom<::std::num::NonZeroU64>,
+            <T as ::std::convert::TryFrom<
+                ::std::num::NonZeroU64,
+            >>::Error: ::std::fmt::Debug,
+        {
+            T::try_from(::std::num::NonZeroU64::try_from(V).unwrap()).unwrap()
         }
     }
     /// Error types.
@@ -5148,14 +5532,20 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**List a user's calendar events in id order, optionally those overlapping a time range or
-changed since an instant. Deleted events are not listed
+    /**List a user's calendar events in id order, optionally those overlapping a time range (a
+series over the span of its occurrences) or changed since an instant; with `expand=true`,
+each series of the page is replaced by its occurrences in the range. Deleted events are not
+listed
 
 Sends a `GET` request to `/api/v1/users/{id}/calendar-events`
 
 Arguments:
 - `id`: User id
 - `cursor`: The `next_cursor` of the previous page.
+- `expand`: List occurrences rather than events (requires `from` and `to`, at most ten years
+apart): each series of the page is replaced by its occurrences overlapping the range,
+modified ones with their own fields, cancelled ones left out; single events stay as
+they are. Items follow the page's events, each series' occurrences in start order.
 - `from`: Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
 after `from` (an event without duration: starting at or after it). All-day events span
 their dates from midnight UTC to the midnight after their last day.
@@ -5168,6 +5558,7 @@ whose `from` is after its `to` is empty.
         &'a self,
         id: &'a ::uuid::Uuid,
         cursor: Option<&'a types::ListCalendarEventsCursor>,
+        expand: Option<bool>,
         from: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
         limit: Option<::std::num::NonZeroU64>,
         to: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
@@ -5192,6 +5583,7 @@ whose `from` is after its `to` is empty.
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("expand", &expand))
             .query(&progenitor_client::QueryParam::new("from", &from))
             .query(&progenitor_client::QueryParam::new("limit", &limit))
             .query(&progenitor_client::QueryParam::new("to", &to))
@@ -5468,6 +5860,165 @@ Arguments:
             .build()?;
         let info = OperationInfo {
             operation_id: "update_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Cancel one occurrence of a series (honours `If-Match` with the series' ETag); the answer
+is the series, with the cancelled occurrence among its exceptions
+
+Sends a `DELETE` request to `/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}`
+
+Arguments:
+- `id`: User id
+- `event_id`: Series id
+- `original_start`: Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series
+- `if_match`: ETag of the series the cancellation is based on
+*/
+    pub async fn cancel_occurrence<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        original_start: &'a str,
+        if_match: Option<&'a str>,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}/occurrences/{}", self.baseurl,
+            encode_path(& id.to_string()), encode_path(& event_id.to_string()),
+            encode_path(& original_start.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .delete(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "cancel_occurrence",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with
+the series' ETag). The occurrence becomes an exception keeping what differs from the
+series; the answer is the series
+
+Sends a `PATCH` request to `/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}`
+
+Arguments:
+- `id`: User id
+- `event_id`: Series id
+- `original_start`: Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series
+- `if_match`: ETag of the series the change is based on
+- `body`
+*/
+    pub async fn update_occurrence<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        original_start: &'a str,
+        if_match: Option<&'a str>,
+        body: &'a types::UpdateCalendarEvent,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}/occurrences/{}", self.baseurl,
+            encode_path(& id.to_string()), encode_path(& event_id.to_string()),
+            encode_path(& original_start.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .patch(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "update_occurrence",
         };
         (crate::hooks::label_merge_patch)(&mut request);
         self.pre(&mut request, &info).await?;

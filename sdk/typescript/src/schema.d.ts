@@ -218,8 +218,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List a user's calendar events in id order, optionally those overlapping a time range or
-         *     changed since an instant. Deleted events are not listed.
+         * List a user's calendar events in id order, optionally those overlapping a time range (a
+         *     series over the span of its occurrences) or changed since an instant; with `expand=true`,
+         *     each series of the page is replaced by its occurrences in the range. Deleted events are not
+         *     listed.
          */
         get: operations["list_calendar_events"];
         put?: never;
@@ -251,6 +253,31 @@ export interface paths {
         head?: never;
         /** Update a calendar event (JSON merge patch; honours `If-Match`). */
         patch: operations["update_calendar_event"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancel one occurrence of a series (honours `If-Match` with the series' ETag); the answer
+         *     is the series, with the cancelled occurrence among its exceptions.
+         */
+        delete: operations["cancel_occurrence"];
+        options?: never;
+        head?: never;
+        /**
+         * Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with
+         *     the series' ETag). The occurrence becomes an exception keeping what differs from the
+         *     series; the answer is the series.
+         */
+        patch: operations["update_occurrence"];
         trace?: never;
     };
     "/api/v1/users/{id}/microsoft/conflicts": {
@@ -566,6 +593,11 @@ export interface components {
              */
             end_date?: string | null;
             /**
+             * @description The modified and cancelled occurrences of a series, by original start (empty for a
+             *     single event and in an expanded listing).
+             */
+            exceptions: components["schemas"]["ExceptionView"][];
+            /**
              * Format: uuid
              * @description Id (UUID v7).
              */
@@ -578,6 +610,8 @@ export interface components {
             location?: string | null;
             /** @description Its Microsoft link. */
             microsoft: components["schemas"]["LinkState"];
+            occurrence?: components["schemas"]["OccurrenceRef"] | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int32
              * @description Minutes before the start to remind; `null` for none.
@@ -783,6 +817,7 @@ export interface components {
             is_all_day?: boolean | null;
             /** @description Location, at most 255 characters. */
             location?: string | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320; `null` for no reminder.
@@ -866,6 +901,11 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
         };
         /**
+         * @description A day of the week.
+         * @enum {string}
+         */
+        DayOfWeek: "sunday" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday";
+        /**
          * @description Which way a resource is synchronized.
          * @enum {string}
          */
@@ -878,6 +918,24 @@ export interface components {
             source: components["schemas"]["Source"];
             /** @description The effective value. */
             value: components["schemas"]["Direction"];
+        };
+        /** @description A modified or cancelled occurrence of a series. */
+        ExceptionView: {
+            /** @description Whether the occurrence is cancelled. */
+            cancelled: boolean;
+            /**
+             * @description What the modified occurrence changes, with the members and shapes of an event
+             *     (`start` and `end` in the series' zone, `start_date` and `end_date` for all-day series);
+             *     empty for a cancelled occurrence.
+             */
+            changes: Record<string, never>;
+            /**
+             * @description When the occurrence would start: `YYYY-MM-DDTHH:MM:SSZ` (UTC) in a timed series,
+             *     `YYYY-MM-DD` in an all-day series. The key of the occurrence in
+             *     `/calendar-events/{event_id}/occurrences/{original_start}`.
+             * @example 2026-03-02T08:00:00Z
+             */
+            original_start: string;
         };
         /** @description A field that failed validation. */
         FieldError: {
@@ -998,6 +1056,16 @@ export interface components {
             /** @description Task synchronization. */
             tasks: components["schemas"]["SyncSettingsView"];
         };
+        /** @description Which occurrence of a series an item of an expanded listing is. */
+        OccurrenceRef: {
+            /** @description Whether it is a modified occurrence. */
+            modified: boolean;
+            /**
+             * @description Its original start (see [`ExceptionView::original_start`]).
+             * @example 2026-03-02T08:00:00Z
+             */
+            original_start: string;
+        };
         /** @description An organization as the API shows it. */
         OrganizationView: {
             /**
@@ -1051,6 +1119,11 @@ export interface components {
                  */
                 end_date?: string | null;
                 /**
+                 * @description The modified and cancelled occurrences of a series, by original start (empty for a
+                 *     single event and in an expanded listing).
+                 */
+                exceptions: components["schemas"]["ExceptionView"][];
+                /**
                  * Format: uuid
                  * @description Id (UUID v7).
                  */
@@ -1063,6 +1136,8 @@ export interface components {
                 location?: string | null;
                 /** @description Its Microsoft link. */
                 microsoft: components["schemas"]["LinkState"];
+                occurrence?: components["schemas"]["OccurrenceRef"] | null;
+                recurrence?: components["schemas"]["RecurrenceRule"] | null;
                 /**
                  * Format: int32
                  * @description Minutes before the start to remind; `null` for none.
@@ -1299,6 +1374,11 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
+        /**
+         * @description How often a series repeats.
+         * @enum {string}
+         */
+        PatternType: "daily" | "weekly" | "absolute_monthly" | "relative_monthly" | "absolute_yearly" | "relative_yearly";
         /** @description The body of every error response (RFC 9457 problem details). */
         Problem: {
             /**
@@ -1329,6 +1409,68 @@ export interface components {
              * @example urn:m365-sync:problem:not_found
              */
             type: string;
+        };
+        /**
+         * @description When a series ends.
+         * @enum {string}
+         */
+        RangeType: "end_date" | "numbered" | "no_end";
+        /** @description The repeating part of a rule. */
+        RecurrencePattern: {
+            /**
+             * Format: int32
+             * @description Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
+             *     (a month without that day has no occurrence).
+             */
+            day_of_month?: number | null;
+            /**
+             * @description Days of the week: required by `weekly`, `relative_monthly` and `relative_yearly`,
+             *     absent otherwise.
+             */
+            days_of_week?: components["schemas"]["DayOfWeek"][];
+            /**
+             * @description First day of the week, which decides where the weeks of a weekly pattern with an
+             *     interval begin (default `sunday`).
+             */
+            first_day_of_week?: components["schemas"]["DayOfWeek"];
+            index?: components["schemas"]["WeekIndex"] | null;
+            /**
+             * Format: int32
+             * @description Periods (days, weeks, months or years) between occurrences, 1 to 999 (default 1).
+             * @default 1
+             */
+            interval: number;
+            /**
+             * Format: int32
+             * @description Month, 1 to 12: required by the yearly patterns.
+             */
+            month?: number | null;
+            /** @description Pattern type. */
+            type: components["schemas"]["PatternType"];
+        };
+        /** @description How long a series lasts; it starts on the series' first day. */
+        RecurrenceRange: {
+            /**
+             * Format: date
+             * @description Last day on which an occurrence may start (`YYYY-MM-DD`, inclusive): `end_date`
+             *     ranges only.
+             * @example 2026-12-31
+             */
+            end_date?: string | null;
+            /**
+             * Format: int32
+             * @description Number of occurrences, 1 to 999: `numbered` ranges only.
+             */
+            number_of_occurrences?: number | null;
+            /** @description Range type. */
+            type: components["schemas"]["RangeType"];
+        };
+        /** @description A recurrence rule. */
+        RecurrenceRule: {
+            /** @description How often. */
+            pattern: components["schemas"]["RecurrencePattern"];
+            /** @description Until when. */
+            range: components["schemas"]["RecurrenceRange"];
         };
         /**
          * @description Which version wins.
@@ -1570,6 +1712,7 @@ export interface components {
             is_all_day?: boolean;
             /** @description Location. */
             location?: string | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320.
@@ -1693,6 +1836,11 @@ export interface components {
              */
             version: number;
         };
+        /**
+         * @description Which of the matching days of a month a relative pattern means.
+         * @enum {string}
+         */
+        WeekIndex: "first" | "second" | "third" | "fourth" | "last";
         /** @description A wall-clock time in an IANA time zone. */
         ZonedDateTime: {
             /**
@@ -3417,6 +3565,13 @@ export interface operations {
                 to?: string;
                 /** @description Only events changed at or after this instant (RFC 3339). */
                 updated_since?: string;
+                /**
+                 * @description List occurrences rather than events (requires `from` and `to`, at most ten years
+                 *     apart): each series of the page is replaced by its occurrences overlapping the range,
+                 *     modified ones with their own fields, cancelled ones left out; single events stay as
+                 *     they are. Items follow the page's events, each series' occurrences in start order.
+                 */
+                expand?: boolean;
             };
             header?: never;
             path: {
@@ -3745,6 +3900,205 @@ export interface operations {
         };
         responses: {
             /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_occurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the series the cancellation is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Series id */
+                event_id: string;
+                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
+                original_start: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series, with the cancelled occurrence */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_occurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the series the change is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Series id */
+                event_id: string;
+                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
+                original_start: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["UpdateCalendarEvent"];
+            };
+        };
+        responses: {
+            /** @description The series, with the modified occurrence */
             200: {
                 headers: {
                     [name: string]: unknown;

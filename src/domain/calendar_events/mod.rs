@@ -4,8 +4,14 @@
 //!
 //! Timed events keep their start and end as UTC instants plus the IANA zone they were set in;
 //! all-day events keep plain dates, the end date inclusive.
+//!
+//! A series is one event with a recurrence rule: its start and end are those of its first
+//! occurrence, and its exceptions (modified and cancelled occurrences) are part of it, so that
+//! every change to a series or to one of its occurrences bumps the series' version.
 
+pub mod recurrence;
 mod rules;
+pub mod series;
 mod store;
 mod view;
 
@@ -16,12 +22,14 @@ use sea_orm::Set;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use recurrence::{RecurrenceRule, Rule};
 pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
+pub use series::OccurrenceException;
 pub use store::{
-    EventFilter, EventListParams, create, delete, delete_event, find_including_deleted, get, list,
-    patch_event, update,
+    EventFilter, EventListParams, cancel_occurrence, create, delete, delete_event,
+    find_including_deleted, get, list, patch_event, patch_occurrence, update,
 };
-pub use view::{CalendarEventView, view, views};
+pub use view::{CalendarEventView, ExceptionView, OccurrenceRef, expanded_views, view, views};
 
 use crate::{
     domain::{
@@ -175,6 +183,10 @@ pub struct CreateCalendarEvent {
     #[serde(default)]
     #[schema(max_items = 500)]
     pub attendees: Option<Vec<Attendee>>,
+    /// Makes the event a series: its start and end are those of the first occurrence, which
+    /// must be one of the rule's dates.
+    #[serde(default)]
+    pub recurrence: Option<RecurrenceRule>,
 }
 
 /// Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
@@ -240,6 +252,12 @@ pub struct UpdateCalendarEvent {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Attendee>>, max_items = 500)]
     pub attendees: Patch<Vec<Attendee>>,
+    /// Recurrence rule (replaces the whole rule); `null` turns a series into a single event.
+    /// Exceptions whose date is still an occurrence follow the series when it moves; the
+    /// others are dropped.
+    #[serde(default, deserialize_with = "patch::object")]
+    #[schema(value_type = Option<RecurrenceRule>)]
+    pub recurrence: Patch<RecurrenceRule>,
 }
 
 /// When an event happens.
@@ -287,6 +305,10 @@ pub struct EventData {
     pub categories: Vec<String>,
     /// Attendees (e-mails lower-cased, unique).
     pub attendees: Vec<Attendee>,
+    /// The recurrence rule of a series.
+    pub recurrence: Option<Rule>,
+    /// The exceptions of a series, by original start.
+    pub exceptions: Vec<OccurrenceException>,
 }
 
 impl EventData {
@@ -333,6 +355,17 @@ impl EventData {
             sensitivity: from_stored("sensitivity", &m.sensitivity)?,
             categories: from_stored_json("categories", &m.categories)?,
             attendees: from_stored_json("attendees", &m.attendees)?,
+            recurrence: match &m.recurrence {
+                Some(text) => Some(
+                    Rule::parse("/recurrence", from_stored_json("recurrence", text)?)
+                        .map_err(|_| corrupt("recurrence"))?,
+                ),
+                None => None,
+            },
+            exceptions: match &m.exceptions {
+                Some(text) => from_stored_json("exceptions", text)?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -373,6 +406,24 @@ impl EventData {
         model.sensitivity = Set(to_stored(&self.sensitivity));
         model.categories = Set(to_stored_json(&self.categories)?);
         model.attendees = Set(to_stored_json(&self.attendees)?);
+        let (series_start, series_end, rule) = match &self.recurrence {
+            Some(rule) => {
+                let (start, end) = self.series_span();
+                (
+                    Some(start.fixed_offset()),
+                    end.map(|e| e.fixed_offset()),
+                    Some(to_stored_json(rule.rule())?),
+                )
+            }
+            None => (None, None, None),
+        };
+        model.recurrence = Set(rule);
+        model.series_start_at = Set(series_start);
+        model.series_end_at = Set(series_end);
+        model.exceptions = Set(match self.recurrence {
+            Some(_) => Some(to_stored_json(&self.exceptions)?),
+            None => None,
+        });
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use super::{
     Attendee, CreateCalendarEvent, EventData, EventTime, UpdateCalendarEvent, ZonedDateTime,
+    recurrence::Rule, series,
 };
 use crate::{
     domain::{
@@ -293,6 +294,7 @@ impl EventData {
             sensitivity: present(input.sensitivity),
             categories: present(input.categories),
             attendees: present(input.attendees),
+            recurrence: present(input.recurrence),
         };
         apply(patch, None)
     }
@@ -366,6 +368,25 @@ fn apply(mut patch: UpdateCalendarEvent, current: Option<&EventData>) -> ApiResu
     .or(current.map(|c| matches!(c.time, EventTime::AllDay { .. })))
     .unwrap_or(false);
     let time = resolve_time(all_day, &mut patch, current.map(|c| &c.time), &mut errors);
+    let recurrence = match std::mem::take(&mut patch.recurrence) {
+        Patch::Absent => current.and_then(|c| c.recurrence.clone()),
+        Patch::Null => None,
+        Patch::Set(rule) => Rule::parse("/recurrence", rule)
+            .map_err(|e| errors.extend(e))
+            .ok(),
+    };
+    if let (Some(rule), Some(time)) = (&recurrence, &time) {
+        let first = series::first_day(time);
+        if !rule.contains(first, first) {
+            errors.push(FieldError::new(
+                "/recurrence",
+                format!(
+                    "the series starts with its first occurrence, but {first} (the day of its \
+                     start) is not one of the rule's dates"
+                ),
+            ));
+        }
+    }
     let reminder_minutes = match patch.reminder_minutes {
         Patch::Absent => current.and_then(|c| c.reminder_minutes),
         Patch::Null => None,
@@ -400,18 +421,26 @@ fn apply(mut patch: UpdateCalendarEvent, current: Option<&EventData>) -> ApiResu
         .or(current.map(|c| c.sensitivity))
         .unwrap_or_default();
     match (title, time) {
-        (Some(title), Some(time)) if errors.is_empty() => Ok(EventData {
-            title,
-            description,
-            location,
-            time,
-            reminder_minutes,
-            show_as,
-            importance,
-            sensitivity,
-            categories,
-            attendees,
-        }),
+        (Some(title), Some(time)) if errors.is_empty() => {
+            let mut data = EventData {
+                title,
+                description,
+                location,
+                time,
+                reminder_minutes,
+                show_as,
+                importance,
+                sensitivity,
+                categories,
+                attendees,
+                recurrence,
+                exceptions: current.map(|c| c.exceptions.clone()).unwrap_or_default(),
+            };
+            if let Some(before) = current {
+                data.carry_exceptions(before);
+            }
+            Ok(data)
+        }
         _ => Err(ApiError::Validation(errors)),
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{EventData, UpdateCalendarEvent};
+use super::{EventData, OccurrenceException, UpdateCalendarEvent, series};
 use crate::{
     domain::{
         access::not_found,
@@ -41,6 +41,11 @@ pub struct EventListParams {
     pub to: Option<DateTime<Utc>>,
     /// Only events changed at or after this instant (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
+    /// List occurrences rather than events (requires `from` and `to`, at most ten years
+    /// apart): each series of the page is replaced by its occurrences overlapping the range,
+    /// modified ones with their own fields, cancelled ones left out; single events stay as
+    /// they are. Items follow the page's events, each series' occurrences in start order.
+    pub expand: Option<bool>,
 }
 
 /// Validated list filters.
@@ -52,7 +57,12 @@ pub struct EventFilter {
     pub to: Option<DateTime<Utc>>,
     /// Events updated at or after this instant.
     pub updated_since: Option<DateTime<Utc>>,
+    /// Whether series are expanded into their occurrences.
+    pub expand: bool,
 }
+
+/// Longest range an expanded listing covers.
+const MAX_EXPANDED_DAYS: i64 = 3660;
 
 impl EventListParams {
     /// Validates the query.
@@ -65,10 +75,31 @@ impl EventListParams {
             cursor: self.cursor.clone(),
         }
         .parse()?;
+        let expand = self.expand.unwrap_or(false);
+        if expand {
+            match (self.from, self.to) {
+                (Some(from), Some(to)) if to - from > chrono::Duration::days(MAX_EXPANDED_DAYS) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "`expand=true` lists at most {MAX_EXPANDED_DAYS} days: narrow `from` and `to`"
+                        ),
+                    ));
+                }
+                (Some(_), Some(_)) => {}
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        "`expand=true` needs both `from` and `to`",
+                    ));
+                }
+            }
+        }
         let filter = EventFilter {
             from: self.from,
             to: self.to,
             updated_since: self.updated_since,
+            expand,
         };
         Ok((filter, page))
     }
@@ -86,11 +117,27 @@ fn first_day_from(instant: DateTime<Utc>) -> Option<NaiveDate> {
 
 /// The condition "overlaps `[from, to)`": a timed event from its start to its end (an event
 /// without duration counts at its start), an all-day event from the midnight (UTC) of its
-/// first day to the midnight after its last.
+/// first day to the midnight after its last, a series over the span of its occurrences.
 fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition {
     use calendar_events::Column as C;
-    let mut timed = Condition::all().add(C::IsAllDay.eq(false));
-    let mut all_day = Condition::all().add(C::IsAllDay.eq(true));
+    let mut series = Condition::all().add(C::Recurrence.is_not_null());
+    if let Some(to) = to {
+        series = series.add(C::SeriesStartAt.lt(to.fixed_offset()));
+    }
+    if let Some(from) = from {
+        series = series.add(
+            Condition::any()
+                .add(C::SeriesEndAt.is_null())
+                .add(C::SeriesEndAt.gt(from.fixed_offset()))
+                .add(C::SeriesStartAt.gte(from.fixed_offset())),
+        );
+    }
+    let mut timed = Condition::all()
+        .add(C::Recurrence.is_null())
+        .add(C::IsAllDay.eq(false));
+    let mut all_day = Condition::all()
+        .add(C::Recurrence.is_null())
+        .add(C::IsAllDay.eq(true));
     if let Some(to) = to {
         timed = timed.add(C::StartAt.lt(to.fixed_offset()));
         // start_date at midnight < to  <=>  start_date < the first day from `to`.
@@ -108,7 +155,7 @@ fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition
         // The midnight after end_date > from  <=>  end_date >= the day of `from`.
         all_day = all_day.add(C::EndDate.gte(date_to_stored(from.date_naive())));
     }
-    Condition::any().add(timed).add(all_day)
+    Condition::any().add(timed).add(all_day).add(series)
 }
 
 /// Lists a user's events (not deleted) in id order. A range whose `from` is after its `to`
@@ -274,16 +321,10 @@ pub async fn patch_event(
     patch: UpdateCalendarEvent,
     if_match: Option<&str>,
 ) -> ApiResult<calendar_events::Model> {
-    for attempt in 1..=ATTEMPTS {
-        let current = get(db, user_id, id).await?;
-        let data = EventData::from_model(&current)?.patched(patch.clone())?;
-        etag::check(if_match, current.version)?;
-        match update(db, current, &data).await {
-            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
-            other => return other,
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+    change_event(db, user_id, id, if_match, |current| {
+        current.patched(patch.clone())
+    })
+    .await
 }
 
 /// Deletes one of a user's events as a tombstone, honouring `If-Match`; without it, a
@@ -307,4 +348,117 @@ pub async fn delete_event(
         }
     }
     Err(ApiError::PreconditionFailed)
+}
+
+/// Applies `change` to one of a user's events and stores the result, honouring `If-Match`
+/// (checked after `change` validated the request); without it, a concurrent change makes it
+/// start over with the new version rather than fail.
+async fn change_event(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    if_match: Option<&str>,
+    change: impl Fn(&EventData) -> ApiResult<EventData>,
+) -> ApiResult<calendar_events::Model> {
+    for attempt in 1..=ATTEMPTS {
+        let current = get(db, user_id, id).await?;
+        let data = change(&EventData::from_model(&current)?)?;
+        etag::check(if_match, current.version)?;
+        match update(db, current, &data).await {
+            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
+            other => return other,
+        }
+    }
+    Err(ApiError::PreconditionFailed)
+}
+
+/// The occurrence of a series that `original_start` names, or 404.
+fn occurrence_of(series: &EventData, original_start: &str) -> ApiResult<(NaiveDate, EventData)> {
+    series
+        .occurrence(original_start)
+        .ok_or_else(|| not_found("occurrence"))
+}
+
+/// The series with the exception of `original_start` replaced by `exception` (or removed).
+fn with_exception(
+    series: &EventData,
+    original_start: &str,
+    exception: Option<OccurrenceException>,
+) -> EventData {
+    let mut data = series.clone();
+    data.exceptions
+        .retain(|e| e.original_start != original_start);
+    data.exceptions.extend(exception);
+    data.exceptions
+        .sort_by(|a, b| a.original_start.cmp(&b.original_start));
+    data
+}
+
+/// Modifies one occurrence of a series (a merge patch of its fields; `recurrence` and
+/// `is_all_day` belong to the series). The occurrence keeps only what differs from the series;
+/// a patch that brings it back to the series' values makes it a plain occurrence again.
+///
+/// # Errors
+/// 404 when there is no such series or occurrence (cancelled, or not a date of the rule);
+/// 422 for an invalid patch; 400 for a malformed `If-Match`; 412 when it does not match.
+pub async fn patch_occurrence(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    original_start: &str,
+    patch: UpdateCalendarEvent,
+    if_match: Option<&str>,
+) -> ApiResult<calendar_events::Model> {
+    change_event(db, user_id, id, if_match, |current| {
+        let (date, occurrence) = occurrence_of(current, original_start)?;
+        let mut errors = Vec::new();
+        if patch.recurrence.is_present() {
+            errors.push(crate::error::FieldError::new(
+                "/recurrence",
+                "belongs to the series: change it on the series",
+            ));
+        }
+        if patch.is_all_day.is_present() {
+            errors.push(crate::error::FieldError::new(
+                "/is_all_day",
+                "belongs to the series: change it on the series",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let changed = occurrence.patched(patch.clone())?;
+        let changes = series::changes_between(&current.plain_occurrence(date), &changed);
+        let exception = (!changes.is_empty()).then(|| OccurrenceException {
+            original_start: original_start.to_owned(),
+            cancelled: false,
+            changes,
+        });
+        Ok(with_exception(current, original_start, exception))
+    })
+    .await
+}
+
+/// Cancels one occurrence of a series.
+///
+/// # Errors
+/// 404 when there is no such series or occurrence (already cancelled, or not a date of the
+/// rule); 400 for a malformed `If-Match`; 412 when it does not match.
+pub async fn cancel_occurrence(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    original_start: &str,
+    if_match: Option<&str>,
+) -> ApiResult<calendar_events::Model> {
+    change_event(db, user_id, id, if_match, |current| {
+        occurrence_of(current, original_start)?;
+        let cancelled = OccurrenceException {
+            original_start: original_start.to_owned(),
+            cancelled: true,
+            changes: serde_json::Map::new(),
+        };
+        Ok(with_exception(current, original_start, Some(cancelled)))
+    })
+    .await
 }

@@ -7,7 +7,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Attendee, EventData, EventTime, Sensitivity, ShowAs, ZonedDateTime, wall_clock};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Attendee, EventData, EventTime, RecurrenceRule, Sensitivity, ShowAs, ZonedDateTime,
+    series::Occurrence, wall_clock,
+};
 use crate::{
     domain::item_fields::{Importance, date_to_stored},
     error::{ApiError, ApiResult},
@@ -57,6 +62,61 @@ pub struct CalendarEventView {
     pub updated_at: DateTime<Utc>,
     /// Its Microsoft link.
     pub microsoft: LinkState,
+    /// The recurrence rule of a series; `null` for a single event and for the occurrences
+    /// of an expanded listing.
+    pub recurrence: Option<RecurrenceRule>,
+    /// The modified and cancelled occurrences of a series, by original start (empty for a
+    /// single event and in an expanded listing).
+    pub exceptions: Vec<ExceptionView>,
+    /// In an expanded listing (`expand=true`), the occurrence of the series (`id`) this item
+    /// is; `null` for single events and outside expanded listings.
+    pub occurrence: Option<OccurrenceRef>,
+}
+
+/// A modified or cancelled occurrence of a series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExceptionView {
+    /// When the occurrence would start: `YYYY-MM-DDTHH:MM:SSZ` (UTC) in a timed series,
+    /// `YYYY-MM-DD` in an all-day series. The key of the occurrence in
+    /// `/calendar-events/{event_id}/occurrences/{original_start}`.
+    #[schema(example = "2026-03-02T08:00:00Z")]
+    pub original_start: String,
+    /// Whether the occurrence is cancelled.
+    pub cancelled: bool,
+    /// What the modified occurrence changes, with the members and shapes of an event
+    /// (`start` and `end` in the series' zone, `start_date` and `end_date` for all-day series);
+    /// empty for a cancelled occurrence.
+    #[schema(value_type = Object)]
+    pub changes: Map<String, Value>,
+}
+
+/// Which occurrence of a series an item of an expanded listing is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OccurrenceRef {
+    /// Its original start (see [`ExceptionView::original_start`]).
+    #[schema(example = "2026-03-02T08:00:00Z")]
+    pub original_start: String,
+    /// Whether it is a modified occurrence.
+    pub modified: bool,
+}
+
+/// The API shape of normalized changes: instants as wall-clock times in the series' zone,
+/// all-day days as `start_date` and `end_date`.
+fn changes_view(time: &EventTime, changes: &Map<String, Value>) -> Map<String, Value> {
+    changes
+        .iter()
+        .map(|(key, value)| match (time, key.as_str()) {
+            (EventTime::Timed { time_zone, .. }, "start" | "end") => {
+                let wall = value
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| wall_clock(t.with_timezone(&Utc), *time_zone));
+                (key.clone(), json!(wall))
+            }
+            (EventTime::AllDay { .. }, "start" | "end") => (format!("{key}_date"), value.clone()),
+            _ => (key.clone(), value.clone()),
+        })
+        .collect()
 }
 
 impl CalendarEventView {
@@ -66,6 +126,25 @@ impl CalendarEventView {
     /// 500 when the row holds what this service never writes.
     pub fn new(m: calendar_events::Model, microsoft: LinkState) -> ApiResult<Self> {
         let data = EventData::from_model(&m)?;
+        Ok(Self::of(&m, data, microsoft, None))
+    }
+
+    /// The view of an event's fields (a stored event's, or one of its occurrences').
+    fn of(
+        m: &calendar_events::Model,
+        data: EventData,
+        microsoft: LinkState,
+        occurrence: Option<OccurrenceRef>,
+    ) -> Self {
+        let exceptions = data
+            .exceptions
+            .iter()
+            .map(|e| ExceptionView {
+                original_start: e.original_start.clone(),
+                cancelled: e.cancelled,
+                changes: changes_view(&data.time, &e.changes),
+            })
+            .collect();
         let (start, end, start_date, end_date) = match data.time {
             EventTime::Timed {
                 start,
@@ -84,7 +163,7 @@ impl CalendarEventView {
                 Some(date_to_stored(end)),
             ),
         };
-        Ok(Self {
+        Self {
             id: m.id,
             title: data.title,
             description: data.description,
@@ -104,7 +183,10 @@ impl CalendarEventView {
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
             microsoft,
-        })
+            recurrence: data.recurrence.map(|r| r.rule().clone()),
+            exceptions,
+            occurrence,
+        }
     }
 }
 
@@ -144,4 +226,47 @@ pub async fn view(
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no view of an event")))
+}
+
+/// The expanded views of stored events of one user: each series replaced by its occurrences
+/// overlapping `[from, to)`.
+///
+/// # Errors
+/// On database failure.
+pub async fn expanded_views(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    rows: Vec<calendar_events::Model>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Vec<CalendarEventView>> {
+    let versions: Vec<(Uuid, i64)> = rows.iter().map(|r| (r.id, r.version)).collect();
+    let links = link_states(db, user_id, Resource::Calendar, &versions).await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let link = links.get(&row.id).cloned().unwrap_or(LinkState {
+            remote_id: None,
+            last_synced_at: None,
+            pending: true,
+        });
+        let data = EventData::from_model(&row)?;
+        for Occurrence {
+            original_start,
+            modified,
+            data,
+        } in data.occurrences(from, to)
+        {
+            let occurrence = original_start.map(|original_start| OccurrenceRef {
+                original_start,
+                modified,
+            });
+            let data = EventData {
+                recurrence: None,
+                exceptions: Vec::new(),
+                ..data
+            };
+            out.push(CalendarEventView::of(&row, data, link.clone(), occurrence));
+        }
+    }
+    Ok(out)
 }

@@ -128,6 +128,9 @@ impl Emulator {
                             .configure(http::configure)
                     })
                     .workers(workers)
+                    // A test machine under load may take seconds to deliver a request: the
+                    // default 5 s would answer 408, which Graph does not.
+                    .client_request_timeout(std::time::Duration::from_secs(60))
                     .disable_signals()
                     .shutdown_timeout(0)
                     .listen(listener);
@@ -323,6 +326,20 @@ impl Outlook<'_> {
     /// 404 for an unknown user.
     pub fn list_events(&self, user_id: &str) -> ControlResult<Vec<Value>> {
         self.with(|s| outlook::list_events(s, user_id))
+    }
+
+    /// What the calendar shows between two instants, as `GET /me/calendarView` lists it (single
+    /// events, occurrences and exceptions by start time; times in UTC).
+    ///
+    /// # Errors
+    /// 404 for an unknown user.
+    pub fn calendar_view(
+        &self,
+        user_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> ControlResult<Vec<Value>> {
+        self.with(|s| outlook::calendar_view(s, user_id, from, to))
     }
 
     /// Creates a task.

@@ -113,6 +113,28 @@ pub(crate) fn list_events(state: &mut State, user_id: &str) -> ControlResult<Vec
         .collect())
 }
 
+/// What the calendar shows between two instants (the calendarView expansion).
+pub(crate) fn calendar_view(
+    state: &mut State,
+    user_id: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> ControlResult<Vec<Value>> {
+    let mbox = mailbox(state, user_id)?;
+    Ok(crate::graph::calendar::all_instances(mbox, from, to)
+        .iter()
+        .map(|i| {
+            events::render(
+                &mbox.events[i.master_index],
+                i.date,
+                &Zone::utc(),
+                &mbox.user,
+                true,
+            )
+        })
+        .collect())
+}
+
 fn list_index(mbox: &Mailbox, list_id: Option<&str>) -> ControlResult<usize> {
     match list_id {
         Some(id) => Ok(tasks::find_list(mbox, id)?),

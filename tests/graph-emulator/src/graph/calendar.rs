@@ -45,7 +45,11 @@ fn window(req: &GraphRequest) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 /// Every instance of the mailbox in the window, by start time: (id, version, event index, date).
-fn all_instances(mbox: &Mailbox, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<events::Instance> {
+pub(crate) fn all_instances(
+    mbox: &Mailbox,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<events::Instance> {
     let mut all: Vec<events::Instance> = (0..mbox.events.len())
         .flat_map(|i| events::instances(mbox, i, from, to))
         .collect();

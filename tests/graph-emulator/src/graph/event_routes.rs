@@ -128,16 +128,29 @@ fn get(state: &mut State, ctx: &Ctx, req: &GraphRequest, id: &str) -> ApiResult<
     let base = state.base_url.clone();
     let mbox = mailbox(state, ctx)?;
     let (i, date) = events::resolve(mbox, id)?;
-    let mut body = select(
-        req,
-        events::render(
-            &mbox.events[i],
-            date,
-            &zone,
-            &mbox.user,
-            req.expands("extensions"),
-        ),
+    let mut rendered = events::render(
+        &mbox.events[i],
+        date,
+        &zone,
+        &mbox.user,
+        req.expands("extensions"),
     );
+    // `cancelledOccurrences` is returned only when selected, on a GET of a series master by id
+    // (event.md): one `OID.{seriesMasterId}.{yyyy-MM-dd}` per cancelled occurrence.
+    let selected = req.param("$select").is_some_and(|sel| {
+        sel.split(',')
+            .any(|s| s.trim().eq_ignore_ascii_case("cancelledOccurrences"))
+    });
+    let ev = &mbox.events[i];
+    if selected && date.is_none() && ev.recurrence.is_some() {
+        let cancelled: Vec<String> = ev
+            .cancelled
+            .iter()
+            .map(|d| format!("OID.{}.{}", ev.id, d.format("%Y-%m-%d")))
+            .collect();
+        rendered["cancelledOccurrences"] = json!(cancelled);
+    }
+    let mut body = select(req, rendered);
     body["@odata.context"] = json!(format!(
         "{base}/v1.0/$metadata#users('{}')/events/$entity",
         ctx.user_id

@@ -3,7 +3,7 @@
 //! works on the locked state.
 
 pub(crate) mod batch;
-mod calendar;
+pub(crate) mod calendar;
 mod event_routes;
 mod todo;
 

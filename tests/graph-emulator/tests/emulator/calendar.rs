@@ -355,3 +355,79 @@ async fn an_exception_moved_far_shows_in_the_window_it_moved_to() {
     assert_eq!(items[0]["type"], "exception");
     assert_eq!(items[0]["originalStart"], "2026-03-02T09:00:00Z");
 }
+
+#[tokio::test]
+async fn cancelled_occurrences_leave_delta_as_removed_and_are_listed_on_their_master() {
+    let ctx = TestCtx::new().await;
+    let master = ctx
+        .post(
+            "/me/events",
+            series(
+                json!({"type": "daily", "interval": 1}),
+                json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3}),
+            ),
+        )
+        .await
+        .body;
+    let master_id = master["id"].as_str().expect("id");
+    let (first, delta) = delta_round(&ctx, &format!("/me/calendarView/delta?{WINDOW}"), 10).await;
+    assert_eq!(first.len(), 3, "instances, not the master: {first:#?}");
+    assert!(first.iter().all(|i| i["seriesMasterId"] == master_id));
+    let second_id = first[1]["id"].as_str().expect("id").to_owned();
+    let third_id = first[2]["id"].as_str().expect("id").to_owned();
+    ctx.emu
+        .outlook()
+        .update_event(&ctx.user.id, &third_id, json!({"subject": "Changed"}))
+        .expect("exception");
+    assert_eq!(
+        ctx.delete(&format!("/me/events/{}", enc(&second_id)))
+            .await
+            .status,
+        204
+    );
+    let (items, _) = delta_round(&ctx, &delta, 10).await;
+    let removed = items
+        .iter()
+        .find(|i| i["id"] == second_id.as_str())
+        .expect("the cancelled occurrence");
+    assert_eq!(removed["@removed"]["reason"], "deleted");
+    let exception = items
+        .iter()
+        .find(|i| i["id"] == third_id.as_str())
+        .expect("the exception");
+    assert_eq!(exception["type"], "exception");
+    assert_eq!(exception["seriesMasterId"], master_id);
+    assert_eq!(exception["originalStart"], "2026-03-04T09:00:00Z");
+    let instances = ctx
+        .get(&format!("/me/events/{}/instances?{WINDOW}", enc(master_id)))
+        .await;
+    let ids: Vec<&str> = instances.body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 2, "the cancelled occurrence is not an instance");
+    assert!(!ids.contains(&second_id.as_str()));
+    let selected = ctx
+        .get(&format!(
+            "/me/events/{}?$select=subject,cancelledOccurrences",
+            enc(master_id)
+        ))
+        .await;
+    assert_eq!(
+        selected.body["cancelledOccurrences"],
+        json!([format!("OID.{master_id}.2026-03-03")])
+    );
+    let plain = ctx.get(&format!("/me/events/{}", enc(master_id))).await;
+    assert!(
+        plain.body.get("cancelledOccurrences").is_none(),
+        "returned only when selected"
+    );
+    assert_eq!(
+        ctx.get(&format!("/me/events/{}", enc(&second_id)))
+            .await
+            .status,
+        404
+    );
+}

@@ -1,0 +1,488 @@
+//! Series in a run. A pull reads, after its last page, the master and the instances of every
+//! series whose instances changed (both through `$batch`, so one round trip reads up to ten
+//! series), and of every linked series when something unknown was removed (a cancelled
+//! occurrence or a deleted series carries only an id Graph gave no master for). A push that
+//! wrote a series brings its instances in line with the local exceptions: it modifies and
+//! cancels occurrences, and writes the recurrence again when an occurrence cancelled in
+//! Microsoft must come back.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{BATCH_SIZE, PullState, Run, Stop, calendar_window, etag_of, is_series_link};
+use crate::{
+    domain::connections::tokens::TokenFailure,
+    graph::client::BatchRequest,
+    sync::{
+        fields::Fields,
+        links::Resource,
+        local::{self, LocalItem},
+        recurrence::{self, Window},
+    },
+};
+use chrono::{DateTime, Utc};
+use entity::sync_links;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+/// Reads return times in UTC and bodies as text, as everywhere in the engine.
+const PREFER: &str = "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"";
+
+/// A series master as read: its status, body and instances over the window.
+struct ReadSeries {
+    id: String,
+    status: u16,
+    master: Value,
+    instances: Vec<Value>,
+}
+
+fn prefer_headers() -> serde_json::Map<String, Value> {
+    let mut headers = serde_json::Map::new();
+    headers.insert("Prefer".into(), json!(PREFER));
+    headers
+}
+
+impl Run<'_> {
+    /// One `GET`: its status and body (`Null` for a refusal that retrying does not cure).
+    async fn get_one(&mut self, url: &str) -> Result<(u16, Value), Stop> {
+        match self
+            .get(
+                url,
+                &[
+                    "outlook.timezone=\"UTC\"",
+                    "outlook.body-content-type=\"text\"",
+                ],
+            )
+            .await
+        {
+            Ok(body) => Ok((200, body)),
+            Err(Stop::Token(TokenFailure::Graph(e))) if !e.is_transient() && e.status != 401 => {
+                Ok((e.status, Value::Null))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `GET`s through `$batch`, 20 per batch; an item refused for throttling or unavailability
+    /// is read again alone (with retries). Answers in the order of `urls`.
+    async fn get_many(&mut self, urls: &[String]) -> Result<Vec<(u16, Value)>, Stop> {
+        let mut out = Vec::with_capacity(urls.len());
+        for chunk in urls.chunks(BATCH_SIZE) {
+            let requests: Vec<BatchRequest> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, url)| BatchRequest {
+                    id: n.to_string(),
+                    method: "GET".into(),
+                    url: url.clone(),
+                    headers: prefer_headers(),
+                    body: None,
+                })
+                .collect();
+            let responses = self.batch(&requests).await?;
+            for (n, url) in chunk.iter().enumerate() {
+                match responses.iter().find(|r| r.id == n.to_string()) {
+                    Some(r) if !matches!(r.status, 429 | 500 | 502 | 503 | 504) => {
+                        out.push((r.status, r.body.clone().unwrap_or(Value::Null)));
+                    }
+                    _ => out.push(self.get_one(url).await?),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn instances_url(&self, remote_id: &str, window: Window) -> String {
+        format!(
+            "{}/instances?{}&$top=1000",
+            self.item_path(remote_id),
+            window.query()
+        )
+    }
+
+    /// The rest of a paged collection, from the first page.
+    async fn all_pages(&mut self, mut page: Value) -> Result<Option<Vec<Value>>, Stop> {
+        let mut items = Vec::new();
+        loop {
+            items.extend(
+                page.get("value")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let Some(next) = page
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
+                return Ok(Some(items));
+            };
+            match self.get_one(&next).await? {
+                (200, body) => page = body,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Masters and instances of series, read together.
+    async fn read_series(
+        &mut self,
+        ids: &[String],
+        window: Window,
+    ) -> Result<Vec<ReadSeries>, Stop> {
+        let urls: Vec<String> = ids
+            .iter()
+            .flat_map(|id| [self.item_path(id), self.instances_url(id, window)])
+            .collect();
+        let mut answers = self.get_many(&urls).await?.into_iter();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (Some((status, master)), Some((instances_status, first))) =
+                (answers.next(), answers.next())
+            else {
+                break;
+            };
+            let instances =
+                if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
+                    if instances_status != 200 {
+                        self.note_unread(id, instances_status);
+                        continue;
+                    }
+                    match self.all_pages(first).await? {
+                        Some(items) => items,
+                        None => {
+                            self.note_unread(id, 0);
+                            continue;
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
+            out.push(ReadSeries {
+                id: id.clone(),
+                status,
+                master,
+                instances,
+            });
+        }
+        Ok(out)
+    }
+
+    fn note_unread(&mut self, id: &str, status: u16) {
+        self.log.errors.push(crate::sync::runs::ItemError {
+            item: None,
+            code: format!("http_{status}"),
+            message: format!(
+                "the occurrences of series {id} could not be read; it is read again next run"
+            ),
+        });
+    }
+
+    /// Reads the series a pull found changed (or must verify) and applies them: one local item
+    /// per series, created, merged or deleted like any item.
+    pub(super) async fn pull_series(
+        &mut self,
+        st: &mut PullState,
+        resynced: bool,
+    ) -> Result<(), Stop> {
+        if self.resource != Resource::Calendar {
+            return Ok(());
+        }
+        for id in std::mem::take(&mut st.removed) {
+            if st.series.contains(&id) {
+                // Its id is now a series master's: it became a series.
+                st.verify.insert(id);
+            } else if let Some(link) = st.links.remove(&id) {
+                self.apply_removal(Some(link), &st.locals, &st.conflicts)
+                    .await?;
+            }
+        }
+        if resynced || st.unknown_removals {
+            let linked: Vec<String> = st
+                .links
+                .iter()
+                .filter(|(_, link)| is_series_link(link, &st.locals))
+                .map(|(id, _)| id.clone())
+                .collect();
+            st.verify.extend(linked);
+        }
+        let mut ids: Vec<String> = st.series.union(&st.verify).cloned().collect();
+        st.series.clear();
+        st.verify.clear();
+        st.unknown_removals = false;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort();
+        let window = calendar_window();
+        for read in self.read_series(&ids, window).await? {
+            self.apply_series(st, read, window).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_series(
+        &mut self,
+        st: &mut PullState,
+        read: ReadSeries,
+        window: Window,
+    ) -> Result<(), Stop> {
+        let ReadSeries {
+            id,
+            status,
+            master,
+            instances,
+        } = read;
+        match status {
+            200 => {}
+            404 | 410 => {
+                if let Some(link) = st.links.remove(&id) {
+                    self.log
+                        .note(format!("{}: series deleted in Microsoft", link.local_id));
+                    self.apply_removal(Some(link), &st.locals, &st.conflicts)
+                        .await?;
+                }
+                return Ok(());
+            }
+            other => {
+                self.log.errors.push(crate::sync::runs::ItemError {
+                    item: st.links.get(&id).map(|l| l.local_id),
+                    code: format!("http_{other}"),
+                    message: format!("series {id} could not be read; it is read again next run"),
+                });
+                return Ok(());
+            }
+        }
+        st.applied.insert(id.clone());
+        let link = st.links.get(&id).cloned();
+        let local_fields = link
+            .as_ref()
+            .and_then(|l| st.locals.get(&l.local_id))
+            .map(|item| item.fields.clone());
+        let remote = recurrence::remote_fields(&master, &instances, window, local_fields.as_ref());
+        let etag = etag_of(&master);
+        let link = match link {
+            Some(link) => link,
+            None => {
+                let ours = master
+                    .get("transactionId")
+                    .and_then(Value::as_str)
+                    .and_then(|t| Uuid::parse_str(t).ok())
+                    .and_then(|local| st.locals.get(&local).cloned())
+                    .filter(|found| !st.links.values().any(|l| l.local_id == found.id));
+                match ours {
+                    Some(found) => {
+                        // Ours, from a run that stopped before storing the link.
+                        self.log
+                            .note(format!("re-matched series {id} to local item {}", found.id));
+                        let version = if found.fields == remote {
+                            found.version
+                        } else {
+                            0
+                        };
+                        let link = self
+                            .store_link(found.id, &id, etag.clone(), version, &remote)
+                            .await?;
+                        st.links.insert(id.clone(), link.clone());
+                        link
+                    }
+                    None => {
+                        let new = local::prepare(self.user_id, self.resource, &remote);
+                        let link = self.new_link(new.id(), &id, etag, 1, &remote);
+                        st.links.insert(id.clone(), link.clone());
+                        st.creations.push((new, link));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let Some(item) = st.locals.get(&link.local_id).cloned() else {
+            return Ok(());
+        };
+        if st.conflicts.contains(&item.id) {
+            self.log
+                .note(format!("{}: parked conflict, not synchronized", item.id));
+            return Ok(());
+        }
+        let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+        if remote == base {
+            // Nothing the sync tracks changed in Microsoft (our own write coming back).
+            self.log.counts.skipped_echoes += 1;
+            if etag.is_some() && etag != link.remote_etag {
+                let fresh = sync_links::Model {
+                    remote_etag: etag,
+                    ..link.clone()
+                };
+                self.update_link(&link, fresh.remote_etag.clone(), link.synced_version, &base)
+                    .await?;
+                st.links.insert(id, fresh);
+            }
+            return Ok(());
+        }
+        let modified = master
+            .get("lastModifiedDateTime")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        self.apply_change(&link, &item, &remote, etag, modified)
+            .await
+    }
+
+    /// Brings the instances of the series this push wrote in line with their exceptions, then
+    /// records what Microsoft now holds (etag and base) on their links.
+    pub(super) async fn reconcile_series(&mut self) -> Result<(), Stop> {
+        let pushed = std::mem::take(&mut self.series_pushed);
+        let window = calendar_window();
+        for (item, remote_id) in pushed {
+            let done = self.reconcile_one(&item, &remote_id, window).await?;
+            let link = sync_links::Entity::find()
+                .filter(sync_links::Column::UserId.eq(self.user_id))
+                .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+                .filter(sync_links::Column::LocalId.eq(item.id))
+                .one(&self.state.db)
+                .await
+                .map_err(crate::error::ApiError::from)?;
+            let Some(link) = link else { continue };
+            let (status, master) = self.get_one(&self.item_path(&remote_id)).await?;
+            if done && status == 200 {
+                self.update_link(&link, etag_of(&master), item.version, &item.fields)
+                    .await?;
+            } else {
+                // Sent again, whole, next run.
+                let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+                self.update_link(&link, link.remote_etag.clone(), 0, &base)
+                    .await?;
+                self.log.errors.push(crate::sync::runs::ItemError {
+                    item: Some(item.id),
+                    code: "series_incomplete".to_owned(),
+                    message: "Microsoft did not take every change to the occurrences of this \
+                              series; it is sent again next run"
+                        .to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The instances of a series over the window, or `None` when they cannot be read.
+    async fn read_instances(
+        &mut self,
+        remote_id: &str,
+        window: Window,
+    ) -> Result<Option<Vec<Value>>, Stop> {
+        match self.get_one(&self.instances_url(remote_id, window)).await? {
+            (200, first) => self.all_pages(first).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends what the occurrences of one series need; returns whether Microsoft took it all.
+    async fn reconcile_one(
+        &mut self,
+        item: &LocalItem,
+        remote_id: &str,
+        window: Window,
+    ) -> Result<bool, Stop> {
+        let Some(instances) = self.read_instances(remote_id, window).await? else {
+            return Ok(false);
+        };
+        let mut plan = recurrence::plan(&item.fields, &instances, window);
+        if plan.reset {
+            let Some(body) = recurrence::reset_body(&item.fields) else {
+                return Ok(false);
+            };
+            self.log.note(format!(
+                "{}: an occurrence cancelled in Microsoft comes back: recurrence written again",
+                item.id
+            ));
+            if !self
+                .send(vec![("PATCH", self.item_path(remote_id), Some(body))])
+                .await?
+            {
+                return Ok(false);
+            }
+            let Some(instances) = self.read_instances(remote_id, window).await? else {
+                return Ok(false);
+            };
+            plan = recurrence::plan(&item.fields, &instances, window);
+        }
+        let mut requests: Vec<(&str, String, Option<Value>)> = Vec::new();
+        for (id, body) in &plan.updates {
+            requests.push(("PATCH", self.item_path(id), Some(body.clone())));
+        }
+        for id in &plan.cancellations {
+            requests.push(("DELETE", self.item_path(id), None));
+        }
+        if !requests.is_empty() {
+            self.log.note(format!(
+                "{}: {} occurrence(s) modified and {} cancelled in Microsoft",
+                item.id,
+                plan.updates.len(),
+                plan.cancellations.len()
+            ));
+        }
+        let sent = self.send(requests).await?;
+        Ok(sent && !plan.reset)
+    }
+
+    /// Sends writes through `$batch`, retrying throttled ones; returns whether all succeeded
+    /// (a deletion of what is already gone counts as done).
+    async fn send(&mut self, writes: Vec<(&str, String, Option<Value>)>) -> Result<bool, Stop> {
+        let mut pending = writes;
+        let mut all = true;
+        for attempt in 1..=super::ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            let mut retry = Vec::new();
+            let mut longest = None;
+            for chunk in pending.chunks(BATCH_SIZE) {
+                let requests: Vec<BatchRequest> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (method, url, body))| {
+                        let mut headers = prefer_headers();
+                        if body.is_some() {
+                            headers.insert("Content-Type".into(), json!("application/json"));
+                        }
+                        BatchRequest {
+                            id: n.to_string(),
+                            method: (*method).to_owned(),
+                            url: url.clone(),
+                            headers,
+                            body: body.clone(),
+                        }
+                    })
+                    .collect();
+                let responses = self.batch(&requests).await?;
+                for (n, write) in chunk.iter().enumerate() {
+                    match responses.iter().find(|r| r.id == n.to_string()) {
+                        Some(r) if matches!(r.status, 200 | 201 | 204) => {}
+                        Some(r) if write.0 == "DELETE" && r.status == 404 => {}
+                        Some(r) if matches!(r.status, 429 | 500 | 502 | 503 | 504) => {
+                            longest = longest.max(r.retry_after());
+                            retry.push(write.clone());
+                        }
+                        None => retry.push(write.clone()),
+                        Some(r) => {
+                            all = false;
+                            self.log.note(format!(
+                                "{} {}: refused by Microsoft ({})",
+                                write.0,
+                                write.1,
+                                r.error_code()
+                                    .unwrap_or_else(|| format!("http_{}", r.status))
+                            ));
+                        }
+                    }
+                }
+            }
+            if !retry.is_empty() && attempt < super::ATTEMPTS {
+                self.wait(attempt, longest).await;
+            } else if !retry.is_empty() {
+                all = false;
+            }
+            pending = retry;
+        }
+        Ok(all)
+    }
+}
