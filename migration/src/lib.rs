@@ -6,6 +6,7 @@ mod m20261127_000002_create_settings;
 mod m20261127_000003_create_microsoft_connections;
 mod m20261127_000004_create_calendar_events_and_tasks;
 mod m20261127_000005_create_sync_tables;
+mod m20261127_000008_create_sync_schedules_and_jobs;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_microsoft_connections::Migration),
             Box::new(m20261127_000004_create_calendar_events_and_tasks::Migration),
             Box::new(m20261127_000005_create_sync_tables::Migration),
+            Box::new(m20261127_000008_create_sync_schedules_and_jobs::Migration),
         ]
     }
 }

@@ -188,6 +188,26 @@ export interface paths {
         patch: operations["update_global_application_settings"];
         trace?: never;
     };
+    "/api/v1/sync/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts by last outcome, queue depth, oldest due job, resources in backoff, connections to
+         *     renew, and the resources failing longest. Admins only.
+         */
+        get: operations["get_sync_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}": {
         parameters: {
             query?: never;
@@ -336,11 +356,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The user's synchronization status per resource: enabled, direction, in progress, last and
+         *     next sync, last outcome, counts and error, backoff.
+         */
+        get: operations["get_sync_status"];
         put?: never;
         /**
-         * Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
-         *     with the runs.
+         * Sync now: enqueues a run of every enabled resource (calendar, tasks) of the user, ahead of
+         *     scheduled work, and answers at once with the job to follow
+         *     (`GET .../microsoft/sync/jobs/{job_id}`).
          */
         post: operations["sync_now"];
         delete?: never;
@@ -360,6 +385,23 @@ export interface paths {
         put?: never;
         /** Lets the next run delete what the mass-delete guard held back. */
         post: operations["confirm_deletions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/sync/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A sync job of the user: its state per resource, and its runs once done. */
+        get: operations["get_sync_job"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -453,6 +495,27 @@ export interface paths {
         };
         /** Liveness: the process is up and serving. */
         get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics: sync runs by resource and outcome, run durations, Graph requests by status, queue
+         *     depth, users in backoff or waiting for a reconnect. Unauthenticated, like the probes: it
+         *     names no user.
+         */
+        get: operations["get_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -712,6 +775,16 @@ export interface components {
             /** @description Status of the connection. */
             status: components["schemas"]["ConnectionStatus"];
         };
+        /** @description Counts of one value. */
+        CountBy: {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @description The value (an outcome, a job state...). */
+            key: string;
+        };
         /** @description What a run changed on each side. */
         Counts: {
             /**
@@ -879,6 +952,27 @@ export interface components {
             /** @description The effective value. */
             value: components["schemas"]["Direction"];
         };
+        /** @description A user's resource that keeps failing. */
+        FailingResource: {
+            /**
+             * Format: date-time
+             * @description When the retry is due.
+             */
+            backoff_until?: string | null;
+            /**
+             * Format: int32
+             * @description Failed runs in a row.
+             */
+            failures: number;
+            last_outcome?: components["schemas"]["Outcome"] | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+            /**
+             * Format: uuid
+             * @description The user.
+             */
+            user_id: string;
+        };
         /** @description A field that failed validation. */
         FieldError: {
             /**
@@ -948,6 +1042,34 @@ export interface components {
             /** @description Human explanation. */
             message: string;
         };
+        /** @description One resource of a job. */
+        JobResource: {
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            outcome?: components["schemas"]["Outcome"] | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+            /**
+             * Format: uuid
+             * @description The run, once started and recorded.
+             */
+            run_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When the run started.
+             */
+            started_at?: string | null;
+            /** @description Where it is. */
+            state: components["schemas"]["JobState"];
+        };
+        /**
+         * @description Where a job is.
+         * @enum {string}
+         */
+        JobState: "queued" | "running" | "done" | "skipped";
         /** @description An item's Microsoft link, as the API shows it on events and tasks. */
         LinkState: {
             /**
@@ -1347,6 +1469,47 @@ export interface components {
          * @enum {string}
          */
         Resource: "calendar" | "tasks";
+        /** @description A resource's synchronization status for a user. */
+        ResourceStatus: {
+            /**
+             * Format: date-time
+             * @description After a failure, when the retry is due.
+             */
+            backoff_until?: string | null;
+            /** @description The effective direction. */
+            direction: components["schemas"]["Direction"];
+            /** @description Whether it is synchronized (integration and sync enabled at the effective scope). */
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description Failed runs in a row.
+             */
+            failures: number;
+            /** @description Whether a run is in progress. */
+            in_progress: boolean;
+            last_counts?: components["schemas"]["Counts"] | null;
+            /** @description Why the last run did not succeed, if it did not. */
+            last_error?: string | null;
+            last_outcome?: components["schemas"]["Outcome"] | null;
+            /**
+             * Format: date-time
+             * @description When the last run ended.
+             */
+            last_sync_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next run is due; `null` when the resource is disabled or no account is
+             *     connected.
+             */
+            next_sync_at?: string | null;
+            /**
+             * Format: uuid
+             * @description A job waiting for a worker, if any.
+             */
+            queued_job_id?: string | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+        };
         /**
          * @description What a user may do: `admin` everything; `org_admin` their organization and its users;
          *     `user` only their own settings and connection.
@@ -1425,10 +1588,63 @@ export interface components {
              */
             expires_at: string;
         };
-        /** @description The runs a "sync now" performed. */
-        SyncNowResult: {
-            /** @description One run per enabled resource. */
+        /** @description A sync job: one run per resource. */
+        SyncJobView: {
+            /**
+             * Format: date-time
+             * @description When it was enqueued.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Job id.
+             */
+            id: string;
+            /** @description Each resource, calendar first. */
+            resources: components["schemas"]["JobResource"][];
+            /** @description The finished runs, calendar first. */
             runs: components["schemas"]["RunView"][];
+            /** @description `done` once every resource is done or skipped; `running` while one runs. */
+            state: components["schemas"]["JobState"];
+            /** @description What started it. */
+            trigger: components["schemas"]["Trigger"];
+            /**
+             * Format: uuid
+             * @description The user synchronized.
+             */
+            user_id: string;
+        };
+        /** @description Synchronization across all users. */
+        SyncOverview: {
+            /** @description Users' resources by the outcome of their last run. */
+            by_last_outcome: components["schemas"]["CountBy"][];
+            /** @description The resources failing longest (at most 50), most failures first. */
+            failing: components["schemas"]["FailingResource"][];
+            /**
+             * Format: int64
+             * @description Users' resources waiting to retry a failed run.
+             */
+            in_backoff: number;
+            /**
+             * Format: date-time
+             * @description When the oldest waiting job became due.
+             */
+            oldest_due_at?: string | null;
+            /**
+             * Format: int64
+             * @description Jobs waiting for a worker.
+             */
+            queue_depth: number;
+            /**
+             * Format: int64
+             * @description Connections that must be renewed by their user.
+             */
+            reauth_required: number;
+            /**
+             * Format: int64
+             * @description Jobs running.
+             */
+            running: number;
         };
         /** @description Sync fields of one resource in a patch. */
         SyncPatch: {
@@ -1445,6 +1661,18 @@ export interface components {
             direction: components["schemas"]["DirectionSetting"];
             /** @description Whether this resource is synchronized. */
             enabled: components["schemas"]["BoolSetting"];
+        };
+        /** @description A user's synchronization status. */
+        SyncStatus: {
+            /** @description Whether a Microsoft account is connected and usable. */
+            connected: boolean;
+            /**
+             * Format: int32
+             * @description The effective interval between runs, in minutes.
+             */
+            interval_minutes: number;
+            /** @description Calendar, then tasks. */
+            resources: components["schemas"]["ResourceStatus"][];
         };
         /**
          * @description Where a task stands.
@@ -1546,6 +1774,11 @@ export interface components {
              */
             token_type: string;
         };
+        /**
+         * @description What started a job.
+         * @enum {string}
+         */
+        Trigger: "manual" | "schedule" | "retry";
         /**
          * @description Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
          *     clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
@@ -3131,6 +3364,53 @@ export interface operations {
             };
         };
     };
+    get_sync_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncOverview"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: admins only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_user: {
         parameters: {
             query?: never;
@@ -4315,6 +4595,65 @@ export interface operations {
             };
         };
     };
+    get_sync_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     sync_now: {
         parameters: {
             query?: never;
@@ -4327,13 +4666,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The runs performed */
-            200: {
+            /** @description The job is queued */
+            202: {
                 headers: {
+                    /** @description The job's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SyncNowResult"];
+                    "application/json": components["schemas"]["SyncJobView"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -4401,6 +4742,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_sync_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Job id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncJobView"];
+                };
             };
             /** @description Missing or invalid bearer token */
             401: {
@@ -5129,6 +5531,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
                 };
             };
             /** @description Internal error (details are logged, not returned) */
