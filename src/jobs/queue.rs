@@ -72,12 +72,15 @@ pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 impl Queue {
-    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`.
+    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`. A worker fetches one
+    /// job at a time: the storages pick a batch by priority but hand it over in insertion
+    /// order, so only single fetches keep "sync now" ahead of scheduled work.
     pub fn new(db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
         let storage = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 let config = apalis_sqlite::Config::default()
                     .queue(SYNC_QUEUE)
+                    .batch_size(1)
                     .heartbeat_interval(heartbeat);
                 Storage::Sqlite(
                     SqliteStorage::new(db.get_sqlite_connection_pool()).with_config(config),
@@ -86,6 +89,7 @@ impl Queue {
             _ => {
                 let config = apalis_postgres::Config::default()
                     .queue(SYNC_QUEUE)
+                    .batch_size(1)
                     .heartbeat_interval(heartbeat);
                 Storage::Postgres(
                     PostgresStorage::new(db.get_postgres_connection_pool()).with_config(config),
