@@ -108,7 +108,10 @@ pub fn interval_of(state: &AppState, minutes: i32) -> Duration {
 pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Result<TickReport> {
     let db = &state.db;
     let lease_ttl = Duration::from_millis(state.settings.jobs.lease_ms);
-    let leader_ttl = Duration::from_millis(state.settings.jobs.scheduler_tick_ms.max(1) * 3);
+    // Long enough that a slow tick keeps the role to its end.
+    let leader_ttl = Duration::from_millis(
+        (state.settings.jobs.scheduler_tick_ms * 3).max(state.settings.jobs.lease_ms),
+    );
     if !lease::lead(db, SCHEDULER, holder, leader_ttl).await? {
         return Ok(TickReport::default());
     }
@@ -136,12 +139,8 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
     }
     cache.insert(ticket, entries);
 
-    let schedules: HashMap<String, sync_schedules::Model> = sync_schedules::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|s| (s.key.clone(), s))
-        .collect();
+    // Pending jobs first, schedules second: a job that ends between the two reads has its
+    // start in the schedule read, so its resource is not found due again at once.
     let pending: HashSet<(Uuid, String)> = sync_jobs::Entity::find()
         .select_only()
         .column(sync_jobs::Column::UserId)
@@ -151,6 +150,12 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
         .all(db)
         .await?
         .into_iter()
+        .collect();
+    let schedules: HashMap<String, sync_schedules::Model> = sync_schedules::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.key.clone(), s))
         .collect();
 
     let mut report = TickReport {

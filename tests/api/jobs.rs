@@ -463,7 +463,7 @@ impl WorkerProcess {
             .env("M365_SYNC_WORKER_CONCURRENCY", "16")
             .env("M365_SYNC_SHUTDOWN_GRACE_MS", "5000")
             .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -514,8 +514,10 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
         kind: Fault::Latency(Duration::from_millis(1000)),
     });
     let dir = tempfile::tempdir().unwrap();
+    let dir = std::env::var("WORKER_LOG_DIR").map_or_else(|_| dir.path().to_owned(), std::path::PathBuf::from);
+    let dir = &dir;
     let mut workers: Vec<WorkerProcess> = (0..processes)
-        .map(|_| WorkerProcess::start(&app, dir.path(), INTERVAL_MS as u64))
+        .map(|_| WorkerProcess::start(&app, dir, INTERVAL_MS as u64))
         .collect();
 
     // Kill the first process while it runs something.
@@ -544,7 +546,7 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
     workers[0].kill();
     let killed_at = Utc::now();
     if processes == 1 {
-        workers.push(WorkerProcess::start(&app, dir.path(), INTERVAL_MS as u64));
+        workers.push(WorkerProcess::start(&app, dir, INTERVAL_MS as u64));
     }
 
     // Two runs of every user's calendar and tasks: the first and the one an interval later.
