@@ -48,6 +48,58 @@ pub struct TickReport {
     pub requeued: usize,
 }
 
+/// Inserts the jobs in one transaction and returns their ids. When another process enqueued
+/// one of them meanwhile (its due time is already taken), inserts the others one by one and
+/// returns only those inserted.
+async fn insert_jobs(
+    db: &sea_orm::DatabaseConnection,
+    jobs: Vec<sync_jobs::ActiveModel>,
+) -> anyhow::Result<Vec<Uuid>> {
+    let id_of = |job: &sync_jobs::ActiveModel| match &job.id {
+        sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => Some(*id),
+        sea_orm::ActiveValue::NotSet => None,
+    };
+    let txn = db.begin().await?;
+    let mut all_inserted = true;
+    for chunk in jobs.chunks(CHUNK) {
+        if let Err(e) = sync_jobs::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await
+        {
+            if !crate::error::is_unique_violation(&e) {
+                return Err(e.into());
+            }
+            all_inserted = false;
+            break;
+        }
+    }
+    if all_inserted {
+        txn.commit().await?;
+        return Ok(jobs.iter().filter_map(id_of).collect());
+    }
+    txn.rollback().await?;
+    tracing::info!("Another scheduler enqueued some of these jobs: enqueueing the others");
+    let txn = db.begin().await?;
+    let mut ids = Vec::new();
+    for job in jobs {
+        let id = id_of(&job);
+        let inserted = sync_jobs::Entity::insert(job)
+            .on_conflict_do_nothing_on([
+                sync_jobs::Column::UserId,
+                sync_jobs::Column::Resource,
+                sync_jobs::Column::Trigger,
+                sync_jobs::Column::DueAt,
+            ])
+            .exec_without_returning(&txn)
+            .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
+            ids.extend(id);
+        }
+    }
+    txn.commit().await?;
+    Ok(ids)
+}
+
 /// The states of a job that block another one for the same user and resource.
 pub const PENDING_STATES: [&str; 2] = ["queued", "running"];
 
@@ -234,22 +286,11 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
     if new_jobs.is_empty() {
         return Ok(report);
     }
-    let ids: Vec<Uuid> = new_jobs
-        .iter()
-        .filter_map(|j| match &j.id {
-            sea_orm::ActiveValue::Set(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
-    let txn = db.begin().await?;
-    let mut rest = new_jobs;
-    while !rest.is_empty() {
-        let chunk: Vec<_> = rest.drain(..rest.len().min(CHUNK)).collect();
-        sync_jobs::Entity::insert_many(chunk)
-            .exec_without_returning(&txn)
-            .await?;
+    // A tick slower than the lease may have lost the role meanwhile: enqueue only as leader.
+    if !lease::lead(db, SCHEDULER, holder, leader_ttl).await? {
+        return Ok(report);
     }
-    txn.commit().await?;
+    let ids = insert_jobs(db, new_jobs).await?;
     queue.push(&ids, PRIORITY_SCHEDULED).await?;
     report.enqueued = ids.len();
     Ok(report)
