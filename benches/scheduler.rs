@@ -148,7 +148,9 @@ async fn tick_benchmark(count: usize) {
     let mut quiet = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let report = scheduler::tick(&state, &state.queue, "bench").await.unwrap();
+        let report = scheduler::tick(&state, &state.queue, "bench")
+            .await
+            .unwrap();
         quiet.push(started.elapsed());
         assert_eq!(report.enqueued, 0);
         assert_eq!(report.considered, count * 2);
@@ -162,7 +164,9 @@ async fn tick_benchmark(count: usize) {
         .await
         .unwrap();
     let started = Instant::now();
-    let report = scheduler::tick(&state, &state.queue, "bench").await.unwrap();
+    let report = scheduler::tick(&state, &state.queue, "bench")
+        .await
+        .unwrap();
     let due = started.elapsed();
     assert_eq!(report.enqueued, count * 2);
     let queued = sync_jobs::Entity::find()
@@ -205,7 +209,10 @@ async fn round_benchmark(count: usize) {
     let port = listener.local_addr().unwrap().port();
     let address = format!("http://127.0.0.1:{port}");
     let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
-    settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("round.db").display());
+    settings.database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("round.db").display()
+    );
     settings.identity_url = emulator.url();
     settings.graph_url = emulator.url();
     settings.public_url = address.clone();
@@ -213,9 +220,14 @@ async fn round_benchmark(count: usize) {
     let db = db::connect(&settings).await.unwrap();
     db::migrate(&db).await.unwrap();
     enable_everything(&db, 30).await;
-    let org = organizations::create(&db, organizations::CreateOrganization { name: "Bench".into() })
-        .await
-        .unwrap();
+    let org = organizations::create(
+        &db,
+        organizations::CreateOrganization {
+            name: "Bench".into(),
+        },
+    )
+    .await
+    .unwrap();
     let admin = domain_users::CreateUser {
         email: "admin@example.com".into(),
         password: "admin password".into(),
@@ -269,9 +281,12 @@ async fn round_benchmark(count: usize) {
             role: Some(Role::User),
             display_name: None,
         };
-        let user = domain_users::create(&db, domain_users::NewUser::parse(input, Some(org.id)).unwrap())
-            .await
-            .unwrap();
+        let user = domain_users::create(
+            &db,
+            domain_users::NewUser::parse(input, Some(org.id)).unwrap(),
+        )
+        .await
+        .unwrap();
         let upn = format!("user{i}@contoso.com");
         emulator
             .create_user(UserSpec {
@@ -282,7 +297,10 @@ async fn round_benchmark(count: usize) {
             .unwrap();
         let user_token = token(email, "user password").await;
         let started: Value = client
-            .post(format!("{address}/api/v1/users/{}/microsoft/connection", user.id))
+            .post(format!(
+                "{address}/api/v1/users/{}/microsoft/connection",
+                user.id
+            ))
             .bearer_auth(&user_token)
             .json(&json!({"login_hint": upn}))
             .send()
@@ -323,7 +341,9 @@ async fn round_benchmark(count: usize) {
     let state = AppState::new(settings.clone(), &keys(), db.clone()).unwrap();
     let round = |state: AppState| async move {
         let started = Instant::now();
-        let report = scheduler::tick(&state, &state.queue, "bench").await.unwrap();
+        let report = scheduler::tick(&state, &state.queue, "bench")
+            .await
+            .unwrap();
         loop {
             let open = sync_jobs::Entity::find()
                 .filter(sync_jobs::Column::State.is_in(["queued", "running"]))
@@ -358,7 +378,11 @@ async fn round_benchmark(count: usize) {
     let _ = worker.kill();
     let _ = worker.wait();
     assert_eq!(enqueued, count * 2);
-    assert_eq!(graph, count * 2, "exactly one Graph request per enabled resource per user");
+    assert_eq!(
+        graph,
+        count * 2,
+        "exactly one Graph request per enabled resource per user"
+    );
 
     println!("no-change round for {count} users (2 resources each, one worker process, SQLite)");
     println!("  initial round:   {:>8.2} s", first_time.as_secs_f64());

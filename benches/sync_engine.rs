@@ -250,7 +250,10 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        let url = format!("{address}/api/v1/users/{user}/microsoft/sync/jobs/{}", job["id"].as_str().unwrap());
+        let url = format!(
+            "{address}/api/v1/users/{user}/microsoft/sync/jobs/{}",
+            job["id"].as_str().unwrap()
+        );
         loop {
             let job: Value = client
                 .get(&url)

@@ -300,7 +300,9 @@ impl Settings {
                 defaults.worker_concurrency as u64,
                 "worker_concurrency",
             )? as usize,
-            scheduler_tick_ms: layer.scheduler_tick_ms.unwrap_or(defaults.scheduler_tick_ms),
+            scheduler_tick_ms: layer
+                .scheduler_tick_ms
+                .unwrap_or(defaults.scheduler_tick_ms),
             interval_unit_ms: positive(
                 layer.interval_unit_ms,
                 defaults.interval_unit_ms,
@@ -314,7 +316,9 @@ impl Settings {
                 "heartbeat_seconds",
             )?,
             retry_base_ms: positive(layer.retry_base_ms, defaults.retry_base_ms, "retry_base_ms")?,
-            shutdown_grace_ms: layer.shutdown_grace_ms.unwrap_or(defaults.shutdown_grace_ms),
+            shutdown_grace_ms: layer
+                .shutdown_grace_ms
+                .unwrap_or(defaults.shutdown_grace_ms),
         };
         Ok(Self {
             bind,

@@ -122,7 +122,10 @@ impl GraphClient {
     }
 
     /// Sends `request` and counts it.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, GraphError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GraphError> {
         let result = request.send().await;
         if let Some(requests) = &self.requests {
             let status = result.as_ref().map_or(0, |r| r.status().as_u16());

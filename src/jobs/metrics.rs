@@ -47,9 +47,8 @@ impl Metrics {
             "Synchronization runs by resource and outcome",
             runs.clone(),
         );
-        let run_seconds = Family::<Labels, Histogram>::new_with_constructor(
-            run_histogram as fn() -> Histogram,
-        );
+        let run_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(run_histogram as fn() -> Histogram);
         registry.register(
             "sync_run_duration_seconds",
             "Duration of synchronization runs by resource",

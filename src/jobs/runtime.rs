@@ -157,7 +157,9 @@ impl Jobs {
                             "Scheduled sync jobs"
                         ),
                         Ok(_) => {}
-                        Err(e) => tracing::error!(error = format!("{e:#}"), "A scheduler tick failed"),
+                        Err(e) => {
+                            tracing::error!(error = format!("{e:#}"), "A scheduler tick failed")
+                        }
                     }
                     tokio::select! {
                         () = tokio::time::sleep(every) => {}

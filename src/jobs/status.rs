@@ -22,7 +22,10 @@ use super::{
 use crate::{
     domain::{
         connections::ConnectionStatus,
-        settings::{Scope, microsoft::{self, Direction}},
+        settings::{
+            Scope,
+            microsoft::{self, Direction},
+        },
         users,
     },
     error::{ApiError, ApiResult},
@@ -151,7 +154,11 @@ pub async fn sync_now(state: &AppState, user_id: Uuid) -> ApiResult<SyncJobView>
     let mut ids = Vec::new();
     let mut rows = Vec::new();
     for resource in resources {
-        let id = if ids.is_empty() { job_id } else { Uuid::now_v7() };
+        let id = if ids.is_empty() {
+            job_id
+        } else {
+            Uuid::now_v7()
+        };
         ids.push(id);
         rows.push(sync_jobs::ActiveModel {
             id: Set(id),

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use entity::{sync_jobs, sync_runs, sync_schedules};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Expr,
 };
 use tokio::sync::watch;
 
@@ -291,7 +290,13 @@ mod tests {
     fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
         let base = Duration::from_secs(10);
         let cap = Duration::from_secs(60);
-        for (failures, low, high) in [(1, 5, 10), (2, 10, 20), (3, 20, 40), (4, 30, 60), (9, 30, 60)] {
+        for (failures, low, high) in [
+            (1, 5, 10),
+            (2, 10, 20),
+            (3, 20, 40),
+            (4, 30, 60),
+            (9, 30, 60),
+        ] {
             for _ in 0..50 {
                 let delay = backoff(base, failures, cap);
                 assert!(

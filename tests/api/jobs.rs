@@ -128,7 +128,10 @@ async fn sync_now_answers_202_with_a_job_that_ends_with_its_runs_and_the_status_
         app.get(&foreign, &other.user.token).await.status,
         StatusCode::NOT_FOUND
     );
-    for missing in [format!("{path}/jobs/{}", Uuid::now_v7()), format!("{path}/jobs/nope")] {
+    for missing in [
+        format!("{path}/jobs/{}", Uuid::now_v7()),
+        format!("{path}/jobs/nope"),
+    ] {
         let response = app.get(&missing, &who.user.token).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{missing}");
         assert_eq!(response.code(), "not_found");
@@ -164,7 +167,10 @@ async fn scheduled_runs_happen_every_interval_and_stop_when_disabled_or_disconne
             (1500..2500).contains(&gap),
             "a run every interval, not sooner, not much later: {gap} ms"
         );
-        assert!(pair[0].finished_at.unwrap() <= pair[1].started_at, "never two at once");
+        assert!(
+            pair[0].finished_at.unwrap() <= pair[1].started_at,
+            "never two at once"
+        );
     }
     let graph_deltas = app
         .emulator
@@ -211,7 +217,10 @@ async fn sync_now_runs_ahead_of_scheduled_work() {
     let report = scheduler::tick(&state, &state.queue, "test-scheduler")
         .await
         .unwrap();
-    assert_eq!(report.enqueued, 8, "every user's calendar and tasks are due");
+    assert_eq!(
+        report.enqueued, 8,
+        "every user's calendar and tasks are due"
+    );
     assert_eq!(PRIORITY_SCHEDULED, 0);
     // A second tick finds them queued and enqueues nothing.
     let again = scheduler::tick(&state, &state.queue, "test-scheduler")
@@ -279,10 +288,14 @@ async fn a_failed_run_retries_after_backoff_honouring_retry_after_and_reauth_doe
     });
     enable(&app, &who, true, false, 30).await;
 
-    eventually(Duration::from_secs(30), "a failed run then a retry", || async {
-        let runs = runs(&app, user, "calendar").await;
-        runs.len() >= 2 && runs[1].outcome != "running"
-    })
+    eventually(
+        Duration::from_secs(30),
+        "a failed run then a retry",
+        || async {
+            let runs = runs(&app, user, "calendar").await;
+            runs.len() >= 2 && runs[1].outcome != "running"
+        },
+    )
     .await;
     let calendar = runs(&app, user, "calendar").await;
     assert_eq!(calendar[0].outcome, "failed");
@@ -349,7 +362,12 @@ async fn admins_get_an_overview_and_metrics_count_runs_and_graph_requests() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.code(), "forbidden");
 
-    let response = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()["content-type"]
@@ -449,8 +467,8 @@ struct WorkerProcess(std::process::Child);
 
 impl WorkerProcess {
     fn start(app: &TestApp, dir: &std::path::Path, interval_ms: u64) -> Self {
-        let log = std::fs::File::create(dir.join(format!("worker-{}.log", Uuid::new_v4())))
-            .unwrap();
+        let log =
+            std::fs::File::create(dir.join(format!("worker-{}.log", Uuid::new_v4()))).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_m365-sync"))
             .arg("worker")
             .env_clear()
@@ -484,7 +502,10 @@ impl WorkerProcess {
             .unwrap();
         assert!(status.success());
         let exit = self.0.wait().unwrap();
-        assert!(exit.success(), "the worker stops cleanly on SIGTERM: {exit}");
+        assert!(
+            exit.success(),
+            "the worker stops cleanly on SIGTERM: {exit}"
+        );
     }
 }
 
@@ -514,7 +535,8 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
         kind: Fault::Latency(Duration::from_millis(1000)),
     });
     let dir = tempfile::tempdir().unwrap();
-    let dir = std::env::var("WORKER_LOG_DIR").map_or_else(|_| dir.path().to_owned(), std::path::PathBuf::from);
+    let dir = std::env::var("WORKER_LOG_DIR")
+        .map_or_else(|_| dir.path().to_owned(), std::path::PathBuf::from);
     let dir = &dir;
     let mut workers: Vec<WorkerProcess> = (0..processes)
         .map(|_| WorkerProcess::start(&app, dir, INTERVAL_MS as u64))
@@ -522,26 +544,30 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
 
     // Kill the first process while it runs something.
     let victim = format!("m365-sync-{}-", workers[0].0.id());
-    eventually(Duration::from_secs(60), "runs of the first worker", || async {
-        let leased: std::collections::HashSet<(Uuid, String)> =
-            entity::sync_schedules::Entity::find()
-                .filter(entity::sync_schedules::Column::LeaseHolder.starts_with(&victim))
+    eventually(
+        Duration::from_secs(60),
+        "runs of the first worker",
+        || async {
+            let leased: std::collections::HashSet<(Uuid, String)> =
+                entity::sync_schedules::Entity::find()
+                    .filter(entity::sync_schedules::Column::LeaseHolder.starts_with(&victim))
+                    .all(&app.db)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| (s.user_id, s.resource))
+                    .collect();
+            sync_runs::Entity::find()
+                .filter(sync_runs::Column::Outcome.eq("running"))
                 .all(&app.db)
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|s| (s.user_id, s.resource))
-                .collect();
-        sync_runs::Entity::find()
-            .filter(sync_runs::Column::Outcome.eq("running"))
-            .all(&app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|r| leased.contains(&(r.user_id, r.resource.clone())))
-            .count()
-            >= 2
-    })
+                .filter(|r| leased.contains(&(r.user_id, r.resource.clone())))
+                .count()
+                >= 2
+        },
+    )
     .await;
     workers[0].kill();
     let killed_at = Utc::now();
@@ -552,14 +578,18 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
     // Two runs of every user's calendar and tasks: the first and the one an interval later.
     let expected = users.len() * 2;
     let started = Instant::now();
-    eventually(Duration::from_secs(180), "two runs of everything", || async {
-        let all = sync_runs::Entity::find().all(&app.db).await.unwrap();
-        let mut per: std::collections::HashMap<(Uuid, String), usize> = Default::default();
-        for run in all.iter().filter(|r| r.outcome == "succeeded") {
-            *per.entry((run.user_id, run.resource.clone())).or_default() += 1;
-        }
-        per.len() == expected && per.values().all(|n| *n >= 2)
-    })
+    eventually(
+        Duration::from_secs(180),
+        "two runs of everything",
+        || async {
+            let all = sync_runs::Entity::find().all(&app.db).await.unwrap();
+            let mut per: std::collections::HashMap<(Uuid, String), usize> = Default::default();
+            for run in all.iter().filter(|r| r.outcome == "succeeded") {
+                *per.entry((run.user_id, run.resource.clone())).or_default() += 1;
+            }
+            per.len() == expected && per.values().all(|n| *n >= 2)
+        },
+    )
     .await;
     eprintln!(
         "{processes} worker process(es), {} users: two rounds in {:.1} s",
@@ -573,10 +603,16 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
     let log = app.emulator.request_log();
     let mut killed = 0;
     for who in &users {
-        for (resource, delta) in [("calendar", "/calendarView/delta"), ("tasks", "/tasks/delta")] {
+        for (resource, delta) in [
+            ("calendar", "/calendarView/delta"),
+            ("tasks", "/tasks/delta"),
+        ] {
             let runs = runs(&app, who.user.id, resource).await;
             let what = format!("{} {resource}", who.user.id);
-            assert!(runs.iter().all(|r| r.finished_at.is_some()), "{what}: all finished");
+            assert!(
+                runs.iter().all(|r| r.finished_at.is_some()),
+                "{what}: all finished"
+            );
             for pair in runs.windows(2) {
                 assert!(
                     pair[0].finished_at.unwrap() <= pair[1].started_at,
