@@ -55,6 +55,8 @@ async fn main() {
     settings.graph_url = emulator.url();
     settings.public_url = address.clone();
     settings.http_workers = Some(1);
+    // Runs happen on "sync now" only: no scheduled run disturbs the measurements.
+    settings.jobs.scheduler_tick_ms = 0;
     let keys = Keys {
         jwt_secret: SecretString::from("bench-jwt-secret-bench-jwt-secret-0123".to_owned()),
         encryption_key: SecretString::from(KEY.to_owned()),
@@ -237,8 +239,9 @@ async fn main() {
     let bare = bare_started.elapsed();
 
     // The service: the initial pull, everything stored and linked.
+    // Sync now, then follow the job until its runs are over.
     let sync = |client: reqwest::Client, address: String, token: String, user: uuid::Uuid| async move {
-        let response: Value = client
+        let job: Value = client
             .post(format!("{address}/api/v1/users/{user}/microsoft/sync"))
             .bearer_auth(&token)
             .send()
@@ -247,7 +250,25 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        response
+        let url = format!(
+            "{address}/api/v1/users/{user}/microsoft/sync/jobs/{}",
+            job["id"].as_str().unwrap()
+        );
+        loop {
+            let job: Value = client
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if job["state"] == "done" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     };
     let pull_started = Instant::now();
     let run = sync(client.clone(), address.clone(), user_token.clone(), user.id).await;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `openapi` and `users create`.
+//! The command line: `serve`, `worker`, `migrate`, `openapi` and `users create`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -9,7 +9,8 @@ use crate::{
     config::Settings,
     db,
     domain::{Role, organizations, users},
-    startup::Application,
+    jobs::runtime::Jobs,
+    startup::{AppState, Application, shutdown_signal},
     telemetry,
 };
 
@@ -26,8 +27,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run pending migrations, then serve the HTTP API.
-    Serve,
+    /// Run pending migrations, then serve the HTTP API, with a sync worker and the scheduler
+    /// in the same process unless `--no-worker` is given.
+    Serve {
+        /// Serve the API only: background synchronization runs in `worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run pending migrations, then run a sync worker and the scheduler without the API. Any
+    /// number of worker processes can share one PostgreSQL database.
+    Worker,
     /// Run pending migrations and exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -110,7 +119,9 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve => {
+        Command::Serve { no_worker } => {
+            let mut settings = settings;
+            settings.jobs.embedded_worker = !no_worker;
             let app = Application::build(settings.clone()).await?;
             tracing::info!(
                 bind = %settings.bind,
@@ -121,6 +132,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("The HTTP server failed")?;
             tracing::info!("m365-sync stopped");
+            Ok(())
+        }
+        Command::Worker => {
+            let keys = settings.resolve_keys()?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            let state = AppState::new(settings, &keys, db)?;
+            let jobs = Jobs::start(state);
+            shutdown_signal().await;
+            tracing::info!("Stopping: finishing runs in progress");
+            jobs.shutdown().await;
             Ok(())
         }
         Command::Migrate => {

@@ -74,6 +74,55 @@ pub struct Settings {
     pub admin_email: Option<String>,
     /// Password of that admin.
     pub admin_password: Option<SecretString>,
+    /// Background synchronization: workers and scheduler.
+    pub jobs: JobSettings,
+}
+
+/// Workers and scheduler of background synchronization. Durations are in milliseconds unless
+/// the name says otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Whether `serve` runs a worker and the scheduler beside the API. Default true;
+    /// `serve --no-worker` turns it off.
+    pub embedded_worker: bool,
+    /// Sync runs one process performs at a time. Default 4.
+    pub worker_concurrency: usize,
+    /// How often the scheduler looks for due work; 0 turns the scheduler off. Default 15000.
+    pub scheduler_tick_ms: u64,
+    /// How long one minute of the `sync_interval_minutes` setting lasts. Default 60000; demos
+    /// and tests shorten it.
+    pub interval_unit_ms: u64,
+    /// How long a worker's claim on a user's resource lasts without renewal: after a crash,
+    /// another worker takes over once it expires. Renewed every third of it. Default 60000.
+    pub lease_ms: u64,
+    /// How often an idle worker looks for queued jobs (jobs enqueued by the same process wake
+    /// it at once). Default 1000.
+    pub poll_ms: u64,
+    /// Heartbeat of a worker in the job queue, in seconds; a job held by a worker that missed
+    /// two heartbeats is queued again. Default 30.
+    pub heartbeat_seconds: u64,
+    /// Delay before the first retry of a failed run, doubled at each failure in a row (with
+    /// jitter, at most the sync interval, at least Microsoft's `Retry-After`). Default 30000.
+    pub retry_base_ms: u64,
+    /// On shutdown, how long runs in progress may take to finish before their leases are
+    /// released for other workers. Default 30000.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            embedded_worker: true,
+            worker_concurrency: 4,
+            scheduler_tick_ms: 15_000,
+            interval_unit_ms: 60_000,
+            lease_ms: 60_000,
+            poll_ms: 1000,
+            heartbeat_seconds: 30,
+            retry_base_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
 }
 
 /// The TOML file and the environment, before defaults are applied.
@@ -97,6 +146,14 @@ struct Layer {
     cache_ttl_ms: Option<u64>,
     admin_email: Option<String>,
     admin_password: Option<SecretString>,
+    worker_concurrency: Option<u64>,
+    scheduler_tick_ms: Option<u64>,
+    interval_unit_ms: Option<u64>,
+    lease_ms: Option<u64>,
+    poll_ms: Option<u64>,
+    heartbeat_seconds: Option<u64>,
+    retry_base_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 impl Layer {
@@ -135,6 +192,14 @@ impl Layer {
             cache_ttl_ms: parsed("CACHE_TTL_MS")?,
             admin_email: var("ADMIN_EMAIL"),
             admin_password: var("ADMIN_PASSWORD").map(SecretString::from),
+            worker_concurrency: parsed("WORKER_CONCURRENCY")?,
+            scheduler_tick_ms: parsed("SCHEDULER_TICK_MS")?,
+            interval_unit_ms: parsed("INTERVAL_UNIT_MS")?,
+            lease_ms: parsed("LEASE_MS")?,
+            poll_ms: parsed("POLL_MS")?,
+            heartbeat_seconds: parsed("HEARTBEAT_SECONDS")?,
+            retry_base_ms: parsed("RETRY_BASE_MS")?,
+            shutdown_grace_ms: parsed("SHUTDOWN_GRACE_MS")?,
         })
     }
 
@@ -158,6 +223,14 @@ impl Layer {
             cache_ttl_ms: over.cache_ttl_ms.or(self.cache_ttl_ms),
             admin_email: over.admin_email.or(self.admin_email),
             admin_password: over.admin_password.or(self.admin_password),
+            worker_concurrency: over.worker_concurrency.or(self.worker_concurrency),
+            scheduler_tick_ms: over.scheduler_tick_ms.or(self.scheduler_tick_ms),
+            interval_unit_ms: over.interval_unit_ms.or(self.interval_unit_ms),
+            lease_ms: over.lease_ms.or(self.lease_ms),
+            poll_ms: over.poll_ms.or(self.poll_ms),
+            heartbeat_seconds: over.heartbeat_seconds.or(self.heartbeat_seconds),
+            retry_base_ms: over.retry_base_ms.or(self.retry_base_ms),
+            shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
         }
     }
 }
@@ -212,6 +285,41 @@ impl Settings {
             bail!("`database_url` must be a sqlite:// or postgres:// URL");
         }
         let public_url = layer.public_url.unwrap_or_else(|| format!("http://{bind}"));
+        let defaults = JobSettings::default();
+        let positive = |value: Option<u64>, default: u64, key: &str| -> anyhow::Result<u64> {
+            match value {
+                Some(0) => bail!("`{key}` must be greater than 0"),
+                Some(v) => Ok(v),
+                None => Ok(default),
+            }
+        };
+        let jobs = JobSettings {
+            embedded_worker: true,
+            worker_concurrency: positive(
+                layer.worker_concurrency,
+                defaults.worker_concurrency as u64,
+                "worker_concurrency",
+            )? as usize,
+            scheduler_tick_ms: layer
+                .scheduler_tick_ms
+                .unwrap_or(defaults.scheduler_tick_ms),
+            interval_unit_ms: positive(
+                layer.interval_unit_ms,
+                defaults.interval_unit_ms,
+                "interval_unit_ms",
+            )?,
+            lease_ms: positive(layer.lease_ms, defaults.lease_ms, "lease_ms")?,
+            poll_ms: positive(layer.poll_ms, defaults.poll_ms, "poll_ms")?,
+            heartbeat_seconds: positive(
+                layer.heartbeat_seconds,
+                defaults.heartbeat_seconds,
+                "heartbeat_seconds",
+            )?,
+            retry_base_ms: positive(layer.retry_base_ms, defaults.retry_base_ms, "retry_base_ms")?,
+            shutdown_grace_ms: layer
+                .shutdown_grace_ms
+                .unwrap_or(defaults.shutdown_grace_ms),
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -235,6 +343,7 @@ impl Settings {
             cache_ttl_ms: layer.cache_ttl_ms.unwrap_or(1000),
             admin_email: layer.admin_email,
             admin_password: layer.admin_password,
+            jobs,
         })
     }
 
@@ -375,5 +484,18 @@ mod tests {
         assert!(Settings::from_sources(Some("bnd = \"x\""), &env_of(&[])).is_err());
         assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_BIND", "nope")])).is_err());
         assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_LOG_FORMAT", "xml")])).is_err());
+        assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_LEASE_MS", "0")])).is_err());
+    }
+
+    #[test]
+    fn job_settings_come_from_the_file_and_the_environment() {
+        let toml = "scheduler_tick_ms = 0\nlease_ms = 5000";
+        let env = env_of(&[("M365_SYNC_WORKER_CONCURRENCY", "8")]);
+        let jobs = Settings::from_sources(Some(toml), &env).unwrap().jobs;
+        assert_eq!(jobs.scheduler_tick_ms, 0);
+        assert_eq!(jobs.lease_ms, 5000);
+        assert_eq!(jobs.worker_concurrency, 8);
+        assert_eq!(jobs.interval_unit_ms, 60_000);
+        assert!(jobs.embedded_worker);
     }
 }

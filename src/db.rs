@@ -68,12 +68,13 @@ pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
     }
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, the job queue's included.
 ///
 /// # Errors
 /// When a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     migration::Migrator::up(db, None)
         .await
-        .context("Failed to run database migrations")
+        .context("Failed to run database migrations")?;
+    crate::jobs::queue::setup(db).await
 }

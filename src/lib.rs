@@ -3,7 +3,8 @@
 //!
 //! The layers: `routes` (HTTP only) call `domain` (rules, newtypes, queries), which stores
 //! through the `entity` crate; `auth` turns bearer tokens into callers; `startup` wires the
-//! application on a listener; `cli` is the command line.
+//! application on a listener; `jobs` runs synchronization in the background (queue, workers,
+//! scheduler); `cli` is the command line.
 
 pub mod auth;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod graph;
+pub mod jobs;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

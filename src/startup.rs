@@ -27,6 +27,7 @@ use crate::{
     },
     error::ApiError,
     graph::{GraphClient, Identity},
+    jobs::{metrics::Metrics, queue::Queue, runtime::Jobs},
     routes::{self, extract},
 };
 
@@ -52,6 +53,41 @@ pub struct AppState {
     /// In-process exclusion of runs of the same user and resource.
     pub sync_locks:
         Arc<crate::domain::locks::KeyedLocks<(uuid::Uuid, crate::sync::links::Resource)>>,
+    /// The job queue.
+    pub queue: Queue,
+    /// This process's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The state of a process on `db`.
+    ///
+    /// # Errors
+    /// When the keys are invalid or the HTTP client cannot be built.
+    pub fn new(settings: Settings, keys: &Keys, db: DatabaseConnection) -> anyhow::Result<Self> {
+        let http = crate::graph::http::client()?;
+        let metrics = Arc::new(Metrics::new());
+        let queue = Queue::new(
+            &db,
+            std::time::Duration::from_secs(settings.jobs.heartbeat_seconds),
+        );
+        Ok(Self {
+            db,
+            jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
+            cipher: Cipher::from_base64_key(&keys.encryption_key)?,
+            caches: Arc::new(Caches::new(std::time::Duration::from_millis(
+                settings.cache_ttl_ms,
+            ))),
+            identity: Identity::new(http.clone(), &settings.identity_url),
+            graph: GraphClient::new(http, &settings.graph_url)
+                .with_request_counter(metrics.graph_requests.clone()),
+            refresh_locks: Arc::new(RefreshLocks::default()),
+            sync_locks: Arc::default(),
+            queue,
+            metrics,
+            settings: Arc::new(settings),
+        })
+    }
 }
 
 /// Short-lived caches of hot rows (see [`crate::domain::cache`]).
@@ -133,10 +169,12 @@ async fn log_request(
     Ok(response)
 }
 
-/// A running (or ready to run) HTTP server.
+/// A running (or ready to run) HTTP server, with its embedded worker and scheduler unless
+/// `jobs.embedded_worker` is off.
 pub struct Application {
     port: u16,
     server: Server,
+    jobs: Option<Jobs>,
 }
 
 impl Application {
@@ -167,20 +205,13 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
-        let http = crate::graph::http::client()?;
-        let state = web::Data::new(AppState {
-            db,
-            jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
-            cipher: Cipher::from_base64_key(&keys.encryption_key)?,
-            caches: Arc::new(Caches::new(std::time::Duration::from_millis(
-                settings.cache_ttl_ms,
-            ))),
-            identity: Identity::new(http.clone(), &settings.identity_url),
-            graph: GraphClient::new(http, &settings.graph_url),
-            refresh_locks: Arc::new(RefreshLocks::default()),
-            sync_locks: Arc::default(),
-            settings: Arc::new(settings),
-        });
+        let state = AppState::new(settings, keys, db)?;
+        let jobs = state
+            .settings
+            .jobs
+            .embedded_worker
+            .then(|| Jobs::start(state.clone()));
+        let state = web::Data::new(state);
         let doc = crate::openapi::document();
         let routes = web::Data::new(RouteTable::from_document(&doc));
         let limit = extract::BodyLimit(state.settings.max_body_bytes);
@@ -200,13 +231,15 @@ impl Application {
             )
             .default_service(web::to(fallback))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        // Signals are handled once for the server and the jobs: see `run_until_stopped`.
+        .disable_signals();
         let server = match workers {
             Some(n) => server.workers(n),
             None => server,
         }
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, jobs })
     }
 
     /// The port the server listens on.
@@ -219,12 +252,48 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT or [`ServerHandle::stop`]; in-flight requests finish first.
+    /// Serves until SIGTERM/SIGINT or [`ServerHandle::stop`]; in-flight requests finish
+    /// first, then the embedded worker stops (see [`Jobs::shutdown`]).
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("Stopping: finishing requests and runs in progress");
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        if let Some(jobs) = self.jobs {
+            jobs.shutdown().await;
+        }
+        result
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: the one place the process listens for them.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }
 

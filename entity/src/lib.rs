@@ -4,13 +4,16 @@ pub mod prelude;
 
 pub mod azure_app_settings;
 pub mod calendar_events;
+pub mod job_leaders;
 pub mod microsoft_connections;
 pub mod microsoft_settings;
 pub mod oauth_states;
 pub mod organizations;
 pub mod sync_conflicts;
+pub mod sync_jobs;
 pub mod sync_links;
 pub mod sync_runs;
+pub mod sync_schedules;
 pub mod sync_states;
 pub mod tasks;
 pub mod users;

@@ -2,13 +2,16 @@
 
 pub use super::azure_app_settings::Entity as AzureAppSettings;
 pub use super::calendar_events::Entity as CalendarEvents;
+pub use super::job_leaders::Entity as JobLeaders;
 pub use super::microsoft_connections::Entity as MicrosoftConnections;
 pub use super::microsoft_settings::Entity as MicrosoftSettings;
 pub use super::oauth_states::Entity as OauthStates;
 pub use super::organizations::Entity as Organizations;
 pub use super::sync_conflicts::Entity as SyncConflicts;
+pub use super::sync_jobs::Entity as SyncJobs;
 pub use super::sync_links::Entity as SyncLinks;
 pub use super::sync_runs::Entity as SyncRuns;
+pub use super::sync_schedules::Entity as SyncSchedules;
 pub use super::sync_states::Entity as SyncStates;
 pub use super::tasks::Entity as Tasks;
 pub use super::users::Entity as Users;

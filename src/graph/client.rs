@@ -1,9 +1,14 @@
 //! Microsoft Graph v1.0 over reqwest, with errors typed from the status and Graph's error body.
 
-use std::time::{Duration, Instant};
+use std::{
+    cell::Cell,
+    time::{Duration, Instant},
+};
 
 use reqwest::{StatusCode, header};
 use serde::Deserialize;
+
+use crate::jobs::metrics::{GraphRequests, count_graph_request};
 
 /// A Graph failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +77,31 @@ struct ErrorDetail {
 pub struct GraphClient {
     http: reqwest::Client,
     base_url: String,
+    requests: Option<GraphRequests>,
+}
+
+tokio::task_local! {
+    /// The longest `Retry-After` Graph asked for within [`observe_retry_after`].
+    static RETRY_AFTER: Cell<Option<Duration>>;
+}
+
+/// Runs `work` and returns, beside its output, the longest `Retry-After` Graph sent to it
+/// (on the task that polls `work`), so a failed run's retry waits at least that long.
+pub async fn observe_retry_after<F: Future>(work: F) -> (F::Output, Option<Duration>) {
+    RETRY_AFTER
+        .scope(Cell::new(None), async move {
+            let output = work.await;
+            (output, RETRY_AFTER.with(Cell::get))
+        })
+        .await
+}
+
+fn note_retry_after(after: Duration) {
+    let _ = RETRY_AFTER.try_with(|longest| {
+        if longest.get().is_none_or(|l| l < after) {
+            longest.set(Some(after));
+        }
+    });
 }
 
 impl GraphClient {
@@ -80,7 +110,28 @@ impl GraphClient {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            requests: None,
         }
+    }
+
+    /// Counts every request this client sends in `requests`, by status.
+    #[must_use]
+    pub fn with_request_counter(mut self, requests: GraphRequests) -> Self {
+        self.requests = Some(requests);
+        self
+    }
+
+    /// Sends `request` and counts it.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GraphError> {
+        let result = request.send().await;
+        if let Some(requests) = &self.requests {
+            let status = result.as_ref().map_or(0, |r| r.status().as_u16());
+            count_graph_request(requests, status);
+        }
+        result.map_err(transport)
     }
 
     /// `GET /v1.0/me` with the caller's access token, and how long it took.
@@ -90,12 +141,12 @@ impl GraphClient {
     pub async fn me(&self, access_token: &str) -> Result<(Me, Duration), GraphError> {
         let started = Instant::now();
         let response = self
-            .http
-            .get(format!("{}/v1.0/me", self.base_url))
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .map_err(transport)?;
+            .send(
+                self.http
+                    .get(format!("{}/v1.0/me", self.base_url))
+                    .bearer_auth(access_token),
+            )
+            .await?;
         let me = read_json::<Me>(response).await?;
         Ok((me, started.elapsed()))
     }
@@ -189,7 +240,7 @@ impl GraphClient {
         for preference in prefer {
             request = request.header("Prefer", *preference);
         }
-        read_json(request.send().await.map_err(transport)?).await
+        read_json(self.send(request).await?).await
     }
 
     /// `POST /v1.0/$batch` with up to 20 requests; the answers in request order.
@@ -202,14 +253,20 @@ impl GraphClient {
         requests: &[BatchRequest],
     ) -> Result<Vec<BatchResponse>, GraphError> {
         let response = self
-            .http
-            .post(format!("{}/v1.0/$batch", self.base_url))
-            .bearer_auth(access_token)
-            .json(&serde_json::json!({ "requests": requests }))
-            .send()
-            .await
-            .map_err(transport)?;
+            .send(
+                self.http
+                    .post(format!("{}/v1.0/$batch", self.base_url))
+                    .bearer_auth(access_token)
+                    .json(&serde_json::json!({ "requests": requests })),
+            )
+            .await?;
         let body: BatchBody = read_json(response).await?;
+        // Throttled items carry their own `Retry-After`.
+        for item in &body.responses {
+            if let Some(after) = item.retry_after().filter(|_| item.status >= 400) {
+                note_retry_after(after);
+            }
+        }
         let mut ordered = Vec::with_capacity(requests.len());
         for request in requests {
             let found = body
@@ -255,6 +312,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    if let Some(after) = retry_after.filter(|_| !status.is_success()) {
+        note_retry_after(after);
+    }
     let body = response.bytes().await.map_err(transport)?;
     if status.is_success() {
         return serde_json::from_slice(&body).map_err(|e| GraphError {

@@ -8,10 +8,12 @@ pub mod connections;
 pub mod extract;
 pub mod health;
 pub mod me;
+pub mod metrics;
 pub mod oauth_callback;
 pub mod organizations;
 pub mod settings;
 pub mod sync;
+pub mod sync_overview;
 pub mod tasks;
 pub mod todo_lists;
 pub mod users;
@@ -30,11 +32,13 @@ use crate::domain::etag::etag;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(metrics::get_metrics)
         .service(
             scope("/api/v1")
                 .service(auth::create_token)
                 .service(me::get_me)
                 .service(oauth_callback::oauth_callback)
+                .service(sync_overview::get_sync_overview)
                 .service(
                     scope("/settings/microsoft")
                         .service(settings::microsoft::get_global_microsoft_settings)
@@ -79,6 +83,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(connections::check_connection)
                             .service(todo_lists::list_todo_lists)
                             .service(sync::sync_now)
+                            .service(sync::get_sync_status)
+                            .service(sync::get_sync_job)
                             .service(sync::list_sync_runs)
                             .service(sync::confirm_deletions)
                             .service(conflicts::list_conflicts)

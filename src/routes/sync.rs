@@ -1,42 +1,35 @@
-//! Synchronization of a user's calendar and tasks: run now, run history, and confirmation of
-//! deletions held back by the mass-delete guard.
+//! Synchronization of a user's calendar and tasks: status, sync now and the job it queues, run
+//! history, and confirmation of deletions held back by the mass-delete guard.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, http::header, post, web};
 use chrono::Utc;
 use entity::sync_states;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
     domain::pagination::{Page, PageParams},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
+    jobs::status::{self, SyncJobView, SyncStatus},
     routes::accessible_user,
     startup::AppState,
     sync::{
-        engine,
         links::Resource,
         runs::{self, RunView},
     },
 };
 
-/// The runs a "sync now" performed.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SyncNowResult {
-    /// One run per enabled resource.
-    pub runs: Vec<RunView>,
-}
-
-/// Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
-/// with the runs.
+/// Sync now: enqueues a run of every enabled resource (calendar, tasks) of the user, ahead of
+/// scheduled work, and answers at once with the job to follow
+/// (`GET .../microsoft/sync/jobs/{job_id}`).
 #[utoipa::path(
     tag = "sync",
     security(("bearer_auth" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "The runs performed", body = SyncNowResult),
+        (status = 202, description = "The job is queued", body = SyncJobView,
+            headers(("Location" = String, description = "The job's URL"))),
         (status = 409, description = "`sync_disabled`: neither calendar nor task sync is enabled for the user", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
@@ -47,22 +40,52 @@ pub async fn sync_now(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let user = accessible_user(&state, &caller, *id).await?;
-    let mut result = SyncNowResult { runs: Vec::new() };
-    for resource in [Resource::Calendar, Resource::Tasks] {
-        let (enabled, _, _) = engine::effective(&state, user.id, resource).await?;
-        if enabled {
-            result
-                .runs
-                .push(engine::run(&state, user.id, resource).await?);
-        }
-    }
-    if result.runs.is_empty() {
-        return Err(ApiError::conflict(
-            "sync_disabled",
-            "Neither calendar nor task synchronization is enabled for this user.",
-        ));
-    }
-    Ok(HttpResponse::Ok().json(result))
+    let job = status::sync_now(&state, user.id).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/users/{}/microsoft/sync/jobs/{}", user.id, job.id),
+        ))
+        .json(job))
+}
+
+/// The user's synchronization status per resource: enabled, direction, in progress, last and
+/// next sync, last outcome, counts and error, backoff.
+#[utoipa::path(
+    tag = "sync",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The status", body = SyncStatus))
+)]
+#[get("/microsoft/sync")]
+pub async fn get_sync_status(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = accessible_user(&state, &caller, *id).await?;
+    Ok(HttpResponse::Ok().json(status::status(&state, user.id).await?))
+}
+
+/// A sync job of the user: its state per resource, and its runs once done.
+#[utoipa::path(
+    tag = "sync",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("job_id" = Uuid, Path, description = "Job id")
+    ),
+    responses((status = 200, description = "The job", body = SyncJobView))
+)]
+#[get("/microsoft/sync/jobs/{job_id}")]
+pub async fn get_sync_job(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (id, job_id) = path.into_inner();
+    let user = accessible_user(&state, &caller, id).await?;
+    Ok(HttpResponse::Ok().json(status::job(&state, user.id, job_id).await?))
 }
 
 /// The user's synchronization runs, newest first.

@@ -206,7 +206,8 @@ impl RunLog {
     }
 }
 
-fn view_of(m: sync_runs::Model) -> RunView {
+/// The API view of a stored run.
+pub fn view_of(m: sync_runs::Model) -> RunView {
     let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
     RunView {
         id: m.id,

@@ -13,7 +13,7 @@ use m365_sync::{
     config::{Keys, Settings},
     db,
     domain::{Role, users},
-    startup::Application,
+    startup::{AppState, Application},
 };
 use m365_sync_sdk::{ResponseValue, types};
 use reqwest::{Method, StatusCode};
@@ -209,6 +209,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.database_url = test_db.url.clone();
     settings.http_workers = Some(1);
+    // The embedded worker performs "sync now" at once; the scheduler runs only in the tests
+    // that enable it, so that the other tests' Graph requests stay deterministic.
+    settings.jobs.scheduler_tick_ms = 0;
+    settings.jobs.poll_ms = 200;
+    settings.jobs.worker_concurrency = 4;
     let emulator = Emulator::start().await;
     settings.identity_url = emulator.url();
     settings.graph_url = emulator.url();
@@ -424,6 +429,38 @@ impl TestApp {
         false
     }
 
+    /// The state a process on the app's database and emulator builds (its own pool).
+    pub async fn state_with(&self, configure: impl FnOnce(&mut Settings)) -> AppState {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let db = db::connect(&settings).await.unwrap();
+        AppState::new(settings, &self.keys, db).unwrap()
+    }
+
+    /// The environment of an `m365-sync worker` process on the app's database and emulator.
+    pub fn worker_env(&self, data_dir: &std::path::Path) -> Vec<(String, String)> {
+        use secrecy::ExposeSecret;
+        [
+            ("M365_SYNC_DATABASE_URL", self.settings.database_url.clone()),
+            ("M365_SYNC_DATA_DIR", data_dir.display().to_string()),
+            ("M365_SYNC_IDENTITY_URL", self.settings.identity_url.clone()),
+            ("M365_SYNC_GRAPH_URL", self.settings.graph_url.clone()),
+            ("M365_SYNC_PUBLIC_URL", self.settings.public_url.clone()),
+            (
+                "M365_SYNC_JWT_SECRET",
+                self.keys.jwt_secret.expose_secret().to_owned(),
+            ),
+            (
+                "M365_SYNC_ENCRYPTION_KEY",
+                self.keys.encryption_key.expose_secret().to_owned(),
+            ),
+            ("M365_SYNC_CACHE_TTL_MS", "0".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Another instance of the service on the same database, as a second process would be
     /// (its own pool, caches and in-process locks). Returns its address; it stops with the
     /// test's runtime.
@@ -512,8 +549,32 @@ impl TestApp {
     pub async fn sync_now(&self, user: &Account) -> Vec<Value> {
         let path = format!("/api/v1/users/{}/microsoft/sync", user.id);
         let response = self.post(&path, &user.token, serde_json::json!({})).await;
-        assert_eq!(response.status, StatusCode::OK, "{response:?}");
-        response.body["runs"].as_array().unwrap().clone()
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{response:?}");
+        let job = self.wait_for_job(user, &response.body).await;
+        job["runs"].as_array().unwrap().clone()
+    }
+
+    /// Follows a sync job until every resource is done; returns the job.
+    pub async fn wait_for_job(&self, user: &Account, job: &Value) -> Value {
+        let path = format!(
+            "/api/v1/users/{}/microsoft/sync/jobs/{}",
+            user.id,
+            job["id"].as_str().expect("a job id")
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let response = self.get(&path, &user.token).await;
+            assert_eq!(response.status, StatusCode::OK, "{response:?}");
+            if matches!(response.body["state"].as_str(), Some("done" | "skipped")) {
+                return response.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not finish: {}",
+                response.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Signs in and returns the access token.

@@ -715,6 +715,14 @@ of an expanded listing.*/
         pub scopes: ::std::vec::Vec<::std::string::String>,
         pub status: ConnectionStatus,
     }
+    ///Counts of one value.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CountBy {
+        ///How many.
+        pub count: i64,
+        ///The value (an outcome, a job state...).
+        pub key: ::std::string::String,
+    }
     ///What a run changed on each side.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Counts {
@@ -1570,6 +1578,23 @@ empty for a cancelled occurrence.*/
 `/calendar-events/{event_id}/occurrences/{original_start}`.*/
         pub original_start: ::std::string::String,
     }
+    ///A user's resource that keeps failing.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct FailingResource {
+        ///When the retry is due.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub backoff_until: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Failed runs in a row.
+        pub failures: i32,
+        ///How the last run ended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_outcome: ::std::option::Option<Outcome>,
+        pub resource: Resource,
+        ///The user.
+        pub user_id: ::uuid::Uuid,
+    }
     ///A field that failed validation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct FieldError {
@@ -1684,6 +1709,89 @@ the query parameter.*/
         pub item: ::std::option::Option<::uuid::Uuid>,
         ///Human explanation.
         pub message: ::std::string::String,
+    }
+    ///One resource of a job.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JobResource {
+        ///When it ended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub finished_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///How the run ended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub outcome: ::std::option::Option<Outcome>,
+        pub resource: Resource,
+        ///The run, once started and recorded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub run_id: ::std::option::Option<::uuid::Uuid>,
+        ///When the run started.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub started_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub state: JobState,
+    }
+    ///Where a job is.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobState {
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "done")]
+        Done,
+        #[serde(rename = "skipped")]
+        Skipped,
+    }
+    impl ::std::fmt::Display for JobState {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Queued => f.write_str("queued"),
+                Self::Running => f.write_str("running"),
+                Self::Done => f.write_str("done"),
+                Self::Skipped => f.write_str("skipped"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobState {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "queued" => Ok(Self::Queued),
+                "running" => Ok(Self::Running),
+                "done" => Ok(Self::Done),
+                "skipped" => Ok(Self::Skipped),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     ///An item's Microsoft link, as the API shows it on events and tasks.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -2740,6 +2848,46 @@ ranges only.*/
             value.parse()
         }
     }
+    ///A resource's synchronization status for a user.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ResourceStatus {
+        ///After a failure, when the retry is due.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub backoff_until: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub direction: Direction,
+        ///Whether it is synchronized (integration and sync enabled at the effective scope).
+        pub enabled: bool,
+        ///Failed runs in a row.
+        pub failures: i32,
+        ///Whether a run is in progress.
+        pub in_progress: bool,
+        ///What the last run changed.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_counts: ::std::option::Option<Counts>,
+        ///Why the last run did not succeed, if it did not.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_error: ::std::option::Option<::std::string::String>,
+        ///How the last run ended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_outcome: ::std::option::Option<Outcome>,
+        ///When the last run ended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_sync_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        /**When the next run is due; `null` when the resource is disabled or no account is
+connected.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_sync_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///A job waiting for a worker, if any.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub queued_job_id: ::std::option::Option<::uuid::Uuid>,
+        pub resource: Resource,
+    }
     /**What a user may do: `admin` everything; `org_admin` their organization and its users;
 `user` only their own settings and connection.*/
     #[derive(
@@ -3043,11 +3191,42 @@ ranges only.*/
         ///The sign-in must complete before this instant.
         pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
     }
-    ///The runs a "sync now" performed.
+    ///A sync job: one run per resource.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct SyncNowResult {
-        ///One run per enabled resource.
+    pub struct SyncJobView {
+        ///When it was enqueued.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Job id.
+        pub id: ::uuid::Uuid,
+        ///Each resource, calendar first.
+        pub resources: ::std::vec::Vec<JobResource>,
+        ///The finished runs, calendar first.
         pub runs: ::std::vec::Vec<RunView>,
+        pub state: JobState,
+        pub trigger: Trigger,
+        ///The user synchronized.
+        pub user_id: ::uuid::Uuid,
+    }
+    ///Synchronization across all users.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SyncOverview {
+        ///Users' resources by the outcome of their last run.
+        pub by_last_outcome: ::std::vec::Vec<CountBy>,
+        ///The resources failing longest (at most 50), most failures first.
+        pub failing: ::std::vec::Vec<FailingResource>,
+        ///Users' resources waiting to retry a failed run.
+        pub in_backoff: i64,
+        ///When the oldest waiting job became due.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub oldest_due_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Jobs waiting for a worker.
+        pub queue_depth: i64,
+        ///Connections that must be renewed by their user.
+        pub reauth_required: i64,
+        ///Jobs running.
+        pub running: i64,
     }
     ///Sync fields of one resource in a patch.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -3069,6 +3248,16 @@ ranges only.*/
         pub conflict_resolution: ConflictResolutionSetting,
         pub direction: DirectionSetting,
         pub enabled: BoolSetting,
+    }
+    ///A user's synchronization status.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SyncStatus {
+        ///Whether a Microsoft account is connected and usable.
+        pub connected: bool,
+        ///The effective interval between runs, in minutes.
+        pub interval_minutes: i32,
+        ///Calendar, then tasks.
+        pub resources: ::std::vec::Vec<ResourceStatus>,
     }
     ///Where a task stands.
     #[derive(
@@ -3219,6 +3408,65 @@ ranges only.*/
         pub expires_in: i64,
         ///Always `Bearer`.
         pub token_type: ::std::string::String,
+    }
+    ///What started a job.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Trigger {
+        #[serde(rename = "manual")]
+        Manual,
+        #[serde(rename = "schedule")]
+        Schedule,
+        #[serde(rename = "retry")]
+        Retry,
+    }
+    impl ::std::fmt::Display for Trigger {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Manual => f.write_str("manual"),
+                Self::Schedule => f.write_str("schedule"),
+                Self::Retry => f.write_str("retry"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Trigger {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "manual" => Ok(Self::Manual),
+                "schedule" => Ok(Self::Schedule),
+                "retry" => Ok(Self::Retry),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Trigger {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Trigger {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     /**Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
 clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
@@ -5326,6 +5574,54 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
+    /**Counts by last outcome, queue depth, oldest due job, resources in backoff, connections to
+renew, and the resources failing longest. Admins only
+
+Sends a `GET` request to `/api/v1/sync/overview`
+
+*/
+    pub async fn get_sync_overview<'a>(
+        &'a self,
+    ) -> Result<ResponseValue<types::SyncOverview>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/sync/overview", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_sync_overview",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
     /**Read a user
 
 Sends a `GET` request to `/api/v1/users/{id}`
@@ -6448,8 +6744,66 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
-with the runs
+    /**The user's synchronization status per resource: enabled, direction, in progress, last and
+next sync, last outcome, counts and error, backoff
+
+Sends a `GET` request to `/api/v1/users/{id}/microsoft/sync`
+
+Arguments:
+- `id`: User id
+*/
+    pub async fn get_sync_status<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::SyncStatus>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_sync_status",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Sync now: enqueues a run of every enabled resource (calendar, tasks) of the user, ahead of
+scheduled work, and answers at once with the job to follow
+(`GET .../microsoft/sync/jobs/{job_id}`)
 
 Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync`
 
@@ -6459,7 +6813,7 @@ Arguments:
     pub async fn sync_now<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
-    ) -> Result<ResponseValue<types::SyncNowResult>, Error<types::Problem>> {
+    ) -> Result<ResponseValue<types::SyncJobView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/microsoft/sync", self.baseurl, encode_path(& id
             .to_string()),
@@ -6489,7 +6843,7 @@ Arguments:
         self.post(&result, &info).await?;
         let response = result?;
         match response.status().as_u16() {
-            200u16 => ResponseValue::from_response(response).await,
+            202u16 => ResponseValue::from_response(response).await,
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -6549,6 +6903,64 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**A sync job of the user: its state per resource, and its runs once done
+
+Sends a `GET` request to `/api/v1/users/{id}/microsoft/sync/jobs/{job_id}`
+
+Arguments:
+- `id`: User id
+- `job_id`: Job id
+*/
+    pub async fn get_sync_job<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        job_id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::SyncJobView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync/jobs/{}", self.baseurl, encode_path(& id
+            .to_string()), encode_path(& job_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_sync_job",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -7215,6 +7627,41 @@ Sends a `GET` request to `/healthz`
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Metrics: sync runs by resource and outcome, run durations, Graph requests by status, queue
+depth, users in backoff or waiting for a reconnect. Unauthenticated, like the probes: it
+names no user
+
+Sends a `GET` request to `/metrics`
+
+*/
+    pub async fn get_metrics<'a>(
+        &'a self,
+    ) -> Result<ResponseValue<ByteStream>, Error<types::Problem>> {
+        let url = format!("{}/metrics", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self.client.get(url).headers(header_map).build()?;
+        let info = OperationInfo {
+            operation_id: "get_metrics",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => Ok(ResponseValue::stream(response)),
             500u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }

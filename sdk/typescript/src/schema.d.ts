@@ -188,6 +188,26 @@ export interface paths {
         patch: operations["update_global_application_settings"];
         trace?: never;
     };
+    "/api/v1/sync/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts by last outcome, queue depth, oldest due job, resources in backoff, connections to
+         *     renew, and the resources failing longest. Admins only.
+         */
+        get: operations["get_sync_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}": {
         parameters: {
             query?: never;
@@ -218,10 +238,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List a user's calendar events in id order, optionally those overlapping a time range (a
-         *     series over the span of its occurrences) or changed since an instant; with `expand=true`,
-         *     each series of the page is replaced by its occurrences in the range. Deleted events are not
-         *     listed.
+         * List a user's calendar events in id order, optionally those overlapping a time range or
+         *     changed since an instant. Deleted events are not listed.
          */
         get: operations["list_calendar_events"];
         put?: never;
@@ -253,31 +271,6 @@ export interface paths {
         head?: never;
         /** Update a calendar event (JSON merge patch; honours `If-Match`). */
         patch: operations["update_calendar_event"];
-        trace?: never;
-    };
-    "/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Cancel one occurrence of a series (honours `If-Match` with the series' ETag); the answer
-         *     is the series, with the cancelled occurrence among its exceptions.
-         */
-        delete: operations["cancel_occurrence"];
-        options?: never;
-        head?: never;
-        /**
-         * Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with
-         *     the series' ETag). The occurrence becomes an exception keeping what differs from the
-         *     series; the answer is the series.
-         */
-        patch: operations["update_occurrence"];
         trace?: never;
     };
     "/api/v1/users/{id}/microsoft/conflicts": {
@@ -363,11 +356,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The user's synchronization status per resource: enabled, direction, in progress, last and
+         *     next sync, last outcome, counts and error, backoff.
+         */
+        get: operations["get_sync_status"];
         put?: never;
         /**
-         * Sync now: synchronizes every enabled resource (calendar, tasks) of the user and answers
-         *     with the runs.
+         * Sync now: enqueues a run of every enabled resource (calendar, tasks) of the user, ahead of
+         *     scheduled work, and answers at once with the job to follow
+         *     (`GET .../microsoft/sync/jobs/{job_id}`).
          */
         post: operations["sync_now"];
         delete?: never;
@@ -387,6 +385,23 @@ export interface paths {
         put?: never;
         /** Lets the next run delete what the mass-delete guard held back. */
         post: operations["confirm_deletions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/sync/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A sync job of the user: its state per resource, and its runs once done. */
+        get: operations["get_sync_job"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -480,6 +495,27 @@ export interface paths {
         };
         /** Liveness: the process is up and serving. */
         get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics: sync runs by resource and outcome, run durations, Graph requests by status, queue
+         *     depth, users in backoff or waiting for a reconnect. Unauthenticated, like the probes: it
+         *     names no user.
+         */
+        get: operations["get_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -593,11 +629,6 @@ export interface components {
              */
             end_date?: string | null;
             /**
-             * @description The modified and cancelled occurrences of a series, by original start (empty for a
-             *     single event and in an expanded listing).
-             */
-            exceptions: components["schemas"]["ExceptionView"][];
-            /**
              * Format: uuid
              * @description Id (UUID v7).
              */
@@ -610,8 +641,6 @@ export interface components {
             location?: string | null;
             /** @description Its Microsoft link. */
             microsoft: components["schemas"]["LinkState"];
-            occurrence?: components["schemas"]["OccurrenceRef"] | null;
-            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int32
              * @description Minutes before the start to remind; `null` for none.
@@ -746,6 +775,16 @@ export interface components {
             /** @description Status of the connection. */
             status: components["schemas"]["ConnectionStatus"];
         };
+        /** @description Counts of one value. */
+        CountBy: {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @description The value (an outcome, a job state...). */
+            key: string;
+        };
         /** @description What a run changed on each side. */
         Counts: {
             /**
@@ -817,7 +856,6 @@ export interface components {
             is_all_day?: boolean | null;
             /** @description Location, at most 255 characters. */
             location?: string | null;
-            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320; `null` for no reminder.
@@ -901,11 +939,6 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
         };
         /**
-         * @description A day of the week.
-         * @enum {string}
-         */
-        DayOfWeek: "sunday" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday";
-        /**
          * @description Which way a resource is synchronized.
          * @enum {string}
          */
@@ -919,23 +952,26 @@ export interface components {
             /** @description The effective value. */
             value: components["schemas"]["Direction"];
         };
-        /** @description A modified or cancelled occurrence of a series. */
-        ExceptionView: {
-            /** @description Whether the occurrence is cancelled. */
-            cancelled: boolean;
+        /** @description A user's resource that keeps failing. */
+        FailingResource: {
             /**
-             * @description What the modified occurrence changes, with the members and shapes of an event
-             *     (`start` and `end` in the series' zone, `start_date` and `end_date` for all-day series);
-             *     empty for a cancelled occurrence.
+             * Format: date-time
+             * @description When the retry is due.
              */
-            changes: Record<string, never>;
+            backoff_until?: string | null;
             /**
-             * @description When the occurrence would start: `YYYY-MM-DDTHH:MM:SSZ` (UTC) in a timed series,
-             *     `YYYY-MM-DD` in an all-day series. The key of the occurrence in
-             *     `/calendar-events/{event_id}/occurrences/{original_start}`.
-             * @example 2026-03-02T08:00:00Z
+             * Format: int32
+             * @description Failed runs in a row.
              */
-            original_start: string;
+            failures: number;
+            last_outcome?: components["schemas"]["Outcome"] | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+            /**
+             * Format: uuid
+             * @description The user.
+             */
+            user_id: string;
         };
         /** @description A field that failed validation. */
         FieldError: {
@@ -1006,6 +1042,34 @@ export interface components {
             /** @description Human explanation. */
             message: string;
         };
+        /** @description One resource of a job. */
+        JobResource: {
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            outcome?: components["schemas"]["Outcome"] | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+            /**
+             * Format: uuid
+             * @description The run, once started and recorded.
+             */
+            run_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When the run started.
+             */
+            started_at?: string | null;
+            /** @description Where it is. */
+            state: components["schemas"]["JobState"];
+        };
+        /**
+         * @description Where a job is.
+         * @enum {string}
+         */
+        JobState: "queued" | "running" | "done" | "skipped";
         /** @description An item's Microsoft link, as the API shows it on events and tasks. */
         LinkState: {
             /**
@@ -1055,16 +1119,6 @@ export interface components {
             sync_interval_minutes: components["schemas"]["IntervalSetting"];
             /** @description Task synchronization. */
             tasks: components["schemas"]["SyncSettingsView"];
-        };
-        /** @description Which occurrence of a series an item of an expanded listing is. */
-        OccurrenceRef: {
-            /** @description Whether it is a modified occurrence. */
-            modified: boolean;
-            /**
-             * @description Its original start (see [`ExceptionView::original_start`]).
-             * @example 2026-03-02T08:00:00Z
-             */
-            original_start: string;
         };
         /** @description An organization as the API shows it. */
         OrganizationView: {
@@ -1119,11 +1173,6 @@ export interface components {
                  */
                 end_date?: string | null;
                 /**
-                 * @description The modified and cancelled occurrences of a series, by original start (empty for a
-                 *     single event and in an expanded listing).
-                 */
-                exceptions: components["schemas"]["ExceptionView"][];
-                /**
                  * Format: uuid
                  * @description Id (UUID v7).
                  */
@@ -1136,8 +1185,6 @@ export interface components {
                 location?: string | null;
                 /** @description Its Microsoft link. */
                 microsoft: components["schemas"]["LinkState"];
-                occurrence?: components["schemas"]["OccurrenceRef"] | null;
-                recurrence?: components["schemas"]["RecurrenceRule"] | null;
                 /**
                  * Format: int32
                  * @description Minutes before the start to remind; `null` for none.
@@ -1374,11 +1421,6 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
-        /**
-         * @description How often a series repeats.
-         * @enum {string}
-         */
-        PatternType: "daily" | "weekly" | "absolute_monthly" | "relative_monthly" | "absolute_yearly" | "relative_yearly";
         /** @description The body of every error response (RFC 9457 problem details). */
         Problem: {
             /**
@@ -1411,68 +1453,6 @@ export interface components {
             type: string;
         };
         /**
-         * @description When a series ends.
-         * @enum {string}
-         */
-        RangeType: "end_date" | "numbered" | "no_end";
-        /** @description The repeating part of a rule. */
-        RecurrencePattern: {
-            /**
-             * Format: int32
-             * @description Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
-             *     (a month without that day has no occurrence).
-             */
-            day_of_month?: number | null;
-            /**
-             * @description Days of the week: required by `weekly`, `relative_monthly` and `relative_yearly`,
-             *     absent otherwise.
-             */
-            days_of_week?: components["schemas"]["DayOfWeek"][];
-            /**
-             * @description First day of the week, which decides where the weeks of a weekly pattern with an
-             *     interval begin (default `sunday`).
-             */
-            first_day_of_week?: components["schemas"]["DayOfWeek"];
-            index?: components["schemas"]["WeekIndex"] | null;
-            /**
-             * Format: int32
-             * @description Periods (days, weeks, months or years) between occurrences, 1 to 999 (default 1).
-             * @default 1
-             */
-            interval: number;
-            /**
-             * Format: int32
-             * @description Month, 1 to 12: required by the yearly patterns.
-             */
-            month?: number | null;
-            /** @description Pattern type. */
-            type: components["schemas"]["PatternType"];
-        };
-        /** @description How long a series lasts; it starts on the series' first day. */
-        RecurrenceRange: {
-            /**
-             * Format: date
-             * @description Last day on which an occurrence may start (`YYYY-MM-DD`, inclusive): `end_date`
-             *     ranges only.
-             * @example 2026-12-31
-             */
-            end_date?: string | null;
-            /**
-             * Format: int32
-             * @description Number of occurrences, 1 to 999: `numbered` ranges only.
-             */
-            number_of_occurrences?: number | null;
-            /** @description Range type. */
-            type: components["schemas"]["RangeType"];
-        };
-        /** @description A recurrence rule. */
-        RecurrenceRule: {
-            /** @description How often. */
-            pattern: components["schemas"]["RecurrencePattern"];
-            /** @description Until when. */
-            range: components["schemas"]["RecurrenceRange"];
-        };
-        /**
          * @description Which version wins.
          * @enum {string}
          */
@@ -1489,6 +1469,47 @@ export interface components {
          * @enum {string}
          */
         Resource: "calendar" | "tasks";
+        /** @description A resource's synchronization status for a user. */
+        ResourceStatus: {
+            /**
+             * Format: date-time
+             * @description After a failure, when the retry is due.
+             */
+            backoff_until?: string | null;
+            /** @description The effective direction. */
+            direction: components["schemas"]["Direction"];
+            /** @description Whether it is synchronized (integration and sync enabled at the effective scope). */
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description Failed runs in a row.
+             */
+            failures: number;
+            /** @description Whether a run is in progress. */
+            in_progress: boolean;
+            last_counts?: components["schemas"]["Counts"] | null;
+            /** @description Why the last run did not succeed, if it did not. */
+            last_error?: string | null;
+            last_outcome?: components["schemas"]["Outcome"] | null;
+            /**
+             * Format: date-time
+             * @description When the last run ended.
+             */
+            last_sync_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next run is due; `null` when the resource is disabled or no account is
+             *     connected.
+             */
+            next_sync_at?: string | null;
+            /**
+             * Format: uuid
+             * @description A job waiting for a worker, if any.
+             */
+            queued_job_id?: string | null;
+            /** @description The resource. */
+            resource: components["schemas"]["Resource"];
+        };
         /**
          * @description What a user may do: `admin` everything; `org_admin` their organization and its users;
          *     `user` only their own settings and connection.
@@ -1567,10 +1588,63 @@ export interface components {
              */
             expires_at: string;
         };
-        /** @description The runs a "sync now" performed. */
-        SyncNowResult: {
-            /** @description One run per enabled resource. */
+        /** @description A sync job: one run per resource. */
+        SyncJobView: {
+            /**
+             * Format: date-time
+             * @description When it was enqueued.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Job id.
+             */
+            id: string;
+            /** @description Each resource, calendar first. */
+            resources: components["schemas"]["JobResource"][];
+            /** @description The finished runs, calendar first. */
             runs: components["schemas"]["RunView"][];
+            /** @description `done` once every resource is done or skipped; `running` while one runs. */
+            state: components["schemas"]["JobState"];
+            /** @description What started it. */
+            trigger: components["schemas"]["Trigger"];
+            /**
+             * Format: uuid
+             * @description The user synchronized.
+             */
+            user_id: string;
+        };
+        /** @description Synchronization across all users. */
+        SyncOverview: {
+            /** @description Users' resources by the outcome of their last run. */
+            by_last_outcome: components["schemas"]["CountBy"][];
+            /** @description The resources failing longest (at most 50), most failures first. */
+            failing: components["schemas"]["FailingResource"][];
+            /**
+             * Format: int64
+             * @description Users' resources waiting to retry a failed run.
+             */
+            in_backoff: number;
+            /**
+             * Format: date-time
+             * @description When the oldest waiting job became due.
+             */
+            oldest_due_at?: string | null;
+            /**
+             * Format: int64
+             * @description Jobs waiting for a worker.
+             */
+            queue_depth: number;
+            /**
+             * Format: int64
+             * @description Connections that must be renewed by their user.
+             */
+            reauth_required: number;
+            /**
+             * Format: int64
+             * @description Jobs running.
+             */
+            running: number;
         };
         /** @description Sync fields of one resource in a patch. */
         SyncPatch: {
@@ -1587,6 +1661,18 @@ export interface components {
             direction: components["schemas"]["DirectionSetting"];
             /** @description Whether this resource is synchronized. */
             enabled: components["schemas"]["BoolSetting"];
+        };
+        /** @description A user's synchronization status. */
+        SyncStatus: {
+            /** @description Whether a Microsoft account is connected and usable. */
+            connected: boolean;
+            /**
+             * Format: int32
+             * @description The effective interval between runs, in minutes.
+             */
+            interval_minutes: number;
+            /** @description Calendar, then tasks. */
+            resources: components["schemas"]["ResourceStatus"][];
         };
         /**
          * @description Where a task stands.
@@ -1689,6 +1775,11 @@ export interface components {
             token_type: string;
         };
         /**
+         * @description What started a job.
+         * @enum {string}
+         */
+        Trigger: "manual" | "schedule" | "retry";
+        /**
          * @description Body of `PATCH /api/v1/users/{id}/calendar-events/{event_id}` (JSON merge patch). `null`
          *     clears an optional member and resets `show_as`, `importance` and `sensitivity` to their
          *     defaults; `title` and `is_all_day` may not be `null`. Switching `is_all_day` needs the
@@ -1712,7 +1803,6 @@ export interface components {
             is_all_day?: boolean;
             /** @description Location. */
             location?: string | null;
-            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320.
@@ -1836,11 +1926,6 @@ export interface components {
              */
             version: number;
         };
-        /**
-         * @description Which of the matching days of a month a relative pattern means.
-         * @enum {string}
-         */
-        WeekIndex: "first" | "second" | "third" | "fourth" | "last";
         /** @description A wall-clock time in an IANA time zone. */
         ZonedDateTime: {
             /**
@@ -3279,6 +3364,53 @@ export interface operations {
             };
         };
     };
+    get_sync_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncOverview"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `forbidden`: admins only */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_user: {
         parameters: {
             query?: never;
@@ -3565,13 +3697,6 @@ export interface operations {
                 to?: string;
                 /** @description Only events changed at or after this instant (RFC 3339). */
                 updated_since?: string;
-                /**
-                 * @description List occurrences rather than events (requires `from` and `to`, at most ten years
-                 *     apart): each series of the page is replaced by its occurrences overlapping the range,
-                 *     modified ones with their own fields, cancelled ones left out; single events stay as
-                 *     they are. Items follow the page's events, each series' occurrences in start order.
-                 */
-                expand?: boolean;
             };
             header?: never;
             path: {
@@ -3900,205 +4025,6 @@ export interface operations {
         };
         responses: {
             /** @description Updated */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CalendarEventView"];
-                };
-            };
-            /** @description Malformed JSON body */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Missing or invalid bearer token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The caller may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource, or one the caller may not see */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description `If-Match` does not match the current `ETag` */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Body is not JSON */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid fields (see `errors`) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal error (details are logged, not returned) */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    cancel_occurrence: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description ETag of the series the cancellation is based on */
-                "If-Match"?: string;
-            };
-            path: {
-                /** @description User id */
-                id: string;
-                /** @description Series id */
-                event_id: string;
-                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
-                original_start: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The series, with the cancelled occurrence */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CalendarEventView"];
-                };
-            };
-            /** @description Malformed `If-Match` */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Missing or invalid bearer token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The caller may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource, or one the caller may not see */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description `If-Match` does not match the current `ETag` */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal error (details are logged, not returned) */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    update_occurrence: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description ETag of the series the change is based on */
-                "If-Match"?: string;
-            };
-            path: {
-                /** @description User id */
-                id: string;
-                /** @description Series id */
-                event_id: string;
-                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
-                original_start: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/merge-patch+json": components["schemas"]["UpdateCalendarEvent"];
-            };
-        };
-        responses: {
-            /** @description The series, with the modified occurrence */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4669,6 +4595,65 @@ export interface operations {
             };
         };
     };
+    get_sync_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     sync_now: {
         parameters: {
             query?: never;
@@ -4681,13 +4666,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The runs performed */
-            200: {
+            /** @description The job is queued */
+            202: {
                 headers: {
+                    /** @description The job's URL */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SyncNowResult"];
+                    "application/json": components["schemas"]["SyncJobView"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -4755,6 +4742,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_sync_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Job id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncJobView"];
+                };
             };
             /** @description Missing or invalid bearer token */
             401: {
@@ -5483,6 +5531,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
                 };
             };
             /** @description Internal error (details are logged, not returned) */

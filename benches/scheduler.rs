@@ -1,0 +1,400 @@
+//! Benchmark of background synchronization:
+//!
+//! 1. A scheduler tick over 10,000 connected users (calendar and tasks enabled): with nothing
+//!    due, and with everything due (20,000 jobs enqueued).
+//! 2. A no-change round for 1,000 users against the emulator, performed by one `m365-sync
+//!    worker` process: wall time, the worker's CPU time, and Graph requests (exactly one per
+//!    enabled resource per user).
+//!
+//! Run with `cargo bench --bench scheduler` (`BENCH_TICK_USERS=10000`, `BENCH_ROUND_USERS=1000`).
+
+#![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
+
+use std::{
+    net::TcpListener,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use entity::{microsoft_connections, microsoft_settings, sync_jobs, sync_schedules, users};
+use graph_emulator::{AppSpec, Emulator, UserSpec};
+use m365_sync::{
+    config::{Keys, Settings},
+    db,
+    domain::{Role, organizations, users as domain_users},
+    jobs::scheduler,
+    startup::{AppState, Application},
+};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, sea_query::Expr};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const JWT: &str = "bench-jwt-secret-bench-jwt-secret-0123";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn keys() -> Keys {
+    Keys {
+        jwt_secret: SecretString::from(JWT.to_owned()),
+        encryption_key: SecretString::from(KEY.to_owned()),
+    }
+}
+
+async fn enable_everything(db: &sea_orm::DatabaseConnection, minutes: i32) {
+    microsoft_settings::Entity::insert(microsoft_settings::ActiveModel {
+        scope_key: Set("global".into()),
+        organization_id: Set(None),
+        user_id: Set(None),
+        emails_integration: Set(None),
+        calendar_integration: Set(Some(true)),
+        tasks_integration: Set(Some(true)),
+        sync_interval_minutes: Set(Some(minutes)),
+        calendar_enabled: Set(Some(true)),
+        calendar_direction: Set(None),
+        calendar_conflict_resolution: Set(None),
+        tasks_enabled: Set(Some(true)),
+        tasks_direction: Set(None),
+        tasks_conflict_resolution: Set(None),
+        todo_list_id: Set(None),
+        version: Set(1),
+        updated_at: Set(Utc::now().fixed_offset()),
+    })
+    .exec(db)
+    .await
+    .unwrap();
+}
+
+/// Part 1: ticks over `count` users inserted directly (connections with placeholder tokens:
+/// a tick reads no token).
+async fn tick_benchmark(count: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
+    settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("tick.db").display());
+    let db = db::connect(&settings).await.unwrap();
+    db::migrate(&db).await.unwrap();
+    enable_everything(&db, 30).await;
+    let now = Utc::now().fixed_offset();
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    for chunk in ids.chunks(500) {
+        users::Entity::insert_many(chunk.iter().map(|id| users::ActiveModel {
+            id: Set(*id),
+            email: Set(format!("{id}@example.com")),
+            display_name: Set("Bench".into()),
+            password_hash: Set("-".into()),
+            role: Set("user".into()),
+            organization_id: Set(None),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }))
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+        microsoft_connections::Entity::insert_many(chunk.iter().map(|id| {
+            microsoft_connections::ActiveModel {
+                user_id: Set(*id),
+                status: Set("connected".into()),
+                microsoft_user_id: Set(id.to_string()),
+                account_name: Set(format!("{id}@contoso.com")),
+                display_name: Set("Bench".into()),
+                scopes: Set("offline_access".into()),
+                client_id: Set("bench".into()),
+                tenant: Set("common".into()),
+                access_token_encrypted: Set(None),
+                refresh_token_encrypted: Set(None),
+                access_token_expires_at: Set(None),
+                token_version: Set(1),
+                refresh_lease_until: Set(None),
+                connected_at: Set(now),
+                last_checked_at: Set(None),
+                last_error_code: Set(None),
+                last_error_message: Set(None),
+                last_error_aadsts: Set(None),
+                updated_at: Set(now),
+            }
+        }))
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+        // Every resource ran a moment ago: nothing is due for 30 minutes.
+        sync_schedules::Entity::insert_many(chunk.iter().flat_map(|id| {
+            ["calendar", "tasks"].map(|resource| sync_schedules::ActiveModel {
+                key: Set(format!("{id}:{resource}")),
+                user_id: Set(*id),
+                resource: Set(resource.into()),
+                lease_holder: Set(None),
+                lease_until: Set(None),
+                last_started_at: Set(Some(now)),
+                last_finished_at: Set(Some(now)),
+                last_run_id: Set(None),
+                last_outcome: Set(Some("succeeded".into())),
+                failures: Set(0),
+                backoff_until: Set(None),
+                updated_at: Set(now),
+            })
+        }))
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+    }
+    let state = AppState::new(settings, &keys(), db.clone()).unwrap();
+
+    let mut quiet = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let report = scheduler::tick(&state, &state.queue, "bench")
+            .await
+            .unwrap();
+        quiet.push(started.elapsed());
+        assert_eq!(report.enqueued, 0);
+        assert_eq!(report.considered, count * 2);
+    }
+    quiet.sort();
+
+    let past = (Utc::now() - chrono::Duration::hours(1)).fixed_offset();
+    sync_schedules::Entity::update_many()
+        .col_expr(sync_schedules::Column::LastStartedAt, Expr::value(past))
+        .exec(&db)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let report = scheduler::tick(&state, &state.queue, "bench")
+        .await
+        .unwrap();
+    let due = started.elapsed();
+    assert_eq!(report.enqueued, count * 2);
+    let queued = sync_jobs::Entity::find()
+        .filter(sync_jobs::Column::State.eq("queued"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(queued as usize, count * 2);
+
+    println!("scheduler tick over {count} connected users (SQLite)");
+    println!(
+        "  nothing due:     {:>8.1} ms (median of 5)",
+        quiet[2].as_secs_f64() * 1000.0
+    );
+    println!(
+        "  everything due:  {:>8.1} ms ({} jobs enqueued: rows and queue)",
+        due.as_secs_f64() * 1000.0,
+        report.enqueued
+    );
+}
+
+/// CPU time (user + system) of a process, from `/proc/{pid}/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // The kernel's clock ticks are 100 per second on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Part 2: a no-change round for `count` connected users, performed by a worker process.
+async fn round_benchmark(count: usize) {
+    let emulator = Emulator::start().await;
+    emulator.update_config(|c| {
+        c.throttle_requests = 1_000_000;
+        c.throttle_concurrent = 64;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
+    settings.database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("round.db").display()
+    );
+    settings.identity_url = emulator.url();
+    settings.graph_url = emulator.url();
+    settings.public_url = address.clone();
+    settings.jobs.embedded_worker = false;
+    let db = db::connect(&settings).await.unwrap();
+    db::migrate(&db).await.unwrap();
+    enable_everything(&db, 30).await;
+    let org = organizations::create(
+        &db,
+        organizations::CreateOrganization {
+            name: "Bench".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let admin = domain_users::CreateUser {
+        email: "admin@example.com".into(),
+        password: "admin password".into(),
+        role: Some(Role::Admin),
+        display_name: None,
+    };
+    domain_users::create(&db, domain_users::NewUser::parse(admin, None).unwrap())
+        .await
+        .unwrap();
+    let app = Application::with_listener(settings.clone(), &keys(), db.clone(), listener).unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token = |email: String, password: &'static str| {
+        let client = client.clone();
+        let address = address.clone();
+        async move {
+            let body: Value = client
+                .post(format!("{address}/api/v1/auth/token"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let admin_token = token("admin@example.com".into(), "admin password").await;
+    let registration = emulator.create_app(AppSpec {
+        redirect_uris: vec![format!("{address}/api/v1/microsoft/oauth/callback")],
+        multi_tenant: true,
+        ..Default::default()
+    });
+    client
+        .patch(format!("{address}/api/v1/settings/microsoft/application"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"client_id": registration.client_id, "client_secret": registration.client_secret, "tenant": "common"}))
+        .send()
+        .await
+        .unwrap();
+    // Connected users (the popup flow, as a browser runs it).
+    for i in 0..count {
+        let email = format!("user{i}@example.com");
+        let input = domain_users::CreateUser {
+            email: email.clone(),
+            password: "user password".into(),
+            role: Some(Role::User),
+            display_name: None,
+        };
+        let user = domain_users::create(
+            &db,
+            domain_users::NewUser::parse(input, Some(org.id)).unwrap(),
+        )
+        .await
+        .unwrap();
+        let upn = format!("user{i}@contoso.com");
+        emulator
+            .create_user(UserSpec {
+                user_principal_name: upn.clone(),
+                display_name: "Bench".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let user_token = token(email, "user password").await;
+        let started: Value = client
+            .post(format!(
+                "{address}/api/v1/users/{}/microsoft/connection",
+                user.id
+            ))
+            .bearer_auth(&user_token)
+            .json(&json!({"login_hint": upn}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let redirect = client
+            .get(started["authorization_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+        let page = client.get(location).send().await.unwrap();
+        assert!(page.status().is_success());
+    }
+
+    // A worker process: the first round (initial syncs), then the measured quiet round.
+    let worker_dir = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_m365-sync"))
+        .arg("worker")
+        .env_clear()
+        .env("M365_SYNC_DATABASE_URL", &settings.database_url)
+        .env("M365_SYNC_DATA_DIR", worker_dir.path())
+        .env("M365_SYNC_IDENTITY_URL", &settings.identity_url)
+        .env("M365_SYNC_GRAPH_URL", &settings.graph_url)
+        .env("M365_SYNC_JWT_SECRET", keys().jwt_secret.expose_secret())
+        .env("M365_SYNC_ENCRYPTION_KEY", KEY)
+        // The benchmark enqueues the rounds itself.
+        .env("M365_SYNC_SCHEDULER_TICK_MS", "0")
+        .env("M365_SYNC_POLL_MS", "50")
+        .env("M365_SYNC_WORKER_CONCURRENCY", "16")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = AppState::new(settings.clone(), &keys(), db.clone()).unwrap();
+    let round = |state: AppState| async move {
+        let started = Instant::now();
+        let report = scheduler::tick(&state, &state.queue, "bench")
+            .await
+            .unwrap();
+        loop {
+            let open = sync_jobs::Entity::find()
+                .filter(sync_jobs::Column::State.is_in(["queued", "running"]))
+                .count(&state.db)
+                .await
+                .unwrap();
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (report.enqueued, started.elapsed())
+    };
+    let (first, first_time) = round(state.clone()).await;
+    assert_eq!(first, count * 2);
+    // Everything is due again.
+    let past = (Utc::now() - chrono::Duration::hours(1)).fixed_offset();
+    sync_schedules::Entity::update_many()
+        .col_expr(sync_schedules::Column::LastStartedAt, Expr::value(past))
+        .exec(&db)
+        .await
+        .unwrap();
+    emulator.clear_request_log();
+    let cpu_before = cpu_time(worker.id());
+    let (enqueued, wall) = round(state.clone()).await;
+    let cpu = cpu_time(worker.id()) - cpu_before;
+    let graph = emulator
+        .request_log()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/") && !r.in_batch)
+        .count();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(enqueued, count * 2);
+    assert_eq!(
+        graph,
+        count * 2,
+        "exactly one Graph request per enabled resource per user"
+    );
+
+    println!("no-change round for {count} users (2 resources each, one worker process, SQLite)");
+    println!("  initial round:   {:>8.2} s", first_time.as_secs_f64());
+    println!("  quiet round:     {:>8.2} s wall", wall.as_secs_f64());
+    println!("  worker CPU:      {:>8.2} s", cpu.as_secs_f64());
+    println!("  Graph requests:  {graph:>8} ({} per user)", graph / count);
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tick_benchmark(env_or("BENCH_TICK_USERS", 10_000)).await;
+    round_benchmark(env_or("BENCH_ROUND_USERS", 1_000)).await;
+}

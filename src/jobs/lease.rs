@@ -1,0 +1,185 @@
+//! Leases in the database, honoured by every process sharing it: one per user and resource (at
+//! most one run at a time) and one per named role (one scheduler). A lease expires unless its
+//! holder renews it, so a crashed process's work is taken over.
+
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use entity::{job_leaders, sync_schedules};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{error::ApiResult, sync::links::Resource};
+
+/// The key of a user's resource in `sync_schedules`.
+pub fn schedule_key(user_id: Uuid, resource: Resource) -> String {
+    format!("{user_id}:{}", resource.as_str())
+}
+
+fn now() -> DateTime<FixedOffset> {
+    Utc::now().fixed_offset()
+}
+
+fn later(ttl: Duration) -> DateTime<FixedOffset> {
+    (Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)).fixed_offset()
+}
+
+/// Creates the schedule row of a user's resource if it does not exist.
+///
+/// # Errors
+/// On database failure.
+pub async fn ensure_schedule(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    resource: Resource,
+) -> ApiResult<()> {
+    let row = sync_schedules::ActiveModel {
+        key: Set(schedule_key(user_id, resource)),
+        user_id: Set(user_id),
+        resource: Set(resource.as_str().to_owned()),
+        lease_holder: Set(None),
+        lease_until: Set(None),
+        last_started_at: Set(None),
+        last_finished_at: Set(None),
+        last_run_id: Set(None),
+        last_outcome: Set(None),
+        failures: Set(0),
+        backoff_until: Set(None),
+        updated_at: Set(now()),
+    };
+    sync_schedules::Entity::insert(row)
+        .on_conflict_do_nothing_on([sync_schedules::Column::Key])
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Takes the lease of a user's resource for `holder` when it is free, expired or already
+/// `holder`'s. Returns whether `holder` holds it now.
+///
+/// # Errors
+/// On database failure.
+pub async fn acquire(
+    db: &impl ConnectionTrait,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> ApiResult<bool> {
+    let result = sync_schedules::Entity::update_many()
+        .col_expr(sync_schedules::Column::LeaseHolder, Expr::value(holder))
+        .col_expr(sync_schedules::Column::LeaseUntil, Expr::value(later(ttl)))
+        .filter(sync_schedules::Column::Key.eq(key))
+        .filter(
+            Condition::any()
+                .add(sync_schedules::Column::LeaseHolder.is_null())
+                .add(sync_schedules::Column::LeaseUntil.lt(now()))
+                .add(sync_schedules::Column::LeaseHolder.eq(holder)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Extends `holder`'s lease; false when it was lost (expired and taken over).
+///
+/// # Errors
+/// On database failure.
+pub async fn renew(
+    db: &impl ConnectionTrait,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> ApiResult<bool> {
+    let result = sync_schedules::Entity::update_many()
+        .col_expr(sync_schedules::Column::LeaseUntil, Expr::value(later(ttl)))
+        .filter(sync_schedules::Column::Key.eq(key))
+        .filter(sync_schedules::Column::LeaseHolder.eq(holder))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives up `holder`'s lease of a user's resource.
+///
+/// # Errors
+/// On database failure.
+pub async fn release(db: &impl ConnectionTrait, key: &str, holder: &str) -> ApiResult<()> {
+    sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_schedules::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<FixedOffset>>::None),
+        )
+        .filter(sync_schedules::Column::Key.eq(key))
+        .filter(sync_schedules::Column::LeaseHolder.eq(holder))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Gives up every lease of `holder` (on shutdown).
+///
+/// # Errors
+/// On database failure.
+pub async fn release_all(db: &impl ConnectionTrait, holder: &str) -> ApiResult<u64> {
+    let result = sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_schedules::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<FixedOffset>>::None),
+        )
+        .filter(sync_schedules::Column::LeaseHolder.eq(holder))
+        .exec(db)
+        .await?;
+    job_leaders::Entity::delete_many()
+        .filter(job_leaders::Column::Holder.eq(holder))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Takes or keeps the role `name` (e.g. the scheduler) for `holder`: true when `holder` has it
+/// for the next `ttl`.
+///
+/// # Errors
+/// On database failure.
+pub async fn lead(
+    db: &impl ConnectionTrait,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> ApiResult<bool> {
+    let row = job_leaders::ActiveModel {
+        name: Set(name.to_owned()),
+        holder: Set(holder.to_owned()),
+        lease_until: Set(later(ttl)),
+    };
+    let inserted = job_leaders::Entity::insert(row)
+        .on_conflict_do_nothing_on([job_leaders::Column::Name])
+        .exec_without_returning(db)
+        .await?;
+    if matches!(inserted, TryInsertResult::Inserted(1)) {
+        return Ok(true);
+    }
+    let result = job_leaders::Entity::update_many()
+        .col_expr(job_leaders::Column::Holder, Expr::value(holder))
+        .col_expr(job_leaders::Column::LeaseUntil, Expr::value(later(ttl)))
+        .filter(job_leaders::Column::Name.eq(name))
+        .filter(
+            Condition::any()
+                .add(job_leaders::Column::Holder.eq(holder))
+                .add(job_leaders::Column::LeaseUntil.lt(now())),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

@@ -1,0 +1,160 @@
+//! The apalis job queue in the service's database: SQLite storage beside the service's tables,
+//! PostgreSQL storage (schema `apalis`) when the service runs on PostgreSQL, so that any number
+//! of worker processes share one queue.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The queue of sync jobs. Named explicitly, so moving the job type never strands jobs.
+pub const SYNC_QUEUE: &str = "m365_sync.sync";
+
+/// Priority of "sync now": ahead of scheduled work.
+pub const PRIORITY_MANUAL: usize = 10;
+/// Priority of scheduled runs and retries.
+pub const PRIORITY_SCHEDULED: usize = 0;
+
+/// One queued sync of one resource of one user: the `sync_jobs` row to perform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncTask {
+    /// The `sync_jobs` row.
+    pub task_id: Uuid,
+}
+
+/// The storage of the queue, on the service's own connection pool.
+#[derive(Clone)]
+pub enum Storage {
+    /// SQLite (the default).
+    Sqlite(SqliteStorage<SyncTask>),
+    /// PostgreSQL.
+    Postgres(PostgresStorage<SyncTask>),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite(_) => "Storage::Sqlite",
+            Self::Postgres(_) => "Storage::Postgres",
+        })
+    }
+}
+
+/// Pushes jobs and wakes this process's worker.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    storage: Storage,
+    wake: Arc<Notify>,
+}
+
+/// Creates the queue's tables (apalis's own migrations) in the service's database. The SQLite
+/// storage's `setup()` would also switch the pool to `synchronous=OFF`, which the service's
+/// own data must not get: only the migrations run here.
+///
+/// # Errors
+/// When a migration fails.
+pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
+    match db.get_database_backend() {
+        DatabaseBackend::Sqlite => SqliteStorage::migrations()
+            .run(db.get_sqlite_connection_pool())
+            .await
+            .context("Failed to create the job queue tables"),
+        _ => PostgresStorage::setup(db.get_postgres_connection_pool())
+            .await
+            .context("Failed to create the job queue tables"),
+    }
+}
+
+impl Queue {
+    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`. A worker fetches one
+    /// job at a time: the storages pick a batch by priority but hand it over in insertion
+    /// order, so only single fetches keep "sync now" ahead of scheduled work.
+    pub fn new(db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
+        let storage = match db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                let config = apalis_sqlite::Config::default()
+                    .queue(SYNC_QUEUE)
+                    .batch_size(1)
+                    .heartbeat_interval(heartbeat);
+                Storage::Sqlite(
+                    SqliteStorage::new(db.get_sqlite_connection_pool()).with_config(config),
+                )
+            }
+            _ => {
+                let config = apalis_postgres::Config::default()
+                    .queue(SYNC_QUEUE)
+                    .batch_size(1)
+                    .heartbeat_interval(heartbeat);
+                Storage::Postgres(
+                    PostgresStorage::new(db.get_postgres_connection_pool()).with_config(config),
+                )
+            }
+        };
+        Self {
+            storage,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The storage, for workers.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// What wakes this process's worker when this process pushes.
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Pushes the given `sync_jobs` rows. The row id is the job's idempotency key: pushing a
+    /// row again (to recover from a crash between the row's insert and the push) is harmless.
+    ///
+    /// # Errors
+    /// When the queue cannot be written.
+    pub async fn push(&self, task_ids: &[Uuid], priority: usize) -> anyhow::Result<()> {
+        let build = |id: &Uuid| {
+            TaskBuilder::new(SyncTask { task_id: *id })
+                .priority(priority)
+                .max_attempts(1000)
+                .idempotency_key(id.to_string())
+                .build()
+        };
+        let tasks: Vec<_> = task_ids.iter().map(build).collect();
+        match &self.storage {
+            Storage::Sqlite(storage) => {
+                // `ON CONFLICT DO NOTHING` on the idempotency key.
+                let mut storage = storage.clone();
+                storage
+                    .push_all(&mut futures_util::stream::iter(tasks))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Failed to queue sync jobs: {e}"))?;
+            }
+            Storage::Postgres(storage) => {
+                let mut storage = storage.clone();
+                if storage
+                    .push_all(&mut futures_util::stream::iter(tasks))
+                    .await
+                    .is_err()
+                {
+                    // A key already queued fails the whole batch: push one by one.
+                    for task in task_ids.iter().map(build) {
+                        if let Err(e) = storage.push_task(task).await {
+                            let text = e.to_string();
+                            if !text.contains("idempotency") {
+                                anyhow::bail!("Failed to queue a sync job: {text}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! The sync job: performs one queued `sync_jobs` row, one resource of one user, under that
+//! resource's lease, and records what the schedule needs: start, outcome, failures in a row
+//! and the retry time (exponential backoff with jitter, at least Microsoft's `Retry-After`;
+//! none for outcomes a retry cannot fix, such as `reauth_required` or `app_misconfigured`).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use entity::{sync_jobs, sync_runs, sync_schedules};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Expr,
+};
+use tokio::sync::watch;
+
+use super::{lease, metrics::Metrics, queue::SyncTask, scheduler};
+use crate::{
+    graph::client::observe_retry_after,
+    startup::AppState,
+    sync::{engine, links::Resource, runs::Outcome},
+};
+
+/// What the jobs of one process share.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// The application.
+    pub state: AppState,
+    /// This process's name in leases.
+    pub holder: String,
+    /// Turns true when the process shuts down.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+}
+
+/// Parses a stored resource.
+pub fn parse_resource(text: &str) -> Option<Resource> {
+    match text {
+        "calendar" => Some(Resource::Calendar),
+        "tasks" => Some(Resource::Tasks),
+        _ => None,
+    }
+}
+
+/// Performs a queued job. Returns an error only when the job must be tried again later (the
+/// process is stopping before it could start, or the database failed).
+///
+/// # Errors
+/// See above.
+pub async fn perform(ctx: &JobContext, task: SyncTask) -> anyhow::Result<()> {
+    let db = &ctx.state.db;
+    let Some(job) = sync_jobs::Entity::find_by_id(task.task_id).one(db).await? else {
+        return Ok(()); // The user was deleted.
+    };
+    if !scheduler::PENDING_STATES.contains(&job.state.as_str()) {
+        return Ok(()); // Delivered twice: already done.
+    }
+    let Some(resource) = parse_resource(&job.resource) else {
+        anyhow::bail!("unknown resource {}", job.resource);
+    };
+    let key = lease::schedule_key(job.user_id, resource);
+    let ttl = Duration::from_millis(ctx.state.settings.jobs.lease_ms);
+    let poll = Duration::from_millis(ctx.state.settings.jobs.poll_ms);
+    lease::ensure_schedule(db, job.user_id, resource).await?;
+    // Another run of this user's resource may be in progress: wait for its end, or for its
+    // lease to expire when its worker died.
+    let mut stopping = ctx.stopping.clone();
+    loop {
+        if lease::acquire(db, &key, &ctx.holder, ttl).await? {
+            break;
+        }
+        if *stopping.borrow() {
+            anyhow::bail!("stopping before the job could start");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+    let result = run_leased(ctx, task, resource, &key, ttl).await;
+    if let Err(e) = lease::release(db, &key, &ctx.holder).await {
+        tracing::warn!(error = %e, lease = %key, "Failed to release a lease; it will expire");
+    }
+    result
+}
+
+async fn run_leased(
+    ctx: &JobContext,
+    task: SyncTask,
+    resource: Resource,
+    key: &str,
+    ttl: Duration,
+) -> anyhow::Result<()> {
+    let state = &ctx.state;
+    let db = &state.db;
+    // Read again under the lease: another worker may have done it meanwhile.
+    let Some(job) = sync_jobs::Entity::find_by_id(task.task_id).one(db).await? else {
+        return Ok(());
+    };
+    if !scheduler::PENDING_STATES.contains(&job.state.as_str()) {
+        return Ok(());
+    }
+    let user_id = job.user_id;
+    // Under the lease no other run of this resource is alive: a run still marked running was
+    // cut short by a worker that died.
+    sync_runs::Entity::update_many()
+        .col_expr(sync_runs::Column::Outcome, Expr::value("failed"))
+        .col_expr(
+            sync_runs::Column::FinishedAt,
+            Expr::value(Utc::now().fixed_offset()),
+        )
+        .filter(sync_runs::Column::UserId.eq(user_id))
+        .filter(sync_runs::Column::Resource.eq(resource.as_str()))
+        .filter(sync_runs::Column::Outcome.eq("running"))
+        .exec(db)
+        .await?;
+    let enabled = match engine::effective(state, user_id, resource).await {
+        Ok((enabled, _, _)) => enabled,
+        Err(crate::error::ApiError::NotFound(_)) => false,
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    if !enabled {
+        let mut model = job.into_active_model();
+        model.state = Set("skipped".to_owned());
+        model.finished_at = Set(Some(Utc::now().fixed_offset()));
+        model.update(db).await?;
+        return Ok(());
+    }
+    let started_at = Utc::now();
+    let mut model = job.clone().into_active_model();
+    model.state = Set("running".to_owned());
+    model.started_at = Set(Some(started_at.fixed_offset()));
+    model.update(db).await?;
+    sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LastStartedAt,
+            Expr::value(started_at.fixed_offset()),
+        )
+        .col_expr(
+            sync_schedules::Column::UpdatedAt,
+            Expr::value(started_at.fixed_offset()),
+        )
+        .filter(sync_schedules::Column::Key.eq(key))
+        .exec(db)
+        .await?;
+
+    // Renew the lease while the run lasts.
+    let renewer = {
+        let db = db.clone();
+        let key = key.to_owned();
+        let holder = ctx.holder.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match lease::renew(&db, &key, &holder, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(lease = %key, "Lost a lease during a run");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, lease = %key, "Failed to renew a lease"),
+                }
+            }
+        })
+    };
+    let clock = Instant::now();
+    let (result, retry_after) = run_engine(state.clone(), user_id, resource).await;
+    renewer.abort();
+    let finished_at = Utc::now();
+    let (run_id, outcome) = match &result {
+        Ok(run) => (Some(run.id), run.outcome),
+        Err(e) => {
+            tracing::error!(user.id = %user_id, resource = resource.as_str(), error = %e, "A sync run failed");
+            (None, Outcome::Failed)
+        }
+    };
+    let outcome_text = serde_json::to_value(outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "failed".to_owned());
+    ctx.metrics().record_run(
+        resource.as_str(),
+        &outcome_text,
+        clock.elapsed().as_secs_f64(),
+    );
+
+    // The schedule: failures in a row and the retry time.
+    let schedule = sync_schedules::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?;
+    let failures = match (outcome, &schedule) {
+        (Outcome::Failed, Some(s)) => s.failures.saturating_add(1),
+        (Outcome::Failed, None) => 1,
+        _ => 0,
+    };
+    let backoff_until = if failures > 0 {
+        let interval = interval_for(state, user_id).await;
+        let delay = backoff(
+            Duration::from_millis(state.settings.jobs.retry_base_ms),
+            failures,
+            interval,
+        )
+        .max(retry_after.unwrap_or_default());
+        Some((finished_at + chrono::Duration::from_std(delay).unwrap_or_default()).fixed_offset())
+    } else {
+        None
+    };
+    if let Some(schedule) = schedule {
+        let mut model = schedule.into_active_model();
+        model.last_finished_at = Set(Some(finished_at.fixed_offset()));
+        model.last_run_id = Set(run_id);
+        model.last_outcome = Set(Some(outcome_text.clone()));
+        model.failures = Set(failures);
+        model.backoff_until = Set(backoff_until);
+        model.updated_at = Set(finished_at.fixed_offset());
+        model.update(db).await?;
+    }
+    let mut model = job.into_active_model();
+    model.state = Set("done".to_owned());
+    model.run_id = Set(run_id);
+    model.outcome = Set(Some(outcome_text));
+    model.started_at = Set(Some(started_at.fixed_offset()));
+    model.finished_at = Set(Some(finished_at.fixed_offset()));
+    model.update(db).await?;
+    Ok(())
+}
+
+/// Runs the engine on a thread of the blocking pool: the engine's future is not `Send` (it was
+/// written for request handlers, which actix runs on one thread), while the worker's are.
+async fn run_engine(
+    state: AppState,
+    user_id: uuid::Uuid,
+    resource: Resource,
+) -> (
+    crate::error::ApiResult<crate::sync::runs::RunView>,
+    Option<Duration>,
+) {
+    let runtime = tokio::runtime::Handle::current();
+    let joined = tokio::task::spawn_blocking(move || {
+        runtime.block_on(observe_retry_after(engine::run(&state, user_id, resource)))
+    })
+    .await;
+    match joined {
+        Ok(done) => done,
+        Err(e) => (
+            Err(crate::error::ApiError::Internal(anyhow::anyhow!(
+                "The sync run panicked: {e}"
+            ))),
+            None,
+        ),
+    }
+}
+
+/// The user's effective sync interval.
+async fn interval_for(state: &AppState, user_id: uuid::Uuid) -> Duration {
+    let minutes = match crate::domain::users::get(&state.db, user_id).await {
+        Ok(user) => crate::domain::settings::microsoft::load(
+            &state.db,
+            crate::domain::settings::Scope::User {
+                user_id,
+                organization_id: user.organization_id,
+            },
+        )
+        .await
+        .map(|r| r.view().sync_interval_minutes.value)
+        .unwrap_or(crate::domain::settings::microsoft::DEFAULT_INTERVAL_MINUTES),
+        Err(_) => crate::domain::settings::microsoft::DEFAULT_INTERVAL_MINUTES,
+    };
+    scheduler::interval_of(state, minutes)
+}
+
+/// The wait before retry number `failures`: `base` doubled at each failure in a row, at most
+/// `cap`, with jitter (a random point in the upper half).
+pub fn backoff(base: Duration, failures: i32, cap: Duration) -> Duration {
+    use rand::RngExt;
+    let exponent = u32::try_from(failures.max(1) - 1).unwrap_or(0).min(20);
+    let full = base.saturating_mul(1 << exponent).min(cap.max(base));
+    let millis = u64::try_from(full.as_millis()).unwrap_or(u64::MAX).max(2);
+    Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let base = Duration::from_secs(10);
+        let cap = Duration::from_secs(60);
+        for (failures, low, high) in [
+            (1, 5, 10),
+            (2, 10, 20),
+            (3, 20, 40),
+            (4, 30, 60),
+            (9, 30, 60),
+        ] {
+            for _ in 0..50 {
+                let delay = backoff(base, failures, cap);
+                assert!(
+                    delay >= Duration::from_secs(low) && delay <= Duration::from_secs(high),
+                    "failure {failures}: {delay:?}"
+                );
+            }
+        }
+    }
+}
