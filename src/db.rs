@@ -78,3 +78,22 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("Failed to run database migrations")?;
     crate::jobs::queue::setup(db).await
 }
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): a deferred transaction that reads before it writes cannot upgrade once another
+/// connection (a worker, the job queue) has committed since its read, and fails at once with
+/// `SQLITE_BUSY` whatever the busy timeout; an immediate one waits its turn instead. Other
+/// databases begin as usual.
+///
+/// # Errors
+/// When the transaction cannot begin.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}

@@ -11,10 +11,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use entity::{microsoft_settings, sync_jobs, sync_schedules};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Statement};
 use uuid::Uuid;
 
 use super::{
@@ -59,7 +56,7 @@ async fn insert_jobs(
         sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => Some(*id),
         sea_orm::ActiveValue::NotSet => None,
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut all_inserted = true;
     for chunk in jobs.chunks(CHUNK) {
         if let Err(e) = sync_jobs::Entity::insert_many(chunk.to_vec())
@@ -79,7 +76,7 @@ async fn insert_jobs(
     }
     txn.rollback().await?;
     tracing::info!("Another scheduler enqueued some of these jobs: enqueueing the others");
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut ids = Vec::new();
     for job in jobs {
         let id = id_of(&job);

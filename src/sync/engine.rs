@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -400,7 +398,7 @@ impl Run<'_> {
     /// Forgets everything tied to the previous list (links, delta state, open conflicts, a
     /// confirmation of deletions) and records the new one, in one transaction.
     async fn start_over_with_list(&self, list: &str, chosen: bool) -> ApiResult<()> {
-        let txn = self.state.db.begin().await?;
+        let txn = crate::db::begin_write(&self.state.db).await?;
         sync_links::Entity::delete_many()
             .filter(sync_links::Column::UserId.eq(self.user_id))
             .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
@@ -854,10 +852,7 @@ impl Run<'_> {
         }
         let count = creations.len() as u64;
         let (items, links): (Vec<_>, Vec<_>) = creations.into_iter().unzip();
-        let tx = self
-            .state
-            .db
-            .begin()
+        let tx = crate::db::begin_write(&self.state.db)
             .await
             .map_err(crate::error::ApiError::from)?;
         local::insert_all(&tx, items).await?;

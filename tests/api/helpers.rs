@@ -63,6 +63,15 @@ pub mod logs {
             .try_init();
     }
 
+    /// The error lines logged so far (their causes included), to explain a failure.
+    pub fn errors() -> String {
+        text()
+            .lines()
+            .filter(|line| line.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Everything logged so far.
     pub fn text() -> String {
         String::from_utf8_lossy(&LINES.get_or_init(Default::default).lock().unwrap()).into_owned()
@@ -540,7 +549,12 @@ impl TestApp {
     pub async fn connected_user(&self) -> MailboxUser {
         let who = self.mailbox_user().await;
         let page = self.sign_in(&who, &who.upn.clone()).await;
-        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "{page:?}\nerrors logged: {}",
+            logs::errors()
+        );
         who
     }
 

@@ -8,9 +8,7 @@ pub mod tokens;
 
 use chrono::{DateTime, Utc};
 use entity::{microsoft_connections as connection, oauth_states};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -402,7 +400,7 @@ async fn store(
     )?;
     let expires_at =
         now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::minutes(59));
-    let tx = state.db.begin().await?;
+    let tx = crate::db::begin_write(&state.db).await?;
     let existing = connection::Entity::find_by_id(user_id).one(&tx).await?;
     if existing
         .as_ref()
@@ -533,7 +531,7 @@ pub async fn view(
 /// # Errors
 /// On database failure.
 pub async fn disconnect(state: &AppState, user_id: Uuid, purge: bool) -> ApiResult<()> {
-    let tx = state.db.begin().await?;
+    let tx = crate::db::begin_write(&state.db).await?;
     if purge {
         reset_sync_state(&tx, user_id).await?;
         connection::Entity::delete_by_id(user_id).exec(&tx).await?;
