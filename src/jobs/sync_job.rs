@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use entity::{sync_jobs, sync_runs, sync_schedules};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    sea_query::Expr,
 };
 use tokio::sync::watch;
 
@@ -104,6 +105,9 @@ async fn run_leased(
         return Ok(());
     }
     let user_id = job.user_id;
+    if finished_before_a_crash(db, &job, resource).await? {
+        return Ok(());
+    }
     // Under the lease no other run of this resource is alive: a run still marked running was
     // cut short by a worker that died.
     sync_runs::Entity::update_many()
@@ -226,6 +230,56 @@ async fn run_leased(
     model.finished_at = Set(Some(finished_at.fixed_offset()));
     model.update(db).await?;
     Ok(())
+}
+
+/// A job delivered again after its worker died: when the run it started had finished before
+/// the worker died (only the job's own bookkeeping was lost), the job is recorded as done with
+/// that run instead of running again, so that a resource never runs twice for one job.
+async fn finished_before_a_crash(
+    db: &sea_orm::DatabaseConnection,
+    job: &sync_jobs::Model,
+    resource: Resource,
+) -> anyhow::Result<bool> {
+    let Some(started_at) = job.started_at.filter(|_| job.state == "running") else {
+        return Ok(false);
+    };
+    let Some(run) = sync_runs::Entity::find()
+        .filter(sync_runs::Column::UserId.eq(job.user_id))
+        .filter(sync_runs::Column::Resource.eq(resource.as_str()))
+        .filter(sync_runs::Column::StartedAt.gte(started_at))
+        .filter(sync_runs::Column::Outcome.ne("running"))
+        .order_by_asc(sync_runs::Column::StartedAt)
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    tracing::info!(
+        job.id = %job.id,
+        run.id = %run.id,
+        "A job delivered again had finished its run before its worker stopped: recorded as done"
+    );
+    let key = lease::schedule_key(job.user_id, resource);
+    sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LastFinishedAt,
+            Expr::value(run.finished_at),
+        )
+        .col_expr(sync_schedules::Column::LastRunId, Expr::value(Some(run.id)))
+        .col_expr(
+            sync_schedules::Column::LastOutcome,
+            Expr::value(Some(run.outcome.clone())),
+        )
+        .filter(sync_schedules::Column::Key.eq(key))
+        .exec(db)
+        .await?;
+    let mut model = job.clone().into_active_model();
+    model.state = Set("done".to_owned());
+    model.run_id = Set(Some(run.id));
+    model.outcome = Set(Some(run.outcome));
+    model.finished_at = Set(run.finished_at);
+    model.update(db).await?;
+    Ok(true)
 }
 
 /// Runs the engine on a thread of the blocking pool: the engine's future is not `Send` (it was

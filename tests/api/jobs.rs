@@ -694,8 +694,6 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
 }
 
 #[tokio::test]
-#[ignore = "open defect: after the only worker is killed and restarted, a (user, resource) \
-            sometimes runs twice within one interval; run with --ignored"]
 async fn one_worker_process_on_sqlite_runs_everything_once_per_interval_and_recovers_from_a_kill() {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
         return; // The PostgreSQL variant below runs instead.

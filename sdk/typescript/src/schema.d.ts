@@ -238,8 +238,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List a user's calendar events in id order, optionally those overlapping a time range or
-         *     changed since an instant. Deleted events are not listed.
+         * List a user's calendar events in id order, optionally those overlapping a time range (a
+         *     series over the span of its occurrences) or changed since an instant; with `expand=true`,
+         *     each series of the page is replaced by its occurrences in the range. Deleted events are not
+         *     listed.
          */
         get: operations["list_calendar_events"];
         put?: never;
@@ -271,6 +273,31 @@ export interface paths {
         head?: never;
         /** Update a calendar event (JSON merge patch; honours `If-Match`). */
         patch: operations["update_calendar_event"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancel one occurrence of a series (honours `If-Match` with the series' ETag); the answer
+         *     is the series, with the cancelled occurrence among its exceptions.
+         */
+        delete: operations["cancel_occurrence"];
+        options?: never;
+        head?: never;
+        /**
+         * Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with
+         *     the series' ETag). The occurrence becomes an exception keeping what differs from the
+         *     series; the answer is the series.
+         */
+        patch: operations["update_occurrence"];
         trace?: never;
     };
     "/api/v1/users/{id}/microsoft/conflicts": {
@@ -417,6 +444,26 @@ export interface paths {
         };
         /** The user's synchronization runs, newest first. */
         get: operations["list_sync_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/todo-lists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The connected mailbox's To Do lists (all of them, in one page: the default list first,
+         *     then by name); `selected` marks the list tasks synchronize with.
+         */
+        get: operations["list_todo_lists"];
         put?: never;
         post?: never;
         delete?: never;
@@ -629,6 +676,11 @@ export interface components {
              */
             end_date?: string | null;
             /**
+             * @description The modified and cancelled occurrences of a series, by original start (empty for a
+             *     single event and in an expanded listing).
+             */
+            exceptions: components["schemas"]["ExceptionView"][];
+            /**
              * Format: uuid
              * @description Id (UUID v7).
              */
@@ -641,6 +693,8 @@ export interface components {
             location?: string | null;
             /** @description Its Microsoft link. */
             microsoft: components["schemas"]["LinkState"];
+            occurrence?: components["schemas"]["OccurrenceRef"] | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int32
              * @description Minutes before the start to remind; `null` for none.
@@ -856,6 +910,7 @@ export interface components {
             is_all_day?: boolean | null;
             /** @description Location, at most 255 characters. */
             location?: string | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320; `null` for no reminder.
@@ -939,6 +994,11 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
         };
         /**
+         * @description A day of the week.
+         * @enum {string}
+         */
+        DayOfWeek: "sunday" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday";
+        /**
          * @description Which way a resource is synchronized.
          * @enum {string}
          */
@@ -951,6 +1011,24 @@ export interface components {
             source: components["schemas"]["Source"];
             /** @description The effective value. */
             value: components["schemas"]["Direction"];
+        };
+        /** @description A modified or cancelled occurrence of a series. */
+        ExceptionView: {
+            /** @description Whether the occurrence is cancelled. */
+            cancelled: boolean;
+            /**
+             * @description What the modified occurrence changes, with the members and shapes of an event
+             *     (`start` and `end` in the series' zone, `start_date` and `end_date` for all-day series);
+             *     empty for a cancelled occurrence.
+             */
+            changes: Record<string, never>;
+            /**
+             * @description When the occurrence would start: `YYYY-MM-DDTHH:MM:SSZ` (UTC) in a timed series,
+             *     `YYYY-MM-DD` in an all-day series. The key of the occurrence in
+             *     `/calendar-events/{event_id}/occurrences/{original_start}`.
+             * @example 2026-03-02T08:00:00Z
+             */
+            original_start: string;
         };
         /** @description A user's resource that keeps failing. */
         FailingResource: {
@@ -1119,6 +1197,21 @@ export interface components {
             sync_interval_minutes: components["schemas"]["IntervalSetting"];
             /** @description Task synchronization. */
             tasks: components["schemas"]["SyncSettingsView"];
+            /**
+             * @description The To Do list tasks synchronize with, chosen at user scope; `null`: the mailbox's
+             *     default list (and always `null` at global and organization scope).
+             */
+            todo_list_id?: string | null;
+        };
+        /** @description Which occurrence of a series an item of an expanded listing is. */
+        OccurrenceRef: {
+            /** @description Whether it is a modified occurrence. */
+            modified: boolean;
+            /**
+             * @description Its original start (see [`ExceptionView::original_start`]).
+             * @example 2026-03-02T08:00:00Z
+             */
+            original_start: string;
         };
         /** @description An organization as the API shows it. */
         OrganizationView: {
@@ -1173,6 +1266,11 @@ export interface components {
                  */
                 end_date?: string | null;
                 /**
+                 * @description The modified and cancelled occurrences of a series, by original start (empty for a
+                 *     single event and in an expanded listing).
+                 */
+                exceptions: components["schemas"]["ExceptionView"][];
+                /**
                  * Format: uuid
                  * @description Id (UUID v7).
                  */
@@ -1185,6 +1283,8 @@ export interface components {
                 location?: string | null;
                 /** @description Its Microsoft link. */
                 microsoft: components["schemas"]["LinkState"];
+                occurrence?: components["schemas"]["OccurrenceRef"] | null;
+                recurrence?: components["schemas"]["RecurrenceRule"] | null;
                 /**
                  * Format: int32
                  * @description Minutes before the start to remind; `null` for none.
@@ -1383,6 +1483,26 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description A page of items. */
+        Page_TodoListView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description The list's name. */
+                display_name: string;
+                /** @description Microsoft's id of the list: the value of `todo_list_id` in the user's settings. */
+                id: string;
+                /** @description Whether it is the mailbox's default list ("Tasks"), used when no list is chosen. */
+                is_default: boolean;
+                /** @description Whether the user owns the list. */
+                is_owner: boolean;
+                /** @description Whether the list is shared with others. */
+                is_shared: boolean;
+                /** @description Whether tasks synchronize with this list now. */
+                selected: boolean;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
         Page_UserView: {
             /** @description The items of this page. */
             items: {
@@ -1421,6 +1541,11 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
+        /**
+         * @description How often a series repeats.
+         * @enum {string}
+         */
+        PatternType: "daily" | "weekly" | "absolute_monthly" | "relative_monthly" | "absolute_yearly" | "relative_yearly";
         /** @description The body of every error response (RFC 9457 problem details). */
         Problem: {
             /**
@@ -1451,6 +1576,68 @@ export interface components {
              * @example urn:m365-sync:problem:not_found
              */
             type: string;
+        };
+        /**
+         * @description When a series ends.
+         * @enum {string}
+         */
+        RangeType: "end_date" | "numbered" | "no_end";
+        /** @description The repeating part of a rule. */
+        RecurrencePattern: {
+            /**
+             * Format: int32
+             * @description Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
+             *     (a month without that day has no occurrence).
+             */
+            day_of_month?: number | null;
+            /**
+             * @description Days of the week: required by `weekly`, `relative_monthly` and `relative_yearly`,
+             *     absent otherwise.
+             */
+            days_of_week?: components["schemas"]["DayOfWeek"][];
+            /**
+             * @description First day of the week, which decides where the weeks of a weekly pattern with an
+             *     interval begin (default `sunday`).
+             */
+            first_day_of_week?: components["schemas"]["DayOfWeek"];
+            index?: components["schemas"]["WeekIndex"] | null;
+            /**
+             * Format: int32
+             * @description Periods (days, weeks, months or years) between occurrences, 1 to 999 (default 1).
+             * @default 1
+             */
+            interval: number;
+            /**
+             * Format: int32
+             * @description Month, 1 to 12: required by the yearly patterns.
+             */
+            month?: number | null;
+            /** @description Pattern type. */
+            type: components["schemas"]["PatternType"];
+        };
+        /** @description How long a series lasts; it starts on the series' first day. */
+        RecurrenceRange: {
+            /**
+             * Format: date
+             * @description Last day on which an occurrence may start (`YYYY-MM-DD`, inclusive): `end_date`
+             *     ranges only.
+             * @example 2026-12-31
+             */
+            end_date?: string | null;
+            /**
+             * Format: int32
+             * @description Number of occurrences, 1 to 999: `numbered` ranges only.
+             */
+            number_of_occurrences?: number | null;
+            /** @description Range type. */
+            type: components["schemas"]["RangeType"];
+        };
+        /** @description A recurrence rule. */
+        RecurrenceRule: {
+            /** @description How often. */
+            pattern: components["schemas"]["RecurrencePattern"];
+            /** @description Until when. */
+            range: components["schemas"]["RecurrenceRange"];
         };
         /**
          * @description Which version wins.
@@ -1745,6 +1932,21 @@ export interface components {
             /** @description The effective value; `null` when no scope sets it. */
             value?: string | null;
         };
+        /** @description One To Do list of the connected mailbox. */
+        TodoListView: {
+            /** @description The list's name. */
+            display_name: string;
+            /** @description Microsoft's id of the list: the value of `todo_list_id` in the user's settings. */
+            id: string;
+            /** @description Whether it is the mailbox's default list ("Tasks"), used when no list is chosen. */
+            is_default: boolean;
+            /** @description Whether the user owns the list. */
+            is_owner: boolean;
+            /** @description Whether the list is shared with others. */
+            is_shared: boolean;
+            /** @description Whether tasks synchronize with this list now. */
+            selected: boolean;
+        };
         /** @description Credentials. */
         TokenRequest: {
             /**
@@ -1803,6 +2005,7 @@ export interface components {
             is_all_day?: boolean;
             /** @description Location. */
             location?: string | null;
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int64
              * @description Minutes before the start to remind, 0 to 40320.
@@ -1873,7 +2076,8 @@ export interface components {
         };
         /**
          * @description A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
-         *     `integrations`, which only global and organization scope hold.
+         *     `integrations`, which only global and organization scope hold, and with the To Do list the
+         *     user's tasks synchronize with.
          * @example {
          *       "calendar": {
          *         "conflict_resolution": "local_wins",
@@ -1891,6 +2095,12 @@ export interface components {
              */
             sync_interval_minutes?: number | null;
             tasks?: components["schemas"]["SyncPatch"] | null;
+            /**
+             * @description The id of the To Do list tasks synchronize with (one of
+             *     `GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
+             *     Choosing another list starts task synchronization over with that list.
+             */
+            todo_list_id?: string | null;
         };
         /** @description A user as the API shows it (never the password hash). */
         UserView: {
@@ -1926,6 +2136,11 @@ export interface components {
              */
             version: number;
         };
+        /**
+         * @description Which of the matching days of a month a relative pattern means.
+         * @enum {string}
+         */
+        WeekIndex: "first" | "second" | "third" | "fourth" | "last";
         /** @description A wall-clock time in an IANA time zone. */
         ZonedDateTime: {
             /**
@@ -3697,6 +3912,13 @@ export interface operations {
                 to?: string;
                 /** @description Only events changed at or after this instant (RFC 3339). */
                 updated_since?: string;
+                /**
+                 * @description List occurrences rather than events (requires `from` and `to`, at most ten years
+                 *     apart): each series of the page is replaced by its occurrences overlapping the range,
+                 *     modified ones with their own fields, cancelled ones left out; single events stay as
+                 *     they are. Items follow the page's events, each series' occurrences in start order.
+                 */
+                expand?: boolean;
             };
             header?: never;
             path: {
@@ -4025,6 +4247,205 @@ export interface operations {
         };
         responses: {
             /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_occurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the series the cancellation is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Series id */
+                event_id: string;
+                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
+                original_start: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series, with the cancelled occurrence */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_occurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the series the change is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Series id */
+                event_id: string;
+                /** @description Original start of the occurrence: `YYYY-MM-DDTHH:MM:SSZ` in a timed series, `YYYY-MM-DD` in an all-day series */
+                original_start: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["UpdateCalendarEvent"];
+            };
+        };
+        responses: {
+            /** @description The series, with the modified occurrence */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4906,6 +5327,92 @@ export interface operations {
             };
             /** @description Internal error (details are logged, not returned) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_todo_lists: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The lists */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TodoListView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_connected`, `reauth_required` or `app_misconfigured`: Microsoft cannot be called for this user */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `microsoft_error`: Microsoft refused the call */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `microsoft_unavailable`: Microsoft could not answer; try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
