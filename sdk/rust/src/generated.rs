@@ -4200,6 +4200,14 @@ Choosing another list starts task synchronization over with that list.*/
             if value.chars().count() > 1024usize {
                 return Err("longer than 1024 characters".into());
             }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[^\\x00-\\x20\\x7f]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[^\\x00-\\x20\\x7f]+$\"".into());
+            }
             Ok(Self(value.to_string()))
         }
     }

@@ -242,7 +242,7 @@ pub struct UserMicrosoftSettingsPatch {
     /// `GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
     /// Choosing another list starts task synchronization over with that list.
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 1024)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7f]+$")]
     pub todo_list_id: Patch<String>,
     /// Minutes between synchronizations, 1 to 1440.
     #[serde(default)]
@@ -300,13 +300,13 @@ impl MicrosoftSettingsPatch {
             ));
         }
         if let Patch::Set(list) = &self.todo_list_id
-            && (list.trim().is_empty()
-                || list.len() > MAX_LIST_ID_LEN
-                || list.chars().any(char::is_control))
+            && (list.is_empty()
+                || list.chars().count() > MAX_LIST_ID_LEN
+                || list.chars().any(|c| c <= ' ' || c == '\x7f'))
         {
             errors.push(FieldError::new(
                 "/todo_list_id",
-                "must be a To Do list id: 1 to 1024 characters, no control characters",
+                "must be a To Do list id: 1 to 1024 characters, no spaces or control characters",
             ));
         }
         if matches!(scope, Scope::User { .. }) && self.integrations.is_present() {
