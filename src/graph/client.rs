@@ -96,7 +96,9 @@ pub async fn observe_retry_after<F: Future>(work: F) -> (F::Output, Option<Durat
         .await
 }
 
-fn note_retry_after(after: Duration) {
+/// Records a `Retry-After` for [`observe_retry_after`]: one that Graph sent to work done on
+/// another task on behalf of this one.
+pub fn note_retry_after(after: Duration) {
     let _ = RETRY_AFTER.try_with(|longest| {
         if longest.get().is_none_or(|l| l < after) {
             longest.set(Some(after));

@@ -24,12 +24,13 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Sends an `oauth2` request with reqwest.
+/// Sends an `oauth2` request with reqwest. The client is owned (a cheap clone): a future
+/// borrowing it from the closure `oauth2` calls could not be proven `Send`.
 ///
 /// # Errors
 /// On transport failure (connection refused, timeout, reset...).
 pub async fn send(
-    client: &reqwest::Client,
+    client: reqwest::Client,
     request: HttpRequest,
 ) -> Result<HttpResponse, reqwest::Error> {
     let (parts, body) = request.into_parts();

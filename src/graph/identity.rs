@@ -269,7 +269,7 @@ impl Identity {
                 aadsts: None,
                 description: e.to_string(),
             })?;
-        let send = |request| http::send(&self.http, request);
+        let send = |request| http::send(self.http.clone(), request);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
@@ -296,7 +296,7 @@ impl Identity {
                 aadsts: None,
                 description: e.to_string(),
             })?;
-        let send = |request| http::send(&self.http, request);
+        let send = |request| http::send(self.http.clone(), request);
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let response = client
             .exchange_refresh_token(&token)

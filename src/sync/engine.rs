@@ -70,6 +70,8 @@ struct Run<'a> {
     /// Series created or changed in Microsoft by this run's push, whose occurrences are
     /// brought in line with their exceptions once the batch is answered.
     series_pushed: Vec<(LocalItem, String)>,
+    /// The access token of the run's own Graph calls.
+    token: tokens::HeldToken,
 }
 
 /// The effective settings a run works with.
@@ -141,6 +143,7 @@ pub async fn run(
         list_id: None,
         log: RunLog::start(user_id, resource, settings.direction),
         series_pushed: Vec::new(),
+        token: tokens::HeldToken::default(),
     };
     run.log.insert(&state.db).await?;
     let outcome = match run.execute().await {
@@ -313,9 +316,17 @@ impl Run<'_> {
     }
 
     /// A Graph `GET` with a valid token, retried when throttled or unavailable.
-    async fn get(&mut self, url: &str, prefer: &[&str]) -> Result<Value, Stop> {
+    async fn get(&mut self, url: &str, prefer: &'static [&'static str]) -> Result<Value, Stop> {
         let mut notes = Vec::new();
-        let result = fetch(self.state, self.user_id, url, prefer, &mut notes).await;
+        let result = fetch(
+            self.state,
+            self.user_id,
+            &mut self.token,
+            url,
+            prefer,
+            &mut notes,
+        )
+        .await;
         for line in notes {
             self.log.note(line);
         }
@@ -554,22 +565,20 @@ impl Run<'_> {
     // ---- pull ---------------------------------------------------------------------------
 
     async fn pull(&mut self) -> Result<(), Stop> {
-        let prefer = [
-            "outlook.timezone=\"UTC\"",
-            "outlook.body-content-type=\"text\"",
-            "odata.maxpagesize=200",
-        ];
         let stored = self.sync_state().await?.and_then(|s| s.delta_link);
         let mut resynced = stored.is_none();
-        let mut pending = self
-            .get(
-                &stored.clone().unwrap_or_else(|| self.initial_delta_url()),
-                &prefer,
-            )
-            .await;
+        let mut pages = Pages::read(
+            self.state,
+            self.user_id,
+            stored.unwrap_or_else(|| self.initial_delta_url()),
+        );
         let mut st = self.pull_state().await?;
         let delta_link = loop {
-            let mut page = match pending {
+            let (fetched, notes) = pages.next().await;
+            for line in notes {
+                self.log.note(line);
+            }
+            let mut page = match fetched {
                 Ok(page) => page,
                 Err(Stop::Token(TokenFailure::Graph(e))) if is_resync(&e) && !resynced => {
                     self.log.note(format!(
@@ -577,10 +586,9 @@ impl Run<'_> {
                         e.code
                     ));
                     resynced = true;
-                    self.insert_created(std::mem::take(&mut st.creations))
-                        .await?;
+                    self.insert_created(&mut st).await?;
                     st = self.pull_state().await?;
-                    pending = self.get(&self.initial_delta_url(), &prefer).await;
+                    pages = Pages::read(self.state, self.user_id, self.initial_delta_url());
                     continue;
                 }
                 Err(Stop::Token(TokenFailure::Graph(e)))
@@ -601,32 +609,16 @@ impl Run<'_> {
                 Err(other) => return Err(other),
             };
             let items = page_items(&mut page);
-            match page.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(next) => {
-                    // Fetch the next page while this one is applied.
-                    let mut notes = Vec::new();
-                    let (fetched, applied) = tokio::join!(
-                        fetch(self.state, self.user_id, next, &prefer, &mut notes),
-                        self.apply_page(&mut st, items)
-                    );
-                    for line in notes {
-                        self.log.note(line);
-                    }
-                    applied?;
-                    pending = fetched;
-                }
-                None => {
-                    self.apply_page(&mut st, items).await?;
-                    break page
-                        .get("@odata.deltaLink")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                }
+            self.apply_page(&mut st, items).await?;
+            if page.get("@odata.nextLink").is_none() {
+                break page
+                    .get("@odata.deltaLink")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
             }
         };
         self.pull_series(&mut st, resynced).await?;
-        self.insert_created(std::mem::take(&mut st.creations))
-            .await?;
+        self.insert_created(&mut st).await?;
         if resynced {
             self.infer_deletions(&mut st).await?;
         }
@@ -695,6 +687,7 @@ impl Run<'_> {
             locals,
             conflicts: self.open_conflicts().await?,
             creations: Vec::new(),
+            inserting: None,
             applied: HashSet::new(),
             series: HashSet::new(),
             verify: HashSet::new(),
@@ -711,8 +704,7 @@ impl Run<'_> {
             };
             if !st.applied.insert(remote_id.clone()) {
                 // Sent again by a later page (a replay): what an earlier page wrote counts.
-                self.insert_created(std::mem::take(&mut st.creations))
-                    .await?;
+                self.insert_created(st).await?;
                 self.refresh(st, &remote_id).await?;
             }
             if item.get("@removed").is_some() {
@@ -784,8 +776,7 @@ impl Run<'_> {
                         st.links.insert(remote_id.clone(), link.clone());
                         st.creations.push((new, link));
                         if st.creations.len() >= CREATE_CHUNK {
-                            self.insert_created(std::mem::take(&mut st.creations))
-                                .await?;
+                            self.start_inserting(st).await?;
                         }
                         continue;
                     }
@@ -842,30 +833,37 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Inserts new local items and their links in one transaction.
-    async fn insert_created(
-        &mut self,
-        creations: Vec<(local::NewItem, sync_links::Model)>,
-    ) -> Result<(), Stop> {
+    /// Inserts the new local items waiting in `st` and their links, and waits until every
+    /// insert started is done.
+    async fn insert_created(&mut self, st: &mut PullState) -> Result<(), Stop> {
+        self.start_inserting(st).await?;
+        self.inserted(st).await
+    }
+
+    /// Starts inserting the new local items waiting in `st` and their links, in one
+    /// transaction, once the insert started before is done: the next pages are applied
+    /// meanwhile.
+    async fn start_inserting(&mut self, st: &mut PullState) -> Result<(), Stop> {
+        self.inserted(st).await?;
+        let creations = std::mem::take(&mut st.creations);
         if creations.is_empty() {
             return Ok(());
         }
-        let count = creations.len() as u64;
-        let (items, links): (Vec<_>, Vec<_>) = creations.into_iter().unzip();
-        let tx = crate::db::begin_write(&self.state.db)
-            .await
-            .map_err(crate::error::ApiError::from)?;
-        local::insert_all(&tx, items).await?;
-        for chunk in links.chunks(CREATE_CHUNK) {
-            sync_links::Entity::insert_many(
-                chunk.iter().cloned().map(sync_links::ActiveModel::from),
-            )
-            .exec(&tx)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let db = self.state.db.clone();
+        st.inserting = Some(Inserting(tokio::spawn(async move {
+            insert_new_items(&db, creations).await
+        })));
+        Ok(())
+    }
+
+    /// Waits for the insert in progress, if any.
+    async fn inserted(&mut self, st: &mut PullState) -> Result<(), Stop> {
+        if let Some(mut inserting) = st.inserting.take() {
+            let count = (&mut inserting.0).await.map_err(|e| {
+                crate::error::ApiError::Internal(anyhow::anyhow!("inserting new items: {e}"))
+            })??;
+            self.log.counts.created_locally += count;
         }
-        tx.commit().await.map_err(crate::error::ApiError::from)?;
-        self.log.counts.created_locally += count;
         Ok(())
     }
 
@@ -885,7 +883,7 @@ impl Run<'_> {
             remote_id: remote_id.to_owned(),
             remote_etag: etag,
             synced_version: version,
-            base_snapshot: Value::Object(base.clone()).to_string(),
+            base_snapshot: serde_json::to_string(base).unwrap_or_default(),
             last_synced_at: Utc::now().fixed_offset(),
         }
     }
@@ -898,10 +896,6 @@ impl Run<'_> {
         links: &HashMap<String, sync_links::Model>,
         locals: &HashMap<Uuid, LocalItem>,
     ) -> Result<HashMap<String, Uuid>, Stop> {
-        let linked: HashSet<Uuid> = links.values().map(|l| l.local_id).collect();
-        let waiting = locals
-            .values()
-            .any(|l| !l.deleted && !linked.contains(&l.id));
         let unknown: Vec<&Value> = items
             .iter()
             .filter(|i| i.get("@removed").is_none())
@@ -922,7 +916,15 @@ impl Run<'_> {
                 found.insert(id.to_owned(), local);
             }
         }
-        if self.resource != Resource::Tasks || !waiting || unknown.is_empty() {
+        if self.resource != Resource::Tasks || unknown.is_empty() {
+            return Ok(found);
+        }
+        // Only local items still without a link can be waiting for theirs.
+        let linked: HashSet<Uuid> = links.values().map(|l| l.local_id).collect();
+        if !locals
+            .values()
+            .any(|l| !l.deleted && !linked.contains(&l.id))
+        {
             return Ok(found);
         }
         for chunk in unknown.chunks(BATCH_SIZE) {
@@ -1367,15 +1369,16 @@ impl Run<'_> {
         loop {
             attempt += 1;
             let graph = self.state.graph.clone();
-            let result = tokens::call_graph(self.state, self.user_id, |token| {
-                let graph = graph.clone();
-                let requests = pending.clone();
-                async move {
-                    use secrecy::ExposeSecret;
-                    graph.batch(token.expose_secret(), &requests).await
-                }
-            })
-            .await;
+            let result =
+                tokens::call_graph_held(self.state, self.user_id, &mut self.token, |token| {
+                    let graph = graph.clone();
+                    let requests = pending.clone();
+                    async move {
+                        use secrecy::ExposeSecret;
+                        graph.batch(token.expose_secret(), &requests).await
+                    }
+                })
+                .await;
             let retry_after = match result {
                 Ok(responses) => {
                     answered.extend(responses);
@@ -1534,27 +1537,139 @@ impl Run<'_> {
     }
 }
 
+/// Inserts new local items and their links in one transaction; returns how many.
+async fn insert_new_items(
+    db: &sea_orm::DatabaseConnection,
+    creations: Vec<(local::NewItem, sync_links::Model)>,
+) -> ApiResult<u64> {
+    let count = creations.len() as u64;
+    let (items, mut links): (Vec<_>, Vec<_>) = creations.into_iter().unzip();
+    let tx = crate::db::begin_write(db).await?;
+    local::insert_all(&tx, items).await?;
+    while !links.is_empty() {
+        let chunk: Vec<sync_links::ActiveModel> = links
+            .drain(..links.len().min(CREATE_CHUNK))
+            .map(sync_links::ActiveModel::from)
+            .collect();
+        sync_links::Entity::insert_many(chunk).exec(&tx).await?;
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// An insert of new items running beside the pull; stopped when the pull stops.
+struct Inserting(tokio::task::JoinHandle<ApiResult<u64>>);
+
+impl Drop for Inserting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Delta pages read ahead of the pull that applies them: a task follows `@odata.nextLink`
+/// while earlier pages are applied, so that Microsoft is never left waiting for the next
+/// request. It stops after the last page or the first failure; dropping it stops it too.
+struct Pages {
+    received: tokio::sync::mpsc::Receiver<PageRead>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// A page as the reader read it: the page, notes on its retries, and the longest
+/// `Retry-After` Graph asked for meanwhile.
+type PageRead = (Result<Value, Stop>, Vec<String>, Option<Duration>);
+
+/// Pages read but not yet applied, at most.
+const PAGES_AHEAD: usize = 2;
+
+/// What a delta read asks for: times in UTC, text bodies, pages of 200 items.
+const DELTA_PREFER: &[&str] = &[
+    "outlook.timezone=\"UTC\"",
+    "outlook.body-content-type=\"text\"",
+    "odata.maxpagesize=200",
+];
+
+impl Pages {
+    fn read(state: &AppState, user_id: Uuid, first: String) -> Self {
+        let (send, received) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let state = state.clone();
+        let reader = tokio::spawn(async move {
+            let mut url = first;
+            let mut token = tokens::HeldToken::default();
+            loop {
+                let mut notes = Vec::new();
+                let (page, retry_after) = crate::graph::client::observe_retry_after(fetch(
+                    &state,
+                    user_id,
+                    &mut token,
+                    &url,
+                    DELTA_PREFER,
+                    &mut notes,
+                ))
+                .await;
+                let next = page.as_ref().ok().and_then(|page| {
+                    page.get("@odata.nextLink")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+                if send.send((page, notes, retry_after)).await.is_err() {
+                    return; // The pull stopped.
+                }
+                match next {
+                    Some(next) => url = next,
+                    None => return,
+                }
+            }
+        });
+        Self { received, reader }
+    }
+
+    /// The next page, with the notes on its retries. A `Retry-After` met reading it counts
+    /// as the run's own (see [`crate::graph::client::observe_retry_after`]).
+    async fn next(&mut self) -> (Result<Value, Stop>, Vec<String>) {
+        match self.received.recv().await {
+            Some((page, notes, retry_after)) => {
+                if let Some(after) = retry_after {
+                    crate::graph::client::note_retry_after(after);
+                }
+                (page, notes)
+            }
+            // The reader ends after a last page or a failure, which `pull` never asks past.
+            None => (
+                Err(Stop::Internal(crate::error::ApiError::Internal(
+                    anyhow::anyhow!("the delta page reader stopped"),
+                ))),
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 /// A Graph `GET` with a valid token, retried when throttled or unavailable; the retries are
 /// noted in `notes`. Free of the run, so that a pull can fetch the next page while it applies
 /// the current one.
 async fn fetch(
     state: &AppState,
     user_id: Uuid,
+    token: &mut tokens::HeldToken,
     url: &str,
-    prefer: &[&str],
+    prefer: &'static [&'static str],
     notes: &mut Vec<String>,
 ) -> Result<Value, Stop> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = tokens::call_graph(state, user_id, |token| {
+        let result = tokens::call_graph_held(state, user_id, token, |token| {
             let graph = state.graph.clone();
             let url = url.to_owned();
-            let prefer: Vec<String> = prefer.iter().map(|p| (*p).to_owned()).collect();
             async move {
                 use secrecy::ExposeSecret;
-                let prefer: Vec<&str> = prefer.iter().map(String::as_str).collect();
-                graph.get_json(token.expose_secret(), &url, &prefer).await
+                graph.get_json(token.expose_secret(), &url, prefer).await
             }
         })
         .await;
@@ -1580,6 +1695,8 @@ struct PullState {
     locals: HashMap<Uuid, LocalItem>,
     conflicts: HashSet<Uuid>,
     creations: Vec<(local::NewItem, sync_links::Model)>,
+    /// The insert of earlier new items, while it runs.
+    inserting: Option<Inserting>,
     /// Remote ids applied by earlier pages: one coming again is read afresh first.
     applied: HashSet<String>,
     /// Series masters whose instances changed: read after the last page.
@@ -1596,9 +1713,17 @@ struct PullState {
 fn is_series_link(link: &sync_links::Model, locals: &HashMap<Uuid, LocalItem>) -> bool {
     match locals.get(&link.local_id) {
         Some(item) => recurrence::is_series(&item.fields),
-        None => serde_json::from_str::<Fields>(&link.base_snapshot)
-            .is_ok_and(|base| recurrence::is_series(&base)),
+        // Read for its recurrence alone: the rest of the snapshot is skipped, not built.
+        None => serde_json::from_str::<SeriesProbe>(&link.base_snapshot)
+            .is_ok_and(|base| base.recurrence.is_some()),
     }
+}
+
+/// The one member of a base snapshot that tells a series (a recurrence that is not null).
+#[derive(serde::Deserialize)]
+struct SeriesProbe {
+    #[serde(default)]
+    recurrence: Option<serde::de::IgnoredAny>,
 }
 
 /// The calendar window synchronized: from a year ago to two years ahead, from midnight UTC.

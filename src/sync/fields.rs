@@ -219,7 +219,8 @@ fn event_zone(g: &Value) -> Tz {
         .and_then(Value::as_str)
         .and_then(graph_zone)
         .or_else(|| {
-            g.pointer("/start/timeZone")
+            g.get("start")
+                .and_then(|s| s.get("timeZone"))
                 .and_then(Value::as_str)
                 .and_then(graph_zone)
         })
@@ -244,11 +245,19 @@ pub fn event_from_graph(g: &Value) -> Fields {
     f.insert("title".into(), json!(str_field(g, "subject", "")));
     f.insert(
         "description".into(),
-        text_or_null(g.pointer("/body/content").and_then(Value::as_str)),
+        text_or_null(
+            g.get("body")
+                .and_then(|b| b.get("content"))
+                .and_then(Value::as_str),
+        ),
     );
     f.insert(
         "location".into(),
-        text_or_null(g.pointer("/location/displayName").and_then(Value::as_str)),
+        text_or_null(
+            g.get("location")
+                .and_then(|l| l.get("displayName"))
+                .and_then(Value::as_str),
+        ),
     );
     f.insert("is_all_day".into(), json!(all_day));
     if all_day {
@@ -315,8 +324,8 @@ pub fn event_from_graph(g: &Value) -> Fields {
             list.iter()
                 .map(|a| {
                     json!({
-                        "email": a.pointer("/emailAddress/address").and_then(Value::as_str).unwrap_or("").to_lowercase(),
-                        "name": a.pointer("/emailAddress/name").cloned().unwrap_or(Value::Null),
+                        "email": a.get("emailAddress").and_then(|e| e.get("address")).and_then(Value::as_str).unwrap_or("").to_lowercase(),
+                        "name": a.get("emailAddress").and_then(|e| e.get("name")).cloned().unwrap_or(Value::Null),
                         "type": a.get("type").and_then(Value::as_str).unwrap_or("required"),
                     })
                 })
@@ -509,7 +518,11 @@ pub fn task_from_graph(g: &Value) -> Fields {
     f.insert("title".into(), json!(str_field(g, "title", "")));
     f.insert(
         "description".into(),
-        text_or_null(g.pointer("/body/content").and_then(Value::as_str)),
+        text_or_null(
+            g.get("body")
+                .and_then(|b| b.get("content"))
+                .and_then(Value::as_str),
+        ),
     );
     f.insert(
         "status".into(),

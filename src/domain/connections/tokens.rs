@@ -113,11 +113,50 @@ where
     F: Fn(SecretString) -> Fut,
     Fut: Future<Output = Result<T, GraphError>>,
 {
-    let token = access_token(state, user_id).await?;
+    call_graph_held(state, user_id, &mut HeldToken::default(), call).await
+}
+
+/// How long a [`HeldToken`] is used before the connection is read again: well within the
+/// five minutes of validity a token handed out has left, and short, so that a disconnect
+/// soon stops a caller that holds one.
+const HOLD: Duration = Duration::from_secs(30);
+
+/// An access token kept for a short while by one caller that makes many Graph calls in a
+/// row (a sync run), so that it reads the connection once, not once per call.
+#[derive(Default)]
+pub struct HeldToken(Option<(SecretString, tokio::time::Instant)>);
+
+/// [`call_graph`] with the token held in `held` while it is recent enough.
+///
+/// # Errors
+/// As [`call_graph`].
+pub async fn call_graph_held<T, F, Fut>(
+    state: &AppState,
+    user_id: Uuid,
+    held: &mut HeldToken,
+    call: F,
+) -> Result<T, TokenFailure>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, GraphError>>,
+{
+    let token = match held.0.take() {
+        Some((token, since)) if since.elapsed() < HOLD => {
+            held.0 = Some((token.clone(), since));
+            token
+        }
+        _ => {
+            let token = access_token(state, user_id).await?;
+            held.0 = Some((token.clone(), tokio::time::Instant::now()));
+            token
+        }
+    };
     match call(token.clone()).await {
         Ok(value) => Ok(value),
         Err(e) if e.is_invalid_token() => {
+            held.0 = None;
             let token = obtain(state, user_id, Some(&token)).await?;
+            held.0 = Some((token.clone(), tokio::time::Instant::now()));
             call(token).await.map_err(graph_failure)
         }
         Err(e) => Err(graph_failure(e)),
