@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -500,20 +500,15 @@ impl Run<'_> {
             .await?)
     }
 
-    /// The local version last synchronized, by local id, of every link.
-    async fn synced_versions(&self) -> ApiResult<HashMap<Uuid, i64>> {
-        let rows: Vec<(Uuid, i64)> = sync_links::Entity::find()
-            .select_only()
-            .columns([
-                sync_links::Column::LocalId,
-                sync_links::Column::SyncedVersion,
-            ])
+    /// How many items of the resource are synchronized (have a link).
+    async fn synced_count(&self) -> ApiResult<usize> {
+        use sea_orm::PaginatorTrait;
+        let count = sync_links::Entity::find()
             .filter(sync_links::Column::UserId.eq(self.user_id))
             .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
-            .into_tuple()
-            .all(&self.state.db)
+            .count(&self.state.db)
             .await?;
-        Ok(rows.into_iter().collect())
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     /// The links of the given local items, by local id.
@@ -1202,20 +1197,13 @@ impl Run<'_> {
 
     /// Sends local changes; returns whether the mass-delete guard held deletions back.
     async fn push(&mut self) -> Result<bool, Stop> {
-        // Versions first: only the items that changed are read in full, with their links.
-        let synced = self.synced_versions().await?;
+        // The items that changed since they were synchronized, found by the database: only
+        // those are read in full, with their links.
         let conflicts = self.open_conflicts().await?;
-        let changed: Vec<Uuid> = local::versions(&self.state.db, self.user_id, self.resource)
+        let changed: Vec<Uuid> = local::unsynced(&self.state.db, self.user_id, self.resource)
             .await?
             .into_iter()
-            .filter(|(id, version, deleted)| {
-                !conflicts.contains(id)
-                    && match synced.get(id) {
-                        None => !deleted,
-                        Some(synced) => *deleted || version > synced,
-                    }
-            })
-            .map(|(id, _, _)| id)
+            .filter(|id| !conflicts.contains(id))
             .collect();
         let mut links = self.links_of(&changed).await?;
         let mut ops: Vec<Op> = Vec::new();
@@ -1236,10 +1224,14 @@ impl Run<'_> {
             .await?
             .is_some_and(|s| s.deletions_confirmed);
         let mut blocked = false;
-        if deletions >= 10 && deletions * 2 > synced.len() && !confirmed {
+        let synced = if deletions >= 10 {
+            self.synced_count().await?
+        } else {
+            0
+        };
+        if deletions >= 10 && deletions * 2 > synced && !confirmed {
             self.log.note(format!(
-                "mass-delete guard: {deletions} of {} synchronized items would be deleted in Microsoft; nothing deleted until confirmed",
-                synced.len()
+                "mass-delete guard: {deletions} of {synced} synchronized items would be deleted in Microsoft; nothing deleted until confirmed"
             ));
             ops.retain(|op| !matches!(op, Op::Delete(..)));
             blocked = true;

@@ -2,10 +2,11 @@
 //! normalized fields, and writes that bump the version as every local change does.
 
 use chrono::{DateTime, Utc};
-use entity::{calendar_events, tasks};
+use entity::{calendar_events, sync_links, tasks};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, prelude::DateTimeWithTimeZone, sea_query::ExprTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    JoinType, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -86,49 +87,91 @@ pub async fn all(
     })
 }
 
-/// The id, version and tombstone state of every item of a user for a resource: what a push
-/// compares with the links before reading the few items that changed.
+/// The ids of a user's items that a push has to look at: never synchronized and not deleted,
+/// or synchronized and changed (or deleted) since. One query joining the items with their
+/// links, so that a run with nothing to push reads nothing per item.
 ///
 /// # Errors
 /// On database failure.
-pub async fn versions(
+pub async fn unsynced(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     resource: Resource,
-) -> ApiResult<Vec<(Uuid, i64, bool)>> {
-    type Row = (Uuid, i64, Option<DateTimeWithTimeZone>);
-    let rows: Vec<Row> = match resource {
+) -> ApiResult<Vec<Uuid>> {
+    match resource {
         Resource::Calendar => {
-            calendar_events::Entity::find()
-                .select_only()
-                .columns([
+            unsynced_of::<calendar_events::Entity>(
+                db,
+                user_id,
+                resource,
+                [
                     calendar_events::Column::Id,
+                    calendar_events::Column::UserId,
                     calendar_events::Column::Version,
                     calendar_events::Column::DeletedAt,
-                ])
-                .filter(calendar_events::Column::UserId.eq(user_id))
-                .into_tuple()
-                .all(db)
-                .await?
+                ],
+            )
+            .await
         }
         Resource::Tasks => {
-            tasks::Entity::find()
-                .select_only()
-                .columns([
+            unsynced_of::<tasks::Entity>(
+                db,
+                user_id,
+                resource,
+                [
                     tasks::Column::Id,
+                    tasks::Column::UserId,
                     tasks::Column::Version,
                     tasks::Column::DeletedAt,
-                ])
-                .filter(tasks::Column::UserId.eq(user_id))
-                .into_tuple()
-                .all(db)
-                .await?
+                ],
+            )
+            .await
         }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|(id, version, deleted_at)| (id, version, deleted_at.is_some()))
-        .collect())
+    }
+}
+
+/// [`unsynced`] for one entity, given its id, user id, version and deletion columns.
+async fn unsynced_of<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    resource: Resource,
+    [id, user, version, deleted]: [E::Column; 4],
+) -> ApiResult<Vec<Uuid>> {
+    let link = E::belongs_to(sync_links::Entity)
+        .from(id)
+        .to(sync_links::Column::LocalId)
+        .on_condition(move |_, links| {
+            Condition::all()
+                .add(Expr::col((links.clone(), sync_links::Column::UserId)).eq(user_id))
+                .add(Expr::col((links, sync_links::Column::Resource)).eq(resource.as_str()))
+        })
+        .into();
+    let linked = Expr::col((sync_links::Entity, sync_links::Column::Id));
+    let deleted = Expr::col((E::default(), deleted));
+    Ok(E::find()
+        .select_only()
+        .column(id)
+        .join(JoinType::LeftJoin, link)
+        .filter(Expr::col((E::default(), user)).eq(user_id))
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(linked.clone().is_null())
+                        .add(deleted.clone().is_null()),
+                )
+                .add(Condition::all().add(linked.is_not_null()).add(
+                    Condition::any().add(deleted.is_not_null()).add(
+                        Expr::col((E::default(), version)).gt(Expr::col((
+                            sync_links::Entity,
+                            sync_links::Column::SyncedVersion,
+                        ))),
+                    ),
+                )),
+        )
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// The items with the given ids (tombstones included), in id order.
