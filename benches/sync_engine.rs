@@ -7,6 +7,8 @@
 //!    is the pull against the mean of the two downloads, and the figure is the median of the
 //!    rounds' ratios, so that the machine's drift between rounds cancels out.
 //! 2. A push of 1,000 local changes: Graph requests per change (target: at most 0.06) and time.
+//! 3. The run after the push (its writes come back through delta and are skipped), then a
+//!    quiet run (nothing changed on either side): time and Graph requests of each.
 //!
 //! Run with `cargo bench --bench sync_engine` (`BENCH_EVENTS=10000`, `BENCH_CHANGES=1000`,
 //! `BENCH_ROUNDS=5`).
@@ -425,4 +427,23 @@ async fn main() {
         push.as_secs_f64(),
         requests as f64 / changes as f64
     );
+
+    // The push's writes come back through delta once (echoes, skipped); then a quiet run,
+    // nothing changed on either side.
+    for what in [
+        "echo run (the push's writes come back and are skipped)",
+        "quiet run (nothing changed)",
+    ] {
+        let before = bench.emulator.request_log().len();
+        let started = Instant::now();
+        let run = bench.sync(&user).await;
+        let took = started.elapsed();
+        let requests = bench.emulator.request_log().len() - before;
+        assert_eq!(run["runs"][0]["counts"]["updated_remotely"], 0, "{run}");
+        assert_eq!(run["runs"][0]["counts"]["updated_locally"], 0, "{run}");
+        println!(
+            "{what}, {events} events: {:.3} s, {requests} Graph request(s)",
+            took.as_secs_f64()
+        );
+    }
 }

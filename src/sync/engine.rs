@@ -567,7 +567,14 @@ impl Run<'_> {
             self.user_id,
             stored.unwrap_or_else(|| self.initial_delta_url()),
         );
-        let mut st = self.pull_state().await?;
+        // A full listing needs everything; otherwise what the pull knows is loaded when the
+        // first item comes, so that a quiet run reads no item.
+        let mut loaded = resynced;
+        let mut st = if loaded {
+            self.pull_state().await?
+        } else {
+            PullState::default()
+        };
         let delta_link = loop {
             let (fetched, notes) = pages.next().await;
             for line in notes {
@@ -583,6 +590,7 @@ impl Run<'_> {
                     resynced = true;
                     self.insert_created(&mut st).await?;
                     st = self.pull_state().await?;
+                    loaded = true;
                     pages = Pages::read(self.state, self.user_id, self.initial_delta_url());
                     continue;
                 }
@@ -604,6 +612,10 @@ impl Run<'_> {
                 Err(other) => return Err(other),
             };
             let items = page_items(&mut page);
+            if !loaded && !items.is_empty() {
+                st = self.pull_state().await?;
+                loaded = true;
+            }
             self.apply_page(&mut st, items).await?;
             if page.get("@odata.nextLink").is_none() {
                 break page
@@ -612,6 +624,10 @@ impl Run<'_> {
                     .map(str::to_owned);
             }
         };
+        if !loaded && resynced {
+            // A full listing that listed nothing: what is linked was deleted there.
+            st = self.pull_state().await?;
+        }
         self.pull_series(&mut st, resynced).await?;
         self.insert_created(&mut st).await?;
         if resynced {
@@ -1682,6 +1698,7 @@ async fn fetch(
 
 /// What a pull knows while it applies pages: links, local items and parked conflicts, loaded
 /// once, and new items waiting to be inserted.
+#[derive(Default)]
 struct PullState {
     links: HashMap<String, sync_links::Model>,
     locals: HashMap<Uuid, LocalItem>,
