@@ -140,11 +140,8 @@ where
     F: Fn(SecretString) -> Fut,
     Fut: Future<Output = Result<T, GraphError>>,
 {
-    let token = match held.0.take() {
-        Some((token, since)) if since.elapsed() < HOLD => {
-            held.0 = Some((token.clone(), since));
-            token
-        }
+    let token = match &held.0 {
+        Some((token, since)) if since.elapsed() < HOLD => token.clone(),
         _ => {
             let token = access_token(state, user_id).await?;
             held.0 = Some((token.clone(), tokio::time::Instant::now()));
