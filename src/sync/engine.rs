@@ -540,21 +540,10 @@ impl Run<'_> {
             .collect())
     }
 
+    /// How many local changes a push would look at: what a one-way pull leaves unsent.
     async fn pending_local_changes(&self) -> ApiResult<u64> {
-        let links: HashMap<Uuid, sync_links::Model> = self
-            .links()
-            .await?
-            .into_iter()
-            .map(|l| (l.local_id, l))
-            .collect();
-        let locals = local::all(&self.state.db, self.user_id, self.resource).await?;
-        Ok(locals
-            .iter()
-            .filter(|item| match links.get(&item.id) {
-                Some(link) => item.version > link.synced_version,
-                None => !item.deleted,
-            })
-            .count() as u64)
+        let changed = local::unsynced(&self.state.db, self.user_id, self.resource).await?;
+        Ok(changed.len() as u64)
     }
 
     // ---- pull ---------------------------------------------------------------------------
