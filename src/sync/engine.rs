@@ -850,7 +850,7 @@ impl Run<'_> {
             return Ok(());
         }
         let db = self.state.db.clone();
-        st.inserting = Some(Inserting(tokio::spawn(async move {
+        st.inserting = Some(Beside(tokio::spawn(async move {
             insert_new_items(&db, creations).await
         })));
         Ok(())
@@ -1554,21 +1554,25 @@ async fn insert_new_items(
     Ok(count)
 }
 
-/// An insert of new items running beside the pull; stopped when the pull stops.
-struct Inserting(tokio::task::JoinHandle<ApiResult<u64>>);
+/// A task working beside the pull (a page reader, an insert), stopped when its owner is
+/// dropped: when the pull stops, so does the work it started.
+struct Beside<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for Inserting {
+impl<T> Drop for Beside<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
+
+/// An insert of new items running beside the pull; returns how many it inserted.
+type Inserting = Beside<ApiResult<u64>>;
 
 /// Delta pages read ahead of the pull that applies them: a task follows `@odata.nextLink`
 /// while earlier pages are applied, so that Microsoft is never left waiting for the next
 /// request. It stops after the last page or the first failure; dropping it stops it too.
 struct Pages {
     received: tokio::sync::mpsc::Receiver<PageRead>,
-    reader: tokio::task::JoinHandle<()>,
+    _reader: Beside<()>,
 }
 
 /// A page as the reader read it: the page, notes on its retries, and the longest
@@ -1617,7 +1621,10 @@ impl Pages {
                 }
             }
         });
-        Self { received, reader }
+        Self {
+            received,
+            _reader: Beside(reader),
+        }
     }
 
     /// The next page, with the notes on its retries. A `Retry-After` met reading it counts
@@ -1638,12 +1645,6 @@ impl Pages {
                 Vec::new(),
             ),
         }
-    }
-}
-
-impl Drop for Pages {
-    fn drop(&mut self) {
-        self.reader.abort();
     }
 }
 
