@@ -143,6 +143,14 @@ async fn graph_entry(
         status: 0,
         mailbox: None,
         in_batch: false,
+        prefer: req
+            .headers()
+            .get_all("prefer")
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", "),
+        received_at: chrono::Utc::now(),
+        completed_at: chrono::Utc::now(),
     };
     let err = |status: u16, code: &str, msg: &str| {
         GraphResponse::json(

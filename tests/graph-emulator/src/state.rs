@@ -143,7 +143,8 @@ impl State {
 
     /// Appends to the request log. The oldest half is dropped past `LOG_CAPACITY`, so that a
     /// long benchmark run cannot exhaust memory.
-    pub(crate) fn log_request(&mut self, entry: LoggedRequest) {
+    pub(crate) fn log_request(&mut self, mut entry: LoggedRequest) {
+        entry.completed_at = chrono::Utc::now();
         if self.log.len() >= LOG_CAPACITY {
             self.log.drain(..LOG_CAPACITY / 2);
         }

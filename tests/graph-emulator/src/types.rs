@@ -1,6 +1,7 @@
 //! Public data types of the control API: what tests send to seed the emulator and what they
 //! read back. Every type here is also the JSON body of the matching `/_emulator/` endpoint.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -131,6 +132,13 @@ pub struct LoggedRequest {
     pub mailbox: Option<String>,
     /// True for the items of a `$batch` (the `$batch` request itself is logged too).
     pub in_batch: bool,
+    /// The request's `Prefer` headers joined with `, ` (a `$batch` item's own, not the batch's),
+    /// empty when it sent none.
+    pub prefer: String,
+    /// When the emulator received the request (a `$batch` item: when it began serving the item).
+    pub received_at: DateTime<Utc>,
+    /// When the emulator finished serving it.
+    pub completed_at: DateTime<Utc>,
 }
 
 /// Tunable behaviour (`GET`/`PATCH /_emulator/config`). Fields absent from a PATCH keep their

@@ -153,6 +153,14 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         format!("/{path}")
     };
     let full_path = format!("/v1.0{path}");
+    let received_at = chrono::Utc::now();
+    let prefer = item
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "prefer")
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut state = shared.lock();
     let resp = if let Err(t) = throttle::charge(&mut state, &token.client_id, &token.user_id) {
         t.response(&ctx.request_id, &ctx.client_request_id)
@@ -177,6 +185,9 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         status: resp.status,
         mailbox: Some(token.user_id.clone()),
         in_batch: true,
+        prefer,
+        received_at,
+        completed_at: received_at,
     });
     resp
 }
