@@ -126,7 +126,7 @@ async fn run_leased(
         Err(crate::error::ApiError::NotFound(_)) => false,
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
-    if !enabled {
+    if !enabled || superseded(db, &job, key).await? {
         let mut model = job.into_active_model();
         model.state = Set("skipped".to_owned());
         model.finished_at = Set(Some(Utc::now().fixed_offset()));
@@ -230,6 +230,25 @@ async fn run_leased(
     model.finished_at = Set(Some(finished_at.fixed_offset()));
     model.update(db).await?;
     Ok(())
+}
+
+/// A scheduled job or a retry whose resource has started a run since the job was queued
+/// ("sync now" ran ahead of it): that run did what the job was queued for, so running again at
+/// once would only repeat it, and the next one is due an interval after that run's start.
+async fn superseded(
+    db: &sea_orm::DatabaseConnection,
+    job: &sync_jobs::Model,
+    key: &str,
+) -> anyhow::Result<bool> {
+    if job.trigger == "manual" {
+        return Ok(false);
+    }
+    let schedule = sync_schedules::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?;
+    Ok(schedule
+        .and_then(|s| s.last_started_at)
+        .is_some_and(|started| started >= job.created_at))
 }
 
 /// A job delivered again after its worker died: when the run it started had finished before

@@ -226,6 +226,7 @@ async fn graph_entry(
         scopes: token.scopes.clone(),
         request_id: request_id.clone(),
         client_request_id: client_request_id.clone(),
+        received_at: log.received_at,
     };
     let resp = if greq.segments.len() == 1 && greq.segments[0] == "$batch" {
         graph::batch::execute(&shared, &ctx, &token, &greq)

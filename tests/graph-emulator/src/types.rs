@@ -135,7 +135,7 @@ pub struct LoggedRequest {
     /// The request's `Prefer` headers joined with `, ` (a `$batch` item's own, not the batch's),
     /// empty when it sent none.
     pub prefer: String,
-    /// When the emulator received the request (a `$batch` item: when it began serving the item).
+    /// When the emulator received the request (a `$batch` item: when its batch was received).
     pub received_at: DateTime<Utc>,
     /// When the emulator finished serving it.
     pub completed_at: DateTime<Utc>,

@@ -153,7 +153,6 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         format!("/{path}")
     };
     let full_path = format!("/v1.0{path}");
-    let received_at = chrono::Utc::now();
     let prefer = item
         .headers
         .iter()
@@ -186,8 +185,8 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         mailbox: Some(token.user_id.clone()),
         in_batch: true,
         prefer,
-        received_at,
-        completed_at: received_at,
+        received_at: ctx.received_at,
+        completed_at: ctx.received_at,
     });
     resp
 }

@@ -157,6 +157,8 @@ pub(crate) struct Ctx {
     pub scopes: Vec<String>,
     pub request_id: String,
     pub client_request_id: String,
+    /// When the request (for a `$batch` item: its batch) was received.
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Ctx {
