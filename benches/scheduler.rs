@@ -7,6 +7,9 @@
 //!    enabled resource per user).
 //!
 //! Run with `cargo bench --bench scheduler` (`BENCH_TICK_USERS=10000`, `BENCH_ROUND_USERS=1000`).
+//! Both parts run on SQLite files, or on new databases of the PostgreSQL server that
+//! `BENCH_DATABASE_URL` names (for example `postgres://postgres@127.0.0.1:5432/test`), dropped
+//! at the end.
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
@@ -25,7 +28,9 @@ use m365_sync::{
     jobs::scheduler,
     startup::{AppState, Application},
 };
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, sea_query::Expr,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -38,6 +43,55 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The database of one part: a SQLite file in `dir`, or a new PostgreSQL database.
+struct BenchDb {
+    url: String,
+    label: &'static str,
+    /// The server's URL and the database's name, to drop it at the end.
+    postgres: Option<(String, String)>,
+}
+
+impl BenchDb {
+    async fn new(dir: &std::path::Path, name: &str) -> Self {
+        let Some(server) = std::env::var("BENCH_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Self {
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.join(format!("{name}.db")).display()
+                ),
+                label: "SQLite",
+                postgres: None,
+            };
+        };
+        let database = format!("m365_bench_{name}_{}", Uuid::new_v4().simple());
+        let admin = db::connect_url(&server).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        Self {
+            url: format!("{base}/{database}"),
+            label: "PostgreSQL",
+            postgres: Some((server.clone(), database)),
+        }
+    }
+
+    async fn drop_database(self) {
+        if let Some((server, database)) = self.postgres {
+            let admin = db::connect_url(&server).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
 }
 
 fn keys() -> Keys {
@@ -76,7 +130,8 @@ async fn enable_everything(db: &sea_orm::DatabaseConnection, minutes: i32) {
 async fn tick_benchmark(count: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
-    settings.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("tick.db").display());
+    let bench_db = BenchDb::new(dir.path(), "tick").await;
+    settings.database_url.clone_from(&bench_db.url);
     let db = db::connect(&settings).await.unwrap();
     db::migrate(&db).await.unwrap();
     enable_everything(&db, 30).await;
@@ -177,7 +232,10 @@ async fn tick_benchmark(count: usize) {
         .unwrap();
     assert_eq!(queued as usize, count * 2);
 
-    println!("scheduler tick over {count} connected users (SQLite)");
+    println!(
+        "scheduler tick over {count} connected users ({})",
+        bench_db.label
+    );
     println!(
         "  nothing due:     {:>8.1} ms (median of 5)",
         quiet[2].as_secs_f64() * 1000.0
@@ -187,6 +245,19 @@ async fn tick_benchmark(count: usize) {
         due.as_secs_f64() * 1000.0,
         report.enqueued
     );
+    db.close().await.unwrap();
+    bench_db.drop_database().await;
+}
+
+/// The unit of `/proc/{pid}/stat`'s CPU times (`getconf CLK_TCK`; 100 on Linux builds).
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// CPU time (user + system) of a process, from `/proc/{pid}/stat`.
@@ -194,8 +265,7 @@ fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // The kernel's clock ticks are 100 per second on Linux.
-    Duration::from_millis(ticks * 10)
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
 }
 
 /// Part 2: a no-change round for `count` connected users, performed by a worker process.
@@ -210,10 +280,8 @@ async fn round_benchmark(count: usize) {
     let port = listener.local_addr().unwrap().port();
     let address = format!("http://127.0.0.1:{port}");
     let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
-    settings.database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("round.db").display()
-    );
+    let bench_db = BenchDb::new(dir.path(), "round").await;
+    settings.database_url.clone_from(&bench_db.url);
     settings.identity_url = emulator.url();
     settings.graph_url = emulator.url();
     settings.public_url = address.clone();
@@ -385,11 +453,17 @@ async fn round_benchmark(count: usize) {
         "exactly one Graph request per enabled resource per user"
     );
 
-    println!("no-change round for {count} users (2 resources each, one worker process, SQLite)");
+    println!(
+        "no-change round for {count} users (2 resources each, one worker process, {})",
+        bench_db.label
+    );
     println!("  initial round:   {:>8.2} s", first_time.as_secs_f64());
     println!("  quiet round:     {:>8.2} s wall", wall.as_secs_f64());
     println!("  worker CPU:      {:>8.2} s", cpu.as_secs_f64());
     println!("  Graph requests:  {graph:>8} ({} per user)", graph / count);
+    state.db.close().await.unwrap();
+    db.close().await.unwrap();
+    bench_db.drop_database().await;
 }
 
 #[tokio::main]
