@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{microsoft_connections, sync_jobs, sync_runs, sync_schedules};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 use serde::Serialize;
@@ -421,6 +421,8 @@ pub struct CountBy {
 pub struct SyncOverview {
     /// Users' resources by the outcome of their last run.
     pub by_last_outcome: Vec<CountBy>,
+    /// Microsoft connections by status (`connected`, `reauth_required`, `app_misconfigured`).
+    pub by_connection_status: Vec<CountBy>,
     /// Jobs waiting for a worker.
     pub queue_depth: u64,
     /// Jobs running.
@@ -431,7 +433,9 @@ pub struct SyncOverview {
     pub in_backoff: u64,
     /// Connections that must be renewed by their user.
     pub reauth_required: u64,
-    /// The resources failing longest (at most 50), most failures first.
+    /// The users' resources that do not synchronize (at most 50): failing and retrying, most
+    /// failures first, then stopped until their user reconnects, an admin fixes the
+    /// application, or someone confirms a mass deletion.
     pub failing: Vec<FailingResource>,
 }
 
@@ -487,14 +491,40 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
         })
         .collect();
     by_last_outcome.sort_by(|a, b| a.key.cmp(&b.key));
+    let statuses: Vec<(String, i64)> = microsoft_connections::Entity::find()
+        .select_only()
+        .column(microsoft_connections::Column::Status)
+        .column_as(microsoft_connections::Column::UserId.count(), "n")
+        .group_by(microsoft_connections::Column::Status)
+        .order_by_asc(microsoft_connections::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let by_connection_status = statuses
+        .into_iter()
+        .map(|(key, n)| CountBy {
+            key,
+            count: u64::try_from(n).unwrap_or(0),
+        })
+        .collect();
     let oldest_due_at = sync_jobs::Entity::find()
         .filter(sync_jobs::Column::State.eq("queued"))
         .order_by_asc(sync_jobs::Column::DueAt)
         .one(db)
         .await?
         .map(|j| utc(j.due_at));
+    let stopped = [
+        Outcome::ReauthRequired,
+        Outcome::AppMisconfigured,
+        Outcome::MassDeleteBlocked,
+    ]
+    .map(Outcome::as_str);
     let failing = sync_schedules::Entity::find()
-        .filter(sync_schedules::Column::Failures.gt(0))
+        .filter(
+            Condition::any()
+                .add(sync_schedules::Column::Failures.gt(0))
+                .add(sync_schedules::Column::LastOutcome.is_in(stopped)),
+        )
         .order_by_desc(sync_schedules::Column::Failures)
         .order_by_asc(sync_schedules::Column::Key)
         .limit(50)
@@ -518,6 +548,7 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
         .await?;
     Ok(SyncOverview {
         by_last_outcome,
+        by_connection_status,
         queue_depth,
         running: count_jobs(db, "running").await?,
         oldest_due_at,

@@ -39,7 +39,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> String {
+    /// The outcome as stored and shown.
+    pub fn as_str(self) -> String {
         serde_json::to_value(self)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

@@ -459,6 +459,7 @@ async fn admins_get_an_overview_and_metrics_count_runs_and_graph_requests() {
         overview.body,
         json!({
             "by_last_outcome": [{"key": "succeeded", "count": 2}],
+            "by_connection_status": [{"key": "connected", "count": 1}],
             "queue_depth": 0,
             "running": 0,
             "oldest_due_at": null,
@@ -503,6 +504,29 @@ async fn admins_get_an_overview_and_metrics_count_runs_and_graph_requests() {
         .count();
     let line = format!("m365_sync_graph_requests_total{{status=\"200\"}} {graph_ok}");
     assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+
+    // A connection to renew: its resources are listed as not synchronizing, without retries.
+    app.emulator.revoke_refresh_tokens(&who.mailbox_id);
+    app.emulator.expire_access_tokens(Some(&who.mailbox_id));
+    let runs = app.sync_now(&who.user).await;
+    assert_eq!(runs[0]["outcome"], "reauth_required", "{runs:?}");
+    let overview = app.get("/api/v1/sync/overview", &who.admin.token).await;
+    let body = &overview.body;
+    assert_eq!(
+        body["by_connection_status"],
+        json!([{"key": "reauth_required", "count": 1}]),
+        "{body}"
+    );
+    assert_eq!(body["reauth_required"], 1, "{body}");
+    assert_eq!(body["in_backoff"], 0, "{body}");
+    let failing = body["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 2, "{body}");
+    for (entry, resource) in failing.iter().zip(["calendar", "tasks"]) {
+        assert_eq!(entry["user_id"], who.user.id.to_string(), "{body}");
+        assert_eq!(entry["resource"], resource, "{body}");
+        assert_eq!(entry["last_outcome"], "reauth_required", "{body}");
+        assert_eq!(entry["failures"], 0, "{body}");
+    }
 }
 
 /// Connected users of one organization (sharing the first one's Azure application), calendar

@@ -3210,9 +3210,13 @@ connected.*/
     ///Synchronization across all users.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct SyncOverview {
+        ///Microsoft connections by status (`connected`, `reauth_required`, `app_misconfigured`).
+        pub by_connection_status: ::std::vec::Vec<CountBy>,
         ///Users' resources by the outcome of their last run.
         pub by_last_outcome: ::std::vec::Vec<CountBy>,
-        ///The resources failing longest (at most 50), most failures first.
+        /**The users' resources that do not synchronize (at most 50): failing and retrying, most
+failures first, then stopped until their user reconnects, an admin fixes the
+application, or someone confirms a mass deletion.*/
         pub failing: ::std::vec::Vec<FailingResource>,
         ///Users' resources waiting to retry a failed run.
         pub in_backoff: i64,

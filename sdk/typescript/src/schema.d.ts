@@ -1803,9 +1803,15 @@ export interface components {
         };
         /** @description Synchronization across all users. */
         SyncOverview: {
+            /** @description Microsoft connections by status (`connected`, `reauth_required`, `app_misconfigured`). */
+            by_connection_status: components["schemas"]["CountBy"][];
             /** @description Users' resources by the outcome of their last run. */
             by_last_outcome: components["schemas"]["CountBy"][];
-            /** @description The resources failing longest (at most 50), most failures first. */
+            /**
+             * @description The users' resources that do not synchronize (at most 50): failing and retrying, most
+             *     failures first, then stopped until their user reconnects, an admin fixes the
+             *     application, or someone confirms a mass deletion.
+             */
             failing: components["schemas"]["FailingResource"][];
             /**
              * Format: int64
