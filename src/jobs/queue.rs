@@ -8,7 +8,7 @@ use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sea_orm::{DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -136,14 +136,23 @@ impl Queue {
                     .map_err(|e| anyhow::anyhow!("Failed to queue sync jobs: {e}"))?;
             }
             Storage::Postgres(storage) => {
+                // A key already queued fails a whole batch: leave out those the queue holds (a
+                // backlog re-pushed at every tick would otherwise cost one failed insert each).
+                let held = held_keys(storage.pool(), task_ids).await?;
+                let tasks: Vec<_> = task_ids
+                    .iter()
+                    .filter(|id| !held.contains(*id))
+                    .map(build)
+                    .collect();
                 let mut storage = storage.clone();
-                if storage
-                    .push_all(&mut futures_util::stream::iter(tasks))
-                    .await
-                    .is_err()
+                if !tasks.is_empty()
+                    && storage
+                        .push_all(&mut futures_util::stream::iter(tasks))
+                        .await
+                        .is_err()
                 {
-                    // A key already queued fails the whole batch: push one by one.
-                    for task in task_ids.iter().map(build) {
+                    // Another process queued one meanwhile: push one by one.
+                    for task in task_ids.iter().filter(|id| !held.contains(*id)).map(build) {
                         if let Err(e) = storage.push_task(task).await {
                             let text = e.to_string();
                             if !text.contains("idempotency") {
@@ -157,4 +166,37 @@ impl Queue {
         self.wake.notify_one();
         Ok(())
     }
+}
+
+/// Which of `task_ids` the PostgreSQL queue holds already (as idempotency keys).
+async fn held_keys(
+    pool: &sea_orm::sqlx::PgPool,
+    task_ids: &[Uuid],
+) -> anyhow::Result<std::collections::HashSet<Uuid>> {
+    let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+    let mut held = std::collections::HashSet::new();
+    for chunk in task_ids.chunks(1000) {
+        let placeholders = (2..chunk.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut values: Vec<sea_orm::Value> = vec![SYNC_QUEUE.into()];
+        values.extend(chunk.iter().map(|id| id.to_string().into()));
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                format!(
+                    "SELECT idempotency_key FROM apalis.jobs \
+                     WHERE job_type = $1 AND idempotency_key IN ({placeholders})"
+                ),
+                values,
+            ))
+            .await
+            .context("Failed to read the job queue")?;
+        for row in rows {
+            let key: String = row.try_get("", "idempotency_key")?;
+            held.extend(key.parse::<Uuid>().ok());
+        }
+    }
+    Ok(held)
 }

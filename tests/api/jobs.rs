@@ -871,3 +871,42 @@ async fn three_worker_processes_on_postgresql_share_the_schedule_and_take_over_a
     }
     worker_processes_share_the_schedule(3, 200).await;
 }
+
+#[tokio::test]
+async fn pushing_jobs_again_queues_each_once() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app_with(|s| s.jobs.embedded_worker = false).await;
+    let state = app.state_with(|_| {}).await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    state
+        .queue
+        .push(&[first], PRIORITY_SCHEDULED)
+        .await
+        .unwrap();
+    // A backlog pushed again with a new job, as the scheduler's recovery of lost pushes does.
+    state
+        .queue
+        .push(&[first, second, first], PRIORITY_SCHEDULED)
+        .await
+        .unwrap();
+    let backend = app.db.get_database_backend();
+    let table = match backend {
+        sea_orm::DatabaseBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    };
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!("SELECT idempotency_key FROM {table} ORDER BY idempotency_key"),
+        ))
+        .await
+        .unwrap();
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("", "idempotency_key").unwrap())
+        .collect();
+    let mut expected = vec![first.to_string(), second.to_string()];
+    expected.sort();
+    assert_eq!(keys, expected);
+}
