@@ -107,6 +107,9 @@ pub struct JobSettings {
     /// On shutdown, how long runs in progress may take to finish before their leases are
     /// released for other workers. Default 30000.
     pub shutdown_grace_ms: u64,
+    /// How many days finished jobs, their queue entries and run records are kept (the last run
+    /// of each user's resource always is); 0 keeps them forever. Default 30.
+    pub history_days: u64,
 }
 
 impl Default for JobSettings {
@@ -121,6 +124,7 @@ impl Default for JobSettings {
             heartbeat_seconds: 30,
             retry_base_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            history_days: 30,
         }
     }
 }
@@ -154,6 +158,7 @@ struct Layer {
     heartbeat_seconds: Option<u64>,
     retry_base_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    history_days: Option<u64>,
 }
 
 impl Layer {
@@ -200,6 +205,7 @@ impl Layer {
             heartbeat_seconds: parsed("HEARTBEAT_SECONDS")?,
             retry_base_ms: parsed("RETRY_BASE_MS")?,
             shutdown_grace_ms: parsed("SHUTDOWN_GRACE_MS")?,
+            history_days: parsed("HISTORY_DAYS")?,
         })
     }
 
@@ -231,6 +237,7 @@ impl Layer {
             heartbeat_seconds: over.heartbeat_seconds.or(self.heartbeat_seconds),
             retry_base_ms: over.retry_base_ms.or(self.retry_base_ms),
             shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
+            history_days: over.history_days.or(self.history_days),
         }
     }
 }
@@ -319,6 +326,7 @@ impl Settings {
             shutdown_grace_ms: layer
                 .shutdown_grace_ms
                 .unwrap_or(defaults.shutdown_grace_ms),
+            history_days: layer.history_days.unwrap_or(defaults.history_days),
         };
         Ok(Self {
             bind,

@@ -5,6 +5,7 @@
 pub mod lease;
 pub mod metrics;
 pub mod queue;
+pub mod retention;
 pub mod runtime;
 pub mod scheduler;
 pub mod status;

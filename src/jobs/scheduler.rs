@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{
     lease,
     queue::{PRIORITY_SCHEDULED, Queue},
+    retention,
 };
 use crate::{
     domain::settings::{
@@ -164,6 +165,17 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
     if !lease::lead(db, SCHEDULER, holder, leader_ttl).await? {
         return Ok(TickReport::default());
     }
+    // Old history goes beside the tick, which it must not delay.
+    let history_days = state.settings.jobs.history_days;
+    let pruning_db = db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = retention::prune_if_due(&pruning_db, history_days).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Failed to prune synchronization history"
+            );
+        }
+    });
     let now = Utc::now();
     let users = connected_users(db).await?;
 

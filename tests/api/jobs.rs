@@ -910,3 +910,65 @@ async fn pushing_jobs_again_queues_each_once() {
     expected.sort();
     assert_eq!(keys, expected);
 }
+
+#[tokio::test]
+async fn old_history_is_pruned_but_each_resources_last_run_is_kept() {
+    use m365_sync::jobs::retention::{Pruned, prune};
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let who = app.connected_user().await;
+    let user = who.user.id;
+    enable(&app, &who, true, true, 30).await;
+    app.sync_now(&who.user).await;
+    let last = app.sync_now(&who.user).await;
+    let backend = app.db.get_database_backend();
+    let table = match backend {
+        sea_orm::DatabaseBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    };
+    let done_in_queue = || async {
+        let row = app
+            .db
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table} WHERE status = 'Done'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    eventually(Duration::from_secs(10), "the queue's entries done", || async {
+        done_in_queue().await == 4
+    })
+    .await;
+
+    // Nothing is older than a day.
+    let day_ago = Utc::now() - chrono::Duration::days(1);
+    assert_eq!(prune(&app.db, day_ago).await.unwrap(), Pruned::default());
+
+    let pruned = prune(&app.db, Utc::now() + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            jobs: 4,
+            queue: 4,
+            runs: 2
+        }
+    );
+    assert_eq!(done_in_queue().await, 0);
+    assert!(sync_jobs::Entity::find().all(&app.db).await.unwrap().is_empty());
+    for (i, resource) in ["calendar", "tasks"].into_iter().enumerate() {
+        let kept = runs(&app, user, resource).await;
+        assert_eq!(kept.len(), 1, "{resource}: {kept:?}");
+        assert_eq!(kept[0].id.to_string(), last[i]["id"].as_str().unwrap());
+    }
+    // The status still shows the last runs.
+    let body = status(&app, &who).await;
+    for (i, r) in body["resources"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["last_outcome"], "succeeded", "{body}");
+        assert_eq!(r["last_counts"], last[i]["counts"], "{body}");
+    }
+}
