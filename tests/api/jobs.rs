@@ -414,16 +414,7 @@ async fn a_failed_run_retries_after_backoff_honouring_retry_after_and_reauth_doe
     };
     set_secret("wrong-secret-value".to_owned()).await;
     app.emulator.expire_access_tokens(Some(&who.mailbox_id));
-    let runs_now = app.sync_now(&who.user).await;
-    assert_eq!(runs_now[0]["outcome"], "app_misconfigured", "{runs_now:?}");
-    let count = runs(&app, user, "calendar").await.len();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(runs(&app, user, "calendar").await.len(), count, "no retry");
-    let body = status(&app, &who).await;
-    let calendar = &body["resources"][0];
-    assert_eq!(calendar["last_outcome"], "app_misconfigured", "{body}");
-    assert_eq!(calendar["failures"], 0, "{body}");
-    assert_eq!(calendar["backoff_until"], Value::Null, "{body}");
+    stops_without_retry(&app, &who, "app_misconfigured").await;
     set_secret(who.client_secret.clone()).await;
     let runs_now = app.sync_now(&who.user).await;
     assert_eq!(runs_now[0]["outcome"], "succeeded", "fixed: {runs_now:?}");
@@ -431,18 +422,28 @@ async fn a_failed_run_retries_after_backoff_honouring_retry_after_and_reauth_doe
     // A revoked grant: the run stops with reauth_required and is not retried.
     app.emulator.revoke_refresh_tokens(&who.mailbox_id);
     app.emulator.expire_access_tokens(Some(&who.mailbox_id));
+    let body = stops_without_retry(&app, &who, "reauth_required").await;
+    assert_eq!(body["connected"], false, "{body}");
+}
+
+/// Sync now ends the calendar run with `outcome`, which is not retried; returns the status.
+async fn stops_without_retry(app: &TestApp, who: &MailboxUser, outcome: &str) -> Value {
     let runs_now = app.sync_now(&who.user).await;
-    assert_eq!(runs_now[0]["outcome"], "reauth_required", "{runs_now:?}");
-    let count = runs(&app, user, "calendar").await.len();
+    assert_eq!(runs_now[0]["outcome"], outcome, "{runs_now:?}");
+    let count = runs(app, who.user.id, "calendar").await.len();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(runs(&app, user, "calendar").await.len(), count, "no retry");
-    let body = status(&app, &who).await;
+    assert_eq!(
+        runs(app, who.user.id, "calendar").await.len(),
+        count,
+        "no retry"
+    );
+    let body = status(app, who).await;
     let calendar = &body["resources"][0];
-    assert_eq!(calendar["last_outcome"], "reauth_required", "{body}");
+    assert_eq!(calendar["last_outcome"], outcome, "{body}");
     assert_eq!(calendar["failures"], 0, "{body}");
     assert_eq!(calendar["backoff_until"], Value::Null, "{body}");
     assert!(calendar["last_error"].is_string(), "{body}");
-    assert_eq!(body["connected"], false, "{body}");
+    body
 }
 
 #[tokio::test]
@@ -938,9 +939,11 @@ async fn old_history_is_pruned_but_each_resources_last_run_is_kept() {
             .unwrap();
         row.try_get::<i64>("", "n").unwrap()
     };
-    eventually(Duration::from_secs(10), "the queue's entries done", || async {
-        done_in_queue().await == 4
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the queue's entries done",
+        || async { done_in_queue().await == 4 },
+    )
     .await;
 
     // Nothing is older than a day.
@@ -959,7 +962,13 @@ async fn old_history_is_pruned_but_each_resources_last_run_is_kept() {
         }
     );
     assert_eq!(done_in_queue().await, 0);
-    assert!(sync_jobs::Entity::find().all(&app.db).await.unwrap().is_empty());
+    assert!(
+        sync_jobs::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     for (i, resource) in ["calendar", "tasks"].into_iter().enumerate() {
         let kept = runs(&app, user, resource).await;
         assert_eq!(kept.len(), 1, "{resource}: {kept:?}");
