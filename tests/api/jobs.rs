@@ -174,17 +174,20 @@ async fn scheduled_runs_happen_every_interval_and_stop_when_disabled_or_disconne
     }
     // The interval runs from one job's start to the next: the clock the scheduler keeps (a
     // run's own record starts a little later, after the worker's preparations).
-    let starts: Vec<_> = sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::UserId.eq(user))
-        .filter(sync_jobs::Column::Resource.eq("calendar"))
-        .filter(sync_jobs::Column::StartedAt.is_not_null())
-        .order_by_asc(sync_jobs::Column::StartedAt)
-        .all(&app.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|job| job.started_at)
-        .collect();
+    let job_starts = || async {
+        sync_jobs::Entity::find()
+            .filter(sync_jobs::Column::UserId.eq(user))
+            .filter(sync_jobs::Column::Resource.eq("calendar"))
+            .filter(sync_jobs::Column::StartedAt.is_not_null())
+            .order_by_asc(sync_jobs::Column::StartedAt)
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|job| job.started_at)
+            .collect::<Vec<_>>()
+    };
+    let starts = job_starts().await;
     assert!(starts.len() >= 3, "{starts:?}");
     for pair in starts.windows(2) {
         let gap = (pair[1] - pair[0]).num_milliseconds();
@@ -210,19 +213,6 @@ async fn scheduled_runs_happen_every_interval_and_stop_when_disabled_or_disconne
 
     // A longer interval applies from the next tick: the next job is due two setting minutes
     // (3 s) after the last one started, and so is the one after it.
-    let job_starts = || async {
-        sync_jobs::Entity::find()
-            .filter(sync_jobs::Column::UserId.eq(user))
-            .filter(sync_jobs::Column::Resource.eq("calendar"))
-            .filter(sync_jobs::Column::StartedAt.is_not_null())
-            .order_by_asc(sync_jobs::Column::StartedAt)
-            .all(&app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|job| job.started_at)
-            .collect::<Vec<_>>()
-    };
     enable(&app, &who, true, true, 2).await;
     // A job queued just before the change has started by now.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -873,9 +863,25 @@ async fn three_worker_processes_on_postgresql_share_the_schedule_and_take_over_a
     worker_processes_share_the_schedule(3, 200).await;
 }
 
+/// `SELECT {columns} FROM` the apalis queue's table `{rest}`.
+async fn queue_rows(app: &TestApp, columns: &str, rest: &str) -> Vec<sea_orm::QueryResult> {
+    use sea_orm::ConnectionTrait;
+    let backend = app.db.get_database_backend();
+    let table = match backend {
+        sea_orm::DatabaseBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    };
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("SELECT {columns} FROM {table} {rest}"),
+        ))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn pushing_jobs_again_queues_each_once() {
-    use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app_with(|s| s.jobs.embedded_worker = false).await;
     let state = app.state_with(|_| {}).await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
@@ -890,20 +896,8 @@ async fn pushing_jobs_again_queues_each_once() {
         .push(&[first, second, first], PRIORITY_SCHEDULED)
         .await
         .unwrap();
-    let backend = app.db.get_database_backend();
-    let table = match backend {
-        sea_orm::DatabaseBackend::Postgres => "apalis.jobs",
-        _ => "Jobs",
-    };
-    let rows = app
-        .db
-        .query_all_raw(Statement::from_string(
-            backend,
-            format!("SELECT idempotency_key FROM {table} ORDER BY idempotency_key"),
-        ))
+    let keys: Vec<String> = queue_rows(&app, "idempotency_key", "ORDER BY idempotency_key")
         .await
-        .unwrap();
-    let keys: Vec<String> = rows
         .iter()
         .map(|r| r.try_get("", "idempotency_key").unwrap())
         .collect();
@@ -915,29 +909,16 @@ async fn pushing_jobs_again_queues_each_once() {
 #[tokio::test]
 async fn old_history_is_pruned_but_each_resources_last_run_is_kept() {
     use m365_sync::jobs::retention::{Pruned, prune};
-    use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
     let who = app.connected_user().await;
     let user = who.user.id;
     enable(&app, &who, true, true, 30).await;
     app.sync_now(&who.user).await;
     let last = app.sync_now(&who.user).await;
-    let backend = app.db.get_database_backend();
-    let table = match backend {
-        sea_orm::DatabaseBackend::Postgres => "apalis.jobs",
-        _ => "Jobs",
-    };
     let done_in_queue = || async {
-        let row = app
-            .db
-            .query_one_raw(Statement::from_string(
-                backend,
-                format!("SELECT COUNT(*) AS n FROM {table} WHERE status = 'Done'"),
-            ))
-            .await
+        queue_rows(&app, "COUNT(*) AS n", "WHERE status = 'Done'").await[0]
+            .try_get::<i64>("", "n")
             .unwrap()
-            .unwrap();
-        row.try_get::<i64>("", "n").unwrap()
     };
     eventually(
         Duration::from_secs(10),
