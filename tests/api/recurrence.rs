@@ -1017,79 +1017,265 @@ async fn synced_series(f: &Fixture) -> (String, String, Vec<String>) {
     (id, f.only_master(), keys)
 }
 
+/// What Outlook changes in a series that is edited on both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutlookEdit {
+    /// The series' title, and the location of its fourth occurrence.
+    TitleAndOccurrence,
+    /// The location of the fourth occurrence only: the master itself is not changed.
+    OccurrenceOnly,
+    /// The sixth occurrence cancelled, nothing else.
+    Cancellation,
+}
+
+impl OutlookEdit {
+    /// Makes the change in Outlook.
+    fn apply(self, f: &Fixture, master: &str) {
+        let instances = f.instances_of(master);
+        let outlook = f.outlook();
+        if self == Self::TitleAndOccurrence {
+            outlook
+                .update_event(
+                    &f.who.mailbox_id,
+                    master,
+                    json!({"subject": "Microsoft title"}),
+                )
+                .unwrap();
+        }
+        match self {
+            Self::TitleAndOccurrence | Self::OccurrenceOnly => {
+                outlook
+                    .update_event(
+                        &f.who.mailbox_id,
+                        instances[3]["id"].as_str().unwrap(),
+                        json!({"location": {"displayName": "Outlook room"}}),
+                    )
+                    .unwrap();
+            }
+            Self::Cancellation => outlook
+                .delete_event(&f.who.mailbox_id, instances[5]["id"].as_str().unwrap())
+                .unwrap(),
+        }
+    }
+
+    /// The series' exceptions when Microsoft's version wins.
+    fn exceptions(self, keys: &[String]) -> Vec<Value> {
+        match self {
+            Self::TitleAndOccurrence | Self::OccurrenceOnly => vec![
+                json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}}),
+            ],
+            Self::Cancellation => {
+                vec![json!({"original_start": keys[5], "cancelled": true, "changes": {}})]
+            }
+        }
+    }
+}
+
+/// The local edit of a series edited on both sides: retitled, its second occurrence cancelled.
+async fn edit_series_here(f: &Fixture, id: &str, keys: &[String]) {
+    assert_eq!(
+        f.patch(id, json!({"title": "Local title"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.cancel_occurrence(id, &keys[1]).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn series_edited_on_both_sides_follow_each_conflict_strategy() {
-    // Local: retitled and one occurrence cancelled. Outlook, later: retitled and another
-    // occurrence modified. Both changed the title and the exceptions.
+    use OutlookEdit::{Cancellation, OccurrenceOnly, TitleAndOccurrence};
+    // Here: retitled and one occurrence cancelled. In Outlook, before or after: retitled and
+    // another occurrence modified, or only one occurrence modified or cancelled (the master's
+    // own `lastModifiedDateTime` does not move for a modified occurrence). Both changed the
+    // exceptions; a title changed on one side only merges. A parked conflict is resolved
+    // through the API, then the next run makes both sides equal.
     let cases = [
-        ("local_wins", "Local title", "local"),
-        ("microsoft_wins", "Microsoft title", "microsoft"),
-        ("most_recent_wins", "Microsoft title", "microsoft"),
-        ("manual", "", "parked"),
+        // (strategy, Outlook's edit, Outlook edits last, resolution, title, exceptions from)
+        (
+            "local_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "microsoft_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Microsoft title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Microsoft title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            TitleAndOccurrence,
+            false,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "most_recent_wins",
+            OccurrenceOnly,
+            true,
+            None,
+            "Local title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            OccurrenceOnly,
+            false,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "most_recent_wins",
+            Cancellation,
+            true,
+            None,
+            "Local title",
+            "microsoft",
+        ),
+        (
+            "manual",
+            TitleAndOccurrence,
+            true,
+            Some("local"),
+            "Local title",
+            "local",
+        ),
+        (
+            "manual",
+            TitleAndOccurrence,
+            true,
+            Some("microsoft"),
+            "Microsoft title",
+            "microsoft",
+        ),
     ];
-    for (strategy, title, exceptions_from) in cases {
+    for (strategy, edit, outlook_last, resolution, title, exceptions_from) in cases {
+        let case = format!("{strategy}, {edit:?} in Outlook, Outlook last: {outlook_last}");
         let f = Fixture::new("bidirectional", strategy).await;
         let (id, master, keys) = synced_series(&f).await;
-        assert_eq!(
-            f.patch(&id, json!({"title": "Local title"})).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            f.cancel_occurrence(&id, &keys[1]).await.status,
-            StatusCode::OK
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        f.outlook()
-            .update_event(
-                &f.who.mailbox_id,
-                &master,
-                json!({"subject": "Microsoft title"}),
-            )
-            .unwrap();
-        let instances = f.instances_of(&master);
-        f.outlook()
-            .update_event(
-                &f.who.mailbox_id,
-                instances[3]["id"].as_str().unwrap(),
-                json!({"location": {"displayName": "Outlook room"}}),
-            )
-            .unwrap();
+        let recurrence = f.get(&id).await.body["recurrence"].clone();
+        let outlook_recurrence =
+            f.outlook().get_event(&f.who.mailbox_id, &master).unwrap()["recurrence"].clone();
+        let pause = std::time::Duration::from_millis(1100);
+        if outlook_last {
+            edit_series_here(&f, &id, &keys).await;
+            tokio::time::sleep(pause).await;
+            edit.apply(&f, &master);
+        } else {
+            edit.apply(&f, &master);
+            tokio::time::sleep(pause).await;
+            edit_series_here(&f, &id, &keys).await;
+        }
+        let local_exceptions =
+            vec![json!({"original_start": keys[1], "cancelled": true, "changes": {}})];
         let run = f.sync().await;
         assert!(
             run["counts"]["conflicts"].as_u64().unwrap() >= 1,
-            "{strategy}: {run:#}"
+            "{case}: {run:#}"
         );
-        let view = f.get(&id).await.body;
-        let exceptions = view["exceptions"].as_array().unwrap().clone();
-        if exceptions_from == "parked" {
-            assert_eq!(view["title"], "Local title", "{strategy}: left alone here");
+        if let Some(resolution) = resolution {
+            let view = f.get(&id).await.body;
+            assert_eq!(view["title"], "Local title", "{case}: left alone here");
+            assert_eq!(view["exceptions"], json!(local_exceptions), "{case}");
             let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
             assert_eq!(
                 masters[0]["subject"], "Microsoft title",
-                "{strategy}: left alone there"
+                "{case}: left alone there"
             );
-            let parked = entity::sync_conflicts::Entity::find()
-                .all(&f.app.db)
-                .await
-                .unwrap();
-            assert_eq!(parked.len(), 1, "{strategy}");
-            continue;
+            let path = format!("/api/v1/users/{}/microsoft/conflicts", f.who.user.id);
+            let listed = f.app.get(&path, &f.who.user.token).await;
+            let parked = listed.body["items"].as_array().unwrap();
+            assert_eq!(parked.len(), 1, "{case}: {listed:?}");
+            assert_eq!(parked[0]["local_id"], id.as_str());
+            assert_eq!(parked[0]["remote_id"], master.as_str());
+            // The conflict shows the sync's fields, which leave out members at their default.
+            let shown = |exceptions: &Value| {
+                let mut exceptions = exceptions.clone();
+                for e in exceptions.as_array_mut().unwrap() {
+                    let e = e.as_object_mut().unwrap();
+                    e.entry("changes").or_insert(json!({}));
+                    e.entry("cancelled").or_insert(json!(false));
+                }
+                exceptions
+            };
+            assert_eq!(parked[0]["local"]["title"], "Local title", "{case}");
+            assert_eq!(
+                shown(&parked[0]["local"]["exceptions"]),
+                json!(local_exceptions),
+                "{case}"
+            );
+            assert_eq!(parked[0]["microsoft"]["title"], "Microsoft title", "{case}");
+            assert_eq!(
+                shown(&parked[0]["microsoft"]["exceptions"]),
+                json!(edit.exceptions(&keys)),
+                "{case}"
+            );
+            assert_eq!(parked[0]["base"]["exceptions"], json!([]), "{case}");
+            let resolve = format!("{path}/{}/resolve", parked[0]["id"].as_str().unwrap());
+            let resolved = f
+                .app
+                .post(
+                    &resolve,
+                    &f.who.user.token,
+                    json!({"resolution": resolution}),
+                )
+                .await;
+            assert_eq!(resolved.status, StatusCode::OK, "{case}: {resolved:?}");
+            f.sync().await;
+            let listed = f.app.get(&path, &f.who.user.token).await;
+            assert_eq!(listed.body["items"], json!([]), "{case}");
         }
-        assert_eq!(view["title"], title, "{strategy}");
-        match exceptions_from {
-            "local" => assert_eq!(
-                exceptions,
-                [json!({"original_start": keys[1], "cancelled": true, "changes": {}})],
-                "{strategy}"
-            ),
-            _ => assert_eq!(
-                exceptions,
-                [
-                    json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}})
-                ],
-                "{strategy}"
-            ),
+        let view = f.get(&id).await.body;
+        assert_eq!(view["title"], title, "{case}");
+        assert_eq!(view["recurrence"], recurrence, "{case}: the rule stays");
+        let expected = match exceptions_from {
+            "local" => local_exceptions.clone(),
+            _ => edit.exceptions(&keys),
+        };
+        assert_eq!(view["exceptions"], json!(expected), "{case}");
+        // Outlook holds the same: one series, its title and rule, the same exceptions.
+        let now = f.outlook().get_event(&f.who.mailbox_id, &master).unwrap();
+        assert_eq!(f.only_master(), master, "{case}");
+        assert_eq!(now["subject"], title, "{case}");
+        assert_eq!(now["recurrence"], outlook_recurrence, "{case}");
+        let instances = f.instances_of(&master);
+        let starts: Vec<&str> = instances
+            .iter()
+            .map(|i| i["originalStart"].as_str().unwrap())
+            .collect();
+        for exception in &expected {
+            let key = exception["original_start"].as_str().unwrap();
+            if exception["cancelled"] == true {
+                assert!(!starts.contains(&key), "{case}: {key} cancelled there");
+            }
         }
+        let fourth = instances
+            .iter()
+            .find(|i| i["originalStart"] == keys[3].as_str())
+            .unwrap();
+        let room = if expected[0]["changes"]["location"] == "Outlook room" {
+            "Outlook room"
+        } else {
+            ""
+        };
+        assert_eq!(fourth["location"]["displayName"], room, "{case}");
         f.assert_in_sync().await;
         f.assert_quiet_second_run().await;
     }

@@ -513,3 +513,48 @@ async fn a_day_of_month_past_the_end_of_a_month_falls_on_its_last_day() {
         assert!(!after.contains(&expected[1].to_owned()), "{pattern}");
     }
 }
+
+#[tokio::test]
+async fn a_cancelled_occurrence_moves_its_masters_modification_time_a_modified_one_its_own() {
+    let ctx = TestCtx::new().await;
+    let master = ctx
+        .post(
+            "/me/events",
+            series(
+                json!({"type": "daily", "interval": 1}),
+                json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3}),
+            ),
+        )
+        .await
+        .body;
+    let master_id = master["id"].as_str().expect("id").to_owned();
+    let master_path = format!("/me/events/{}", enc(&master_id));
+    let created = master["lastModifiedDateTime"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    let (_, items) = instance_dates(&ctx, &master_id, WINDOW).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let first = format!("/me/events/{}", enc(items[0]["id"].as_str().expect("id")));
+    let exception = ctx.patch(&first, json!({"subject": "Changed"})).await.body;
+    let exception_time = exception["lastModifiedDateTime"].as_str().expect("time");
+    assert!(
+        exception_time > created.as_str(),
+        "{exception_time} / {created}"
+    );
+    let unchanged = ctx.get(&master_path).await.body;
+    assert_eq!(
+        unchanged["lastModifiedDateTime"], created,
+        "an exception leaves its master's time"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let third = format!("/me/events/{}", enc(items[2]["id"].as_str().expect("id")));
+    assert_eq!(ctx.delete(&third).await.status, 204);
+    let after = ctx.get(&master_path).await.body;
+    let master_time = after["lastModifiedDateTime"].as_str().expect("time");
+    assert!(
+        master_time > exception_time,
+        "a cancellation is saved on the master: {master_time} / {exception_time}"
+    );
+    assert_ne!(after["changeKey"], unchanged["changeKey"]);
+}
