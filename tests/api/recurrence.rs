@@ -16,6 +16,8 @@ use crate::helpers::{MailboxUser, Response, TestApp, spawn_app};
 struct Fixture {
     app: TestApp,
     who: MailboxUser,
+    /// Whether runs read Microsoft's changes (every direction but `to_microsoft`).
+    pulls: bool,
 }
 
 /// The first day of the range the tests compare (well inside the sync window, which spans a
@@ -101,7 +103,11 @@ impl Fixture {
             app.patch(&path, &who.user.token, settings).await.status,
             StatusCode::OK
         );
-        Self { app, who }
+        Self {
+            app,
+            who,
+            pulls: direction != "to_microsoft",
+        }
     }
 
     fn events(&self) -> String {
@@ -226,11 +232,18 @@ impl Fixture {
             .unwrap()
     }
 
-    /// Synchronizes; the calendar run must succeed.
+    /// Synchronizes; the calendar run must succeed, and each of its calendar reads asks for
+    /// times in UTC.
     async fn sync(&self) -> Value {
+        let from = self.app.emulator.request_log().len();
         let runs = self.app.sync_now(&self.who.user).await;
         let calendar = runs[0].clone();
         assert_eq!(calendar["outcome"], "succeeded", "{calendar:#}");
+        let reads = self.app.assert_calendar_reads_prefer_utc(from);
+        assert!(
+            reads > 0 || !self.pulls,
+            "a pull reads the calendar's delta at least"
+        );
         calendar
     }
 
@@ -1580,4 +1593,93 @@ async fn one_way_directions_carry_series_one_way_only() {
         "the Outlook series arrived as a series"
     );
     assert_eq!(f.get(&local).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn series_changed_in_outlook_are_read_a_batch_of_series_at_a_time() {
+    use m365_sync::sync::engine::SERIES_PER_BATCH;
+    const SERIES: usize = 24;
+    let f = Fixture::new("bidirectional", "local_wins").await;
+    let mut first = today().date_naive() + Days::new(30);
+    while first.format("%a").to_string() != "Mon" {
+        first = first + Days::new(1);
+    }
+    let mut masters = Vec::new();
+    for n in 0..SERIES {
+        let master = f
+            .outlook()
+            .create_event(
+                &f.who.mailbox_id,
+                json!({
+                    "subject": format!("Series {n}"),
+                    "start": {"dateTime": format!("{first}T10:00:00"), "timeZone": "W. Europe Standard Time"},
+                    "end": {"dateTime": format!("{first}T11:00:00"), "timeZone": "W. Europe Standard Time"},
+                    "recurrence": {
+                        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                        "range": {"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 10,
+                                  "recurrenceTimeZone": "W. Europe Standard Time"}
+                    },
+                }),
+            )
+            .unwrap();
+        masters.push(master["id"].as_str().unwrap().to_owned());
+    }
+    // Masters and instances are read only through `$batch`, each batch with the masters and
+    // instances of as many series as one holds; every read asks for UTC (see `sync`).
+    let assert_read_in_batches = |from: usize, context: &str| {
+        let log = f.app.emulator.request_log()[from..].to_vec();
+        let alone: Vec<String> = log
+            .iter()
+            .filter(|r| r.method == "GET" && !r.in_batch && r.path.starts_with("/v1.0/me/events"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(alone, Vec::<String>::new(), "{context}: read alone");
+        let batches: Vec<&graph_emulator::LoggedRequest> = log
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1.0/$batch")
+            .collect();
+        let mut used = std::collections::BTreeSet::new();
+        for kind in ["master", "instances"] {
+            let reads: Vec<&graph_emulator::LoggedRequest> = log
+                .iter()
+                .filter(|r| r.in_batch && r.method == "GET")
+                .filter(|r| r.path.ends_with("/instances") == (kind == "instances"))
+                .collect();
+            assert_eq!(reads.len(), SERIES, "{context}: one {kind} read per series");
+            for read in reads {
+                let batch = batches
+                    .iter()
+                    .position(|b| {
+                        b.received_at <= read.received_at && read.received_at <= b.completed_at
+                    })
+                    .unwrap_or_else(|| panic!("{context}: {} outside any $batch", read.path));
+                used.insert(batch);
+            }
+        }
+        assert!(
+            used.len() <= SERIES.div_ceil(SERIES_PER_BATCH),
+            "{context}: {} batches for {SERIES} series",
+            used.len()
+        );
+    };
+    let from = f.app.emulator.request_log().len();
+    f.sync().await;
+    assert_read_in_batches(from, "new series");
+    assert_eq!(f.local_rows().await.len(), SERIES);
+
+    for master in &masters {
+        let instances = f.instances_of(master);
+        f.outlook()
+            .update_event(
+                &f.who.mailbox_id,
+                instances[2]["id"].as_str().unwrap(),
+                json!({"subject": "Moved to another room", "location": {"displayName": "Room 3"}}),
+            )
+            .unwrap();
+    }
+    let from = f.app.emulator.request_log().len();
+    let run = f.sync().await;
+    assert_eq!(run["counts"]["updated_locally"], SERIES as u64, "{run:#}");
+    assert_read_in_batches(from, "changed series");
+    f.assert_in_sync().await;
 }

@@ -1,11 +1,11 @@
 //! Series in a run. A pull reads, after its last page, the master and the instances of every
-//! series whose instances changed (both through `$batch`, so one round trip reads up to ten
-//! series), and of every linked series when something unknown was removed (a cancelled
-//! occurrence or a deleted series carries only an id Graph gave no master for). A push that
-//! wrote a series brings its instances in line with the local exceptions: it modifies and
-//! cancels occurrences, and writes the recurrence again when an occurrence cancelled in
-//! Microsoft must come back. A series changed in Microsoft when its master or one of its
-//! exceptions last did (for `most_recent_wins`).
+//! series whose instances changed (both through `$batch`, so one round trip reads
+//! [`SERIES_PER_BATCH`] series), and of every linked series when something unknown was removed
+//! (a cancelled occurrence or a deleted series carries only an id Graph gave no master for). A
+//! push that wrote a series brings its instances in line with the local exceptions: it
+//! modifies and cancels occurrences, and writes the recurrence again when an occurrence
+//! cancelled in Microsoft must come back. A series changed in Microsoft when its master or one
+//! of its exceptions last did (for `most_recent_wins`).
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,6 +24,9 @@ use crate::{
 use chrono::{DateTime, Utc};
 use entity::sync_links;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+/// Series whose master and instances one `$batch` reads: two requests each.
+pub const SERIES_PER_BATCH: usize = BATCH_SIZE / 2;
 
 /// Reads return times in UTC and bodies as text, as everywhere in the engine.
 const PREFER: &str = "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"";
@@ -149,40 +152,42 @@ impl Run<'_> {
         ids: &[String],
         window: Window,
     ) -> Result<Vec<ReadSeries>, Stop> {
-        let urls: Vec<String> = ids
-            .iter()
-            .flat_map(|id| [self.item_path(id), self.instances_url(id, window)])
-            .collect();
-        let mut answers = self.get_many(&urls).await?.into_iter();
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let (Some((status, master)), Some((instances_status, first))) =
-                (answers.next(), answers.next())
-            else {
-                break;
-            };
-            let instances =
-                if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
-                    if instances_status != 200 {
-                        self.note_unread(id, instances_status);
-                        continue;
-                    }
-                    match self.all_pages(first).await? {
-                        Some(items) => items,
-                        None => {
-                            self.note_unread(id, 0);
+        for chunk in ids.chunks(SERIES_PER_BATCH) {
+            let urls: Vec<String> = chunk
+                .iter()
+                .flat_map(|id| [self.item_path(id), self.instances_url(id, window)])
+                .collect();
+            let mut answers = self.get_many(&urls).await?.into_iter();
+            for id in chunk {
+                let (Some((status, master)), Some((instances_status, first))) =
+                    (answers.next(), answers.next())
+                else {
+                    break;
+                };
+                let instances =
+                    if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
+                        if instances_status != 200 {
+                            self.note_unread(id, instances_status);
                             continue;
                         }
-                    }
-                } else {
-                    Vec::new()
-                };
-            out.push(ReadSeries {
-                id: id.clone(),
-                status,
-                master,
-                instances,
-            });
+                        match self.all_pages(first).await? {
+                            Some(items) => items,
+                            None => {
+                                self.note_unread(id, 0);
+                                continue;
+                            }
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                out.push(ReadSeries {
+                    id: id.clone(),
+                    status,
+                    master,
+                    instances,
+                });
+            }
         }
         Ok(out)
     }
