@@ -14,6 +14,8 @@
 
 mod series;
 
+pub use series::SERIES_PER_BATCH;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

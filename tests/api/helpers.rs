@@ -568,6 +568,42 @@ impl TestApp {
         job["runs"].as_array().unwrap().clone()
     }
 
+    /// Every Graph read of calendar data (events, series masters, `/instances`, calendarView and
+    /// its delta; alone or as an item of a `$batch`) since request number `from` of the
+    /// emulator's log asks for its times in UTC (`Prefer: outlook.timezone="UTC"`, the zone the
+    /// sync reads in). Returns how many reads there were.
+    pub fn assert_calendar_reads_prefer_utc(&self, from: usize) -> usize {
+        let reads: Vec<graph_emulator::LoggedRequest> = self.emulator.request_log()[from..]
+            .iter()
+            .filter(|r| r.method == "GET")
+            .filter(|r| {
+                [
+                    "/v1.0/me/events",
+                    "/v1.0/me/calendarView",
+                    "/v1.0/me/calendar/",
+                ]
+                .iter()
+                .any(|p| r.path.starts_with(p))
+            })
+            .cloned()
+            .collect();
+        let without: Vec<String> = reads
+            .iter()
+            .filter(|r| !r.prefer.contains("outlook.timezone=\"UTC\""))
+            .map(|r| {
+                format!(
+                    "GET {}?{} (batch item: {}) Prefer: {:?}",
+                    r.path, r.query, r.in_batch, r.prefer
+                )
+            })
+            .collect();
+        assert!(
+            without.is_empty(),
+            "reads without outlook.timezone=\"UTC\": {without:#?}"
+        );
+        reads.len()
+    }
+
     /// Follows a sync job until every resource is done; returns the job.
     pub async fn wait_for_job(&self, user: &Account, job: &Value) -> Value {
         let path = format!(

@@ -2,6 +2,8 @@
 //! listings) and their synchronization with Outlook's series masters, exceptions and cancelled
 //! occurrences, checked against the emulator's own expansion (calendarView).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use entity::calendar_events;
@@ -16,6 +18,8 @@ use crate::helpers::{MailboxUser, Response, TestApp, spawn_app};
 struct Fixture {
     app: TestApp,
     who: MailboxUser,
+    /// Whether runs read Microsoft's changes (every direction but `to_microsoft`).
+    pulls: bool,
 }
 
 /// The first day of the range the tests compare (well inside the sync window, which spans a
@@ -101,7 +105,11 @@ impl Fixture {
             app.patch(&path, &who.user.token, settings).await.status,
             StatusCode::OK
         );
-        Self { app, who }
+        Self {
+            app,
+            who,
+            pulls: direction != "to_microsoft",
+        }
     }
 
     fn events(&self) -> String {
@@ -162,13 +170,24 @@ impl Fixture {
             .await
     }
 
-    /// Every item of the expanded listing over `[from, to)`, all pages.
+    /// Every item of the expanded listing over `[from, to)`, all pages (small ones, so that
+    /// paging is exercised too).
     async fn expanded(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Value> {
+        self.expanded_in_pages_of(7, from, to).await
+    }
+
+    /// Every item of the expanded listing over `[from, to)`, in pages of `limit`.
+    async fn expanded_in_pages_of(
+        &self,
+        limit: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<Value> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let mut path = format!(
-                "{}?expand=true&from={}&to={}&limit=7",
+                "{}?expand=true&from={}&to={}&limit={limit}",
                 self.events(),
                 rfc3339(from),
                 rfc3339(to)
@@ -196,6 +215,22 @@ impl Fixture {
             .collect();
         items.sort_by_key(|i| local_shown(i).1);
         items
+    }
+
+    /// The occurrences of every series in the compared range, by series id (start order).
+    async fn occurrences_by_series(&self) -> HashMap<String, Vec<Value>> {
+        let mut by_series: HashMap<String, Vec<Value>> = HashMap::new();
+        for item in self
+            .expanded_in_pages_of(500, compare_from(), compare_to())
+            .await
+        {
+            let id = item["id"].as_str().unwrap().to_owned();
+            by_series.entry(id).or_default().push(item);
+        }
+        for items in by_series.values_mut() {
+            items.sort_by_key(|i| local_shown(i).1);
+        }
+        by_series
     }
 
     fn outlook(&self) -> graph_emulator::Outlook<'_> {
@@ -226,11 +261,18 @@ impl Fixture {
             .unwrap()
     }
 
-    /// Synchronizes; the calendar run must succeed.
+    /// Synchronizes; the calendar run must succeed, and each of its calendar reads asks for
+    /// times in UTC.
     async fn sync(&self) -> Value {
+        let from = self.app.emulator.request_log().len();
         let runs = self.app.sync_now(&self.who.user).await;
         let calendar = runs[0].clone();
         assert_eq!(calendar["outcome"], "succeeded", "{calendar:#}");
+        let reads = self.app.assert_calendar_reads_prefer_utc(from);
+        assert!(
+            reads > 0 || !self.pulls,
+            "a pull reads the calendar's delta at least"
+        );
         calendar
     }
 
@@ -910,76 +952,346 @@ async fn outlook_series_of_every_pattern_and_range_arrive_as_one_local_series_ea
         }
     }
     f.assert_quiet_second_run().await;
+
+    // And back: each series edited here (its title, one more modified occurrence, one more
+    // cancelled occurrence) changes the same master in Outlook, whose rule stays as it is.
+    let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
+    let mut occurrences = f.occurrences_by_series().await;
+    let mut edited = Vec::new();
+    for (title, _) in &expected {
+        let row = rows.iter().find(|r| r.title == *title).unwrap();
+        let id = row.id.to_string();
+        let master = masters
+            .iter()
+            .find(|m| m["subject"] == title.as_str())
+            .unwrap();
+        let listed = occurrences.remove(&id).unwrap();
+        // The first is plain (Outlook changed the second and cancelled the third); the last
+        // is another (for a yearly series, the one Outlook changed).
+        assert!(listed.len() >= 2, "{title}: {listed:#?}");
+        assert_eq!(listed[0]["occurrence"]["modified"], false, "{title}");
+        let key = |o: &Value| {
+            o["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let last = listed.last().unwrap();
+        let (modified, cancelled) = (key(&listed[0]), key(last));
+        // Outlook's own modified occurrence stays, unless it is the one cancelled here.
+        let exceptions = if last["occurrence"]["modified"] == true {
+            1
+        } else {
+            2
+        };
+        let renamed = format!("{title} renamed");
+        assert_eq!(
+            f.patch(&id, json!({"title": renamed})).await.status,
+            StatusCode::OK,
+            "{title}"
+        );
+        let changed = f
+            .patch_occurrence(
+                &id,
+                &modified,
+                json!({"title": format!("{title} (here)"), "location": "Room 9"}),
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{title}: {changed:?}");
+        let gone = f.cancel_occurrence(&id, &cancelled).await;
+        assert_eq!(gone.status, StatusCode::OK, "{title}: {gone:?}");
+        edited.push((
+            title.clone(),
+            master["id"].as_str().unwrap().to_owned(),
+            master["recurrence"].clone(),
+            outlook_key(&modified),
+            outlook_key(&cancelled),
+            exceptions,
+        ));
+    }
+    let run = f.sync().await;
+    f.assert_in_sync().await;
+    assert_eq!(
+        f.outlook().list_events(&f.who.mailbox_id).unwrap().len(),
+        expected.len(),
+        "no series added or lost in Outlook: {run:#}"
+    );
+    assert_eq!(
+        f.local_rows().await.len(),
+        expected.len(),
+        "none here either"
+    );
+    for (title, master_id, recurrence, modified, cancelled, exceptions) in &edited {
+        let master = f.outlook().get_event(&f.who.mailbox_id, master_id).unwrap();
+        assert_eq!(master["subject"], format!("{title} renamed"), "{title}");
+        assert_eq!(
+            master["recurrence"], *recurrence,
+            "{title}: the rule is not rewritten"
+        );
+        let instances = f.instances_of(master_id);
+        let exception = instances
+            .iter()
+            .find(|i| i["originalStart"] == modified.as_str())
+            .unwrap_or_else(|| panic!("{title}: no instance at {modified}"));
+        assert_eq!(exception["type"], "exception", "{title}");
+        assert_eq!(exception["subject"], format!("{title} (here)"), "{title}");
+        assert_eq!(exception["location"]["displayName"], "Room 9", "{title}");
+        assert!(
+            instances
+                .iter()
+                .all(|i| i["originalStart"] != cancelled.as_str()),
+            "{title}: {cancelled} cancelled in Outlook"
+        );
+        assert_eq!(
+            instances
+                .iter()
+                .filter(|i| i["type"] == "exception")
+                .count(),
+            *exceptions,
+            "{title}: Outlook's modified occurrence and the one modified here"
+        );
+    }
+    f.assert_quiet_second_run().await;
+}
+
+/// Graph's `originalStart` of an occurrence from its local key (`YYYY-MM-DD` for an all-day
+/// series, whose occurrences start at midnight UTC in Graph).
+fn outlook_key(local: &str) -> String {
+    if local.len() == 10 {
+        format!("{local}T00:00:00Z")
+    } else {
+        local.to_owned()
+    }
+}
+
+/// The ranges of the agreement test in both spellings (Graph's, then the local API's), given a
+/// series' first day: long enough that frequent patterns repeat hundreds of times.
+fn long_ranges(first: NaiveDate) -> [(&'static str, Value, Value); 3] {
+    let end = first + Days::new(700);
+    [
+        (
+            "no_end",
+            json!({"type": "noEnd", "startDate": first.to_string()}),
+            json!({"type": "no_end"}),
+        ),
+        (
+            "numbered",
+            json!({"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 150}),
+            json!({"type": "numbered", "number_of_occurrences": 150}),
+        ),
+        (
+            "end_date",
+            json!({"type": "endDate", "startDate": first.to_string(), "endDate": end.to_string()}),
+            json!({"type": "end_date", "end_date": end.to_string()}),
+        ),
+    ]
+}
+
+/// A Graph recurrence pattern in the local API's spelling.
+fn local_pattern(graph: &Value) -> Value {
+    let snake = |camel: &str| {
+        camel.chars().fold(String::new(), |mut s, c| {
+            if c.is_uppercase() {
+                s.push('_');
+                s.extend(c.to_lowercase());
+            } else {
+                s.push(c);
+            }
+            s
+        })
+    };
+    let mut local =
+        json!({"type": snake(graph["type"].as_str().unwrap()), "interval": graph["interval"]});
+    for (from, to) in [
+        ("daysOfWeek", "days_of_week"),
+        ("dayOfMonth", "day_of_month"),
+        ("index", "index"),
+        ("month", "month"),
+        ("firstDayOfWeek", "first_day_of_week"),
+    ] {
+        if !graph[from].is_null() {
+            local[to] = graph[from].clone();
+        }
+    }
+    local
 }
 
 #[tokio::test]
 async fn the_local_expansion_agrees_with_outlooks_calendar_view_over_two_years() {
+    // Series made in Outlook and series made here, in three zones, of every pattern type (with
+    // days of the month that some months lack), with each range type, each with a modified and
+    // a cancelled occurrence: after a sync, both sides show the same occurrences over the
+    // synchronized window (a year back, two years ahead).
     let f = Fixture::new("bidirectional", "local_wins").await;
-    let start = today().date_naive() + Days::new(1);
+    let base = (today() - chrono::Duration::days(300)).date_naive();
     let zones = [
-        ("W. Europe Standard Time", "08:30"),
-        ("Eastern Standard Time", "23:30"),
-        ("AUS Eastern Standard Time", "02:30"),
+        ("W. Europe Standard Time", "Europe/Berlin", "08:30"),
+        ("Eastern Standard Time", "America/New_York", "23:30"),
+        ("AUS Eastern Standard Time", "Australia/Sydney", "02:30"),
     ];
     let patterns = [
         json!({"type": "daily", "interval": 2}),
         json!({"type": "weekly", "interval": 3, "daysOfWeek": ["sunday", "wednesday", "saturday"], "firstDayOfWeek": "wednesday"}),
+        json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}),
         json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 29}),
         json!({"type": "relativeMonthly", "interval": 2, "daysOfWeek": ["saturday", "sunday"], "index": "last"}),
+        json!({"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2}),
         json!({"type": "relativeYearly", "interval": 1, "daysOfWeek": ["sunday"], "index": "first", "month": 4}),
     ];
-    for (zone, time) in zones {
-        for (n, pattern) in patterns.iter().enumerate() {
-            // Graph's range starts on the first occurrence.
-            let local: Value = {
-                let mut p = json!({
-                    "type": pattern["type"].as_str().unwrap().chars().fold(String::new(), |mut s, c| {
-                        if c.is_uppercase() { s.push('_'); s.extend(c.to_lowercase()) } else { s.push(c) }
-                        s
-                    }),
-                    "interval": pattern["interval"],
-                });
-                for (from, to) in [
-                    ("daysOfWeek", "days_of_week"),
-                    ("dayOfMonth", "day_of_month"),
-                    ("index", "index"),
-                    ("month", "month"),
-                    ("firstDayOfWeek", "first_day_of_week"),
-                ] {
-                    if !pattern[from].is_null() {
-                        p[to] = pattern[from].clone();
-                    }
-                }
-                p
-            };
-            let rule = Rule::parse(
-                "/recurrence",
-                serde_json::from_value(json!({"pattern": local, "range": {"type": "no_end"}}))
-                    .unwrap(),
-            )
-            .unwrap();
-            let first = rule.dates(start, start, start + Days::new(800))[0];
-            f.outlook()
-                .create_event(
-                    &f.who.mailbox_id,
-                    json!({
-                        "subject": format!("{zone} {n}"),
-                        "start": {"dateTime": format!("{first}T{time}:00"), "timeZone": zone},
-                        "end": {"dateTime": format!("{first}T{time}:00"), "timeZone": zone},
-                        "recurrence": {"pattern": pattern, "range": {"type": "noEnd", "startDate": first.to_string(), "recurrenceTimeZone": zone}},
-                    }),
+    let mut local_ids = Vec::new();
+    for origin in ["outlook", "here"] {
+        for (z, (windows, iana, time)) in zones.iter().enumerate() {
+            for (n, pattern) in patterns.iter().enumerate() {
+                let local = local_pattern(pattern);
+                let rule = Rule::parse(
+                    "/recurrence",
+                    serde_json::from_value(json!({"pattern": local, "range": {"type": "no_end"}}))
+                        .unwrap(),
                 )
                 .unwrap();
+                // Graph's range starts on the first occurrence.
+                let first = rule.dates(base, base, base + Days::new(800))[0];
+                // Every pattern meets each range type in one of the zones.
+                let (range_name, graph_range, local_range) =
+                    long_ranges(first)[(z + n) % 3].clone();
+                let title = format!("{origin} {iana} {n} {range_name}");
+                if origin == "outlook" {
+                    let mut range = graph_range;
+                    range["recurrenceTimeZone"] = json!(windows);
+                    f.outlook()
+                        .create_event(
+                            &f.who.mailbox_id,
+                            json!({
+                                "subject": title,
+                                "start": {"dateTime": format!("{first}T{time}:00"), "timeZone": windows},
+                                "end": {"dateTime": format!("{first}T{time}:00"), "timeZone": windows},
+                                "recurrence": {"pattern": pattern, "range": range},
+                            }),
+                        )
+                        .unwrap();
+                } else {
+                    let start = NaiveDateTime::parse_from_str(
+                        &format!("{first}T{time}:00"),
+                        "%Y-%m-%dT%H:%M:%S",
+                    )
+                    .unwrap();
+                    let wall = |t: NaiveDateTime| json!({"date_time": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "time_zone": iana});
+                    local_ids.push(
+                        f.created(json!({
+                            "title": title,
+                            "start": wall(start),
+                            "end": wall(start + chrono::Duration::minutes(60)),
+                            "recurrence": {"pattern": local, "range": local_range},
+                        }))
+                        .await,
+                    );
+                }
+            }
         }
     }
+    // One occurrence moved by two hours and retitled, another cancelled, a third of the way
+    // and two thirds of the way through each series' occurrences in the compared range.
+    let picks = |count: usize| (count / 3, (2 * count / 3).max(count / 3 + 1));
+    let view = f.outlook_view(compare_from(), compare_to());
+    let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
+    for master in &masters {
+        let instances: Vec<&Value> = view
+            .iter()
+            .filter(|i| i["seriesMasterId"] == master["id"])
+            .collect();
+        let title = master["subject"].as_str().unwrap();
+        assert!(instances.len() >= 2, "{title}: {instances:#?}");
+        let (moved, cancelled) = picks(instances.len());
+        let later = |t: &Value| {
+            let at = NaiveDateTime::parse_from_str(
+                &t["dateTime"].as_str().unwrap()[..19],
+                "%Y-%m-%dT%H:%M:%S",
+            )
+            .unwrap()
+                + chrono::Duration::hours(2);
+            json!({"dateTime": at.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
+        };
+        let instance = instances[moved];
+        f.outlook()
+            .update_event(
+                &f.who.mailbox_id,
+                instance["id"].as_str().unwrap(),
+                json!({"subject": format!("{title} (moved)"),
+                       "start": later(&instance["start"]), "end": later(&instance["end"])}),
+            )
+            .unwrap();
+        f.outlook()
+            .delete_event(
+                &f.who.mailbox_id,
+                instances[cancelled]["id"].as_str().unwrap(),
+            )
+            .unwrap();
+    }
+    let mut occurrences = f.occurrences_by_series().await;
+    for id in &local_ids {
+        let listed = occurrences.remove(id).unwrap();
+        let title = listed[0]["title"].as_str().unwrap().to_owned();
+        assert!(listed.len() >= 2, "{title}: {listed:#?}");
+        let (moved, cancelled) = picks(listed.len());
+        let later = |wall: &Value| {
+            let t = NaiveDateTime::parse_from_str(
+                wall["date_time"].as_str().unwrap(),
+                "%Y-%m-%dT%H:%M:%S%.f",
+            )
+            .unwrap()
+                + chrono::Duration::hours(2);
+            json!({"date_time": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "time_zone": wall["time_zone"]})
+        };
+        let key = |o: &Value| {
+            o["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let occurrence = &listed[moved];
+        let response = f
+            .patch_occurrence(
+                id,
+                &key(occurrence),
+                json!({"title": format!("{title} (moved)"),
+                       "start": later(&occurrence["start"]), "end": later(&occurrence["end"])}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{title}: {response:?}");
+        let response = f.cancel_occurrence(id, &key(&listed[cancelled])).await;
+        assert_eq!(response.status, StatusCode::OK, "{title}: {response:?}");
+    }
     f.sync().await;
-    let from = today();
-    let to = today() + chrono::Duration::days(730);
-    let mut local: Vec<Shown> = f.expanded(from, to).await.iter().map(local_shown).collect();
+
+    let (from, to) = (compare_from(), compare_to());
+    let mut local: Vec<Shown> = f
+        .expanded_in_pages_of(500, from, to)
+        .await
+        .iter()
+        .map(local_shown)
+        .collect();
     let mut outlook: Vec<Shown> = f.outlook_view(from, to).iter().map(outlook_shown).collect();
     local.sort();
     outlook.sort();
-    assert!(outlook.len() > 1000, "{}", outlook.len());
+    for origin in ["outlook", "here"] {
+        let count = outlook.iter().filter(|o| o.0.starts_with(origin)).count();
+        assert!(count > 1000, "{origin}: {count} occurrences");
+    }
+    for (n, pattern) in patterns.iter().enumerate() {
+        let count = outlook
+            .iter()
+            .filter(|o| o.0.contains(&format!(" {n} ")))
+            .count();
+        assert!(
+            count >= 2 * zones.len(),
+            "{pattern}: {count} occurrences, at least one per series"
+        );
+    }
+    assert_eq!(
+        outlook.iter().filter(|o| o.0.ends_with("(moved)")).count(),
+        2 * zones.len() * patterns.len(),
+        "one moved occurrence per series"
+    );
     assert_eq!(local.len(), outlook.len());
     for (l, o) in local.iter().zip(&outlook) {
         assert_eq!(l, o);
@@ -1017,79 +1329,265 @@ async fn synced_series(f: &Fixture) -> (String, String, Vec<String>) {
     (id, f.only_master(), keys)
 }
 
+/// What Outlook changes in a series that is edited on both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutlookEdit {
+    /// The series' title, and the location of its fourth occurrence.
+    TitleAndOccurrence,
+    /// The location of the fourth occurrence only: the master itself is not changed.
+    OccurrenceOnly,
+    /// The sixth occurrence cancelled, nothing else.
+    Cancellation,
+}
+
+impl OutlookEdit {
+    /// Makes the change in Outlook.
+    fn apply(self, f: &Fixture, master: &str) {
+        let instances = f.instances_of(master);
+        let outlook = f.outlook();
+        if self == Self::TitleAndOccurrence {
+            outlook
+                .update_event(
+                    &f.who.mailbox_id,
+                    master,
+                    json!({"subject": "Microsoft title"}),
+                )
+                .unwrap();
+        }
+        match self {
+            Self::TitleAndOccurrence | Self::OccurrenceOnly => {
+                outlook
+                    .update_event(
+                        &f.who.mailbox_id,
+                        instances[3]["id"].as_str().unwrap(),
+                        json!({"location": {"displayName": "Outlook room"}}),
+                    )
+                    .unwrap();
+            }
+            Self::Cancellation => outlook
+                .delete_event(&f.who.mailbox_id, instances[5]["id"].as_str().unwrap())
+                .unwrap(),
+        }
+    }
+
+    /// The series' exceptions when Microsoft's version wins.
+    fn exceptions(self, keys: &[String]) -> Vec<Value> {
+        match self {
+            Self::TitleAndOccurrence | Self::OccurrenceOnly => vec![
+                json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}}),
+            ],
+            Self::Cancellation => {
+                vec![json!({"original_start": keys[5], "cancelled": true, "changes": {}})]
+            }
+        }
+    }
+}
+
+/// The local edit of a series edited on both sides: retitled, its second occurrence cancelled.
+async fn edit_series_here(f: &Fixture, id: &str, keys: &[String]) {
+    assert_eq!(
+        f.patch(id, json!({"title": "Local title"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.cancel_occurrence(id, &keys[1]).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn series_edited_on_both_sides_follow_each_conflict_strategy() {
-    // Local: retitled and one occurrence cancelled. Outlook, later: retitled and another
-    // occurrence modified. Both changed the title and the exceptions.
+    use OutlookEdit::{Cancellation, OccurrenceOnly, TitleAndOccurrence};
+    // Here: retitled and one occurrence cancelled. In Outlook, before or after: retitled and
+    // another occurrence modified, or only one occurrence modified or cancelled (the master's
+    // own `lastModifiedDateTime` does not move for a modified occurrence). Both changed the
+    // exceptions; a title changed on one side only merges. A parked conflict is resolved
+    // through the API, then the next run makes both sides equal.
     let cases = [
-        ("local_wins", "Local title", "local"),
-        ("microsoft_wins", "Microsoft title", "microsoft"),
-        ("most_recent_wins", "Microsoft title", "microsoft"),
-        ("manual", "", "parked"),
+        // (strategy, Outlook's edit, Outlook edits last, resolution, title, exceptions from)
+        (
+            "local_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "microsoft_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Microsoft title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            TitleAndOccurrence,
+            true,
+            None,
+            "Microsoft title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            TitleAndOccurrence,
+            false,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "most_recent_wins",
+            OccurrenceOnly,
+            true,
+            None,
+            "Local title",
+            "microsoft",
+        ),
+        (
+            "most_recent_wins",
+            OccurrenceOnly,
+            false,
+            None,
+            "Local title",
+            "local",
+        ),
+        (
+            "most_recent_wins",
+            Cancellation,
+            true,
+            None,
+            "Local title",
+            "microsoft",
+        ),
+        (
+            "manual",
+            TitleAndOccurrence,
+            true,
+            Some("local"),
+            "Local title",
+            "local",
+        ),
+        (
+            "manual",
+            TitleAndOccurrence,
+            true,
+            Some("microsoft"),
+            "Microsoft title",
+            "microsoft",
+        ),
     ];
-    for (strategy, title, exceptions_from) in cases {
+    for (strategy, edit, outlook_last, resolution, title, exceptions_from) in cases {
+        let case = format!("{strategy}, {edit:?} in Outlook, Outlook last: {outlook_last}");
         let f = Fixture::new("bidirectional", strategy).await;
         let (id, master, keys) = synced_series(&f).await;
-        assert_eq!(
-            f.patch(&id, json!({"title": "Local title"})).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            f.cancel_occurrence(&id, &keys[1]).await.status,
-            StatusCode::OK
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        f.outlook()
-            .update_event(
-                &f.who.mailbox_id,
-                &master,
-                json!({"subject": "Microsoft title"}),
-            )
-            .unwrap();
-        let instances = f.instances_of(&master);
-        f.outlook()
-            .update_event(
-                &f.who.mailbox_id,
-                instances[3]["id"].as_str().unwrap(),
-                json!({"location": {"displayName": "Outlook room"}}),
-            )
-            .unwrap();
+        let recurrence = f.get(&id).await.body["recurrence"].clone();
+        let outlook_recurrence =
+            f.outlook().get_event(&f.who.mailbox_id, &master).unwrap()["recurrence"].clone();
+        let pause = std::time::Duration::from_millis(1100);
+        if outlook_last {
+            edit_series_here(&f, &id, &keys).await;
+            tokio::time::sleep(pause).await;
+            edit.apply(&f, &master);
+        } else {
+            edit.apply(&f, &master);
+            tokio::time::sleep(pause).await;
+            edit_series_here(&f, &id, &keys).await;
+        }
+        let local_exceptions =
+            vec![json!({"original_start": keys[1], "cancelled": true, "changes": {}})];
         let run = f.sync().await;
         assert!(
             run["counts"]["conflicts"].as_u64().unwrap() >= 1,
-            "{strategy}: {run:#}"
+            "{case}: {run:#}"
         );
-        let view = f.get(&id).await.body;
-        let exceptions = view["exceptions"].as_array().unwrap().clone();
-        if exceptions_from == "parked" {
-            assert_eq!(view["title"], "Local title", "{strategy}: left alone here");
+        if let Some(resolution) = resolution {
+            let view = f.get(&id).await.body;
+            assert_eq!(view["title"], "Local title", "{case}: left alone here");
+            assert_eq!(view["exceptions"], json!(local_exceptions), "{case}");
             let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
             assert_eq!(
                 masters[0]["subject"], "Microsoft title",
-                "{strategy}: left alone there"
+                "{case}: left alone there"
             );
-            let parked = entity::sync_conflicts::Entity::find()
-                .all(&f.app.db)
-                .await
-                .unwrap();
-            assert_eq!(parked.len(), 1, "{strategy}");
-            continue;
+            let path = format!("/api/v1/users/{}/microsoft/conflicts", f.who.user.id);
+            let listed = f.app.get(&path, &f.who.user.token).await;
+            let parked = listed.body["items"].as_array().unwrap();
+            assert_eq!(parked.len(), 1, "{case}: {listed:?}");
+            assert_eq!(parked[0]["local_id"], id.as_str());
+            assert_eq!(parked[0]["remote_id"], master.as_str());
+            // The conflict shows the sync's fields, which leave out members at their default.
+            let shown = |exceptions: &Value| {
+                let mut exceptions = exceptions.clone();
+                for e in exceptions.as_array_mut().unwrap() {
+                    let e = e.as_object_mut().unwrap();
+                    e.entry("changes").or_insert(json!({}));
+                    e.entry("cancelled").or_insert(json!(false));
+                }
+                exceptions
+            };
+            assert_eq!(parked[0]["local"]["title"], "Local title", "{case}");
+            assert_eq!(
+                shown(&parked[0]["local"]["exceptions"]),
+                json!(local_exceptions),
+                "{case}"
+            );
+            assert_eq!(parked[0]["microsoft"]["title"], "Microsoft title", "{case}");
+            assert_eq!(
+                shown(&parked[0]["microsoft"]["exceptions"]),
+                json!(edit.exceptions(&keys)),
+                "{case}"
+            );
+            assert_eq!(parked[0]["base"]["exceptions"], json!([]), "{case}");
+            let resolve = format!("{path}/{}/resolve", parked[0]["id"].as_str().unwrap());
+            let resolved = f
+                .app
+                .post(
+                    &resolve,
+                    &f.who.user.token,
+                    json!({"resolution": resolution}),
+                )
+                .await;
+            assert_eq!(resolved.status, StatusCode::OK, "{case}: {resolved:?}");
+            f.sync().await;
+            let listed = f.app.get(&path, &f.who.user.token).await;
+            assert_eq!(listed.body["items"], json!([]), "{case}");
         }
-        assert_eq!(view["title"], title, "{strategy}");
-        match exceptions_from {
-            "local" => assert_eq!(
-                exceptions,
-                [json!({"original_start": keys[1], "cancelled": true, "changes": {}})],
-                "{strategy}"
-            ),
-            _ => assert_eq!(
-                exceptions,
-                [
-                    json!({"original_start": keys[3], "cancelled": false, "changes": {"location": "Outlook room"}})
-                ],
-                "{strategy}"
-            ),
+        let view = f.get(&id).await.body;
+        assert_eq!(view["title"], title, "{case}");
+        assert_eq!(view["recurrence"], recurrence, "{case}: the rule stays");
+        let expected = match exceptions_from {
+            "local" => local_exceptions.clone(),
+            _ => edit.exceptions(&keys),
+        };
+        assert_eq!(view["exceptions"], json!(expected), "{case}");
+        // Outlook holds the same: one series, its title and rule, the same exceptions.
+        let now = f.outlook().get_event(&f.who.mailbox_id, &master).unwrap();
+        assert_eq!(f.only_master(), master, "{case}");
+        assert_eq!(now["subject"], title, "{case}");
+        assert_eq!(now["recurrence"], outlook_recurrence, "{case}");
+        let instances = f.instances_of(&master);
+        let starts: Vec<&str> = instances
+            .iter()
+            .map(|i| i["originalStart"].as_str().unwrap())
+            .collect();
+        for exception in &expected {
+            let key = exception["original_start"].as_str().unwrap();
+            if exception["cancelled"] == true {
+                assert!(!starts.contains(&key), "{case}: {key} cancelled there");
+            }
         }
+        let fourth = instances
+            .iter()
+            .find(|i| i["originalStart"] == keys[3].as_str())
+            .unwrap();
+        let room = if expected[0]["changes"]["location"] == "Outlook room" {
+            "Outlook room"
+        } else {
+            ""
+        };
+        assert_eq!(fourth["location"]["displayName"], room, "{case}");
         f.assert_in_sync().await;
         f.assert_quiet_second_run().await;
     }
@@ -1394,4 +1892,209 @@ async fn one_way_directions_carry_series_one_way_only() {
         "the Outlook series arrived as a series"
     );
     assert_eq!(f.get(&local).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn to_microsoft_carries_series_to_outlook_and_takes_none_back() {
+    let f = Fixture::new("to_microsoft", "local_wins").await;
+    let first = today().date_naive() + Days::new(40);
+    let pattern = &patterns()[0];
+    let local = f
+        .created(local_series(
+            "Here",
+            pattern,
+            first,
+            &json!({"type": "numbered", "number_of_occurrences": 10}),
+        ))
+        .await;
+    let keys: Vec<String> = f
+        .occurrences_of(&local)
+        .await
+        .iter()
+        .map(|o| {
+            o["occurrence"]["original_start"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        f.patch_occurrence(&local, &keys[2], json!({"title": "Here, changed"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.cancel_occurrence(&local, &keys[4]).await.status,
+        StatusCode::OK
+    );
+    f.outlook()
+        .create_event(
+            &f.who.mailbox_id,
+            outlook_series("There", pattern, first, &json!({"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 5})),
+        )
+        .unwrap();
+    let run = f.sync().await;
+    assert_eq!(run["counts"]["created_remotely"], 1, "{run:#}");
+    assert_eq!(run["counts"]["created_locally"], 0, "{run:#}");
+    let rows = f.local_rows().await;
+    assert_eq!(rows.len(), 1, "the Outlook series is not pulled");
+    let masters = f.outlook().list_events(&f.who.mailbox_id).unwrap();
+    assert_eq!(masters.len(), 2);
+    let here = masters.iter().find(|m| m["subject"] == "Here").unwrap();
+    let here_id = here["id"].as_str().unwrap().to_owned();
+    assert_eq!(here["type"], "seriesMaster");
+    let instances = f.instances_of(&here_id);
+    assert_eq!(instances.len(), 9, "one occurrence cancelled in Outlook");
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["originalStart"] != keys[4].as_str())
+    );
+    let exception = instances
+        .iter()
+        .find(|i| i["originalStart"] == keys[2].as_str())
+        .unwrap();
+    assert_eq!(exception["type"], "exception");
+    assert_eq!(exception["subject"], "Here, changed");
+
+    // Outlook changes an occurrence of the series and the other series; here, the series is
+    // renamed. Nothing comes back; what is sent overwrites Outlook's occurrence change.
+    let exceptions = f.get(&local).await.body["exceptions"].clone();
+    f.outlook()
+        .update_event(
+            &f.who.mailbox_id,
+            instances[6]["id"].as_str().unwrap(),
+            json!({"subject": "Changed in Outlook"}),
+        )
+        .unwrap();
+    let there = masters.iter().find(|m| m["subject"] == "There").unwrap();
+    f.outlook()
+        .update_event(
+            &f.who.mailbox_id,
+            there["id"].as_str().unwrap(),
+            json!({"subject": "There, renamed"}),
+        )
+        .unwrap();
+    assert_eq!(
+        f.patch(&local, json!({"title": "Here, renamed"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let run = f.sync().await;
+    assert_eq!(run["counts"]["updated_remotely"], 1, "{run:#}");
+    assert_eq!(run["counts"]["updated_locally"], 0, "{run:#}");
+    let view = f.get(&local).await.body;
+    assert_eq!(view["title"], "Here, renamed");
+    assert_eq!(
+        view["exceptions"], exceptions,
+        "Outlook's change is not taken"
+    );
+    assert_eq!(f.local_rows().await.len(), 1);
+    let master = f.outlook().get_event(&f.who.mailbox_id, &here_id).unwrap();
+    assert_eq!(master["subject"], "Here, renamed");
+    let instances = f.instances_of(&here_id);
+    assert_eq!(instances.len(), 9);
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["subject"] != "Changed in Outlook"),
+        "the local series overwrites Outlook's occurrences: {instances:#?}"
+    );
+    assert_eq!(
+        f.outlook().list_events(&f.who.mailbox_id).unwrap().len(),
+        2,
+        "no duplicate in Outlook"
+    );
+    f.assert_quiet_second_run().await;
+}
+
+#[tokio::test]
+async fn series_changed_in_outlook_are_read_a_batch_of_series_at_a_time() {
+    use m365_sync::sync::engine::SERIES_PER_BATCH;
+    const SERIES: usize = 24;
+    let f = Fixture::new("bidirectional", "local_wins").await;
+    let mut first = today().date_naive() + Days::new(30);
+    while first.format("%a").to_string() != "Mon" {
+        first = first + Days::new(1);
+    }
+    let mut masters = Vec::new();
+    for n in 0..SERIES {
+        let master = f
+            .outlook()
+            .create_event(
+                &f.who.mailbox_id,
+                json!({
+                    "subject": format!("Series {n}"),
+                    "start": {"dateTime": format!("{first}T10:00:00"), "timeZone": "W. Europe Standard Time"},
+                    "end": {"dateTime": format!("{first}T11:00:00"), "timeZone": "W. Europe Standard Time"},
+                    "recurrence": {
+                        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                        "range": {"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 10,
+                                  "recurrenceTimeZone": "W. Europe Standard Time"}
+                    },
+                }),
+            )
+            .unwrap();
+        masters.push(master["id"].as_str().unwrap().to_owned());
+    }
+    // Masters and instances are read only through `$batch`, each batch with the masters and
+    // instances of as many series as one holds; every read asks for UTC (see `sync`).
+    let assert_read_in_batches = |from: usize, context: &str| {
+        let log = f.app.emulator.request_log()[from..].to_vec();
+        let alone: Vec<String> = log
+            .iter()
+            .filter(|r| r.method == "GET" && !r.in_batch && r.path.starts_with("/v1.0/me/events"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(alone, Vec::<String>::new(), "{context}: read alone");
+        let batches: Vec<&graph_emulator::LoggedRequest> = log
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1.0/$batch")
+            .collect();
+        let mut used = std::collections::BTreeSet::new();
+        for kind in ["master", "instances"] {
+            let reads: Vec<&graph_emulator::LoggedRequest> = log
+                .iter()
+                .filter(|r| r.in_batch && r.method == "GET")
+                .filter(|r| r.path.ends_with("/instances") == (kind == "instances"))
+                .collect();
+            assert_eq!(reads.len(), SERIES, "{context}: one {kind} read per series");
+            for read in reads {
+                let batch = batches
+                    .iter()
+                    .position(|b| {
+                        b.received_at <= read.received_at && read.received_at <= b.completed_at
+                    })
+                    .unwrap_or_else(|| panic!("{context}: {} outside any $batch", read.path));
+                used.insert(batch);
+            }
+        }
+        assert!(
+            used.len() <= SERIES.div_ceil(SERIES_PER_BATCH),
+            "{context}: {} batches for {SERIES} series",
+            used.len()
+        );
+    };
+    let from = f.app.emulator.request_log().len();
+    f.sync().await;
+    assert_read_in_batches(from, "new series");
+    assert_eq!(f.local_rows().await.len(), SERIES);
+
+    for master in &masters {
+        let instances = f.instances_of(master);
+        f.outlook()
+            .update_event(
+                &f.who.mailbox_id,
+                instances[2]["id"].as_str().unwrap(),
+                json!({"subject": "Moved to another room", "location": {"displayName": "Room 3"}}),
+            )
+            .unwrap();
+    }
+    let from = f.app.emulator.request_log().len();
+    let run = f.sync().await;
+    assert_eq!(run["counts"]["updated_locally"], SERIES as u64, "{run:#}");
+    assert_read_in_batches(from, "changed series");
+    f.assert_in_sync().await;
 }

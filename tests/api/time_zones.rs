@@ -42,11 +42,17 @@ impl Fixture {
         format!("/api/v1/users/{}/{resource}", self.who.user.id)
     }
 
+    /// Synchronizes; every run must succeed, and each calendar read asks for times in UTC.
     async fn sync(&self) {
+        let from = self.app.emulator.request_log().len();
         let runs = self.app.sync_now(&self.who.user).await;
         for run in &runs {
             assert_eq!(run["outcome"], "succeeded", "{run}");
         }
+        assert!(
+            self.app.assert_calendar_reads_prefer_utc(from) > 0,
+            "a run reads the calendar's delta at least"
+        );
     }
 
     async fn create_local(&self, resource: &str, body: Value) -> Value {

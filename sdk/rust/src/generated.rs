@@ -2681,7 +2681,8 @@ of an expanded listing.*/
     #[serde(deny_unknown_fields)]
     pub struct RecurrencePattern {
         /**Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
-(a month without that day has no occurrence).*/
+(in a month without that day, the occurrence falls on the month's last day, as in
+Outlook).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub day_of_month: ::std::option::Option<::std::num::NonZeroU32>,
         /**Days of the week: required by `weekly`, `relative_monthly` and `relative_yearly`,

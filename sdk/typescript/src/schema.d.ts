@@ -1587,7 +1587,8 @@ export interface components {
             /**
              * Format: int32
              * @description Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
-             *     (a month without that day has no occurrence).
+             *     (in a month without that day, the occurrence falls on the month's last day, as in
+             *     Outlook).
              */
             day_of_month?: number | null;
             /**

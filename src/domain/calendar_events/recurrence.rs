@@ -113,7 +113,8 @@ pub struct RecurrencePattern {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub days_of_week: Vec<DayOfWeek>,
     /// Day of the month, 1 to 31: required by `absolute_monthly` and `absolute_yearly`
-    /// (a month without that day has no occurrence).
+    /// (in a month without that day, the occurrence falls on the month's last day, as in
+    /// Outlook).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 31)]
     pub day_of_month: Option<u32>,
@@ -425,15 +426,13 @@ impl Rule {
                 .filter_map(|i| start.checked_add_days(Days::new(i)))
                 .filter(|d| self.days.contains(&d.weekday()))
                 .collect(),
-            PatternType::AbsoluteMonthly => {
-                NaiveDate::from_ymd_opt(start.year(), start.month(), day)
-                    .into_iter()
-                    .collect()
-            }
-            PatternType::RelativeMonthly => self.relative(start.year(), start.month()),
-            PatternType::AbsoluteYearly => NaiveDate::from_ymd_opt(start.year(), month, day)
+            PatternType::AbsoluteMonthly => day_or_last(start.year(), start.month(), day)
                 .into_iter()
                 .collect(),
+            PatternType::RelativeMonthly => self.relative(start.year(), start.month()),
+            PatternType::AbsoluteYearly => {
+                day_or_last(start.year(), month, day).into_iter().collect()
+            }
             PatternType::RelativeYearly => self.relative(start.year(), month),
         }
     }
@@ -453,6 +452,16 @@ impl Rule {
         };
         pick.copied().into_iter().collect()
     }
+}
+
+/// Day `day` of a month, or the month's last day when it is shorter: Exchange's rule for
+/// absolute patterns (EWS `DayOfMonth`: "If for a particular month this value is larger than
+/// the number of days in the month, the last day of the month is assumed"), which Outlook
+/// states when such a series is made ("the occurrence will fall on the last day of the month").
+fn day_or_last(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    (1..=day.min(31))
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(year, month, d))
 }
 
 fn snake(camel: &str) -> String {
@@ -514,16 +523,41 @@ mod tests {
         }));
         assert_eq!(
             dates(&the_31st, "2026-01-01", "2027-01-01"),
-            ["2026-01-31", "2026-03-31", "2026-05-31"]
+            [
+                "2026-01-31",
+                "2026-02-28",
+                "2026-03-31",
+                "2026-04-30",
+                "2026-05-31"
+            ],
+            "a shorter month has its occurrence on its last day"
         );
         let leap_day = rule(json!({
             "pattern": {"type": "absolute_yearly", "day_of_month": 29, "month": 2},
             "range": {"type": "no_end"}
         }));
         assert_eq!(
-            dates(&leap_day, "2024-02-29", "2032-12-31"),
-            ["2024-02-29", "2028-02-29", "2032-02-29"]
+            dates(&leap_day, "2024-02-29", "2028-12-31"),
+            [
+                "2024-02-29",
+                "2025-02-28",
+                "2026-02-28",
+                "2027-02-28",
+                "2028-02-29"
+            ],
+            "February 28 in common years"
         );
+        let the_30th_every_other_month = rule(json!({
+            "pattern": {"type": "absolute_monthly", "interval": 2, "day_of_month": 30},
+            "range": {"type": "numbered", "number_of_occurrences": 3}
+        }));
+        assert_eq!(
+            dates(&the_30th_every_other_month, "2027-12-30", "2029-01-01"),
+            ["2027-12-30", "2028-02-29", "2028-04-30"],
+            "a clamped occurrence counts in a numbered range"
+        );
+        assert!(the_31st.contains(day("2026-01-31"), day("2026-04-30")));
+        assert!(!the_31st.contains(day("2026-01-31"), day("2026-04-29")));
         let thanksgiving = rule(json!({
             "pattern": {"type": "relative_yearly", "days_of_week": ["thursday"], "index": "fourth", "month": 11},
             "range": {"type": "no_end"}

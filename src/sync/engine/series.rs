@@ -1,10 +1,11 @@
 //! Series in a run. A pull reads, after its last page, the master and the instances of every
-//! series whose instances changed (both through `$batch`, so one round trip reads up to ten
-//! series), and of every linked series when something unknown was removed (a cancelled
-//! occurrence or a deleted series carries only an id Graph gave no master for). A push that
-//! wrote a series brings its instances in line with the local exceptions: it modifies and
-//! cancels occurrences, and writes the recurrence again when an occurrence cancelled in
-//! Microsoft must come back.
+//! series whose instances changed (both through `$batch`, so one round trip reads
+//! [`SERIES_PER_BATCH`] series), and of every linked series when something unknown was removed
+//! (a cancelled occurrence or a deleted series carries only an id Graph gave no master for). A
+//! push that wrote a series brings its instances in line with the local exceptions: it
+//! modifies and cancels occurrences, and writes the recurrence again when an occurrence
+//! cancelled in Microsoft must come back. A series changed in Microsoft when its master or one
+//! of its exceptions last did (for `most_recent_wins`).
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,6 +25,9 @@ use chrono::{DateTime, Utc};
 use entity::sync_links;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+/// Series whose master and instances one `$batch` reads: two requests each.
+pub const SERIES_PER_BATCH: usize = BATCH_SIZE / 2;
+
 /// Reads return times in UTC and bodies as text, as everywhere in the engine.
 const PREFER: &str = "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"";
 
@@ -39,6 +43,25 @@ fn prefer_headers() -> serde_json::Map<String, Value> {
     let mut headers = serde_json::Map::new();
     headers.insert("Prefer".into(), json!(PREFER));
     headers
+}
+
+/// When a series last changed in Microsoft: the latest `lastModifiedDateTime` of its master and
+/// of its modified occurrences. Modifying one occurrence changes only that exception's time,
+/// not the master's, so the master alone would make a later Outlook edit of an occurrence
+/// look older than a local edit of the series (`most_recent_wins`).
+fn series_modified(master: &Value, instances: &[Value]) -> Option<DateTime<Utc>> {
+    let modified = |item: &Value| {
+        item.get("lastModifiedDateTime")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    instances
+        .iter()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("exception"))
+        .filter_map(modified)
+        .chain(modified(master))
+        .max()
 }
 
 impl Run<'_> {
@@ -129,40 +152,42 @@ impl Run<'_> {
         ids: &[String],
         window: Window,
     ) -> Result<Vec<ReadSeries>, Stop> {
-        let urls: Vec<String> = ids
-            .iter()
-            .flat_map(|id| [self.item_path(id), self.instances_url(id, window)])
-            .collect();
-        let mut answers = self.get_many(&urls).await?.into_iter();
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let (Some((status, master)), Some((instances_status, first))) =
-                (answers.next(), answers.next())
-            else {
-                break;
-            };
-            let instances =
-                if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
-                    if instances_status != 200 {
-                        self.note_unread(id, instances_status);
-                        continue;
-                    }
-                    match self.all_pages(first).await? {
-                        Some(items) => items,
-                        None => {
-                            self.note_unread(id, 0);
+        for chunk in ids.chunks(SERIES_PER_BATCH) {
+            let urls: Vec<String> = chunk
+                .iter()
+                .flat_map(|id| [self.item_path(id), self.instances_url(id, window)])
+                .collect();
+            let mut answers = self.get_many(&urls).await?.into_iter();
+            for id in chunk {
+                let (Some((status, master)), Some((instances_status, first))) =
+                    (answers.next(), answers.next())
+                else {
+                    break;
+                };
+                let instances =
+                    if status == 200 && master.get("recurrence").is_some_and(|r| !r.is_null()) {
+                        if instances_status != 200 {
+                            self.note_unread(id, instances_status);
                             continue;
                         }
-                    }
-                } else {
-                    Vec::new()
-                };
-            out.push(ReadSeries {
-                id: id.clone(),
-                status,
-                master,
-                instances,
-            });
+                        match self.all_pages(first).await? {
+                            Some(items) => items,
+                            None => {
+                                self.note_unread(id, 0);
+                                continue;
+                            }
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                out.push(ReadSeries {
+                    id: id.clone(),
+                    status,
+                    master,
+                    instances,
+                });
+            }
         }
         Ok(out)
     }
@@ -318,11 +343,7 @@ impl Run<'_> {
             }
             return Ok(());
         }
-        let modified = master
-            .get("lastModifiedDateTime")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let modified = series_modified(&master, &instances);
         self.apply_change(&link, &item, &remote, etag, modified)
             .await
     }
@@ -484,5 +505,40 @@ impl Run<'_> {
             pending = retry;
         }
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_changed_when_its_master_or_its_latest_exception_did() {
+        let master =
+            json!({"type": "seriesMaster", "lastModifiedDateTime": "2026-03-01T10:00:00.0000000Z"});
+        let occurrence =
+            json!({"type": "occurrence", "lastModifiedDateTime": "2026-03-09T10:00:00.0000000Z"});
+        let exception = |at: &str| json!({"type": "exception", "lastModifiedDateTime": at});
+        let at = |text: &str| Some(text.parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            series_modified(&master, std::slice::from_ref(&occurrence)),
+            at("2026-03-01T10:00:00Z"),
+            "a plain occurrence carries its master's state, not a change of its own"
+        );
+        assert_eq!(
+            series_modified(
+                &master,
+                &[
+                    exception("2026-03-05T08:30:00.5000000Z"),
+                    occurrence,
+                    exception("2026-03-04T00:00:00.0000000Z")
+                ]
+            ),
+            at("2026-03-05T08:30:00.5Z")
+        );
+        assert_eq!(
+            series_modified(&master, &[exception("2026-02-01T00:00:00Z")]),
+            at("2026-03-01T10:00:00Z")
+        );
     }
 }

@@ -310,11 +310,17 @@ pub(crate) fn delete(mbox: &mut Mailbox, raw_id: &str, if_match: Option<&str>) -
     let seq = mbox.next_seq();
     match date {
         Some(d) => {
+            // Exchange records a cancelled occurrence on its master (EWS `DeletedOccurrences`
+            // of the recurring master): the master is saved, so its change key and its last
+            // modification time move. A modified occurrence is an exception item of its own:
+            // its `lastModifiedDateTime` moves and the master's stays (the documentation does
+            // not say the master's moves too; a client must not count on it).
             let ev = &mut mbox.events[i];
             ev.exceptions.remove(&d);
             ev.cancelled.insert(d);
             ev.seq = seq;
             ev.change_key = ids::new_change_key();
+            ev.modified = Utc::now();
         }
         None => {
             mbox.events.remove(i);

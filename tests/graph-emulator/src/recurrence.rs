@@ -74,6 +74,16 @@ fn date(v: &Value, key: &str) -> Option<NaiveDate> {
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
+/// Day `day` of a month, or its last day when the month is shorter. Exchange documents this for
+/// the `DayOfMonth` of absolute monthly and yearly patterns ("If for a particular month this
+/// value is larger than the number of days in the month, the last day of the month is
+/// assumed", EWS reference), and Outlook warns of it when such a series is made.
+fn day_or_last(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    (1..=day.min(31))
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+}
+
 impl Recurrence {
     /// Parses a `patternedRecurrence`; the error is the message of a 400 response.
     pub(crate) fn parse(v: &Value) -> Result<Self, String> {
@@ -242,16 +252,14 @@ impl Recurrence {
                 days
             }
             PatternKind::AbsoluteMonthly => {
-                NaiveDate::from_ymd_opt(first.year(), first.month(), self.day_of_month)
+                day_or_last(first.year(), first.month(), self.day_of_month)
                     .into_iter()
                     .collect()
             }
             PatternKind::RelativeMonthly => self.relative_in_month(first.year(), first.month()),
-            PatternKind::AbsoluteYearly => {
-                NaiveDate::from_ymd_opt(first.year(), self.month, self.day_of_month)
-                    .into_iter()
-                    .collect()
-            }
+            PatternKind::AbsoluteYearly => day_or_last(first.year(), self.month, self.day_of_month)
+                .into_iter()
+                .collect(),
             PatternKind::RelativeYearly => self.relative_in_month(first.year(), self.month),
         }
     }
@@ -316,13 +324,59 @@ mod tests {
     }
 
     #[test]
-    fn absolute_monthly_skips_months_without_the_day_and_end_date_is_inclusive() {
+    fn absolute_monthly_falls_on_the_last_day_of_shorter_months_and_end_date_is_inclusive() {
         let got = dates(
             json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}),
             json!({"type": "endDate", "startDate": "2026-01-01", "endDate": "2026-05-31"}),
             "2027-01-01",
         );
-        assert_eq!(got, ["2026-01-31", "2026-03-31", "2026-05-31"]);
+        assert_eq!(
+            got,
+            [
+                "2026-01-31",
+                "2026-02-28",
+                "2026-03-31",
+                "2026-04-30",
+                "2026-05-31"
+            ]
+        );
+        let every_other_30th = dates(
+            json!({"type": "absoluteMonthly", "interval": 2, "dayOfMonth": 30}),
+            json!({"type": "numbered", "startDate": "2027-12-30", "numberOfOccurrences": 3}),
+            "2029-01-01",
+        );
+        assert_eq!(
+            every_other_30th,
+            ["2027-12-30", "2028-02-29", "2028-04-30"],
+            "a leap February has its 29th"
+        );
+    }
+
+    #[test]
+    fn absolute_yearly_on_february_29_falls_on_february_28_in_common_years() {
+        let got = dates(
+            json!({"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2}),
+            json!({"type": "noEnd", "startDate": "2024-02-29"}),
+            "2028-12-31",
+        );
+        assert_eq!(
+            got,
+            [
+                "2024-02-29",
+                "2025-02-28",
+                "2026-02-28",
+                "2027-02-28",
+                "2028-02-29"
+            ]
+        );
+        let rec = Recurrence::parse(&json!({
+            "pattern": {"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2},
+            "range": {"type": "noEnd", "startDate": "2024-02-29"}
+        }))
+        .expect("valid");
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        assert!(rec.contains(day("2027-02-28")));
+        assert!(!rec.contains(day("2028-02-28")), "2028 has its 29th");
     }
 
     #[test]

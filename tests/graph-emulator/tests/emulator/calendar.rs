@@ -431,3 +431,130 @@ async fn cancelled_occurrences_leave_delta_as_removed_and_are_listed_on_their_ma
         404
     );
 }
+
+/// The dates of a series' instances over a window, and the instances themselves.
+async fn instance_dates(ctx: &TestCtx, master_id: &str, window: &str) -> (Vec<String>, Vec<Value>) {
+    let resp = ctx
+        .get(&format!(
+            "/me/events/{}/instances?{window}&$top=100",
+            enc(master_id)
+        ))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let items = resp.body["value"].as_array().expect("value").clone();
+    let dates = items
+        .iter()
+        .map(|e| e["start"]["dateTime"].as_str().expect("start")[..10].to_owned())
+        .collect();
+    (dates, items)
+}
+
+#[tokio::test]
+async fn a_day_of_month_past_the_end_of_a_month_falls_on_its_last_day() {
+    let ctx = TestCtx::new().await;
+    let cases = [
+        (
+            json!({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}),
+            "2026-01-31",
+            "startDateTime=2026-01-01T00:00:00Z&endDateTime=2026-07-01T00:00:00Z",
+            vec![
+                "2026-01-31",
+                "2026-02-28",
+                "2026-03-31",
+                "2026-04-30",
+                "2026-05-31",
+                "2026-06-30",
+            ],
+        ),
+        (
+            json!({"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2}),
+            "2024-02-29",
+            "startDateTime=2024-01-01T00:00:00Z&endDateTime=2029-01-01T00:00:00Z",
+            vec![
+                "2024-02-29",
+                "2025-02-28",
+                "2026-02-28",
+                "2027-02-28",
+                "2028-02-29",
+            ],
+        ),
+    ];
+    for (pattern, first, window, expected) in cases {
+        let master = ctx
+            .post(
+                "/me/events",
+                json!({
+                    "subject": "Month end",
+                    "start": {"dateTime": format!("{first}T09:00:00"), "timeZone": "UTC"},
+                    "end": {"dateTime": format!("{first}T09:30:00"), "timeZone": "UTC"},
+                    "recurrence": {"pattern": pattern, "range": {"type": "noEnd", "startDate": first}},
+                }),
+            )
+            .await;
+        assert_eq!(master.status, 201, "{}", master.body);
+        let master_id = master.body["id"].as_str().expect("id").to_owned();
+        let (dates, items) = instance_dates(&ctx, &master_id, window).await;
+        assert_eq!(dates, expected, "{pattern}");
+        // The occurrence moved to the month's last day is an occurrence like any other.
+        let short = &items[1];
+        assert_eq!(short["type"], "occurrence");
+        assert_eq!(
+            short["originalStart"],
+            format!("{}T09:00:00Z", expected[1]),
+            "{pattern}"
+        );
+        let path = format!("/me/events/{}", enc(short["id"].as_str().expect("id")));
+        let changed = ctx.patch(&path, json!({"subject": "Short month"})).await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        assert_eq!(changed.body["type"], "exception");
+        assert_eq!(ctx.delete(&path).await.status, 204);
+        let (after, _) = instance_dates(&ctx, &master_id, window).await;
+        assert_eq!(after.len(), expected.len() - 1, "{pattern}");
+        assert!(!after.contains(&expected[1].to_owned()), "{pattern}");
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_occurrence_moves_its_masters_modification_time_a_modified_one_its_own() {
+    let ctx = TestCtx::new().await;
+    let master = ctx
+        .post(
+            "/me/events",
+            series(
+                json!({"type": "daily", "interval": 1}),
+                json!({"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3}),
+            ),
+        )
+        .await
+        .body;
+    let master_id = master["id"].as_str().expect("id").to_owned();
+    let master_path = format!("/me/events/{}", enc(&master_id));
+    let created = master["lastModifiedDateTime"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    let (_, items) = instance_dates(&ctx, &master_id, WINDOW).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let first = format!("/me/events/{}", enc(items[0]["id"].as_str().expect("id")));
+    let exception = ctx.patch(&first, json!({"subject": "Changed"})).await.body;
+    let exception_time = exception["lastModifiedDateTime"].as_str().expect("time");
+    assert!(
+        exception_time > created.as_str(),
+        "{exception_time} / {created}"
+    );
+    let unchanged = ctx.get(&master_path).await.body;
+    assert_eq!(
+        unchanged["lastModifiedDateTime"], created,
+        "an exception leaves its master's time"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let third = format!("/me/events/{}", enc(items[2]["id"].as_str().expect("id")));
+    assert_eq!(ctx.delete(&third).await.status, 204);
+    let after = ctx.get(&master_path).await.body;
+    let master_time = after["lastModifiedDateTime"].as_str().expect("time");
+    assert!(
+        master_time > exception_time,
+        "a cancellation is saved on the master: {master_time} / {exception_time}"
+    );
+    assert_ne!(after["changeKey"], unchanged["changeKey"]);
+}
