@@ -99,7 +99,9 @@ pub struct JobSettings {
     /// it at once). Default 1000.
     pub poll_ms: u64,
     /// Heartbeat of a worker in the job queue, in seconds; a job held by a worker that missed
-    /// two heartbeats is queued again. Default 30.
+    /// two heartbeats ([`crate::jobs::queue::MISSED_HEARTBEATS`]) is queued again: with the
+    /// lease, what a crashed worker's runs wait before another worker takes them over.
+    /// Default 30.
     pub heartbeat_seconds: u64,
     /// Delay before the first retry of a failed run, doubled at each failure in a row (with
     /// jitter, at most the sync interval, at least Microsoft's `Retry-After`). Default 30000.

@@ -21,6 +21,10 @@ pub const PRIORITY_MANUAL: usize = 10;
 /// Priority of scheduled runs and retries.
 pub const PRIORITY_SCHEDULED: usize = 0;
 
+/// Heartbeats a worker may miss before the jobs it holds are queued again for others, on both
+/// storages (apalis's defaults differ: 2 on SQLite, 10 on PostgreSQL).
+pub const MISSED_HEARTBEATS: usize = 2;
+
 /// One queued sync of one resource of one user: the `sync_jobs` row to perform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncTask {
@@ -72,16 +76,18 @@ pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 impl Queue {
-    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`. A worker fetches one
-    /// job at a time: the storages pick a batch by priority but hand it over in insertion
-    /// order, so only single fetches keep "sync now" ahead of scheduled work.
+    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`, the jobs of a worker
+    /// that missed [`MISSED_HEARTBEATS`] queued again. A worker fetches one job at a time: the
+    /// storages pick a batch by priority but hand it over in insertion order, so only single
+    /// fetches keep "sync now" ahead of scheduled work.
     pub fn new(db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
         let storage = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 let config = apalis_sqlite::Config::default()
                     .queue(SYNC_QUEUE)
                     .batch_size(1)
-                    .heartbeat_interval(heartbeat);
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Sqlite(
                     SqliteStorage::new(db.get_sqlite_connection_pool()).with_config(config),
                 )
@@ -90,7 +96,8 @@ impl Queue {
                 let config = apalis_postgres::Config::default()
                     .queue(SYNC_QUEUE)
                     .batch_size(1)
-                    .heartbeat_interval(heartbeat);
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Postgres(
                     PostgresStorage::new(db.get_postgres_connection_pool()).with_config(config),
                 )
