@@ -106,8 +106,8 @@ pub struct JobSettings {
     /// Delay before the first retry of a failed run, doubled at each failure in a row (with
     /// jitter, at most the sync interval, at least Microsoft's `Retry-After`). Default 30000.
     pub retry_base_ms: u64,
-    /// On shutdown, how long runs in progress may take to finish before their leases are
-    /// released for other workers. Default 30000.
+    /// On shutdown, how long runs in progress may take to finish; those still running then
+    /// are interrupted, and their jobs and leases handed to other workers. Default 30000.
     pub shutdown_grace_ms: u64,
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sea_orm::{DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -164,4 +164,39 @@ impl Queue {
         self.wake.notify_one();
         Ok(())
     }
+}
+
+/// Makes the jobs `worker` still holds available to other workers at once: those it
+/// fetched or started and never finished because it stopped. Run when the worker has
+/// stopped, for the jobs its queue connection could not hand back itself. apalis gives
+/// back on close only the jobs fetched and not started, and frees started ones only once
+/// the worker missed its heartbeats; neither storage offers an API for the rest
+/// (`ResumeAbandoned` is unsupported), so this is the same update as apalis's own
+/// re-enqueueing of an orphaned job. Returns how many jobs were given back.
+///
+/// # Errors
+/// When the queue cannot be written.
+pub async fn release_abandoned(db: &DatabaseConnection, worker: &str) -> anyhow::Result<u64> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Sqlite => {
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, attempts = attempts + 1 \
+             WHERE lock_by = ? AND job_type = ? AND status IN ('Queued', 'Running')"
+        }
+        _ => {
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, attempts = attempts + 1 \
+             WHERE lock_by = $1 AND job_type = $2 AND status IN ('Queued', 'Running')"
+        }
+    };
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [worker.into(), SYNC_QUEUE.into()],
+        ))
+        .await
+        .context("Failed to give back the jobs of a stopped worker")?;
+    Ok(result.rows_affected())
 }

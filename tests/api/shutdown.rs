@@ -1,18 +1,25 @@
-//! Worker processes that die in the middle of a run: a killed worker's run is taken over after
-//! two missed heartbeats and the lease, without a duplicate on either side.
+//! Worker processes that stop, die or lose a lease in the middle of a run: a graceful stop
+//! interrupts the runs still in progress once the grace period is over and hands their jobs to
+//! the next worker at once; a killed worker's run is taken over after two missed heartbeats and
+//! the lease; a run whose lease another worker took gives way to it. Every case ends without a
+//! duplicate on either side, the batch a cut run was waiting for included: Microsoft applies
+//! it, and the next run finds its tasks.
 
 use std::{
     collections::HashSet,
     path::Path,
-    process::{Child, Command},
+    process::{Child, Command, ExitStatus},
     time::{Duration, Instant},
 };
 
 use entity::{sync_jobs, sync_links, sync_runs, sync_schedules};
 use graph_emulator::{Fault, FaultSpec};
-use m365_sync::{jobs::lease, sync::links::Resource};
+use m365_sync::{
+    jobs::{lease, runtime::Jobs},
+    sync::links::Resource,
+};
 use reqwest::StatusCode;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,6 +68,42 @@ async fn user_with_tasks(app: &TestApp) -> MailboxUser {
         .unwrap();
     }
     who
+}
+
+/// The first `$batch` is answered at once, the second only after `delay`: a run is in progress,
+/// half its tasks sent, while the second waits.
+fn slow_second_batch(app: &TestApp, delay: Duration) {
+    for latency in [Duration::from_millis(1), delay] {
+        app.emulator.inject_fault(FaultSpec {
+            method: Some("POST".into()),
+            path_contains: Some("$batch".into()),
+            count: 1,
+            kind: Fault::Latency(latency),
+        });
+    }
+}
+
+/// Waits until Microsoft has answered `count` `$batch` requests (whether or not the worker
+/// that sent them was still there to read the answer).
+async fn batches_served(app: &TestApp, count: usize) {
+    eventually(Duration::from_secs(30), "batches served", || async {
+        app.emulator
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("$batch") && !r.in_batch)
+            .count()
+            >= count
+    })
+    .await;
+}
+
+/// Waits until the first batch's tasks are linked (the second batch is sent right after).
+async fn second_batch_sent(app: &TestApp, who: &MailboxUser) {
+    eventually(Duration::from_secs(60), "the first batch sent", || async {
+        links(app, who).await >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 async fn links(app: &TestApp, who: &MailboxUser) -> u64 {
@@ -184,6 +227,18 @@ impl WorkerProcess {
             .unwrap();
         assert!(status.success());
     }
+
+    /// Waits for the process to exit, at most `limit`.
+    async fn exited(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the worker did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for WorkerProcess {
@@ -191,6 +246,81 @@ impl Drop for WorkerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn a_worker_stopped_mid_run_hands_the_job_back_and_the_next_worker_finishes_it_at_once() {
+    // Leases and heartbeats long enough that only a job handed back can run again soon.
+    const GRACE_MS: u64 = 1000;
+    let slow = [
+        ("M365_SYNC_LEASE_MS", "60000"),
+        ("M365_SYNC_HEARTBEAT_SECONDS", "30"),
+        ("M365_SYNC_SHUTDOWN_GRACE_MS", "1000"),
+    ];
+    let app = spawn_app_with(|s| s.jobs.embedded_worker = false).await;
+    let who = user_with_tasks(&app).await;
+    slow_second_batch(&app, Duration::from_secs(3));
+    let dir = WorkerDir::new();
+    let mut first = WorkerProcess::start(&app, &dir.path(), &slow, &[]);
+    let job_id = sync_now(&app, &who).await;
+    second_batch_sent(&app, &who).await;
+
+    first.terminate();
+    let stopping = Instant::now();
+    let exit = first.exited(Duration::from_secs(30)).await;
+    let took = stopping.elapsed();
+
+    assert!(exit.success(), "a clean exit: {exit}");
+    assert!(
+        took >= Duration::from_millis(GRACE_MS) && took < Duration::from_millis(GRACE_MS + 3000),
+        "the run got the grace period, then was interrupted: exited after {took:?}"
+    );
+    let cut = runs(&app, &who).await;
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(cut[0].outcome, "interrupted", "{cut:?}");
+    assert!(cut[0].finished_at.is_some(), "{cut:?}");
+    assert!(
+        cut[0].log.contains("stopped: the worker shut down"),
+        "{cut:?}"
+    );
+    let queued = job(&app, job_id).await;
+    assert_eq!(
+        queued.state, "queued",
+        "the job is back in the queue: {queued:?}"
+    );
+    assert_eq!(queued.started_at, None, "{queued:?}");
+    let leased = schedule(&app, &who).await;
+    assert_eq!(
+        leased.lease_holder, None,
+        "the lease is released: {leased:?}"
+    );
+    assert_eq!(
+        leased.failures, 0,
+        "an interruption is no failure: {leased:?}"
+    );
+
+    // The next worker gets the job at once: not after the lease or two heartbeats (60 s).
+    batches_served(&app, 2).await;
+    let next = WorkerProcess::start(&app, &dir.path(), &slow, &[]);
+    let started = Instant::now();
+    eventually(
+        Duration::from_secs(20),
+        "the next worker finishes the job",
+        || async { job(&app, job_id).await.state == "done" },
+    )
+    .await;
+    eprintln!(
+        "the next worker finished the job in {:?}",
+        started.elapsed()
+    );
+    let done = job(&app, job_id).await;
+    assert_eq!(done.outcome.as_deref(), Some("succeeded"), "{done:?}");
+    let all = runs(&app, &who).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(Some(all[1].id), done.run_id);
+    assert!(all[0].finished_at.unwrap() <= all[1].started_at, "{all:?}");
+    next.terminate();
+    assert_no_duplicates(&app, &who).await;
 }
 
 #[tokio::test]
@@ -251,5 +381,89 @@ async fn a_killed_worker_s_run_is_taken_over_after_two_missed_heartbeats_and_the
     assert_eq!(all[0].outcome, "failed", "the cut run: {all:?}");
     assert!(all[0].finished_at.unwrap() <= all[1].started_at, "{all:?}");
     workers[1 - victim].terminate();
+    assert_no_duplicates(&app, &who).await;
+}
+
+#[tokio::test]
+async fn a_run_that_loses_its_lease_stops_and_gives_way_to_the_new_holder() {
+    let app = spawn_app_with(|s| s.jobs.embedded_worker = false).await;
+    let who = user_with_tasks(&app).await;
+    slow_second_batch(&app, Duration::from_secs(3));
+    let state = app
+        .state_with(|s| {
+            s.jobs.lease_ms = 1500;
+            s.jobs.poll_ms = 50;
+        })
+        .await;
+    let metrics = state.metrics.clone();
+    let jobs = Jobs::start(state);
+    let job_id = sync_now(&app, &who).await;
+    second_batch_sent(&app, &who).await;
+
+    // Another worker takes the lease over (as if this one had stalled past its expiry).
+    let key = lease::schedule_key(who.user.id, Resource::Tasks);
+    let taken = sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LeaseHolder,
+            Expr::value("another-worker"),
+        )
+        .col_expr(
+            sync_schedules::Column::LeaseUntil,
+            Expr::value((chrono::Utc::now() + chrono::Duration::hours(1)).fixed_offset()),
+        )
+        .filter(sync_schedules::Column::Key.eq(&key))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(taken.rows_affected, 1);
+    let lost = Instant::now();
+    eventually(Duration::from_secs(10), "the run stops", || async {
+        runs(&app, &who).await[0].outcome != "running"
+    })
+    .await;
+    let took = lost.elapsed();
+
+    // The renewal every third of the lease (500 ms) finds it lost.
+    assert!(
+        took < Duration::from_millis(1500),
+        "stopped at the next renewal: {took:?}"
+    );
+    let cut = runs(&app, &who).await;
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(cut[0].outcome, "interrupted", "{cut:?}");
+    assert!(cut[0].log.contains("lost the run's lease"), "{cut:?}");
+    assert_eq!(job(&app, job_id).await.state, "queued");
+    let held = schedule(&app, &who).await;
+    assert_eq!(held.lease_holder.as_deref(), Some("another-worker"));
+    assert_eq!(held.failures, 0, "no failure counted: {held:?}");
+    assert_eq!(held.backoff_until, None, "no backoff: {held:?}");
+    let text = metrics.encode().unwrap();
+    let line = "m365_sync_sync_runs_total{resource=\"tasks\",outcome=\"interrupted\"} 1";
+    assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+
+    // Nothing runs while the other worker holds the lease; once it is released, the job runs.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(runs(&app, &who).await.len(), 1);
+    batches_served(&app, 2).await;
+    sync_schedules::Entity::update_many()
+        .col_expr(
+            sync_schedules::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(sync_schedules::Column::Key.eq(&key))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the job runs again", || async {
+        job(&app, job_id).await.state == "done"
+    })
+    .await;
+    jobs.shutdown().await;
+
+    let done = job(&app, job_id).await;
+    assert_eq!(done.outcome.as_deref(), Some("succeeded"), "{done:?}");
+    let all = runs(&app, &who).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[0].finished_at.unwrap() <= all[1].started_at, "{all:?}");
     assert_no_duplicates(&app, &who).await;
 }
