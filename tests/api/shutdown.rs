@@ -1,9 +1,9 @@
 //! Worker processes that stop, die or lose a lease in the middle of a run: a graceful stop
 //! interrupts the runs still in progress once the grace period is over and hands their jobs to
 //! the next worker at once; a killed worker's run is taken over after two missed heartbeats and
-//! the lease; a run whose lease another worker took gives way to it. Every case ends without a
+//! the lease; a run whose lease another worker took gives way to it. Each ends without a
 //! duplicate on either side, the batch a cut run was waiting for included: Microsoft applies
-//! it, and the next run finds its tasks.
+//! it, and the next run finds its tasks. And a worker process serves its own metrics.
 
 use std::{
     collections::HashSet,
@@ -20,7 +20,7 @@ use m365_sync::{
 };
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{MailboxUser, TestApp, spawn_app_with};
@@ -466,4 +466,62 @@ async fn a_run_that_loses_its_lease_stops_and_gives_way_to_the_new_holder() {
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(all[0].finished_at.unwrap() <= all[1].started_at, "{all:?}");
     assert_no_duplicates(&app, &who).await;
+}
+
+#[tokio::test]
+async fn a_worker_process_serves_probes_and_the_metrics_it_counts_on_its_own_listener() {
+    let app = spawn_app_with(|s| s.jobs.embedded_worker = false).await;
+    let who = user_with_tasks(&app).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let dir = WorkerDir::new();
+    let worker = WorkerProcess::start(&app, &dir.path(), &[], &["--listen", &address]);
+    let get = |path: &str| {
+        let url = format!("http://{address}{path}");
+        let client = app.client.clone();
+        async move { client.get(url).send().await }
+    };
+    eventually(Duration::from_secs(30), "the worker listens", || async {
+        get("/healthz")
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    let line = "m365_sync_sync_runs_total{resource=\"tasks\",outcome=\"succeeded\"} 1";
+    let metrics = || async {
+        let response = get("/metrics").await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
+    let before = metrics().await;
+    assert!(!before.lines().any(|l| l == line), "no run yet:\n{before}");
+
+    let job_id = sync_now(&app, &who).await;
+    eventually(
+        Duration::from_secs(30),
+        "the worker runs the job",
+        || async { job(&app, job_id).await.state == "done" },
+    )
+    .await;
+
+    let after = metrics().await;
+    assert!(after.lines().any(|l| l == line), "{line} in\n{after}");
+    let graph_ok = after
+        .lines()
+        .find_map(|l| l.strip_prefix("m365_sync_graph_requests_total{status=\"200\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(graph_ok.is_some_and(|n| n > 0), "Graph requests:\n{after}");
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let api = get("/api/v1/users").await.unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND, "no API on a worker");
+    worker.terminate();
 }
