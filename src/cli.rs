@@ -9,8 +9,7 @@ use crate::{
     config::Settings,
     db,
     domain::{Role, organizations, users},
-    jobs::runtime::Jobs,
-    startup::{AppState, Application, shutdown_signal},
+    startup::{self, Application},
     telemetry,
 };
 
@@ -36,7 +35,12 @@ enum Command {
     },
     /// Run pending migrations, then run a sync worker and the scheduler without the API. Any
     /// number of worker processes can share one PostgreSQL database.
-    Worker,
+    Worker {
+        /// Serve `/healthz`, `/readyz` and `/metrics` on this address (also `worker_listen`);
+        /// by default the worker listens on nothing.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run pending migrations and exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -134,16 +138,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("m365-sync stopped");
             Ok(())
         }
-        Command::Worker => {
-            let keys = settings.resolve_keys()?;
-            let db = db::connect(&settings).await?;
-            db::migrate(&db).await?;
-            let state = AppState::new(settings, &keys, db)?;
-            let jobs = Jobs::start(state);
-            shutdown_signal().await;
-            tracing::info!("Stopping: finishing runs in progress");
-            jobs.shutdown().await;
-            Ok(())
+        Command::Worker { listen } => {
+            let mut settings = settings;
+            settings.worker_listen = listen.or(settings.worker_listen);
+            startup::run_worker(settings).await
         }
         Command::Migrate => {
             let db = db::connect(&settings).await?;

@@ -36,6 +36,9 @@ pub enum LogFormat {
 pub struct Settings {
     /// Address the HTTP server listens on. Default `127.0.0.1:8080`.
     pub bind: SocketAddr,
+    /// Address `m365-sync worker` serves `/healthz`, `/readyz` and `/metrics` on (it has no
+    /// API). Default: none, the worker listens on nothing; `worker --listen` sets it too.
+    pub worker_listen: Option<SocketAddr>,
     /// Directory for the SQLite database and generated secrets. Default `./data`.
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`. Default: `m365-sync.db` in `data_dir`.
@@ -99,13 +102,15 @@ pub struct JobSettings {
     /// it at once). Default 1000.
     pub poll_ms: u64,
     /// Heartbeat of a worker in the job queue, in seconds; a job held by a worker that missed
-    /// two heartbeats is queued again. Default 30.
+    /// two heartbeats ([`crate::jobs::queue::MISSED_HEARTBEATS`]) is queued again: with the
+    /// lease, what a crashed worker's runs wait before another worker takes them over.
+    /// Default 30.
     pub heartbeat_seconds: u64,
     /// Delay before the first retry of a failed run, doubled at each failure in a row (with
     /// jitter, at most the sync interval, at least Microsoft's `Retry-After`). Default 30000.
     pub retry_base_ms: u64,
-    /// On shutdown, how long runs in progress may take to finish before their leases are
-    /// released for other workers. Default 30000.
+    /// On shutdown, how long runs in progress may take to finish; those still running then
+    /// are interrupted, and their jobs and leases handed to other workers. Default 30000.
     pub shutdown_grace_ms: u64,
     /// How many days finished jobs, their queue entries and run records are kept (the last run
     /// of each user's resource always is); 0 keeps them forever. Default 30.
@@ -134,6 +139,7 @@ impl Default for JobSettings {
 #[serde(deny_unknown_fields)]
 struct Layer {
     bind: Option<String>,
+    worker_listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     jwt_secret: Option<SecretString>,
@@ -180,6 +186,7 @@ impl Layer {
         };
         Ok(Self {
             bind: var("BIND"),
+            worker_listen: var("WORKER_LISTEN"),
             data_dir: var("DATA_DIR").map(PathBuf::from),
             database_url: var("DATABASE_URL")
                 .or_else(|| env("DATABASE_URL").filter(|v| !v.is_empty())),
@@ -213,6 +220,7 @@ impl Layer {
     fn overlay(self, over: Layer) -> Layer {
         Layer {
             bind: over.bind.or(self.bind),
+            worker_listen: over.worker_listen.or(self.worker_listen),
             data_dir: over.data_dir.or(self.data_dir),
             database_url: over.database_url.or(self.database_url),
             jwt_secret: over.jwt_secret.or(self.jwt_secret),
@@ -281,6 +289,12 @@ impl Settings {
             .unwrap_or(DEFAULT_BIND)
             .parse()
             .context("`bind` must be an address such as 127.0.0.1:8080")?;
+        let worker_listen: Option<SocketAddr> = layer
+            .worker_listen
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("`worker_listen` must be an address such as 127.0.0.1:9091")?;
         let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
         let database_url = layer.database_url.unwrap_or_else(|| {
             format!(
@@ -330,6 +344,7 @@ impl Settings {
         };
         Ok(Self {
             bind,
+            worker_listen,
             data_dir,
             database_url,
             jwt_secret: layer.jwt_secret,
@@ -461,6 +476,10 @@ mod tests {
         );
         assert_eq!(settings.identity_url, DEFAULT_IDENTITY_URL);
         assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(
+            settings.worker_listen, None,
+            "a worker listens on nothing by default"
+        );
     }
 
     #[test]
@@ -493,13 +512,20 @@ mod tests {
         assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_BIND", "nope")])).is_err());
         assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_LOG_FORMAT", "xml")])).is_err());
         assert!(Settings::from_sources(None, &env_of(&[("M365_SYNC_LEASE_MS", "0")])).is_err());
+        let listen = env_of(&[("M365_SYNC_WORKER_LISTEN", "localhost")]);
+        assert!(Settings::from_sources(None, &listen).is_err());
     }
 
     #[test]
     fn job_settings_come_from_the_file_and_the_environment() {
-        let toml = "scheduler_tick_ms = 0\nlease_ms = 5000";
+        let toml = "scheduler_tick_ms = 0\nlease_ms = 5000\nworker_listen = \"127.0.0.1:9091\"";
         let env = env_of(&[("M365_SYNC_WORKER_CONCURRENCY", "8")]);
-        let jobs = Settings::from_sources(Some(toml), &env).unwrap().jobs;
+        let settings = Settings::from_sources(Some(toml), &env).unwrap();
+        assert_eq!(
+            settings.worker_listen,
+            Some("127.0.0.1:9091".parse().unwrap())
+        );
+        let jobs = settings.jobs;
         assert_eq!(jobs.scheduler_tick_ms, 0);
         assert_eq!(jobs.lease_ms, 5000);
         assert_eq!(jobs.worker_concurrency, 8);

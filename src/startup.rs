@@ -1,5 +1,6 @@
 //! Builds the application on a listener: state, middleware, routes, Swagger UI, and the
 //! fallback that answers unknown paths with 404 and known paths with a wrong method with 405.
+//! Also runs a worker process, whose only HTTP endpoints are the operations ones.
 
 use std::{net::TcpListener, sync::Arc, time::Instant};
 
@@ -271,6 +272,73 @@ impl Application {
         }
         result
     }
+}
+
+/// The operations endpoints alone (`/healthz`, `/readyz`, `/metrics`, with the handlers of the
+/// API server) on `listener`: a worker process's metrics are counted in that process, so it
+/// serves them itself.
+///
+/// # Errors
+/// When the server cannot listen.
+pub fn operations_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(log_request))
+            .service(routes::health::healthz)
+            .service(routes::health::readyz)
+            .service(routes::metrics::get_metrics)
+            .default_service(web::to(no_such_endpoint))
+    })
+    .listen(listener)?
+    // Signals are handled once for the server and the jobs: see `run_worker`.
+    .disable_signals()
+    .workers(1)
+    .run();
+    Ok(server)
+}
+
+async fn no_such_endpoint() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("No such endpoint.".to_owned()))
+}
+
+/// Runs a worker process (`m365-sync worker`): pending migrations, then background
+/// synchronization, and the operations endpoints when `worker_listen` is set, until
+/// SIGTERM/SIGINT; then the jobs stop (see [`Jobs::shutdown`]), and the endpoints last.
+///
+/// # Errors
+/// When keys, database, migrations or the listener fail.
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let keys = settings.resolve_keys()?;
+    let db = db::connect(&settings).await?;
+    db::migrate(&db).await?;
+    let listener = settings
+        .worker_listen
+        .map(|addr| TcpListener::bind(addr).with_context(|| format!("Failed to bind {addr}")))
+        .transpose()?;
+    let state = AppState::new(settings, &keys, db)?;
+    let operations = match listener {
+        Some(listener) => {
+            let address = listener.local_addr()?;
+            let server = operations_server(state.clone(), listener)?;
+            tracing::info!(listen = %address, "The worker serves /healthz, /readyz and /metrics");
+            Some((server.handle(), tokio::spawn(server)))
+        }
+        None => None,
+    };
+    let jobs = Jobs::start(state);
+    shutdown_signal().await;
+    tracing::info!("Stopping: finishing runs in progress");
+    jobs.shutdown().await;
+    if let Some((handle, server)) = operations {
+        handle.stop(true).await;
+        server
+            .await
+            .context("The operations server panicked")?
+            .context("The operations server failed")?;
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: the one place the process listens for them.

@@ -1,14 +1,19 @@
 //! Leases in the database, honoured by every process sharing it: one per user and resource (at
 //! most one run at a time) and one per named role (one scheduler). A lease expires unless its
 //! holder renews it, so a crashed process's work is taken over.
+//!
+//! Expiry times are written and compared with the database's clock, never a process's own: the
+//! processes sharing a database may run on machines whose clocks drift apart, and a process
+//! whose clock ran ahead would otherwise see another's lease expired early and take it over
+//! while its holder still runs.
 
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use entity::{job_leaders, sync_schedules};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult,
-    sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Set,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -19,12 +24,26 @@ pub fn schedule_key(user_id: Uuid, resource: Resource) -> String {
     format!("{user_id}:{}", resource.as_str())
 }
 
-fn now() -> DateTime<FixedOffset> {
-    Utc::now().fixed_offset()
+/// The database's current time. On SQLite, timestamps are RFC 3339 text compared as text, so
+/// this is written in the same form (UTC, milliseconds) as the values it is compared with.
+fn db_now(backend: DatabaseBackend) -> Expr {
+    match backend {
+        DatabaseBackend::Sqlite => Expr::cust("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"),
+        _ => Expr::cust("now()"),
+    }
 }
 
-fn later(ttl: Duration) -> DateTime<FixedOffset> {
-    (Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)).fixed_offset()
+/// The database's current time plus `ttl`.
+fn db_later(backend: DatabaseBackend, ttl: Duration) -> Expr {
+    let millis = ttl.as_millis();
+    match backend {
+        DatabaseBackend::Sqlite => Expr::cust(format!(
+            "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+{}.{:03} seconds')",
+            millis / 1000,
+            millis % 1000
+        )),
+        _ => Expr::cust(format!("now() + interval '{millis} milliseconds'")),
+    }
 }
 
 /// Creates the schedule row of a user's resource if it does not exist.
@@ -48,7 +67,7 @@ pub async fn ensure_schedule(
         last_outcome: Set(None),
         failures: Set(0),
         backoff_until: Set(None),
-        updated_at: Set(now()),
+        updated_at: Set(Utc::now().fixed_offset()),
     };
     sync_schedules::Entity::insert(row)
         .on_conflict_do_nothing_on([sync_schedules::Column::Key])
@@ -68,14 +87,15 @@ pub async fn acquire(
     holder: &str,
     ttl: Duration,
 ) -> ApiResult<bool> {
+    let backend = db.get_database_backend();
     let result = sync_schedules::Entity::update_many()
         .col_expr(sync_schedules::Column::LeaseHolder, Expr::value(holder))
-        .col_expr(sync_schedules::Column::LeaseUntil, Expr::value(later(ttl)))
+        .col_expr(sync_schedules::Column::LeaseUntil, db_later(backend, ttl))
         .filter(sync_schedules::Column::Key.eq(key))
         .filter(
             Condition::any()
                 .add(sync_schedules::Column::LeaseHolder.is_null())
-                .add(sync_schedules::Column::LeaseUntil.lt(now()))
+                .add(Expr::col(sync_schedules::Column::LeaseUntil).lt(db_now(backend)))
                 .add(sync_schedules::Column::LeaseHolder.eq(holder)),
         )
         .exec(db)
@@ -83,7 +103,7 @@ pub async fn acquire(
     Ok(result.rows_affected == 1)
 }
 
-/// Extends `holder`'s lease; false when it was lost (expired and taken over).
+/// Extends `holder`'s lease; false when it was lost (expired and taken over, or released).
 ///
 /// # Errors
 /// On database failure.
@@ -94,7 +114,10 @@ pub async fn renew(
     ttl: Duration,
 ) -> ApiResult<bool> {
     let result = sync_schedules::Entity::update_many()
-        .col_expr(sync_schedules::Column::LeaseUntil, Expr::value(later(ttl)))
+        .col_expr(
+            sync_schedules::Column::LeaseUntil,
+            db_later(db.get_database_backend(), ttl),
+        )
         .filter(sync_schedules::Column::Key.eq(key))
         .filter(sync_schedules::Column::LeaseHolder.eq(holder))
         .exec(db)
@@ -158,26 +181,33 @@ pub async fn lead(
     holder: &str,
     ttl: Duration,
 ) -> ApiResult<bool> {
-    let row = job_leaders::ActiveModel {
-        name: Set(name.to_owned()),
-        holder: Set(holder.to_owned()),
-        lease_until: Set(later(ttl)),
-    };
-    let inserted = job_leaders::Entity::insert(row)
-        .on_conflict_do_nothing_on([job_leaders::Column::Name])
-        .exec_without_returning(db)
-        .await?;
-    if matches!(inserted, TryInsertResult::Inserted(1)) {
+    let backend = db.get_database_backend();
+    let insert = Query::insert()
+        .into_table(job_leaders::Entity)
+        .columns([
+            job_leaders::Column::Name,
+            job_leaders::Column::Holder,
+            job_leaders::Column::LeaseUntil,
+        ])
+        .values([name.into(), holder.into(), db_later(backend, ttl)])
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(
+            OnConflict::column(job_leaders::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    if db.execute(&insert).await?.rows_affected() == 1 {
         return Ok(true);
     }
     let result = job_leaders::Entity::update_many()
         .col_expr(job_leaders::Column::Holder, Expr::value(holder))
-        .col_expr(job_leaders::Column::LeaseUntil, Expr::value(later(ttl)))
+        .col_expr(job_leaders::Column::LeaseUntil, db_later(backend, ttl))
         .filter(job_leaders::Column::Name.eq(name))
         .filter(
             Condition::any()
                 .add(job_leaders::Column::Holder.eq(holder))
-                .add(job_leaders::Column::LeaseUntil.lt(now())),
+                .add(Expr::col(job_leaders::Column::LeaseUntil).lt(db_now(backend))),
         )
         .exec(db)
         .await?;

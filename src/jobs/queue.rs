@@ -8,7 +8,7 @@ use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -20,6 +20,10 @@ pub const SYNC_QUEUE: &str = "m365_sync.sync";
 pub const PRIORITY_MANUAL: usize = 10;
 /// Priority of scheduled runs and retries.
 pub const PRIORITY_SCHEDULED: usize = 0;
+
+/// Heartbeats a worker may miss before the jobs it holds are queued again for others, on both
+/// storages (apalis's defaults differ: 2 on SQLite, 10 on PostgreSQL).
+pub const MISSED_HEARTBEATS: usize = 2;
 
 /// One queued sync of one resource of one user: the `sync_jobs` row to perform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,16 +76,18 @@ pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 impl Queue {
-    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`. A worker fetches one
-    /// job at a time: the storages pick a batch by priority but hand it over in insertion
-    /// order, so only single fetches keep "sync now" ahead of scheduled work.
+    /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`, the jobs of a worker
+    /// that missed [`MISSED_HEARTBEATS`] queued again. A worker fetches one job at a time: the
+    /// storages pick a batch by priority but hand it over in insertion order, so only single
+    /// fetches keep "sync now" ahead of scheduled work.
     pub fn new(db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
         let storage = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 let config = apalis_sqlite::Config::default()
                     .queue(SYNC_QUEUE)
                     .batch_size(1)
-                    .heartbeat_interval(heartbeat);
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Sqlite(
                     SqliteStorage::new(db.get_sqlite_connection_pool()).with_config(config),
                 )
@@ -90,7 +96,8 @@ impl Queue {
                 let config = apalis_postgres::Config::default()
                     .queue(SYNC_QUEUE)
                     .batch_size(1)
-                    .heartbeat_interval(heartbeat);
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Postgres(
                     PostgresStorage::new(db.get_postgres_connection_pool()).with_config(config),
                 )
@@ -199,4 +206,39 @@ async fn held_keys(
         }
     }
     Ok(held)
+}
+
+/// Makes the jobs `worker` still holds available to other workers at once: those it
+/// fetched or started and never finished because it stopped. Run when the worker has
+/// stopped, for the jobs its queue connection could not hand back itself. apalis gives
+/// back on close only the jobs fetched and not started, and frees started ones only once
+/// the worker missed its heartbeats; neither storage offers an API for the rest
+/// (`ResumeAbandoned` is unsupported), so this is the same update as apalis's own
+/// re-enqueueing of an orphaned job. Returns how many jobs were given back.
+///
+/// # Errors
+/// When the queue cannot be written.
+pub async fn release_abandoned(db: &DatabaseConnection, worker: &str) -> anyhow::Result<u64> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Sqlite => {
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, attempts = attempts + 1 \
+             WHERE lock_by = ? AND job_type = ? AND status IN ('Queued', 'Running')"
+        }
+        _ => {
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, attempts = attempts + 1 \
+             WHERE lock_by = $1 AND job_type = $2 AND status IN ('Queued', 'Running')"
+        }
+    };
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [worker.into(), SYNC_QUEUE.into()],
+        ))
+        .await
+        .context("Failed to give back the jobs of a stopped worker")?;
+    Ok(result.rows_affected())
 }

@@ -1,6 +1,7 @@
 //! The background side of a process: an apalis worker performing sync jobs and, when enabled,
-//! the scheduler ticking; both stop together, finishing the runs in progress within the grace
-//! period and releasing the leases of those that did not finish.
+//! the scheduler ticking. Both stop together: the runs in progress get the grace period to
+//! finish; those still running then are interrupted, their jobs handed back to the queue and
+//! their leases released, so that another worker takes them over at once.
 
 use std::{
     future::Future,
@@ -21,7 +22,7 @@ use tokio::{
 
 use super::{
     lease,
-    queue::{Storage, SyncTask},
+    queue::{self, Storage, SyncTask},
     scheduler,
     sync_job::{self, JobContext},
 };
@@ -54,11 +55,17 @@ impl Stream for Woken {
     }
 }
 
+/// How long interrupted runs get to record themselves and hand their jobs back, once the
+/// grace period is over, before the worker is dropped regardless (a few database writes each).
+const INTERRUPTION_LIMIT: Duration = Duration::from_secs(5);
+
 /// Background work running in this process.
 #[derive(Debug)]
 pub struct Jobs {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    interrupt: watch::Sender<bool>,
+    worker: JoinHandle<()>,
+    scheduler: Option<JoinHandle<()>>,
     state: AppState,
     holder: String,
 }
@@ -86,14 +93,15 @@ impl Jobs {
     /// Starts a worker (and the scheduler when `scheduler_tick_ms` is not 0) for `state`.
     pub fn start(state: AppState) -> Self {
         let (stop, stopping) = watch::channel(false);
+        let (interrupt, interrupting) = watch::channel(false);
         let holder = process_name();
         let settings = state.settings.jobs.clone();
         let ctx = Arc::new(JobContext {
             state: state.clone(),
             holder: holder.clone(),
             stopping: stopping.clone(),
+            interrupting,
         });
-        let mut tasks = Vec::new();
 
         let queue = state.queue.clone();
         let poll = Duration::from_millis(settings.poll_ms);
@@ -127,28 +135,26 @@ impl Jobs {
                 })
             }
         };
-        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        // No shutdown timeout in the monitor: past the grace period it would stop waiting for
+        // the runs, not stop them. `shutdown` interrupts them, and the monitor then waits for
+        // them to hand their jobs back.
         let mut signal = stopping.clone();
-        tasks.push(tokio::spawn(async move {
+        let worker = tokio::spawn(async move {
             let stopped = async move {
                 let _ = signal.wait_for(|stop| *stop).await;
                 Ok(())
             };
-            if let Err(e) = monitor
-                .shutdown_timeout(grace)
-                .run_with_signal(stopped)
-                .await
-            {
+            if let Err(e) = monitor.run_with_signal(stopped).await {
                 tracing::error!(error = %e, "The job worker stopped with an error");
             }
-        }));
+        });
 
-        if settings.scheduler_tick_ms > 0 {
+        let scheduler = (settings.scheduler_tick_ms > 0).then(|| {
             let state = state.clone();
             let holder = holder.clone();
             let mut stopping = stopping.clone();
             let every = Duration::from_millis(settings.scheduler_tick_ms);
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 loop {
                     match scheduler::tick(&state, &state.queue, &holder).await {
                         Ok(report) if report.enqueued > 0 => tracing::info!(
@@ -166,23 +172,49 @@ impl Jobs {
                         _ = stopping.wait_for(|stop| *stop) => return,
                     }
                 }
-            }));
-        }
-        tracing::info!(worker = %holder, concurrency, scheduler = settings.scheduler_tick_ms > 0, "Background synchronization started");
+            })
+        });
+        tracing::info!(worker = %holder, concurrency, scheduler = scheduler.is_some(), "Background synchronization started");
         Self {
             stop,
-            tasks,
+            interrupt,
+            worker,
+            scheduler,
             state,
             holder,
         }
     }
 
-    /// Stops: no new job starts; runs in progress finish within the grace period; the leases
-    /// of those that did not are released, so another process takes them over at once.
+    /// Stops: no new job starts; runs in progress get `shutdown_grace_ms` to finish; those
+    /// still running then are interrupted (recorded `interrupted`, their jobs queued again),
+    /// and every job and lease this process still holds is handed back, so that another
+    /// process takes the work over at once instead of waiting for heartbeats or leases to
+    /// expire.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        let grace = Duration::from_millis(self.state.settings.jobs.shutdown_grace_ms);
+        let mut worker = self.worker;
+        if tokio::time::timeout(grace, &mut worker).await.is_err() {
+            tracing::warn!("Interrupting the runs still in progress after the grace period");
+            let _ = self.interrupt.send(true);
+            if tokio::time::timeout(INTERRUPTION_LIMIT, &mut worker)
+                .await
+                .is_err()
+            {
+                tracing::error!("Interrupted runs did not stop in time: dropping them");
+                worker.abort();
+            }
+        }
+        if let Some(scheduler) = self.scheduler {
+            let _ = scheduler.await;
+        }
+        match queue::release_abandoned(&self.state.db, &self.holder).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "Handed back the jobs of unfinished runs"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "Failed to hand back jobs; they return to the queue once this worker misses its heartbeats"
+            ),
         }
         match lease::release_all(&self.state.db, &self.holder).await {
             Ok(0) => {}

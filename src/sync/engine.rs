@@ -124,13 +124,16 @@ pub async fn effective(
     Ok((settings.enabled, settings.direction, settings.conflict))
 }
 
-/// Runs one synchronization of `resource` for `user_id` and records it.
+/// Runs one synchronization of `resource` for `user_id` and records it as run `run_id` (chosen
+/// by the caller, which can then record how the run ended if it has to stop it: dropping the
+/// future stops the run cleanly, its work so far kept, but leaves the record `running`).
 ///
 /// # Errors
 /// Only on failures of the service itself (database); Microsoft's refusals end the run with
 /// the matching outcome.
 pub async fn run(
     state: &AppState,
+    run_id: Uuid,
     user_id: Uuid,
     resource: Resource,
 ) -> ApiResult<super::runs::RunView> {
@@ -143,7 +146,7 @@ pub async fn run(
         conflict: settings.conflict,
         chosen_list: settings.chosen_list,
         list_id: None,
-        log: RunLog::start(user_id, resource, settings.direction),
+        log: RunLog::start(run_id, user_id, resource, settings.direction),
         series_pushed: Vec::new(),
         token: tokens::HeldToken::default(),
     };

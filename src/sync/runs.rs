@@ -36,6 +36,10 @@ pub enum Outcome {
     NotConnected,
     /// The run would have deleted too many items in Microsoft: deletions wait for confirmation.
     MassDeleteBlocked,
+    /// The run was stopped before its end, its work left to the next run: its worker shut
+    /// down, or lost the run's lease to another worker. Not a failure: nothing is retried
+    /// with backoff, the job runs again.
+    Interrupted,
 }
 
 impl Outcome {
@@ -123,10 +127,10 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// A run starting now.
-    pub fn start(user_id: Uuid, resource: Resource, direction: Direction) -> Self {
+    /// Run `id` starting now.
+    pub fn start(id: Uuid, user_id: Uuid, resource: Resource, direction: Direction) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id,
             user_id,
             resource,
             direction,

@@ -19,6 +19,7 @@ mod organizations;
 mod recurrence;
 mod settings_application;
 mod settings_microsoft;
+mod shutdown;
 mod sync;
 mod tasks;
 mod time_zones;

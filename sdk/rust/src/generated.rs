@@ -2227,6 +2227,8 @@ default list (and always `null` at global and organization scope).*/
         NotConnected,
         #[serde(rename = "mass_delete_blocked")]
         MassDeleteBlocked,
+        #[serde(rename = "interrupted")]
+        Interrupted,
     }
     impl ::std::fmt::Display for Outcome {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -2239,6 +2241,7 @@ default list (and always `null` at global and organization scope).*/
                 Self::AppMisconfigured => f.write_str("app_misconfigured"),
                 Self::NotConnected => f.write_str("not_connected"),
                 Self::MassDeleteBlocked => f.write_str("mass_delete_blocked"),
+                Self::Interrupted => f.write_str("interrupted"),
             }
         }
     }
@@ -2256,6 +2259,7 @@ default list (and always `null` at global and organization scope).*/
                 "app_misconfigured" => Ok(Self::AppMisconfigured),
                 "not_connected" => Ok(Self::NotConnected),
                 "mass_delete_blocked" => Ok(Self::MassDeleteBlocked),
+                "interrupted" => Ok(Self::Interrupted),
                 _ => Err("invalid value".into()),
             }
         }

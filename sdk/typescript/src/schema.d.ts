@@ -1242,7 +1242,7 @@ export interface components {
          * @description How a run ended.
          * @enum {string}
          */
-        Outcome: "running" | "succeeded" | "partially_failed" | "failed" | "reauth_required" | "app_misconfigured" | "not_connected" | "mass_delete_blocked";
+        Outcome: "running" | "succeeded" | "partially_failed" | "failed" | "reauth_required" | "app_misconfigured" | "not_connected" | "mass_delete_blocked" | "interrupted";
         /** @description A page of items. */
         Page_CalendarEventView: {
             /** @description The items of this page. */
