@@ -77,15 +77,23 @@ pub fn process_name() -> String {
 }
 
 /// The apalis service: performs a job (boxed, so the future is known to be `Send`).
+///
+/// The worker fetches one job at a time (see [`Queue::new`](super::queue::Queue::new)), so it
+/// looks again at once when a job starts (more may be waiting) and when one ends (a slot is
+/// free), instead of one job per poll interval while a backlog waits.
 fn handle(
     task: SyncTask,
     ctx: Data<Arc<JobContext>>,
 ) -> futures_util::future::BoxFuture<'static, Result<(), BoxDynError>> {
     Box::pin(async move {
-        sync_job::perform(&ctx, task).await.map_err(|e| {
+        let wake = ctx.state.queue.wake();
+        wake.notify_one();
+        let done = sync_job::perform(&ctx, task).await.map_err(|e| {
             tracing::warn!(task.id = %task.task_id, error = format!("{e:#}"), "A sync job will be tried again");
             BoxDynError::from(e.to_string())
-        })
+        });
+        wake.notify_one();
+        done
     })
 }
 
