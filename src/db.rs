@@ -5,7 +5,9 @@ use std::{str::FromStr, time::Duration};
 use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector,
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, SqlxPostgresConnector,
+    SqlxSqliteConnector,
+    sea_query::Expr,
     sqlx::{
         postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -101,4 +103,27 @@ pub async fn begin_write(
         ..TransactionOptions::default()
     })
     .await
+}
+
+/// The database's current time, for leases that processes on several machines compare. On
+/// SQLite, timestamps are RFC 3339 text compared as text, so
+/// this is written in the same form (UTC, milliseconds) as the values it is compared with.
+pub fn now_expr(backend: DatabaseBackend) -> Expr {
+    match backend {
+        DatabaseBackend::Sqlite => Expr::cust("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"),
+        _ => Expr::cust("now()"),
+    }
+}
+
+/// The database's current time plus `ttl`.
+pub fn later_expr(backend: DatabaseBackend, ttl: Duration) -> Expr {
+    let millis = ttl.as_millis();
+    match backend {
+        DatabaseBackend::Sqlite => Expr::cust(format!(
+            "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+{}.{:03} seconds')",
+            millis / 1000,
+            millis % 1000
+        )),
+        _ => Expr::cust(format!("now() + interval '{millis} milliseconds'")),
+    }
 }

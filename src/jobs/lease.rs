@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use entity::{job_leaders, sync_schedules};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Set,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
@@ -22,28 +22,6 @@ use crate::{error::ApiResult, sync::links::Resource};
 /// The key of a user's resource in `sync_schedules`.
 pub fn schedule_key(user_id: Uuid, resource: Resource) -> String {
     format!("{user_id}:{}", resource.as_str())
-}
-
-/// The database's current time. On SQLite, timestamps are RFC 3339 text compared as text, so
-/// this is written in the same form (UTC, milliseconds) as the values it is compared with.
-fn db_now(backend: DatabaseBackend) -> Expr {
-    match backend {
-        DatabaseBackend::Sqlite => Expr::cust("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"),
-        _ => Expr::cust("now()"),
-    }
-}
-
-/// The database's current time plus `ttl`.
-fn db_later(backend: DatabaseBackend, ttl: Duration) -> Expr {
-    let millis = ttl.as_millis();
-    match backend {
-        DatabaseBackend::Sqlite => Expr::cust(format!(
-            "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+{}.{:03} seconds')",
-            millis / 1000,
-            millis % 1000
-        )),
-        _ => Expr::cust(format!("now() + interval '{millis} milliseconds'")),
-    }
 }
 
 /// Creates the schedule row of a user's resource if it does not exist.
@@ -90,12 +68,15 @@ pub async fn acquire(
     let backend = db.get_database_backend();
     let result = sync_schedules::Entity::update_many()
         .col_expr(sync_schedules::Column::LeaseHolder, Expr::value(holder))
-        .col_expr(sync_schedules::Column::LeaseUntil, db_later(backend, ttl))
+        .col_expr(
+            sync_schedules::Column::LeaseUntil,
+            crate::db::later_expr(backend, ttl),
+        )
         .filter(sync_schedules::Column::Key.eq(key))
         .filter(
             Condition::any()
                 .add(sync_schedules::Column::LeaseHolder.is_null())
-                .add(Expr::col(sync_schedules::Column::LeaseUntil).lt(db_now(backend)))
+                .add(Expr::col(sync_schedules::Column::LeaseUntil).lt(crate::db::now_expr(backend)))
                 .add(sync_schedules::Column::LeaseHolder.eq(holder)),
         )
         .exec(db)
@@ -116,7 +97,7 @@ pub async fn renew(
     let result = sync_schedules::Entity::update_many()
         .col_expr(
             sync_schedules::Column::LeaseUntil,
-            db_later(db.get_database_backend(), ttl),
+            crate::db::later_expr(db.get_database_backend(), ttl),
         )
         .filter(sync_schedules::Column::Key.eq(key))
         .filter(sync_schedules::Column::LeaseHolder.eq(holder))
@@ -189,7 +170,11 @@ pub async fn lead(
             job_leaders::Column::Holder,
             job_leaders::Column::LeaseUntil,
         ])
-        .values([name.into(), holder.into(), db_later(backend, ttl)])
+        .values([
+            name.into(),
+            holder.into(),
+            crate::db::later_expr(backend, ttl),
+        ])
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(
             OnConflict::column(job_leaders::Column::Name)
@@ -202,12 +187,15 @@ pub async fn lead(
     }
     let result = job_leaders::Entity::update_many()
         .col_expr(job_leaders::Column::Holder, Expr::value(holder))
-        .col_expr(job_leaders::Column::LeaseUntil, db_later(backend, ttl))
+        .col_expr(
+            job_leaders::Column::LeaseUntil,
+            crate::db::later_expr(backend, ttl),
+        )
         .filter(job_leaders::Column::Name.eq(name))
         .filter(
             Condition::any()
                 .add(job_leaders::Column::Holder.eq(holder))
-                .add(Expr::col(job_leaders::Column::LeaseUntil).lt(db_now(backend))),
+                .add(Expr::col(job_leaders::Column::LeaseUntil).lt(crate::db::now_expr(backend))),
         )
         .exec(db)
         .await?;

@@ -285,18 +285,24 @@ async fn take_lease(
     db: &impl ConnectionTrait,
     row: &connection::Model,
 ) -> Result<bool, TokenFailure> {
-    let now = Utc::now();
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    // By the database's clock, which every process sharing it agrees on.
+    let backend = db.get_database_backend();
+    let lease = LEASE.to_std().unwrap_or(Duration::from_secs(30));
     let result = connection::Entity::update_many()
         .col_expr(
             connection::Column::RefreshLeaseUntil,
-            Some((now + LEASE).fixed_offset()).into(),
+            crate::db::later_expr(backend, lease),
         )
         .filter(connection::Column::UserId.eq(row.user_id))
         .filter(connection::Column::TokenVersion.eq(row.token_version))
         .filter(
             Condition::any()
                 .add(connection::Column::RefreshLeaseUntil.is_null())
-                .add(connection::Column::RefreshLeaseUntil.lt(now.fixed_offset())),
+                .add(
+                    Expr::col(connection::Column::RefreshLeaseUntil)
+                        .lt(crate::db::now_expr(backend)),
+                ),
         )
         .exec(db)
         .await
