@@ -51,9 +51,6 @@ pub struct AppState {
     pub graph: GraphClient,
     /// In-process single flight of token refreshes.
     pub refresh_locks: Arc<RefreshLocks>,
-    /// In-process exclusion of runs of the same user and resource.
-    pub sync_locks:
-        Arc<crate::domain::locks::KeyedLocks<(uuid::Uuid, crate::sync::links::Resource)>>,
     /// The job queue.
     pub queue: Queue,
     /// This process's metrics.
@@ -83,7 +80,6 @@ impl AppState {
             graph: GraphClient::new(http, &settings.graph_url)
                 .with_request_counter(metrics.graph_requests.clone()),
             refresh_locks: Arc::new(RefreshLocks::default()),
-            sync_locks: Arc::default(),
             queue,
             metrics,
             settings: Arc::new(settings),

@@ -54,8 +54,10 @@ pub async fn ensure_schedule(
     Ok(())
 }
 
-/// Takes the lease of a user's resource for `holder` when it is free, expired or already
-/// `holder`'s. Returns whether `holder` holds it now.
+/// Takes the lease of a user's resource for `holder` when it is free or expired. Returns
+/// whether `holder` took it. A lease `holder` already has is not taken again: every run of a
+/// process shares the process's name, so a second job of the same resource in the same process
+/// waits for the first run's release like one in another process.
 ///
 /// # Errors
 /// On database failure.
@@ -76,8 +78,9 @@ pub async fn acquire(
         .filter(
             Condition::any()
                 .add(sync_schedules::Column::LeaseHolder.is_null())
-                .add(Expr::col(sync_schedules::Column::LeaseUntil).lt(crate::db::now_expr(backend)))
-                .add(sync_schedules::Column::LeaseHolder.eq(holder)),
+                .add(
+                    Expr::col(sync_schedules::Column::LeaseUntil).lt(crate::db::now_expr(backend)),
+                ),
         )
         .exec(db)
         .await?;

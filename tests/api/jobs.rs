@@ -976,3 +976,36 @@ async fn old_history_is_pruned_but_each_resources_last_run_is_kept() {
         assert_eq!(r["last_counts"], last[i]["counts"], "{body}");
     }
 }
+
+#[tokio::test]
+async fn two_sync_nows_in_one_process_run_one_after_the_other() {
+    let app = spawn_app().await;
+    let who = app.connected_user().await;
+    enable(&app, &who, true, false, 30).await;
+    // The first run's delta read is slow, so that the second job is fetched while it runs.
+    app.emulator.inject_fault(FaultSpec {
+        method: Some("GET".into()),
+        path_contains: Some("/calendarView/delta".into()),
+        count: 1,
+        kind: Fault::Latency(Duration::from_millis(1500)),
+    });
+    let path = format!("/api/v1/users/{}/microsoft/sync", who.user.id);
+    let first = app.post(&path, &who.user.token, json!({})).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{first:?}");
+    eventually(Duration::from_secs(10), "the first run started", || async {
+        !runs(&app, who.user.id, "calendar").await.is_empty()
+    })
+    .await;
+    let second = app.post(&path, &who.user.token, json!({})).await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{second:?}");
+    let first = app.wait_for_job(&who.user, &first.body).await;
+    let second = app.wait_for_job(&who.user, &second.body).await;
+    assert_eq!(first["runs"][0]["outcome"], "succeeded", "{first}");
+    assert_eq!(second["runs"][0]["outcome"], "succeeded", "{second}");
+    let calendar = runs(&app, who.user.id, "calendar").await;
+    assert_eq!(calendar.len(), 2, "{calendar:?}");
+    assert!(
+        calendar[0].finished_at.unwrap() <= calendar[1].started_at,
+        "the second run waited for the first: {calendar:?}"
+    );
+}
