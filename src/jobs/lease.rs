@@ -2,10 +2,11 @@
 //! most one run at a time) and one per named role (one scheduler). A lease expires unless its
 //! holder renews it, so a crashed process's work is taken over.
 //!
-//! Expiry times are written and compared with the database's clock, never a process's own: the
-//! processes sharing a database may run on machines whose clocks drift apart, and a process
-//! whose clock ran ahead would otherwise see another's lease expired early and take it over
-//! while its holder still runs.
+//! Expiry times are written, and compared when a lease is taken, with the database's clock,
+//! never a process's own: the processes sharing a database may run on machines whose clocks
+//! drift apart, and a process whose clock ran ahead would otherwise see another's lease expired
+//! early and take it over while its holder still runs. (The sync status's `in_progress`, a
+//! display only, reads a lease's expiry with the serving process's clock.)
 
 use std::time::Duration;
 

@@ -19,6 +19,8 @@ use super::queue::SYNC_QUEUE;
 
 /// How often a process prunes.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Rows one delete removes.
+const BATCH: u64 = 2000;
 
 /// When this process last pruned.
 static LAST: Mutex<Option<Instant>> = Mutex::new(None);
@@ -53,7 +55,16 @@ pub async fn prune_if_due(db: &DatabaseConnection, history_days: u64) -> anyhow:
     }
     let days = i64::try_from(history_days).unwrap_or(i64::MAX / 86_400_000);
     let cutoff = Utc::now() - chrono::Duration::days(days.min(100 * 365));
-    let pruned = prune(db, cutoff).await?;
+    let pruned = match prune(db, cutoff, BATCH).await {
+        Ok(pruned) => pruned,
+        Err(e) => {
+            // The next tick tries again.
+            *LAST
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            return Err(e);
+        }
+    };
     if pruned != Pruned::default() {
         tracing::info!(
             jobs = pruned.jobs,
@@ -66,46 +77,87 @@ pub async fn prune_if_due(db: &DatabaseConnection, history_days: u64) -> anyhow:
 }
 
 /// Deletes what finished before `cutoff`: jobs done or skipped, the queue's finished entries,
-/// and run records other than each resource's last.
+/// and run records other than each resource's last. Rows go `batch` at a time, each delete a
+/// short write of its own, so that leases and runs writing meanwhile never wait long (SQLite
+/// has one writer) even when months of history go at once (`history_days` just set).
 ///
 /// # Errors
 /// On database failure.
-pub async fn prune(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> anyhow::Result<Pruned> {
+pub async fn prune(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> anyhow::Result<Pruned> {
     let before = cutoff.fixed_offset();
-    let jobs = sync_jobs::Entity::delete_many()
-        .filter(sync_jobs::Column::State.is_in(["done", "skipped"]))
-        .filter(sync_jobs::Column::FinishedAt.lt(before))
-        .exec(db)
-        .await?
-        .rows_affected;
-    let last_runs = Query::select()
-        .column(sync_schedules::Column::LastRunId)
-        .from(sync_schedules::Entity)
-        .and_where(sync_schedules::Column::LastRunId.is_not_null())
-        .to_owned();
-    let runs = sync_runs::Entity::delete_many()
-        .filter(sync_runs::Column::Outcome.ne("running"))
-        .filter(sync_runs::Column::FinishedAt.lt(before))
-        .filter(sync_runs::Column::Id.not_in_subquery(last_runs))
-        .exec(db)
-        .await?
-        .rows_affected;
+    let mut pruned = Pruned::default();
+    loop {
+        let ids = Query::select()
+            .column(sync_jobs::Column::Id)
+            .from(sync_jobs::Entity)
+            .and_where(sync_jobs::Column::State.is_in(["done", "skipped"]))
+            .and_where(sync_jobs::Column::FinishedAt.lt(before))
+            .limit(batch)
+            .to_owned();
+        let deleted = sync_jobs::Entity::delete_many()
+            .filter(sync_jobs::Column::Id.in_subquery(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        pruned.jobs += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
+    loop {
+        let last_runs = Query::select()
+            .column(sync_schedules::Column::LastRunId)
+            .from(sync_schedules::Entity)
+            .and_where(sync_schedules::Column::LastRunId.is_not_null())
+            .to_owned();
+        let ids = Query::select()
+            .column(sync_runs::Column::Id)
+            .from(sync_runs::Entity)
+            .and_where(sync_runs::Column::Outcome.ne("running"))
+            .and_where(sync_runs::Column::FinishedAt.lt(before))
+            .and_where(sync_runs::Column::Id.not_in_subquery(last_runs))
+            .limit(batch)
+            .to_owned();
+        let deleted = sync_runs::Entity::delete_many()
+            .filter(sync_runs::Column::Id.in_subquery(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        pruned.runs += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
     // The queue's own tables: apalis marks an entry `Done`, `Killed`, or `Failed` with its
     // attempts used up, and stamps `done_at` (epoch seconds on SQLite).
     let finished =
         "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
-    let statement = match db.get_database_backend() {
-        DatabaseBackend::Postgres => Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            format!("DELETE FROM apalis.jobs WHERE job_type = $1 AND {finished} AND done_at < $2"),
-            [SYNC_QUEUE.into(), before.into()],
-        ),
-        backend => Statement::from_sql_and_values(
+    let backend = db.get_database_backend();
+    let statement = |table: &str, placeholders: (&str, &str), cutoff: sea_orm::Value| {
+        let (queue, before) = placeholders;
+        Statement::from_sql_and_values(
             backend,
-            format!("DELETE FROM Jobs WHERE job_type = ? AND {finished} AND done_at < ?"),
-            [SYNC_QUEUE.into(), cutoff.timestamp().into()],
-        ),
+            format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+                 WHERE job_type = {queue} AND {finished} AND done_at < {before} LIMIT {batch})"
+            ),
+            [SYNC_QUEUE.into(), cutoff],
+        )
     };
-    let queue = db.execute_raw(statement).await?.rows_affected();
-    Ok(Pruned { jobs, queue, runs })
+    loop {
+        let delete = match backend {
+            DatabaseBackend::Postgres => statement("apalis.jobs", ("$1", "$2"), before.into()),
+            _ => statement("Jobs", ("?", "?"), cutoff.timestamp().into()),
+        };
+        let deleted = db.execute_raw(delete).await?.rows_affected();
+        pruned.queue += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
+    Ok(pruned)
 }

@@ -209,7 +209,12 @@ impl Jobs {
                 .await
                 .is_err()
             {
-                tracing::error!("Interrupted runs did not stop in time: dropping them");
+                // The worker's task is dropped, but an engine blocked on its own thread (see
+                // `sync_job::run_engine`) cannot be stopped from here: its jobs and leases are
+                // handed back below all the same, and the process exits soon after.
+                tracing::error!(
+                    "Interrupted runs did not stop in time: handing their jobs back regardless"
+                );
                 worker.abort();
             }
         }
