@@ -53,8 +53,9 @@ pub async fn prune_if_due(db: &DatabaseConnection, history_days: u64) -> anyhow:
         }
         *last = Some(Instant::now());
     }
-    let days = i64::try_from(history_days).unwrap_or(i64::MAX / 86_400_000);
-    let cutoff = Utc::now() - chrono::Duration::days(days.min(100 * 365));
+    // A century is "forever" enough, and keeps the date arithmetic in range.
+    let days = i64::try_from(history_days.min(36_500)).unwrap_or(36_500);
+    let cutoff = Utc::now() - chrono::Duration::days(days);
     let pruned = match prune(db, cutoff, BATCH).await {
         Ok(pruned) => pruned,
         Err(e) => {
