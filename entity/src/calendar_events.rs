@@ -36,6 +36,9 @@ pub struct Model {
     pub exceptions: Option<String>,
     pub series_start_at: Option<DateTimeWithTimeZone>,
     pub series_end_at: Option<DateTimeWithTimeZone>,
+    pub deleted_by: Option<String>,
+    pub deleted_by_run: Option<Uuid>,
+    pub ical_uid: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ pub struct Model {
     pub list_id: Option<String>,
     pub deletions_confirmed: bool,
     pub list_chosen: bool,
+    pub inbound_deletions_confirmed: bool,
     pub updated_at: DateTimeWithTimeZone,
 }
 

@@ -23,6 +23,10 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub deleted_at: Option<DateTimeWithTimeZone>,
+    pub deleted_by: Option<String>,
+    pub deleted_by_run: Option<Uuid>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub todo_ids: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -144,6 +144,7 @@ pub async fn confirm_deletions(
                     list_id: Set(None),
                     list_chosen: Set(false),
                     deletions_confirmed: Set(true),
+                    inbound_deletions_confirmed: Set(false),
                     updated_at: Set(now),
                 }
                 .insert(&state.db)

@@ -311,6 +311,7 @@ impl Run<'_> {
                     list_id: Set(list_id),
                     list_chosen: Set(false),
                     deletions_confirmed: Set(confirmed.unwrap_or(false)),
+                    inbound_deletions_confirmed: Set(false),
                     updated_at: Set(now),
                 }
                 .insert(&self.state.db)
@@ -890,6 +891,7 @@ impl Run<'_> {
             synced_version: version,
             base_snapshot: serde_json::to_string(base).unwrap_or_default(),
             last_synced_at: Utc::now().fixed_offset(),
+            pending_snapshot: None,
         }
     }
 
@@ -1175,6 +1177,7 @@ impl Run<'_> {
             synced_version: Set(version),
             base_snapshot: Set(Value::Object(base.clone()).to_string()),
             last_synced_at: Set(Utc::now().fixed_offset()),
+            pending_snapshot: Set(None),
         }
         .insert(&self.state.db)
         .await?)

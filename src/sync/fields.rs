@@ -792,6 +792,9 @@ mod tests {
             exceptions: None,
             series_start_at: None,
             series_end_at: None,
+            deleted_by: None,
+            deleted_by_run: None,
+            ical_uid: None,
         }
     }
 

@@ -273,6 +273,9 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 exceptions: None,
                 series_start_at: None,
                 series_end_at: None,
+                deleted_by: None,
+                deleted_by_run: None,
+                ical_uid: None,
             };
             event_into_local(f, &mut m);
             NewItem::Event(m)
@@ -294,6 +297,9 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                deleted_by: None,
+                deleted_by_run: None,
+                todo_ids: None,
             };
             fields::task_into_local(f, &mut m);
             NewItem::Task(m)
@@ -352,8 +358,104 @@ pub async fn create(
     Ok((id, 1))
 }
 
-/// Writes Microsoft's fields over a local item (restoring it if it was a tombstone); returns
-/// the new version, or `None` when the item is gone.
+/// Who deleted an item: a person here, or Microsoft (a run applied the deletion).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeletedBy {
+    /// Deleted through the API.
+    Local,
+    /// Deleted in Microsoft, applied by a run.
+    Microsoft,
+}
+
+impl DeletedBy {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Microsoft => "microsoft",
+        }
+    }
+}
+
+/// What became of a guarded write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Written: the item's new version.
+    At(i64),
+    /// Not written: the item changed (or went) since the version the write was decided on.
+    Changed,
+}
+
+/// Writes fields over a local item (restoring it if it was a tombstone) provided it is still
+/// at version `expected`: a compare-and-set, so that a change made here meanwhile (through
+/// the API, while a run was deciding) is never overwritten. Bumps the version.
+///
+/// # Errors
+/// On database failure.
+pub async fn update_if(
+    db: &impl ConnectionTrait,
+    resource: Resource,
+    id: Uuid,
+    expected: i64,
+    f: &Fields,
+) -> ApiResult<Written> {
+    let now = Utc::now().fixed_offset();
+    let result = match resource {
+        Resource::Calendar => {
+            let Some(mut m) = calendar_events::Entity::find_by_id(id).one(db).await? else {
+                return Ok(Written::Changed);
+            };
+            if m.version != expected {
+                return Ok(Written::Changed);
+            }
+            event_into_local(f, &mut m);
+            m.version = expected + 1;
+            m.updated_at = now;
+            m.deleted_at = None;
+            m.deleted_by = None;
+            m.deleted_by_run = None;
+            let mut model = m.into_active_model().reset_all();
+            model.id = sea_orm::ActiveValue::NotSet;
+            calendar_events::Entity::update_many()
+                .set(model)
+                .filter(calendar_events::Column::Id.eq(id))
+                .filter(calendar_events::Column::Version.eq(expected))
+                .exec(db)
+                .await?
+        }
+        Resource::Tasks => {
+            let Some(mut m) = tasks::Entity::find_by_id(id).one(db).await? else {
+                return Ok(Written::Changed);
+            };
+            if m.version != expected {
+                return Ok(Written::Changed);
+            }
+            fields::task_into_local(f, &mut m);
+            m.version = expected + 1;
+            m.updated_at = now;
+            m.deleted_at = None;
+            m.deleted_by = None;
+            m.deleted_by_run = None;
+            let mut model = m.into_active_model().reset_all();
+            model.id = sea_orm::ActiveValue::NotSet;
+            tasks::Entity::update_many()
+                .set(model)
+                .filter(tasks::Column::Id.eq(id))
+                .filter(tasks::Column::Version.eq(expected))
+                .exec(db)
+                .await?
+        }
+    };
+    Ok(if result.rows_affected == 1 {
+        Written::At(expected + 1)
+    } else {
+        Written::Changed
+    })
+}
+
+/// Writes fields over a local item whatever its version, as a person editing it here would
+/// (a conflict resolved through the API); returns the new version, or `None` when the item is
+/// gone.
 ///
 /// # Errors
 /// On database failure.
@@ -363,67 +465,84 @@ pub async fn update(
     id: Uuid,
     f: &Fields,
 ) -> ApiResult<Option<i64>> {
-    let now = Utc::now().fixed_offset();
-    match resource {
-        Resource::Calendar => {
-            let Some(mut m) = calendar_events::Entity::find_by_id(id).one(db).await? else {
-                return Ok(None);
-            };
-            event_into_local(f, &mut m);
-            m.version += 1;
-            m.updated_at = now;
-            m.deleted_at = None;
-            let version = m.version;
-            m.into_active_model().reset_all().update(db).await?;
-            Ok(Some(version))
-        }
-        Resource::Tasks => {
-            let Some(mut m) = tasks::Entity::find_by_id(id).one(db).await? else {
-                return Ok(None);
-            };
-            fields::task_into_local(f, &mut m);
-            m.version += 1;
-            m.updated_at = now;
-            m.deleted_at = None;
-            let version = m.version;
-            m.into_active_model().reset_all().update(db).await?;
-            Ok(Some(version))
+    loop {
+        let Some(current) = find(db, resource, id).await? else {
+            return Ok(None);
+        };
+        if let Written::At(version) = update_if(db, resource, id, current.version, f).await? {
+            return Ok(Some(version));
         }
     }
 }
 
-/// Turns a local item into a tombstone (Microsoft deleted it).
+/// Turns a local item into a tombstone provided it is still at version `expected` and not
+/// deleted (a compare-and-set, see [`update_if`]); `run` is the run that applied a deletion
+/// made in Microsoft, so that its deletions can be restored together.
+///
+/// # Errors
+/// On database failure.
+pub async fn tombstone_if(
+    db: &impl ConnectionTrait,
+    resource: Resource,
+    id: Uuid,
+    expected: i64,
+    by: DeletedBy,
+    run: Option<Uuid>,
+) -> ApiResult<Written> {
+    let now = Utc::now().fixed_offset();
+    let rows = match resource {
+        Resource::Calendar => {
+            use calendar_events::Column as C;
+            calendar_events::Entity::update_many()
+                .col_expr(C::DeletedAt, Some(now).into())
+                .col_expr(C::DeletedBy, Some(by.as_str()).into())
+                .col_expr(C::DeletedByRun, run.into())
+                .col_expr(C::UpdatedAt, now.into())
+                .col_expr(C::Version, (expected + 1).into())
+                .filter(C::Id.eq(id))
+                .filter(C::Version.eq(expected))
+                .filter(C::DeletedAt.is_null())
+                .exec(db)
+                .await?
+                .rows_affected
+        }
+        Resource::Tasks => {
+            use tasks::Column as C;
+            tasks::Entity::update_many()
+                .col_expr(C::DeletedAt, Some(now).into())
+                .col_expr(C::DeletedBy, Some(by.as_str()).into())
+                .col_expr(C::DeletedByRun, run.into())
+                .col_expr(C::UpdatedAt, now.into())
+                .col_expr(C::Version, (expected + 1).into())
+                .filter(C::Id.eq(id))
+                .filter(C::Version.eq(expected))
+                .filter(C::DeletedAt.is_null())
+                .exec(db)
+                .await?
+                .rows_affected
+        }
+    };
+    Ok(if rows == 1 {
+        Written::At(expected + 1)
+    } else {
+        Written::Changed
+    })
+}
+
+/// Turns a local item into a tombstone whatever its version, as a person deleting it here
+/// would (a conflict resolved as a deletion). Nothing happens to one already deleted.
 ///
 /// # Errors
 /// On database failure.
 pub async fn tombstone(db: &impl ConnectionTrait, resource: Resource, id: Uuid) -> ApiResult<()> {
-    let now = Utc::now().fixed_offset();
-    match resource {
-        Resource::Calendar => {
-            calendar_events::Entity::update_many()
-                .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
-                .col_expr(calendar_events::Column::UpdatedAt, now.into())
-                .col_expr(
-                    calendar_events::Column::Version,
-                    sea_orm::sea_query::Expr::col(calendar_events::Column::Version).add(1),
-                )
-                .filter(calendar_events::Column::Id.eq(id))
-                .filter(calendar_events::Column::DeletedAt.is_null())
-                .exec(db)
-                .await?;
+    while let Some(current) = find(db, resource, id).await? {
+        if current.deleted {
+            break;
         }
-        Resource::Tasks => {
-            tasks::Entity::update_many()
-                .col_expr(tasks::Column::DeletedAt, Some(now).into())
-                .col_expr(tasks::Column::UpdatedAt, now.into())
-                .col_expr(
-                    tasks::Column::Version,
-                    sea_orm::sea_query::Expr::col(tasks::Column::Version).add(1),
-                )
-                .filter(tasks::Column::Id.eq(id))
-                .filter(tasks::Column::DeletedAt.is_null())
-                .exec(db)
-                .await?;
+        let written =
+            tombstone_if(db, resource, id, current.version, DeletedBy::Local, None).await?;
+        if written != Written::Changed {
+            break;
         }
     }
     Ok(())

@@ -73,6 +73,36 @@ pub struct Counts {
     pub skipped_echoes: u64,
     /// Changes the one-way direction ignored.
     pub ignored: u64,
+    /// Items changed here while the run was deciding on them, merged again with that change.
+    #[serde(default)]
+    pub remerged: u64,
+    /// Items brought back from deletion on one side because the other side changed them.
+    #[serde(default)]
+    pub restored: u64,
+    /// Microsoft items matched to an existing local copy (by the local id they carry, an
+    /// event's iCalUId or a task's To Do id) instead of creating another.
+    #[serde(default)]
+    pub rematched: u64,
+    /// Deletions made in Microsoft that the mass-delete guard held back here.
+    #[serde(default)]
+    pub held_deletions_here: u64,
+    /// Local deletions that the mass-delete guard held back from Microsoft.
+    #[serde(default)]
+    pub held_deletions_in_microsoft: u64,
+}
+
+impl Counts {
+    /// The directions in which deletions were held back.
+    pub fn blocked_directions(&self) -> Vec<Direction> {
+        let mut directions = Vec::new();
+        if self.held_deletions_here > 0 {
+            directions.push(Direction::FromMicrosoft);
+        }
+        if self.held_deletions_in_microsoft > 0 {
+            directions.push(Direction::ToMicrosoft);
+        }
+        directions
+    }
 }
 
 /// A change that failed.
@@ -101,6 +131,9 @@ pub struct RunView {
     pub finished_at: Option<DateTime<Utc>>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The directions in which the mass-delete guard held deletions back (`mass_delete_blocked`):
+    /// `from_microsoft` for deletions made in Microsoft, `to_microsoft` for local ones.
+    pub blocked_directions: Vec<Direction>,
     /// What it changed.
     pub counts: Counts,
     /// What failed.
@@ -204,6 +237,7 @@ impl RunLog {
             started_at: self.started_at,
             finished_at: self.finished_at,
             outcome: self.outcome,
+            blocked_directions: self.counts.blocked_directions(),
             counts: self.counts.clone(),
             errors: self.errors.clone(),
             log: self.lines.clone(),
@@ -214,6 +248,7 @@ impl RunLog {
 /// The API view of a stored run.
 pub fn view_of(m: sync_runs::Model) -> RunView {
     let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+    let counts: Counts = serde_json::from_value(parse(&m.counts)).unwrap_or_default();
     RunView {
         id: m.id,
         resource: if m.resource == "tasks" {
@@ -227,7 +262,8 @@ pub fn view_of(m: sync_runs::Model) -> RunView {
         finished_at: m.finished_at.map(|t| t.with_timezone(&Utc)),
         outcome: serde_json::from_value(serde_json::Value::String(m.outcome))
             .unwrap_or(Outcome::Failed),
-        counts: serde_json::from_value(parse(&m.counts)).unwrap_or_default(),
+        blocked_directions: counts.blocked_directions(),
+        counts,
         errors: serde_json::from_value(parse(&m.errors)).unwrap_or_default(),
         log: serde_json::from_value(parse(&m.log)).unwrap_or_default(),
     }

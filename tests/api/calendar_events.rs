@@ -789,6 +789,7 @@ async fn the_microsoft_link_shows_the_remote_id_and_whether_a_change_waits() {
         synced_version: Set(1),
         base_snapshot: Set("{}".to_owned()),
         last_synced_at: Set(synced_at),
+        pending_snapshot: Set(None),
     }
     .insert(&f.app.db)
     .await
