@@ -71,7 +71,7 @@ impl Interruption {
 enum Ran {
     /// The engine finished: its result and the longest `Retry-After` Graph asked for.
     Finished(
-        crate::error::ApiResult<crate::sync::runs::RunView>,
+        Box<crate::error::ApiResult<crate::sync::runs::RunView>>,
         Option<Duration>,
     ),
     /// The run was stopped before its end.
@@ -211,7 +211,7 @@ async fn run_leased(
     let ran = run_engine(state.clone(), run_id, user_id, resource, stop).await;
     renewer.abort();
     let (result, retry_after) = match ran {
-        Ran::Finished(result, retry_after) => (result, retry_after),
+        Ran::Finished(result, retry_after) => (*result, retry_after),
         Ran::Interrupted(why) => {
             tracing::warn!(user.id = %user_id, resource = resource.as_str(), run.id = %run_id, reason = ?why, "A sync run was interrupted");
             let seconds = clock.elapsed().as_secs_f64();
@@ -476,7 +476,7 @@ async fn run_engine(
                 // A run that finished is not reported interrupted.
                 biased;
                 (result, retry_after) = observe_retry_after(engine::run(&state, run_id, user_id, resource)) => {
-                    Ran::Finished(result, retry_after)
+                    Ran::Finished(Box::new(result), retry_after)
                 }
                 why = stop => Ran::Interrupted(why),
             }
@@ -486,9 +486,9 @@ async fn run_engine(
     match joined {
         Ok(ran) => ran,
         Err(e) => Ran::Finished(
-            Err(crate::error::ApiError::Internal(anyhow::anyhow!(
+            Box::new(Err(crate::error::ApiError::Internal(anyhow::anyhow!(
                 "The sync run panicked: {e}"
-            ))),
+            )))),
             None,
         ),
     }

@@ -108,11 +108,36 @@ pub async fn list_sync_runs(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |(id, _)| *id, |(_, view)| view)))
 }
 
-/// Lets the next run delete what the mass-delete guard held back.
+/// Which deletions a confirmation lets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionDirection {
+    /// Deletions made here, to be sent to Microsoft.
+    ToMicrosoft,
+    /// Deletions made in Microsoft (or inferred by a resync whose listing lacked items), to be
+    /// applied here.
+    FromMicrosoft,
+}
+
+/// Query of `POST .../microsoft/sync/confirm-deletions`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConfirmDeletionsParams {
+    /// The direction confirmed; both when absent.
+    pub direction: Option<DeletionDirection>,
+    /// The resource confirmed (`calendar` or `tasks`); both when absent.
+    pub resource: Option<Resource>,
+}
+
+/// Lets the next run delete what the mass-delete guard held back, in the direction given
+/// (both by default): `to_microsoft` deletes in Microsoft what was deleted here,
+/// `from_microsoft` deletes here what was deleted in Microsoft. A confirmation is used up by
+/// the run that deletes.
 #[utoipa::path(
     tag = "sync",
     security(("bearer_auth" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(("id" = Uuid, Path, description = "User id"), ConfirmDeletionsParams),
     responses((status = 204, description = "The next run may delete"))
 )]
 #[post("/microsoft/sync/confirm-deletions")]
@@ -120,9 +145,15 @@ pub async fn confirm_deletions(
     state: web::Data<AppState>,
     caller: AuthUser,
     id: web::Path<Uuid>,
+    query: web::Query<ConfirmDeletionsParams>,
 ) -> ApiResult<HttpResponse> {
     let user = accessible_user(&state, &caller, *id).await?;
+    let outbound = query.direction != Some(DeletionDirection::FromMicrosoft);
+    let inbound = query.direction != Some(DeletionDirection::ToMicrosoft);
     for resource in [Resource::Calendar, Resource::Tasks] {
+        if query.resource.is_some_and(|r| r != resource) {
+            continue;
+        }
         let key = format!("{}:{}", user.id, resource.as_str());
         let now = Utc::now().fixed_offset();
         match sync_states::Entity::find_by_id(key.clone())
@@ -131,7 +162,12 @@ pub async fn confirm_deletions(
         {
             Some(existing) => {
                 let mut model: sync_states::ActiveModel = existing.into();
-                model.deletions_confirmed = Set(true);
+                if outbound {
+                    model.deletions_confirmed = Set(true);
+                }
+                if inbound {
+                    model.inbound_deletions_confirmed = Set(true);
+                }
                 model.updated_at = Set(now);
                 model.update(&state.db).await?;
             }
@@ -143,8 +179,8 @@ pub async fn confirm_deletions(
                     delta_link: Set(None),
                     list_id: Set(None),
                     list_chosen: Set(false),
-                    deletions_confirmed: Set(true),
-                    inbound_deletions_confirmed: Set(false),
+                    deletions_confirmed: Set(outbound),
+                    inbound_deletions_confirmed: Set(inbound),
                     updated_at: Set(now),
                 }
                 .insert(&state.db)

@@ -29,7 +29,7 @@ use super::{
     fields::{self, EXTENSION_NAME, Fields},
     links::Resource,
     local::{self, LocalItem},
-    recurrence,
+    recurrence, rules,
     runs::{ItemError, Outcome, RunLog},
 };
 use crate::{
@@ -57,6 +57,16 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The calendar window synchronized, in days before and after today.
 const WINDOW_PAST_DAYS: i64 = 365;
 const WINDOW_FUTURE_DAYS: i64 = 730;
+/// Times a change from Microsoft is merged again with a local item that keeps changing
+/// meanwhile before the run leaves it to the next.
+const MERGE_ATTEMPTS: usize = 4;
+
+/// Whether a merge was stored, or the local item changed underneath it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    Done,
+    ChangedMeanwhile,
+}
 
 /// What a run works with.
 struct Run<'a> {
@@ -74,6 +84,12 @@ struct Run<'a> {
     series_pushed: Vec<(LocalItem, String)>,
     /// The access token of the run's own Graph calls.
     token: tokens::HeldToken,
+    /// This run's id (recorded on the items whose deletion in Microsoft it applies).
+    run_id: Uuid,
+    /// Whether the pull must leave the stored delta link as it was, so that the next run reads
+    /// the same changes again (deletions held back by the guard, an item changed here too
+    /// often while the run merged it).
+    replay_delta: bool,
 }
 
 /// The effective settings a run works with.
@@ -149,6 +165,8 @@ pub async fn run(
         log: RunLog::start(run_id, user_id, resource, settings.direction),
         series_pushed: Vec::new(),
         token: tokens::HeldToken::default(),
+        run_id,
+        replay_delta: false,
     };
     run.log.insert(&state.db).await?;
     let outcome = match run.execute().await {
@@ -261,7 +279,7 @@ impl Run<'_> {
                 self.pull().await?;
             }
         }
-        Ok(if blocked {
+        Ok(if blocked || self.log.counts.held_deletions_here > 0 {
             Outcome::MassDeleteBlocked
         } else if self.log.errors.is_empty() {
             Outcome::Succeeded
@@ -560,6 +578,7 @@ impl Run<'_> {
         let mut pages = Pages::read(
             self.state,
             self.user_id,
+            self.resource,
             stored.unwrap_or_else(|| self.initial_delta_url()),
         );
         // A full listing needs everything; otherwise what the pull knows is loaded when the
@@ -586,7 +605,12 @@ impl Run<'_> {
                     self.insert_created(&mut st).await?;
                     st = self.pull_state().await?;
                     loaded = true;
-                    pages = Pages::read(self.state, self.user_id, self.initial_delta_url());
+                    pages = Pages::read(
+                        self.state,
+                        self.user_id,
+                        self.resource,
+                        self.initial_delta_url(),
+                    );
                     continue;
                 }
                 Err(Stop::Token(TokenFailure::Graph(e)))
@@ -628,8 +652,77 @@ impl Run<'_> {
         if resynced {
             self.infer_deletions(&mut st).await?;
         }
+        self.apply_deletions(&mut st, resynced).await?;
         // Only now: every page is applied.
-        self.save_state(delta_link, None, None).await?;
+        if std::mem::take(&mut self.replay_delta) {
+            self.log.note(
+                "the delta link is kept as it was: the next run reads these changes again"
+                    .to_owned(),
+            );
+        } else {
+            self.save_state(delta_link, None, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the deletions the pull collected, unless they are a mass deletion: more than
+    /// half of the synchronized items (and at least 10), or anything at all when a full listing
+    /// came back empty. Then nothing is deleted until a person confirms (the rest of the run
+    /// is applied), and the delta link is kept so that the next run sees them again.
+    async fn apply_deletions(&mut self, st: &mut PullState, resynced: bool) -> Result<(), Stop> {
+        let deletions = std::mem::take(&mut st.deletions);
+        let live = deletions
+            .iter()
+            .filter(|l| st.locals.get(&l.local_id).is_some_and(|i| !i.deleted))
+            .count();
+        if live == 0 {
+            for link in deletions {
+                self.apply_removal(link, st).await?;
+            }
+            return Ok(());
+        }
+        let synced = self.synced_count().await?;
+        let empty_listing = resynced && st.listed == 0;
+        let confirmed = self
+            .sync_state()
+            .await?
+            .is_some_and(|s| s.inbound_deletions_confirmed);
+        if (rules::mass_deletion(live, synced) || empty_listing) && !confirmed {
+            self.log.note(format!(
+                "mass-delete guard: {live} of {synced} synchronized items were deleted in \
+                 Microsoft{}; nothing deleted here until confirmed (confirm-deletions, \
+                 direction from_microsoft)",
+                if empty_listing {
+                    " (the full listing came back empty)"
+                } else {
+                    ""
+                }
+            ));
+            self.log.counts.held_deletions_here = live as u64;
+            self.replay_delta = true;
+            return Ok(());
+        }
+        if confirmed {
+            self.log.note(format!(
+                "{live} deletion(s) made in Microsoft applied here, as confirmed"
+            ));
+            self.confirm_inbound(false).await?;
+        }
+        for link in deletions {
+            self.apply_removal(link, st).await?;
+        }
+        Ok(())
+    }
+
+    async fn confirm_inbound(&self, confirmed: bool) -> ApiResult<()> {
+        sync_states::Entity::update_many()
+            .col_expr(
+                sync_states::Column::InboundDeletionsConfirmed,
+                confirmed.into(),
+            )
+            .filter(sync_states::Column::Key.eq(self.state_key()))
+            .exec(&self.state.db)
+            .await?;
         Ok(())
     }
 
@@ -668,10 +761,8 @@ impl Run<'_> {
                 "{}: no longer listed by Microsoft: deleted there",
                 link.local_id
             ));
-            let remote_id = link.remote_id.clone();
-            st.links.remove(&remote_id);
-            self.apply_removal(Some(link), &st.locals, &st.conflicts)
-                .await?;
+            st.links.remove(&link.remote_id);
+            st.deletions.push(link);
         }
         Ok(())
     }
@@ -699,6 +790,10 @@ impl Run<'_> {
             verify: HashSet::new(),
             removed: Vec::new(),
             unknown_removals: false,
+            deletions: Vec::new(),
+            listed: 0,
+            linked: None,
+            by_key: None,
         })
     }
 
@@ -713,6 +808,11 @@ impl Run<'_> {
                 self.insert_created(st).await?;
                 self.refresh(st, &remote_id).await?;
             }
+            if item.get("@removed").is_none() {
+                st.listed += 1;
+                // Listed again after a removal in an earlier page: it exists.
+                st.deletions.retain(|l| l.remote_id != remote_id);
+            }
             if item.get("@removed").is_some() {
                 match st.links.get(&remote_id) {
                     // A series master is never listed itself: its id removed means the event
@@ -726,8 +826,7 @@ impl Run<'_> {
                         st.removed.push(remote_id);
                     }
                     Some(_) => {
-                        self.apply_removal(st.links.remove(&remote_id), &st.locals, &st.conflicts)
-                            .await?;
+                        st.deletions.extend(st.links.remove(&remote_id));
                     }
                     // Perhaps a cancelled occurrence, or a whole series deleted.
                     None => st.unknown_removals = true,
@@ -760,24 +859,14 @@ impl Run<'_> {
             let etag = etag_of(&item);
             let link = match st.links.get(&remote_id) {
                 Some(link) => link.clone(),
-                None => match rematched.get(&remote_id).and_then(|id| st.locals.get(id)) {
-                    Some(found) if !st.links.values().any(|l| l.local_id == found.id) => {
-                        // Ours from a run that stopped before storing the link.
-                        self.log
-                            .note(format!("re-matched {remote_id} to local item {}", found.id));
-                        let version = if found.fields == remote {
-                            found.version
-                        } else {
-                            0
-                        };
-                        let link = self
-                            .store_link(found.id, &remote_id, etag.clone(), version, &remote)
-                            .await?;
-                        st.links.insert(remote_id.clone(), link.clone());
-                        link
+                None => match self.match_unlinked(st, &rematched, &remote_id, &item) {
+                    Some(found) => {
+                        self.link_match(st, found, &remote_id, &item, &remote, etag.clone())
+                            .await?
                     }
-                    _ => {
-                        let new = local::prepare(self.user_id, self.resource, &remote);
+                    None => {
+                        let mut new = local::prepare(self.user_id, self.resource, &remote);
+                        new.remember(self.list_id.as_deref(), &item);
                         let link = self.new_link(new.id(), &remote_id, etag, 1, &remote);
                         st.links.insert(remote_id.clone(), link.clone());
                         st.creations.push((new, link));
@@ -809,10 +898,117 @@ impl Run<'_> {
             )
             .map(|t| t.with_timezone(&Utc))
             .ok();
-            self.apply_change(&link, &local_item, &remote, etag, modified)
+            self.apply_change(st, &link, &local_item, &remote, etag, modified)
                 .await?;
         }
         Ok(())
+    }
+
+    /// The local copy of a Microsoft item that no link names: one of ours whose link a stopped
+    /// run never stored (it carries our local id), or an item born in Microsoft whose link was
+    /// forgotten (a purge, a list switched away and back), known by what the local item keeps
+    /// of it (an event's iCalUId, a task's To Do id in this list). Deleted items are not
+    /// matched by those keys: an event restored in Outlook is not deleted again.
+    fn match_unlinked(
+        &self,
+        st: &mut PullState,
+        ours: &HashMap<String, Uuid>,
+        remote_id: &str,
+        item: &Value,
+    ) -> Option<Matched> {
+        if st.linked.is_none() {
+            st.linked = Some(st.links.values().map(|l| l.local_id).collect());
+        }
+        let linked = st.linked.as_ref()?;
+        if let Some(found) = ours
+            .get(remote_id)
+            .and_then(|id| st.locals.get(id))
+            .filter(|found| !linked.contains(&found.id))
+        {
+            return Some(Matched {
+                item: found.clone(),
+                by: MatchedBy::LocalId,
+            });
+        }
+        let key = remote_key(self.resource, item)?;
+        let by_key = st.by_key.get_or_insert_with(|| {
+            st.locals
+                .values()
+                .filter(|l| !l.deleted)
+                .filter_map(|l| {
+                    let key = match self.resource {
+                        Resource::Calendar => l.keys.ical_uid.clone(),
+                        Resource::Tasks => self
+                            .list_id
+                            .as_deref()
+                            .and_then(|list| l.keys.todo_ids.get(list).cloned()),
+                    }?;
+                    Some((key, l.id))
+                })
+                .collect()
+        });
+        let found = by_key
+            .get(&key)
+            .and_then(|id| st.locals.get(id))
+            .filter(|found| !linked.contains(&found.id))?;
+        Some(Matched {
+            item: found.clone(),
+            by: match self.resource {
+                Resource::Calendar => MatchedBy::ICalUid,
+                Resource::Tasks => MatchedBy::TodoId,
+            },
+        })
+    }
+
+    /// Links a Microsoft item to the local copy [`Self::match_unlinked`] found. One of ours
+    /// is Microsoft's copy of what was sent: a local change since wins. Otherwise nothing says
+    /// which side changed what, so fields that differ are merged as changed on both sides
+    /// (the conflict resolution decides).
+    async fn link_match(
+        &mut self,
+        st: &mut PullState,
+        found: Matched,
+        remote_id: &str,
+        item: &Value,
+        remote: &Fields,
+        etag: Option<String>,
+    ) -> ApiResult<sync_links::Model> {
+        let Matched { item: local, by } = found;
+        self.log.note(format!(
+            "re-matched {remote_id} to local item {} by {}",
+            local.id,
+            by.as_str()
+        ));
+        self.log.counts.rematched += 1;
+        let same = local.fields == *remote;
+        let link = match by {
+            MatchedBy::LocalId => {
+                let version = if same { local.version } else { 0 };
+                self.store_link(local.id, remote_id, etag, version, remote)
+                    .await?
+            }
+            MatchedBy::ICalUid | MatchedBy::TodoId if same => {
+                self.store_link(local.id, remote_id, etag, local.version, remote)
+                    .await?
+            }
+            MatchedBy::ICalUid | MatchedBy::TodoId => {
+                self.store_link(local.id, remote_id, None, 0, &Fields::new())
+                    .await?
+            }
+        };
+        local::remember(
+            &self.state.db,
+            &local,
+            self.resource,
+            self.list_id.as_deref(),
+            item,
+        )
+        .await?;
+        if let Some(linked) = st.linked.as_mut() {
+            linked.insert(local.id);
+        }
+        st.links.insert(remote_id.to_owned(), link.clone());
+        Ok(link)
     }
 
     /// Reads again the link of `remote_id` and its local item.
@@ -972,76 +1168,222 @@ impl Run<'_> {
         Ok(found)
     }
 
+    /// Applies a deletion made in Microsoft to the linked local item: a compare-and-set on the
+    /// version the decision was taken on, decided again when the item changed here meanwhile.
     async fn apply_removal(
         &mut self,
-        link: Option<sync_links::Model>,
-        locals: &HashMap<Uuid, LocalItem>,
-        conflicts: &HashSet<Uuid>,
+        link: sync_links::Model,
+        st: &mut PullState,
     ) -> Result<(), Stop> {
-        let Some(link) = link else { return Ok(()) };
-        let Some(item) = locals.get(&link.local_id) else {
+        let Some(mut item) = st.locals.get(&link.local_id).cloned() else {
             self.delete_link(&link).await?;
             return Ok(());
         };
-        let locally_modified = !item.deleted && item.version > link.synced_version;
-        if conflicts.contains(&item.id) {
+        if st.conflicts.contains(&item.id) {
             return Ok(());
         }
-        if locally_modified && self.direction == Direction::Bidirectional {
-            if self.conflict == ConflictResolution::Manual {
-                self.park(&link, item, None).await?;
+        for _ in 0..MERGE_ATTEMPTS {
+            if item.deleted {
+                // Deleted on both sides.
+                self.delete_link(&link).await?;
                 return Ok(());
             }
-            // Delete versus modify: the modification wins; the item is created again.
-            self.log.note(format!(
-                "{}: deleted in Microsoft but changed here: recreated in Microsoft",
-                item.id
-            ));
-            self.delete_link(&link).await?;
-            self.log.counts.conflicts += 1;
-            return Ok(());
+            let locally_modified = item.version > link.synced_version;
+            if locally_modified && self.direction == Direction::Bidirectional {
+                match rules::deleted_remotely_modified_here(self.conflict) {
+                    rules::Verdict::Park => {
+                        self.park(&link, &item, None).await?;
+                        return Ok(());
+                    }
+                    rules::Verdict::Modification => {
+                        self.log.note(format!(
+                            "{}: deleted in Microsoft but changed here: recreated in Microsoft \
+                             ({})",
+                            item.id,
+                            self.conflict.as_str()
+                        ));
+                        self.delete_link(&link).await?;
+                        self.log.counts.conflicts += 1;
+                        self.log.counts.restored += 1;
+                        return Ok(());
+                    }
+                    rules::Verdict::Deletion => {
+                        self.log.counts.conflicts += 1;
+                        self.log.note(format!(
+                            "{}: deleted in Microsoft but changed here: the deletion wins ({}); \
+                             the item stays restorable",
+                            item.id,
+                            self.conflict.as_str()
+                        ));
+                    }
+                }
+            } else if locally_modified {
+                self.log.note(format!(
+                    "{}: direction from_microsoft: local change dropped, deleted as in Microsoft",
+                    item.id
+                ));
+            }
+            let written = local::tombstone_if(
+                &self.state.db,
+                self.resource,
+                item.id,
+                item.version,
+                local::DeletedBy::Microsoft,
+                Some(self.run_id),
+            )
+            .await?;
+            if written != local::Written::Changed {
+                self.delete_link(&link).await?;
+                self.log.counts.deleted_locally += 1;
+                return Ok(());
+            }
+            let Some(fresh) = self.changed_meanwhile(st, item.id).await? else {
+                self.delete_link(&link).await?;
+                return Ok(());
+            };
+            item = fresh;
         }
-        if locally_modified {
-            self.log.note(format!(
-                "{}: direction from_microsoft: local change dropped, deleted as in Microsoft",
-                item.id
-            ));
-        }
-        local::tombstone(&self.state.db, self.resource, item.id).await?;
-        self.delete_link(&link).await?;
-        if !item.deleted {
-            self.log.counts.deleted_locally += 1;
-        }
+        self.changed_too_often(item.id);
         Ok(())
     }
 
+    /// Reads again an item that changed here while the run decided on it; `None` when it is
+    /// gone.
+    async fn changed_meanwhile(
+        &mut self,
+        st: &mut PullState,
+        id: Uuid,
+    ) -> ApiResult<Option<LocalItem>> {
+        let fresh = local::find(&self.state.db, self.resource, id).await?;
+        self.log.counts.remerged += 1;
+        self.log.note(format!(
+            "{id}: changed here while the run applied Microsoft's change: decided again with \
+             the new version"
+        ));
+        if let Some(item) = &fresh {
+            st.locals.insert(id, item.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// An item that kept changing here while the run decided on it: left as it was, and read
+    /// again from Microsoft by the next run.
+    fn changed_too_often(&mut self, id: Uuid) {
+        self.log.note(format!(
+            "{id}: kept changing here while the run applied Microsoft's change: left to the next \
+             run"
+        ));
+        self.replay_delta = true;
+    }
+
+    /// Applies a change made in Microsoft to the linked local item, merged with the local one
+    /// when both changed. Every write here is a compare-and-set on the version the merge was
+    /// computed from: when the item changed meanwhile, it is merged again with the new version.
     async fn apply_change(
         &mut self,
+        st: &mut PullState,
         link: &sync_links::Model,
         item: &LocalItem,
         remote: &Fields,
         etag: Option<String>,
         remote_modified: Option<DateTime<Utc>>,
     ) -> Result<(), Stop> {
+        let mut item = item.clone();
+        for _ in 0..MERGE_ATTEMPTS {
+            let applied = self
+                .merge_once(link, &item, remote, etag.clone(), remote_modified)
+                .await?;
+            if applied == Applied::Done {
+                return Ok(());
+            }
+            let Some(fresh) = self.changed_meanwhile(st, item.id).await? else {
+                return Ok(());
+            };
+            item = fresh;
+        }
+        self.changed_too_often(item.id);
+        Ok(())
+    }
+
+    /// Writes `fields` over the local item if it is still at the version read.
+    async fn write_local(&self, item: &LocalItem, fields: &Fields) -> ApiResult<Option<i64>> {
+        Ok(
+            match local::update_if(&self.state.db, self.resource, item.id, item.version, fields)
+                .await?
+            {
+                local::Written::At(version) => Some(version),
+                local::Written::Changed => None,
+            },
+        )
+    }
+
+    async fn merge_once(
+        &mut self,
+        link: &sync_links::Model,
+        item: &LocalItem,
+        remote: &Fields,
+        etag: Option<String>,
+        remote_modified: Option<DateTime<Utc>>,
+    ) -> Result<Applied, Stop> {
         let locally_changed = item.version > link.synced_version;
         if item.deleted && locally_changed {
-            // Modify versus delete: the modification wins, the item is restored here.
-            if self.conflict == ConflictResolution::Manual
-                && self.direction == Direction::Bidirectional
-            {
-                return self.park(link, item, Some(remote)).await;
+            if self.direction != Direction::Bidirectional {
+                // from_microsoft: Microsoft's version comes back.
+                let Some(version) = self.write_local(item, remote).await? else {
+                    return Ok(Applied::ChangedMeanwhile);
+                };
+                self.update_link(link, etag, version, remote).await?;
+                self.log.note(format!(
+                    "{}: direction from_microsoft: deleted here but changed in Microsoft: \
+                     restored",
+                    item.id
+                ));
+                self.log.counts.updated_locally += 1;
+                self.log.counts.restored += 1;
+                return Ok(Applied::Done);
             }
-            let version = local::update(&self.state.db, self.resource, item.id, remote)
-                .await?
-                .unwrap_or(item.version);
-            self.update_link(link, etag, version, remote).await?;
-            self.log.note(format!(
-                "{}: deleted here but changed in Microsoft: restored",
-                item.id
-            ));
-            self.log.counts.conflicts += 1;
-            self.log.counts.updated_locally += 1;
-            return Ok(());
+            let verdict = rules::deleted_here_modified_remotely(
+                self.conflict,
+                item.updated_at,
+                remote_modified,
+            );
+            match verdict {
+                rules::Verdict::Park => {
+                    self.park(link, item, Some(remote)).await?;
+                }
+                rules::Verdict::Modification => {
+                    let Some(version) = self.write_local(item, remote).await? else {
+                        return Ok(Applied::ChangedMeanwhile);
+                    };
+                    self.update_link(link, etag, version, remote).await?;
+                    self.log.note(format!(
+                        "{}: deleted here but changed in Microsoft: restored ({})",
+                        item.id,
+                        self.conflict.as_str()
+                    ));
+                    self.log.counts.conflicts += 1;
+                    self.log.counts.restored += 1;
+                    self.log.counts.updated_locally += 1;
+                }
+                rules::Verdict::Deletion => {
+                    // The push deletes it in Microsoft; the link keeps Microsoft's version.
+                    self.update_link(link, etag, link.synced_version, remote)
+                        .await?;
+                    self.log.note(format!(
+                        "{}: deleted here but changed in Microsoft: the deletion wins ({})",
+                        item.id,
+                        self.conflict.as_str()
+                    ));
+                    self.log.counts.conflicts += 1;
+                }
+            }
+            return Ok(Applied::Done);
+        }
+        if item.deleted && self.direction == Direction::FromMicrosoft {
+            // Deleted here, not sent (one-way): nothing to bring back.
+            self.update_link(link, etag, link.synced_version, remote)
+                .await?;
+            return Ok(Applied::Done);
         }
         if !locally_changed || self.direction == Direction::FromMicrosoft {
             if locally_changed {
@@ -1053,52 +1395,36 @@ impl Run<'_> {
             let version = if item.fields == *remote {
                 item.version
             } else {
+                let Some(version) = self.write_local(item, remote).await? else {
+                    return Ok(Applied::ChangedMeanwhile);
+                };
                 self.log.counts.updated_locally += 1;
-                local::update(&self.state.db, self.resource, item.id, remote)
-                    .await?
-                    .unwrap_or(item.version)
+                version
             };
             self.update_link(link, etag, version, remote).await?;
-            return Ok(());
+            return Ok(Applied::Done);
         }
         // Both sides changed since the last sync.
         let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
-        let mut merged = item.fields.clone();
-        let mut contested = Vec::new();
-        for (key, remote_value) in remote {
-            let base_value = base.get(key).unwrap_or(&Value::Null);
-            let local_value = item.fields.get(key).unwrap_or(&Value::Null);
-            if remote_value == local_value || remote_value == base_value {
-                continue;
-            }
-            if local_value == base_value {
-                merged.insert(key.clone(), remote_value.clone());
-            } else {
-                contested.push(key.clone());
-            }
-        }
-        if !contested.is_empty() {
+        let merge = rules::merge(&base, &item.fields, remote);
+        let mut merged = merge.merged;
+        if !merge.contested.is_empty() {
             if self.conflict == ConflictResolution::Manual {
-                return self.park(link, item, Some(remote)).await;
+                self.park(link, item, Some(remote)).await?;
+                return Ok(Applied::Done);
             }
             self.log.counts.conflicts += 1;
-            let microsoft_wins = match self.conflict {
-                ConflictResolution::LocalWins => false,
-                ConflictResolution::MicrosoftWins => true,
-                ConflictResolution::MostRecentWins => {
-                    remote_modified.is_some_and(|m| m > item.updated_at)
-                }
-                ConflictResolution::Manual => false,
-            };
+            let microsoft_wins =
+                rules::microsoft_wins(self.conflict, item.updated_at, remote_modified);
             self.log.note(format!(
                 "{}: both sides changed {}: {} wins ({})",
                 item.id,
-                contested.join(", "),
+                merge.contested.join(", "),
                 if microsoft_wins { "Microsoft" } else { "local" },
-                format!("{:?}", self.conflict).to_lowercase()
+                self.conflict.as_str()
             ));
             if microsoft_wins {
-                for key in &contested {
+                for key in &merge.contested {
                     merged.insert(key.clone(), remote.get(key).cloned().unwrap_or(Value::Null));
                 }
             }
@@ -1106,10 +1432,11 @@ impl Run<'_> {
         let version = if merged == item.fields {
             item.version
         } else {
+            let Some(version) = self.write_local(item, &merged).await? else {
+                return Ok(Applied::ChangedMeanwhile);
+            };
             self.log.counts.updated_locally += 1;
-            local::update(&self.state.db, self.resource, item.id, &merged)
-                .await?
-                .unwrap_or(item.version)
+            version
         };
         // In sync when the merge equals Microsoft's version; otherwise push sends the merge,
         // with `If-Match` on the etag just seen.
@@ -1119,7 +1446,7 @@ impl Run<'_> {
             link.synced_version
         };
         self.update_link(link, etag, synced, remote).await?;
-        Ok(())
+        Ok(Applied::Done)
     }
 
     async fn park(
@@ -1183,6 +1510,8 @@ impl Run<'_> {
         .await?)
     }
 
+    /// Records what Microsoft holds of a linked item: its etag, its fields (`base`) and the
+    /// local version they are (`version`: the one last pushed or merged, never a newer one).
     async fn update_link(
         &self,
         link: &sync_links::Model,
@@ -1190,13 +1519,51 @@ impl Run<'_> {
         version: i64,
         base: &Fields,
     ) -> ApiResult<()> {
+        self.set_link(link, etag, version, base, None).await
+    }
+
+    async fn set_link(
+        &self,
+        link: &sync_links::Model,
+        etag: Option<String>,
+        version: i64,
+        base: &Fields,
+        pending: Option<String>,
+    ) -> ApiResult<()> {
         let mut model: sync_links::ActiveModel = link.clone().into();
         model.remote_etag = Set(etag);
         model.synced_version = Set(version);
         model.base_snapshot = Set(Value::Object(base.clone()).to_string());
         model.last_synced_at = Set(Utc::now().fixed_offset());
+        model.pending_snapshot = Set(pending);
         model.update(&self.state.db).await?;
         Ok(())
+    }
+
+    /// A series' master is written, its occurrences not yet: the link records what Microsoft
+    /// holds for sure (`holds`) and, as pending, what the push is making it hold, at the
+    /// version synchronized before. A run cut before the occurrences are all written leaves it
+    /// so; the next one tells the push's own writes from Microsoft's changes
+    /// ([`rules::effective_base`]) and finishes the push.
+    async fn series_pending(
+        &self,
+        link: &sync_links::Model,
+        etag: Option<String>,
+        holds: &Fields,
+        item: &LocalItem,
+    ) -> ApiResult<()> {
+        let pending = Pending {
+            version: item.version,
+            fields: item.fields.clone(),
+        };
+        self.set_link(
+            link,
+            etag,
+            link.synced_version,
+            holds,
+            serde_json::to_string(&pending).ok(),
+        )
+        .await
     }
 
     async fn delete_link(&self, link: &sync_links::Model) -> ApiResult<()> {
@@ -1237,16 +1604,19 @@ impl Run<'_> {
             .await?
             .is_some_and(|s| s.deletions_confirmed);
         let mut blocked = false;
-        let synced = if deletions >= 10 {
+        let synced = if deletions >= rules::MASS_DELETE_MIN {
             self.synced_count().await?
         } else {
             0
         };
-        if deletions >= 10 && deletions * 2 > synced && !confirmed {
+        if rules::mass_deletion(deletions, synced) && !confirmed {
             self.log.note(format!(
-                "mass-delete guard: {deletions} of {synced} synchronized items would be deleted in Microsoft; nothing deleted until confirmed"
+                "mass-delete guard: {deletions} of {synced} synchronized items would be deleted \
+                 in Microsoft; nothing deleted until confirmed (confirm-deletions, direction \
+                 to_microsoft)"
             ));
             ops.retain(|op| !matches!(op, Op::Delete(..)));
+            self.log.counts.held_deletions_in_microsoft = deletions as u64;
             blocked = true;
         } else if confirmed && deletions > 0 {
             self.save_state(None, None, Some(false)).await?;
@@ -1300,10 +1670,7 @@ impl Run<'_> {
 
     fn request(&self, n: usize, op: &Op) -> BatchRequest {
         let mut headers = serde_json::Map::new();
-        headers.insert(
-            "Prefer".into(),
-            json!("outlook.timezone=\"UTC\", outlook.body-content-type=\"text\""),
-        );
+        headers.insert("Prefer".into(), json!(self.resource.prefer()));
         match op {
             Op::Create(item) => {
                 let mut body = self.to_graph(&item.fields, None);
@@ -1352,7 +1719,7 @@ impl Run<'_> {
                 id: n.to_string(),
                 method: "DELETE".into(),
                 url: self.item_path(&link.remote_id),
-                headers: serde_json::Map::new(),
+                headers,
                 body: None,
             },
         }
@@ -1481,9 +1848,30 @@ impl Run<'_> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let remote = self.fields_of(&body);
-                self.store_link(item.id, &remote_id, etag_of(&body), item.version, &remote)
-                    .await?;
+                let series = recurrence::is_series(&item.fields);
+                let link = if series {
+                    // Synchronized once its occurrences are written too (`reconcile_series`).
+                    let mut holds = item.fields.clone();
+                    holds.insert("exceptions".into(), json!([]));
+                    self.store_link(item.id, &remote_id, etag_of(&body), 0, &holds)
+                        .await?
+                } else {
+                    let remote = self.fields_of(&body);
+                    self.store_link(item.id, &remote_id, etag_of(&body), item.version, &remote)
+                        .await?
+                };
+                if series {
+                    self.series_pending(&link, etag_of(&body), &link_base(&link), item)
+                        .await?;
+                }
+                local::remember(
+                    &self.state.db,
+                    item,
+                    self.resource,
+                    self.list_id.as_deref(),
+                    &body,
+                )
+                .await?;
                 self.log.counts.created_remotely += 1;
                 if recurrence::is_series(&item.fields) {
                     self.series_pushed.push((item.clone(), remote_id));
@@ -1491,9 +1879,29 @@ impl Run<'_> {
             }
             Op::Update(item, link) if status == 200 => {
                 let body = response.body.clone().unwrap_or(Value::Null);
-                let remote = self.fields_of(&body);
-                self.update_link(link, etag_of(&body), item.version, &remote)
-                    .await?;
+                if recurrence::is_series(&item.fields) {
+                    // Microsoft holds the master as sent, and the exceptions it had unless the
+                    // recurrence was written (Graph then drops them all); the occurrences
+                    // follow (`reconcile_series`).
+                    let base = link_base(link);
+                    let mut holds = item.fields.clone();
+                    let rewritten = self
+                        .to_graph(&item.fields, Some(&base))
+                        .get("recurrence")
+                        .is_some();
+                    let exceptions = if rewritten {
+                        json!([])
+                    } else {
+                        base.get("exceptions").cloned().unwrap_or_else(|| json!([]))
+                    };
+                    holds.insert("exceptions".into(), exceptions);
+                    self.series_pending(link, etag_of(&body), &holds, item)
+                        .await?;
+                } else {
+                    let remote = self.fields_of(&body);
+                    self.update_link(link, etag_of(&body), item.version, &remote)
+                        .await?;
+                }
                 self.log.counts.updated_remotely += 1;
                 if recurrence::is_series(&item.fields) {
                     self.series_pushed
@@ -1590,15 +1998,58 @@ type PageRead = (Result<Value, Stop>, Vec<String>, Option<Duration>);
 /// Pages read but not yet applied, at most.
 const PAGES_AHEAD: usize = 2;
 
-/// What a delta read asks for: times in UTC, text bodies, pages of 200 items.
-const DELTA_PREFER: &[&str] = &[
+/// What a calendar delta read asks for: times in UTC, text bodies, immutable ids, pages of
+/// 200 items.
+const CALENDAR_DELTA_PREFER: &[&str] = &[
     "outlook.timezone=\"UTC\"",
     "outlook.body-content-type=\"text\"",
+    IMMUTABLE_IDS,
     "odata.maxpagesize=200",
 ];
 
+/// What a To Do delta read asks for: times in UTC, pages of 200 items (To Do ids are stable;
+/// Graph has no immutable ids for them).
+const TASKS_DELTA_PREFER: &[&str] = &["outlook.timezone=\"UTC\"", "odata.maxpagesize=200"];
+
+/// Ids that stay the same when an event moves between calendars or folders
+/// (`Prefer: IdType="ImmutableId"`, asked for on every calendar request).
+pub(super) const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
+
+impl Resource {
+    /// The `Prefer` header of the engine's requests for this resource (reads and writes):
+    /// times in UTC, text bodies, and for events immutable ids.
+    fn prefer(self) -> &'static str {
+        match self {
+            Self::Calendar => {
+                "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\", \
+                 IdType=\"ImmutableId\""
+            }
+            Self::Tasks => "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"",
+        }
+    }
+
+    /// The same preferences, one per `Prefer` header.
+    fn prefer_list(self) -> &'static [&'static str] {
+        match self {
+            Self::Calendar => &[
+                "outlook.timezone=\"UTC\"",
+                "outlook.body-content-type=\"text\"",
+                IMMUTABLE_IDS,
+            ],
+            Self::Tasks => &[
+                "outlook.timezone=\"UTC\"",
+                "outlook.body-content-type=\"text\"",
+            ],
+        }
+    }
+}
+
 impl Pages {
-    fn read(state: &AppState, user_id: Uuid, first: String) -> Self {
+    fn read(state: &AppState, user_id: Uuid, resource: Resource, first: String) -> Self {
+        let prefer = match resource {
+            Resource::Calendar => CALENDAR_DELTA_PREFER,
+            Resource::Tasks => TASKS_DELTA_PREFER,
+        };
         let (send, received) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         let state = state.clone();
         let reader = tokio::spawn(async move {
@@ -1607,12 +2058,7 @@ impl Pages {
             loop {
                 let mut notes = Vec::new();
                 let (page, retry_after) = crate::graph::client::observe_retry_after(fetch(
-                    &state,
-                    user_id,
-                    &mut token,
-                    &url,
-                    DELTA_PREFER,
-                    &mut notes,
+                    &state, user_id, &mut token, &url, prefer, &mut notes,
                 ))
                 .await;
                 let next = page.as_ref().ok().and_then(|page| {
@@ -1714,6 +2160,52 @@ struct PullState {
     removed: Vec<String>,
     /// Whether an unknown item was removed (a cancelled occurrence, a deleted series).
     unknown_removals: bool,
+    /// Links of items Microsoft deleted, applied after the last page unless the mass-delete
+    /// guard holds them.
+    deletions: Vec<sync_links::Model>,
+    /// Items the pages listed (not removals): none in a full listing is an empty calendar.
+    listed: usize,
+    /// Local items that have a link, once a Microsoft item without one asked.
+    linked: Option<HashSet<Uuid>>,
+    /// Live local items by the key they keep of their Microsoft item (iCalUId, To Do id), once
+    /// a Microsoft item without a link asked.
+    by_key: Option<HashMap<String, Uuid>>,
+}
+
+/// A local item found for a Microsoft item that no link names.
+struct Matched {
+    item: LocalItem,
+    by: MatchedBy,
+}
+
+/// How it was found.
+#[derive(Clone, Copy)]
+enum MatchedBy {
+    /// It carries our local id (`transactionId`, our open extension).
+    LocalId,
+    /// The event's iCalUId.
+    ICalUid,
+    /// The task's id in the synchronized list.
+    TodoId,
+}
+
+impl MatchedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalId => "the local id it carries",
+            Self::ICalUid => "iCalUId",
+            Self::TodoId => "To Do id",
+        }
+    }
+}
+
+/// What identifies a Microsoft item on its local copy: an event's iCalUId, a task's id.
+fn remote_key(resource: Resource, item: &Value) -> Option<String> {
+    let key = match resource {
+        Resource::Calendar => "iCalUId",
+        Resource::Tasks => "id",
+    };
+    item.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// Whether a link is a series': its local item, or else its base, has a recurrence.
@@ -1767,6 +2259,25 @@ fn page_items(page: &mut Value) -> Vec<Value> {
         }
     }
     latest
+}
+
+/// A series push not yet answered in full: the local version sent and its fields.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    version: i64,
+    fields: Fields,
+}
+
+/// The base snapshot of a link: the fields Microsoft held when last synchronized.
+fn link_base(link: &sync_links::Model) -> Fields {
+    serde_json::from_str(&link.base_snapshot).unwrap_or_default()
+}
+
+/// The series push a link records as not answered in full.
+fn link_pending(link: &sync_links::Model) -> Option<Pending> {
+    link.pending_snapshot
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
 }
 
 /// A local change to send.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::ApiResult;
 
 /// The synchronized resources.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resource {
     /// Calendar events (Outlook Calendar).

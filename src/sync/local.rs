@@ -30,6 +30,18 @@ pub struct LocalItem {
     pub updated_at: DateTime<Utc>,
     /// Its synchronized fields.
     pub fields: Fields,
+    /// What identifies the Microsoft item it was linked to, kept on the item itself so that it
+    /// is matched again when its link is forgotten (a purge, a list switched away and back).
+    pub keys: RemoteKeys,
+}
+
+/// What identifies, on a local item, the Microsoft items it was linked to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteKeys {
+    /// An event's Graph `iCalUId`.
+    pub ical_uid: Option<String>,
+    /// A task's id in each To Do list it was synchronized with, by list id.
+    pub todo_ids: std::collections::BTreeMap<String, String>,
 }
 
 fn event_item(m: &calendar_events::Model) -> LocalItem {
@@ -41,6 +53,10 @@ fn event_item(m: &calendar_events::Model) -> LocalItem {
         deleted: m.deleted_at.is_some(),
         updated_at: m.updated_at.with_timezone(&Utc),
         fields,
+        keys: RemoteKeys {
+            ical_uid: m.ical_uid.clone(),
+            todo_ids: Default::default(),
+        },
     }
 }
 
@@ -57,6 +73,14 @@ fn task_item(m: &tasks::Model) -> LocalItem {
         deleted: m.deleted_at.is_some(),
         updated_at: m.updated_at.with_timezone(&Utc),
         fields: fields::task_from_local(m),
+        keys: RemoteKeys {
+            ical_uid: None,
+            todo_ids: m
+                .todo_ids
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default(),
+        },
     }
 }
 
@@ -308,6 +332,21 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
 }
 
 impl NewItem {
+    /// Records on the new item what identifies the Microsoft item it comes from.
+    pub fn remember(&mut self, list: Option<&str>, remote: &serde_json::Value) {
+        match self {
+            Self::Event(m) => m.ical_uid = ical_uid_of(remote),
+            Self::Task(m) => {
+                if let (Some(list), Some(id)) =
+                    (list, remote.get("id").and_then(serde_json::Value::as_str))
+                {
+                    let ids = std::collections::BTreeMap::from([(list, id)]);
+                    m.todo_ids = serde_json::to_string(&ids).ok();
+                }
+            }
+        }
+    }
+
     /// The new item's id.
     pub fn id(&self) -> Uuid {
         match self {
@@ -315,6 +354,61 @@ impl NewItem {
             Self::Task(m) => m.id,
         }
     }
+}
+
+fn ical_uid_of(remote: &serde_json::Value) -> Option<String> {
+    remote
+        .get("iCalUId")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Records on a local item what identifies the Microsoft item it is now linked to (its
+/// version unchanged: this is no change of the item).
+///
+/// # Errors
+/// On database failure.
+pub async fn remember(
+    db: &impl ConnectionTrait,
+    item: &LocalItem,
+    resource: Resource,
+    list: Option<&str>,
+    remote: &serde_json::Value,
+) -> ApiResult<()> {
+    match resource {
+        Resource::Calendar => {
+            let uid = ical_uid_of(remote);
+            if uid.is_none() || uid == item.keys.ical_uid {
+                return Ok(());
+            }
+            calendar_events::Entity::update_many()
+                .col_expr(calendar_events::Column::IcalUid, uid.into())
+                .filter(calendar_events::Column::Id.eq(item.id))
+                .exec(db)
+                .await?;
+        }
+        Resource::Tasks => {
+            let (Some(list), Some(id)) =
+                (list, remote.get("id").and_then(serde_json::Value::as_str))
+            else {
+                return Ok(());
+            };
+            if item.keys.todo_ids.get(list).map(String::as_str) == Some(id) {
+                return Ok(());
+            }
+            let mut ids = item.keys.todo_ids.clone();
+            ids.insert(list.to_owned(), id.to_owned());
+            tasks::Entity::update_many()
+                .col_expr(
+                    tasks::Column::TodoIds,
+                    serde_json::to_string(&ids).ok().into(),
+                )
+                .filter(tasks::Column::Id.eq(item.id))
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Inserts new items, many rows per statement.

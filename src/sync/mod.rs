@@ -7,4 +7,5 @@ pub mod fields;
 pub mod links;
 pub mod local;
 pub mod recurrence;
+pub mod rules;
 pub mod runs;

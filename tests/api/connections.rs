@@ -612,6 +612,7 @@ async fn a_transient_503_on_the_token_endpoint_is_retried() {
         method: Some("POST".into()),
         path_contains: Some("/oauth2/v2.0/token".into()),
         count: 1,
+        skip: 0,
         kind: Fault::Status {
             status: 503,
             retry_after: None,

@@ -349,6 +349,7 @@ async fn a_failed_run_retries_after_backoff_honouring_retry_after_and_reauth_doe
         method: Some("GET".into()),
         path_contains: Some("/calendarView/delta".into()),
         count: 4,
+        skip: 0,
         kind: Fault::Status {
             status: 429,
             retry_after: Some(2),
@@ -657,6 +658,7 @@ async fn worker_processes_share_the_schedule(processes: usize, users: usize) {
         method: Some("POST".into()),
         path_contains: Some("$batch".into()),
         count: 32,
+        skip: 0,
         kind: Fault::Latency(Duration::from_millis(1000)),
     });
     let dir = tempfile::tempdir().unwrap();
@@ -994,6 +996,7 @@ async fn two_sync_nows_in_one_process_run_one_after_the_other() {
         method: Some("GET".into()),
         path_contains: Some("/calendarView/delta".into()),
         count: 1,
+        skip: 0,
         kind: Fault::Latency(Duration::from_millis(1500)),
     });
     let path = format!("/api/v1/users/{}/microsoft/sync", who.user.id);

@@ -1828,6 +1828,7 @@ async fn throttled_reads_and_writes_of_occurrences_are_retried() {
         method: Some("DELETE".into()),
         path_contains: Some("/me/events/".into()),
         count: 1,
+        skip: 0,
         kind: graph_emulator::Fault::Status {
             status: 429,
             retry_after: Some(1),
@@ -1849,6 +1850,7 @@ async fn throttled_reads_and_writes_of_occurrences_are_retried() {
         method: Some("GET".into()),
         path_contains: Some("/instances".into()),
         count: 2,
+        skip: 0,
         kind: graph_emulator::Fault::Status {
             status: 503,
             retry_after: Some(1),

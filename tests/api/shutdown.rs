@@ -78,6 +78,7 @@ fn slow_second_batch(app: &TestApp, delay: Duration) {
             method: Some("POST".into()),
             path_contains: Some("$batch".into()),
             count: 1,
+            skip: 0,
             kind: Fault::Latency(latency),
         });
     }
@@ -336,6 +337,7 @@ async fn a_killed_worker_s_run_is_taken_over_after_two_missed_heartbeats_and_the
         method: Some("GET".into()),
         path_contains: Some("/tasks/delta".into()),
         count: 1,
+        skip: 0,
         kind: Fault::Latency(Duration::from_secs(10)),
     });
     let dir = WorkerDir::new();

@@ -129,6 +129,7 @@ async fn microsoft_failing_to_list_is_a_503_not_a_500() {
             method: Some("GET".into()),
             path_contains: Some("/me/todo/lists".into()),
             count: 1,
+            skip: 0,
             kind: graph_emulator::Fault::Status {
                 status: 503,
                 retry_after: None,

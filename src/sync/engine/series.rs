@@ -10,15 +10,18 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{BATCH_SIZE, PullState, Run, Stop, calendar_window, etag_of, is_series_link};
+use super::{
+    BATCH_SIZE, PullState, Run, Stop, calendar_window, etag_of, is_series_link, link_base,
+    link_pending,
+};
 use crate::{
     domain::connections::tokens::TokenFailure,
     graph::client::BatchRequest,
     sync::{
-        fields::Fields,
         links::Resource,
         local::{self, LocalItem},
         recurrence::{self, Window},
+        rules,
     },
 };
 use chrono::{DateTime, Utc};
@@ -27,9 +30,6 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 /// Series whose master and instances one `$batch` reads: two requests each.
 pub const SERIES_PER_BATCH: usize = BATCH_SIZE / 2;
-
-/// Reads return times in UTC and bodies as text, as everywhere in the engine.
-const PREFER: &str = "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"";
 
 /// A series master as read: its status, body and instances over the window.
 struct ReadSeries {
@@ -41,7 +41,7 @@ struct ReadSeries {
 
 fn prefer_headers() -> serde_json::Map<String, Value> {
     let mut headers = serde_json::Map::new();
-    headers.insert("Prefer".into(), json!(PREFER));
+    headers.insert("Prefer".into(), json!(Resource::Calendar.prefer()));
     headers
 }
 
@@ -67,16 +67,7 @@ fn series_modified(master: &Value, instances: &[Value]) -> Option<DateTime<Utc>>
 impl Run<'_> {
     /// One `GET`: its status and body (`Null` for a refusal that retrying does not cure).
     async fn get_one(&mut self, url: &str) -> Result<(u16, Value), Stop> {
-        match self
-            .get(
-                url,
-                &[
-                    "outlook.timezone=\"UTC\"",
-                    "outlook.body-content-type=\"text\"",
-                ],
-            )
-            .await
-        {
+        match self.get(url, self.resource.prefer_list()).await {
             Ok(body) => Ok((200, body)),
             Err(Stop::Token(TokenFailure::Graph(e))) if !e.is_transient() && e.status != 401 => {
                 Ok((e.status, Value::Null))
@@ -217,8 +208,7 @@ impl Run<'_> {
                 // Its id is now a series master's: it became a series.
                 st.verify.insert(id);
             } else if let Some(link) = st.links.remove(&id) {
-                self.apply_removal(Some(link), &st.locals, &st.conflicts)
-                    .await?;
+                st.deletions.push(link);
             }
         }
         if resynced || st.unknown_removals {
@@ -263,8 +253,7 @@ impl Run<'_> {
                 if let Some(link) = st.links.remove(&id) {
                     self.log
                         .note(format!("{}: series deleted in Microsoft", link.local_id));
-                    self.apply_removal(Some(link), &st.locals, &st.conflicts)
-                        .await?;
+                    st.deletions.push(link);
                 }
                 return Ok(());
             }
@@ -288,30 +277,21 @@ impl Run<'_> {
         let link = match link {
             Some(link) => link,
             None => {
-                let ours = master
+                let ours: std::collections::HashMap<String, Uuid> = master
                     .get("transactionId")
                     .and_then(Value::as_str)
                     .and_then(|t| Uuid::parse_str(t).ok())
-                    .and_then(|local| st.locals.get(&local).cloned())
-                    .filter(|found| !st.links.values().any(|l| l.local_id == found.id));
-                match ours {
+                    .map(|local| (id.clone(), local))
+                    .into_iter()
+                    .collect();
+                match self.match_unlinked(st, &ours, &id, &master) {
                     Some(found) => {
-                        // Ours, from a run that stopped before storing the link.
-                        self.log
-                            .note(format!("re-matched series {id} to local item {}", found.id));
-                        let version = if found.fields == remote {
-                            found.version
-                        } else {
-                            0
-                        };
-                        let link = self
-                            .store_link(found.id, &id, etag.clone(), version, &remote)
-                            .await?;
-                        st.links.insert(id.clone(), link.clone());
-                        link
+                        self.link_match(st, found, &id, &master, &remote, etag.clone())
+                            .await?
                     }
                     None => {
-                        let new = local::prepare(self.user_id, self.resource, &remote);
+                        let mut new = local::prepare(self.user_id, self.resource, &remote);
+                        new.remember(None, &master);
                         let link = self.new_link(new.id(), &id, etag, 1, &remote);
                         st.links.insert(id.clone(), link.clone());
                         st.creations.push((new, link));
@@ -328,23 +308,49 @@ impl Run<'_> {
                 .note(format!("{}: parked conflict, not synchronized", item.id));
             return Ok(());
         }
-        let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
+        let mut base = link_base(&link);
+        let pending = link_pending(&link);
+        if let Some(pending) = &pending {
+            if remote == pending.fields {
+                // The push that was cut had written everything: synchronized at its version.
+                self.log.note(format!(
+                    "{}: the interrupted push of this series had reached Microsoft in full",
+                    item.id
+                ));
+                self.log.counts.skipped_echoes += 1;
+                self.update_link(&link, etag, pending.version, &remote)
+                    .await?;
+                return Ok(());
+            }
+            self.log.note(format!(
+                "{}: a push of this series was interrupted: what it had written is not taken \
+                 for a change made in Microsoft, the rest is sent again",
+                item.id
+            ));
+            base = rules::effective_base(&base, &pending.fields, &remote);
+        }
         if remote == base {
             // Nothing the sync tracks changed in Microsoft (our own write coming back).
             self.log.counts.skipped_echoes += 1;
-            if etag.is_some() && etag != link.remote_etag {
+            if (etag.is_some() && etag != link.remote_etag) || pending.is_some() {
                 let fresh = sync_links::Model {
-                    remote_etag: etag,
+                    remote_etag: etag.clone(),
+                    base_snapshot: serde_json::Value::Object(base.clone()).to_string(),
+                    pending_snapshot: None,
                     ..link.clone()
                 };
-                self.update_link(&link, fresh.remote_etag.clone(), link.synced_version, &base)
+                self.update_link(&link, etag, link.synced_version, &base)
                     .await?;
                 st.links.insert(id, fresh);
             }
             return Ok(());
         }
+        let link = sync_links::Model {
+            base_snapshot: serde_json::Value::Object(base).to_string(),
+            ..link
+        };
         let modified = series_modified(&master, &instances);
-        self.apply_change(&link, &item, &remote, etag, modified)
+        self.apply_change(st, &link, &item, &remote, etag, modified)
             .await
     }
 
@@ -368,10 +374,15 @@ impl Run<'_> {
                 self.update_link(&link, etag_of(&master), item.version, &item.fields)
                     .await?;
             } else {
-                // Sent again, whole, next run.
-                let base: Fields = serde_json::from_str(&link.base_snapshot).unwrap_or_default();
-                self.update_link(&link, link.remote_etag.clone(), 0, &base)
-                    .await?;
+                // Sent again, whole, next run; what was written stays pending.
+                self.set_link(
+                    &link,
+                    link.remote_etag.clone(),
+                    0,
+                    &link_base(&link),
+                    link.pending_snapshot.clone(),
+                )
+                .await?;
                 self.log.errors.push(crate::sync::runs::ItemError {
                     item: Some(item.id),
                     code: "series_incomplete".to_owned(),
@@ -380,6 +391,32 @@ impl Run<'_> {
                         .to_owned(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Graph dropped every exception of a series whose recurrence was written again: its
+    /// link's base says so, so that a run cut now does not take their absence for Microsoft's
+    /// doing.
+    async fn exceptions_dropped(&self, local_id: Uuid) -> Result<(), Stop> {
+        let link = sync_links::Entity::find()
+            .filter(sync_links::Column::UserId.eq(self.user_id))
+            .filter(sync_links::Column::Resource.eq(self.resource.as_str()))
+            .filter(sync_links::Column::LocalId.eq(local_id))
+            .one(&self.state.db)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        if let Some(link) = link {
+            let mut base = link_base(&link);
+            base.insert("exceptions".into(), json!([]));
+            self.set_link(
+                &link,
+                link.remote_etag.clone(),
+                link.synced_version,
+                &base,
+                link.pending_snapshot.clone(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -421,6 +458,7 @@ impl Run<'_> {
             {
                 return Ok(false);
             }
+            self.exceptions_dropped(item.id).await?;
             let Some(instances) = self.read_instances(remote_id, window).await? else {
                 return Ok(false);
             };

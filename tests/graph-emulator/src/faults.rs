@@ -29,6 +29,8 @@ pub(crate) enum FaultAction {
     Respond((u16, Option<u32>)),
     /// Serve after this delay.
     Delay(Duration),
+    /// Serve, then answer after this delay.
+    SlowAnswer(Duration),
     /// Serve, then spoil the response.
     Mangle(Mangle),
 }
@@ -47,6 +49,10 @@ pub(crate) fn take_in(state: &mut State, method: &str, path: &str) -> Option<Fau
                 .is_none_or(|p| path.contains(p.as_str()))
     })?;
     let fault = &mut state.faults[pos];
+    if fault.spec.skip > 0 {
+        fault.spec.skip -= 1;
+        return None;
+    }
     fault.remaining -= 1;
     let action = match &fault.spec.kind {
         Fault::Status {
@@ -54,6 +60,7 @@ pub(crate) fn take_in(state: &mut State, method: &str, path: &str) -> Option<Fau
             retry_after,
         } => FaultAction::Respond((*status, *retry_after)),
         Fault::Latency(d) => FaultAction::Delay(*d),
+        Fault::SlowAnswer(d) => FaultAction::SlowAnswer(*d),
         Fault::DropConnection => FaultAction::Mangle(Mangle::Drop),
         Fault::TruncatedJson => FaultAction::Mangle(Mangle::Truncate),
         Fault::MalformedJson => FaultAction::Mangle(Mangle::Malformed),

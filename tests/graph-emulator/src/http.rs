@@ -236,6 +236,13 @@ async fn graph_entry(
     };
     drop(slot);
     match action {
+        Some(FaultAction::SlowAnswer(delay)) => {
+            log.status = resp.status;
+            log.completed_at = chrono::Utc::now();
+            shared.lock().log_request(log);
+            tokio::time::sleep(delay).await;
+            to_http(&resp, &request_id, &client_request_id)
+        }
         Some(FaultAction::Mangle(kind)) => {
             log.status = if matches!(kind, faults::Mangle::Drop) {
                 0

@@ -88,6 +88,9 @@ pub enum Fault {
     },
     /// Wait this long, then serve the request normally.
     Latency(Duration),
+    /// Serve the request (its changes are made and it is in the request log at once), then
+    /// wait this long before answering: a client cut off meanwhile never learns the outcome.
+    SlowAnswer(Duration),
     /// Close the connection without sending a response.
     DropConnection,
     /// Serve the real response with its body cut in half.
@@ -109,6 +112,9 @@ pub struct FaultSpec {
     /// How many matching requests get the fault.
     #[serde(default = "one")]
     pub count: u32,
+    /// How many matching requests pass untouched before the fault applies (0: the next one).
+    #[serde(default)]
+    pub skip: u32,
     /// What happens to them.
     pub kind: Fault,
 }
@@ -193,7 +199,8 @@ pub struct UserSelector {
 }
 
 /// JSON form of [`Fault`]: `{"type":"status","status":503,"retry_after":5}`,
-/// `{"type":"latency","ms":250}`, `{"type":"drop_connection"}`, `{"type":"truncated_json"}`,
+/// `{"type":"latency","ms":250}`, `{"type":"slow_answer","ms":250}`,
+/// `{"type":"drop_connection"}`, `{"type":"truncated_json"}`,
 /// `{"type":"malformed_json"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -204,6 +211,9 @@ enum FaultWire {
         retry_after: Option<u32>,
     },
     Latency {
+        ms: u64,
+    },
+    SlowAnswer {
         ms: u64,
     },
     DropConnection,
@@ -224,6 +234,9 @@ impl From<Fault> for FaultWire {
             Fault::Latency(d) => Self::Latency {
                 ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             },
+            Fault::SlowAnswer(d) => Self::SlowAnswer {
+                ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            },
             Fault::DropConnection => Self::DropConnection,
             Fault::TruncatedJson => Self::TruncatedJson,
             Fault::MalformedJson => Self::MalformedJson,
@@ -242,6 +255,7 @@ impl From<FaultWire> for Fault {
                 retry_after,
             },
             FaultWire::Latency { ms } => Self::Latency(Duration::from_millis(ms)),
+            FaultWire::SlowAnswer { ms } => Self::SlowAnswer(Duration::from_millis(ms)),
             FaultWire::DropConnection => Self::DropConnection,
             FaultWire::TruncatedJson => Self::TruncatedJson,
             FaultWire::MalformedJson => Self::MalformedJson,

@@ -73,6 +73,7 @@ async fn items_are_throttled_one_by_one_with_their_own_retry_after() {
         method: Some("GET".into()),
         path_contains: Some("/me/events".into()),
         count: 1,
+        skip: 0,
         kind: Fault::Status {
             status: 429,
             retry_after: Some(7),

@@ -9,6 +9,7 @@ fn fault(path: &str, count: u32, kind: Fault) -> FaultSpec {
         method: None,
         path_contains: Some(path.into()),
         count,
+        skip: 0,
         kind,
     }
 }
@@ -187,4 +188,74 @@ async fn the_request_log_counts_graph_calls_per_mailbox() {
     assert!(ctx.emu.request_log().is_empty());
     ctx.emu.reset();
     assert_eq!(ctx.get("/me").await.status, 401, "reset forgets tokens");
+}
+
+#[tokio::test]
+async fn a_fault_can_let_the_first_matching_requests_through() {
+    let ctx = TestCtx::new().await;
+    ctx.emu.inject_fault(FaultSpec {
+        skip: 2,
+        ..fault(
+            "/me/events",
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        )
+    });
+    assert_eq!(ctx.get("/me/events").await.status, 200);
+    assert_eq!(
+        ctx.get("/me").await.status,
+        200,
+        "does not match: not counted"
+    );
+    assert_eq!(ctx.get("/me/events").await.status, 200);
+    assert_eq!(ctx.get("/me/events").await.status, 503, "the third match");
+    assert_eq!(ctx.get("/me/events").await.status, 200, "used up");
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_carried_out_and_logged_before_it_is_answered() {
+    let ctx = TestCtx::new().await;
+    ctx.emu.inject_fault(fault(
+        "/me/events",
+        1,
+        Fault::SlowAnswer(Duration::from_millis(1500)),
+    ));
+    let before = ctx.emu.request_log().len();
+    let started = Instant::now();
+    let create = {
+        let ctx_post = ctx.post(
+            "/me/events",
+            serde_json::json!({
+                "subject": "Slow",
+                "start": {"dateTime": "2026-05-01T09:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-05-01T10:00:00", "timeZone": "UTC"},
+            }),
+        );
+        tokio::time::timeout(Duration::from_millis(700), ctx_post).await
+    };
+    assert!(create.is_err(), "no answer within 700 ms");
+    let log = ctx.emu.request_log();
+    assert_eq!(
+        log.len(),
+        before + 1,
+        "logged while its answer waits: {log:?}"
+    );
+    assert_eq!(log[before].status, 201);
+    let subjects: Vec<String> = ctx
+        .emu
+        .outlook()
+        .list_events(&ctx.user.id)
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Slow"],
+        "the event exists although the client never heard"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
 }

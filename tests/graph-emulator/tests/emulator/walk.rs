@@ -75,6 +75,7 @@ async fn documented_flows_work_end_to_end() {
         method: Some("GET".into()),
         path_contains: Some("/me/events".into()),
         count: 1,
+        skip: 0,
         kind: Fault::Status {
             status: 429,
             retry_after: Some(10),
