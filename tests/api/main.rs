@@ -21,6 +21,7 @@ mod settings_application;
 mod settings_microsoft;
 mod shutdown;
 mod sync;
+mod sync_safety;
 mod tasks;
 mod time_zones;
 mod todo_lists;

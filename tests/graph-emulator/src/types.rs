@@ -166,6 +166,10 @@ pub struct Config {
     pub throttle_concurrent: u32,
     /// Page size when the client sends neither `$top` nor `Prefer: odata.maxpagesize`.
     pub default_page_size: usize,
+    /// Largest delta page served, whatever `Prefer: odata.maxpagesize` asks: the real service
+    /// treats the preference as a maximum and may send smaller pages ("the server might
+    /// choose a smaller page size"). `None`: the preference is honoured.
+    pub delta_page_cap: Option<usize>,
     /// The next N delta rounds each replay one unchanged item, as the real service sometimes
     /// does.
     pub delta_replays: u32,
@@ -184,6 +188,7 @@ impl Default for Config {
             throttle_window_secs: 600,
             throttle_concurrent: 4,
             default_page_size: 10,
+            delta_page_cap: None,
             delta_replays: 0,
             delta_empty_first_page: false,
         }

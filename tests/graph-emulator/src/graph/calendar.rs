@@ -168,6 +168,7 @@ pub(super) fn delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResu
         .prefer()
         .max_page_size
         .unwrap_or(config.default_page_size)
+        .min(config.delta_page_cap.unwrap_or(usize::MAX))
         .max(1);
     let (entries, next) = sync.page(cursor, size);
     let zone = req.prefer().zone();

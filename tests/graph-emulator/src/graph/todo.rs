@@ -278,6 +278,7 @@ fn task_delta(
         .prefer()
         .max_page_size
         .unwrap_or(config.default_page_size)
+        .min(config.delta_page_cap.unwrap_or(usize::MAX))
         .max(1);
     let (entries, next) = sync.page(cursor, size);
     let value: Vec<Value> = entries
@@ -334,6 +335,7 @@ fn list_delta(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<Gra
         .prefer()
         .max_page_size
         .unwrap_or(config.default_page_size)
+        .min(config.delta_page_cap.unwrap_or(usize::MAX))
         .max(1);
     let (entries, next) = sync.page(cursor, size);
     let value: Vec<Value> = entries
