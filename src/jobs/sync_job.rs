@@ -68,6 +68,10 @@ impl Interruption {
 }
 
 /// How a run of the engine ended.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per run, matched at once: boxing the run's view would buy nothing"
+)]
 enum Ran {
     /// The engine finished: its result and the longest `Retry-After` Graph asked for.
     Finished(
