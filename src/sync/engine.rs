@@ -1007,7 +1007,8 @@ impl Run<'_> {
                 item.id
             ));
         }
-        local::tombstone(&self.state.db, self.resource, item.id).await?;
+        let (by, run) = (local::DeletedBy::Microsoft, Some(self.log.id()));
+        local::tombstone_by(&self.state.db, self.resource, item.id, by, run).await?;
         self.delete_link(&link).await?;
         if !item.deleted {
             self.log.counts.deleted_locally += 1;

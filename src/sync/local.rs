@@ -535,12 +535,26 @@ pub async fn tombstone_if(
 /// # Errors
 /// On database failure.
 pub async fn tombstone(db: &impl ConnectionTrait, resource: Resource, id: Uuid) -> ApiResult<()> {
+    tombstone_by(db, resource, id, DeletedBy::Local, None).await
+}
+
+/// [`tombstone`], recording who deleted the item: `run` applying a deletion made in Microsoft
+/// ([`DeletedBy::Microsoft`]), so that the run's deletions can be restored together.
+///
+/// # Errors
+/// On database failure.
+pub async fn tombstone_by(
+    db: &impl ConnectionTrait,
+    resource: Resource,
+    id: Uuid,
+    by: DeletedBy,
+    run: Option<Uuid>,
+) -> ApiResult<()> {
     while let Some(current) = find(db, resource, id).await? {
         if current.deleted {
             break;
         }
-        let written =
-            tombstone_if(db, resource, id, current.version, DeletedBy::Local, None).await?;
+        let written = tombstone_if(db, resource, id, current.version, by, run).await?;
         if written != Written::Changed {
             break;
         }
