@@ -115,6 +115,10 @@ pub struct JobSettings {
     /// How many days finished jobs, their queue entries and run records are kept (the last run
     /// of each user's resource always is); 0 keeps them forever. Default 30.
     pub history_days: u64,
+    /// How many days deleted calendar events and tasks stay in the recycle bin (listed with
+    /// `deleted=true`, restorable); older ones are treated as gone and purged, except those
+    /// whose deletion has not reached Microsoft yet. 0 keeps them forever. Default 30.
+    pub deleted_retention_days: u64,
 }
 
 impl Default for JobSettings {
@@ -130,6 +134,7 @@ impl Default for JobSettings {
             retry_base_ms: 30_000,
             shutdown_grace_ms: 30_000,
             history_days: 30,
+            deleted_retention_days: 30,
         }
     }
 }
@@ -165,6 +170,7 @@ struct Layer {
     retry_base_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     history_days: Option<u64>,
+    deleted_retention_days: Option<u64>,
 }
 
 impl Layer {
@@ -213,6 +219,7 @@ impl Layer {
             retry_base_ms: parsed("RETRY_BASE_MS")?,
             shutdown_grace_ms: parsed("SHUTDOWN_GRACE_MS")?,
             history_days: parsed("HISTORY_DAYS")?,
+            deleted_retention_days: parsed("DELETED_RETENTION_DAYS")?,
         })
     }
 
@@ -246,6 +253,7 @@ impl Layer {
             retry_base_ms: over.retry_base_ms.or(self.retry_base_ms),
             shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
             history_days: over.history_days.or(self.history_days),
+            deleted_retention_days: over.deleted_retention_days.or(self.deleted_retention_days),
         }
     }
 }
@@ -341,6 +349,9 @@ impl Settings {
                 .shutdown_grace_ms
                 .unwrap_or(defaults.shutdown_grace_ms),
             history_days: layer.history_days.unwrap_or(defaults.history_days),
+            deleted_retention_days: layer
+                .deleted_retention_days
+                .unwrap_or(defaults.deleted_retention_days),
         };
         Ok(Self {
             bind,
@@ -531,5 +542,18 @@ mod tests {
         assert_eq!(jobs.worker_concurrency, 8);
         assert_eq!(jobs.interval_unit_ms, 60_000);
         assert!(jobs.embedded_worker);
+    }
+
+    #[test]
+    fn deleted_retention_days_come_from_the_file_and_the_environment() {
+        let defaults = Settings::from_sources(None, &env_of(&[])).unwrap();
+        assert_eq!(defaults.jobs.deleted_retention_days, 30);
+        let file = Settings::from_sources(Some("deleted_retention_days = 0"), &env_of(&[]));
+        assert_eq!(file.unwrap().jobs.deleted_retention_days, 0);
+        let env = env_of(&[("M365_SYNC_DELETED_RETENTION_DAYS", "7")]);
+        let both = Settings::from_sources(Some("deleted_retention_days = 0"), &env).unwrap();
+        assert_eq!(both.jobs.deleted_retention_days, 7);
+        let bad = env_of(&[("M365_SYNC_DELETED_RETENTION_DAYS", "a week")]);
+        assert!(Settings::from_sources(None, &bad).is_err());
     }
 }

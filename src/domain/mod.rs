@@ -12,6 +12,7 @@ pub mod locks;
 pub mod organizations;
 pub mod pagination;
 pub mod patch;
+pub mod recycle_bin;
 pub mod role;
 pub mod settings;
 pub mod tasks;

@@ -2,6 +2,11 @@
 //! `history_days` are deleted by the process holding the scheduler role, at most once an hour,
 //! so that a deployment's tables hold recent history rather than every run since it started.
 //! The last run of each user's resource is kept whatever its age: the status shows it.
+//!
+//! The same pass empties the recycle bin: tombstones of events and tasks deleted more than
+//! `deleted_retention_days` ago are deleted for good, except those that still have a sync
+//! link (their deletion has not reached Microsoft yet: the tombstone is what sends it) or an
+//! unresolved conflict.
 
 use std::{
     sync::Mutex,
@@ -9,13 +14,17 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{sync_jobs, sync_runs, sync_schedules};
+use entity::{
+    calendar_events, sync_conflicts, sync_jobs, sync_links, sync_runs, sync_schedules, tasks,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement, sea_query::Query,
+    Statement,
+    sea_query::{Expr, IntoIden, Query, SelectStatement},
 };
 
 use super::queue::SYNC_QUEUE;
+use crate::{domain::recycle_bin::Retention, sync::links::Resource};
 
 /// How often a process prunes.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -36,12 +45,26 @@ pub struct Pruned {
     pub runs: u64,
 }
 
-/// Prunes when `history_days` is set and this process has not pruned within the hour.
+/// Tombstones the recycle bin's purge deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Calendar events.
+    pub events: u64,
+    /// Tasks.
+    pub tasks: u64,
+}
+
+/// Prunes when `history_days` or `deleted_retention_days` is set (0 keeps forever) and this
+/// process has not pruned within the hour.
 ///
 /// # Errors
 /// On database failure.
-pub async fn prune_if_due(db: &DatabaseConnection, history_days: u64) -> anyhow::Result<()> {
-    if history_days == 0 {
+pub async fn prune_if_due(
+    db: &DatabaseConnection,
+    history_days: u64,
+    deleted_retention_days: u64,
+) -> anyhow::Result<()> {
+    if history_days == 0 && deleted_retention_days == 0 {
         return Ok(());
     }
     {
@@ -53,26 +76,45 @@ pub async fn prune_if_due(db: &DatabaseConnection, history_days: u64) -> anyhow:
         }
         *last = Some(Instant::now());
     }
-    // A century is "forever" enough, and keeps the date arithmetic in range.
-    let days = i64::try_from(history_days.min(36_500)).unwrap_or(36_500);
-    let cutoff = Utc::now() - chrono::Duration::days(days);
-    let pruned = match prune(db, cutoff, BATCH).await {
-        Ok(pruned) => pruned,
-        Err(e) => {
-            // The next tick tries again.
-            *LAST
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-            return Err(e);
+    let result = prune_all(db, history_days, deleted_retention_days).await;
+    if result.is_err() {
+        // The next tick tries again.
+        *LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+    result
+}
+
+/// The history and recycle-bin pruning of [`prune_if_due`], each when its retention is set.
+async fn prune_all(
+    db: &DatabaseConnection,
+    history_days: u64,
+    deleted_retention_days: u64,
+) -> anyhow::Result<()> {
+    if history_days > 0 {
+        // A century is "forever" enough, and keeps the date arithmetic in range.
+        let days = i64::try_from(history_days.min(36_500)).unwrap_or(36_500);
+        let cutoff = Utc::now() - chrono::Duration::days(days);
+        let pruned = prune(db, cutoff, BATCH).await?;
+        if pruned != Pruned::default() {
+            tracing::info!(
+                jobs = pruned.jobs,
+                queue = pruned.queue,
+                runs = pruned.runs,
+                "Pruned synchronization history older than {history_days} days"
+            );
         }
-    };
-    if pruned != Pruned::default() {
-        tracing::info!(
-            jobs = pruned.jobs,
-            queue = pruned.queue,
-            runs = pruned.runs,
-            "Pruned synchronization history older than {history_days} days"
-        );
+    }
+    if let Some(cutoff) = Retention::of_days(deleted_retention_days).cutoff {
+        let purged = purge_deleted(db, cutoff, BATCH).await?;
+        if purged != Purged::default() {
+            tracing::info!(
+                events = purged.events,
+                tasks = purged.tasks,
+                "Purged items deleted more than {deleted_retention_days} days ago"
+            );
+        }
     }
     Ok(())
 }
@@ -161,4 +203,97 @@ pub async fn prune(
         }
     }
     Ok(pruned)
+}
+
+/// The ids of at most `batch` tombstones of `table` deleted before `before` that nothing
+/// needs any more: no sync link (whose deletion Microsoft has yet to receive) and no
+/// unresolved conflict points at them.
+fn purgeable(
+    table: impl IntoIden + Copy + 'static,
+    resource: Resource,
+    before: chrono::DateTime<chrono::FixedOffset>,
+    batch: u64,
+) -> SelectStatement {
+    use sea_orm::sea_query::ExprTrait;
+    let item = |column: &'static str| Expr::col((table, sea_orm::sea_query::Alias::new(column)));
+    let linked = Query::select()
+        .expr(Expr::val(1))
+        .from(sync_links::Entity)
+        .and_where(Expr::col((sync_links::Entity, sync_links::Column::UserId)).eq(item("user_id")))
+        .and_where(
+            Expr::col((sync_links::Entity, sync_links::Column::Resource)).eq(resource.as_str()),
+        )
+        .and_where(Expr::col((sync_links::Entity, sync_links::Column::LocalId)).eq(item("id")))
+        .to_owned();
+    let in_conflict = Query::select()
+        .expr(Expr::val(1))
+        .from(sync_conflicts::Entity)
+        .and_where(
+            Expr::col((sync_conflicts::Entity, sync_conflicts::Column::UserId)).eq(item("user_id")),
+        )
+        .and_where(
+            Expr::col((sync_conflicts::Entity, sync_conflicts::Column::Resource))
+                .eq(resource.as_str()),
+        )
+        .and_where(
+            Expr::col((sync_conflicts::Entity, sync_conflicts::Column::LocalId)).eq(item("id")),
+        )
+        .and_where(
+            Expr::col((sync_conflicts::Entity, sync_conflicts::Column::ResolvedAt)).is_null(),
+        )
+        .to_owned();
+    Query::select()
+        .expr(item("id"))
+        .from(table)
+        .and_where(item("deleted_at").lt(before))
+        .and_where(Expr::exists(linked).not())
+        .and_where(Expr::exists(in_conflict).not())
+        .limit(batch)
+        .to_owned()
+}
+
+/// Empties the recycle bin of what was deleted before `cutoff`, `batch` rows per delete (see
+/// [`prune`]): tombstones of events and tasks, except those that still have a sync link
+/// (their deletion has not been sent to Microsoft: the push needs them) or an unresolved
+/// conflict.
+///
+/// # Errors
+/// On database failure.
+pub async fn purge_deleted(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> anyhow::Result<Purged> {
+    let before = cutoff.fixed_offset();
+    // Each delete checks `deleted_at` again on the rows it deletes: an item restored between
+    // the choice of the batch and the delete is kept (PostgreSQL re-evaluates only the outer
+    // condition on a row changed meanwhile).
+    let mut purged = Purged::default();
+    loop {
+        let ids = purgeable(calendar_events::Entity, Resource::Calendar, before, batch);
+        let deleted = calendar_events::Entity::delete_many()
+            .filter(calendar_events::Column::Id.in_subquery(ids))
+            .filter(calendar_events::Column::DeletedAt.lt(before))
+            .exec(db)
+            .await?
+            .rows_affected;
+        purged.events += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
+    loop {
+        let ids = purgeable(tasks::Entity, Resource::Tasks, before, batch);
+        let deleted = tasks::Entity::delete_many()
+            .filter(tasks::Column::Id.in_subquery(ids))
+            .filter(tasks::Column::DeletedAt.lt(before))
+            .exec(db)
+            .await?
+            .rows_affected;
+        purged.tasks += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
+    Ok(purged)
 }

@@ -165,11 +165,14 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
     if !lease::lead(db, SCHEDULER, holder, leader_ttl).await? {
         return Ok(TickReport::default());
     }
-    // Old history goes beside the tick, which it must not delay.
+    // Old history and old tombstones go beside the tick, which they must not delay.
     let history_days = state.settings.jobs.history_days;
+    let deleted_retention_days = state.settings.jobs.deleted_retention_days;
     let pruning_db = db.clone();
     tokio::spawn(async move {
-        if let Err(e) = retention::prune_if_due(&pruning_db, history_days).await {
+        if let Err(e) =
+            retention::prune_if_due(&pruning_db, history_days, deleted_retention_days).await
+        {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "Failed to prune synchronization history"

@@ -1,5 +1,7 @@
-//! A user's calendar events: `/api/v1/users/{id}/calendar-events` (create, list) and
-//! `/api/v1/users/{id}/calendar-events/{event_id}` (read, update, delete as a tombstone) and
+//! A user's calendar events: `/api/v1/users/{id}/calendar-events` (create, list, list the
+//! recycle bin), `/api/v1/users/{id}/calendar-events/{event_id}` (read, update, delete as a
+//! tombstone), `/api/v1/users/{id}/calendar-events/{event_id}/restore` (bring one back from
+//! the recycle bin) and
 //! `/api/v1/users/{id}/calendar-events/{event_id}/occurrences/{original_start}` (modify or
 //! cancel one occurrence of a series).
 //! Users manage their own events, org admins their organization's users', admins everyone's.
@@ -16,9 +18,10 @@ use crate::{
         },
         etag::if_match,
         pagination::Page,
+        recycle_bin::ReadParams,
     },
     error::ApiResult,
-    routes::{extract::JsonBody, json_with_etag},
+    routes::{extract::JsonBody, json_with_etag, retention},
     startup::AppState,
 };
 
@@ -56,7 +59,8 @@ pub async fn create_calendar_event(
 /// List a user's calendar events in id order, optionally those overlapping a time range (a
 /// series over the span of its occurrences) or changed since an instant; with `expand=true`,
 /// each series of the page is replaced by its occurrences in the range. Deleted events are not
-/// listed.
+/// listed, unless `deleted=true` lists the recycle bin: the events deleted within
+/// `deleted_retention_days`, with who deleted them.
 #[utoipa::path(
     tag = "calendar",
     security(("bearer_auth" = [])),
@@ -71,7 +75,7 @@ pub async fn list_calendar_events(
     query: web::Query<EventListParams>,
 ) -> ApiResult<HttpResponse> {
     let user_id = owner(&state, &caller, *id).await?;
-    let (filter, page) = query.parse()?;
+    let (filter, page) = query.parse(retention(&state))?;
     let rows = calendar_events::list(&state.db, user_id, filter, page).await?;
     let page = Page::from_rows(rows, page, |r| r.id, |r| r);
     let items = match (filter.expand, filter.from, filter.to) {
@@ -86,13 +90,14 @@ pub async fn list_calendar_events(
     }))
 }
 
-/// Read a calendar event.
+/// Read a calendar event; with `deleted=true`, a deleted one from the recycle bin.
 #[utoipa::path(
     tag = "calendar",
     security(("bearer_auth" = [])),
     params(
         ("id" = Uuid, Path, description = "User id"),
-        ("event_id" = Uuid, Path, description = "Event id")
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ReadParams
     ),
     responses((status = 200, description = "The event", body = CalendarEventView))
 )]
@@ -101,10 +106,15 @@ pub async fn get_calendar_event(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<ReadParams>,
 ) -> ApiResult<HttpResponse> {
     let (id, event_id) = path.into_inner();
     let user_id = owner(&state, &caller, id).await?;
-    let event = calendar_events::get(&state.db, user_id, event_id).await?;
+    let event = if query.deleted.unwrap_or(false) {
+        calendar_events::get_deleted(&state.db, user_id, event_id, retention(&state)).await?
+    } else {
+        calendar_events::get(&state.db, user_id, event_id).await?
+    };
     let version = event.version;
     let view = calendar_events::view(&state.db, event).await?;
     Ok(json_with_etag(StatusCode::OK, version, &view))
@@ -146,7 +156,8 @@ pub async fn update_calendar_event(
 }
 
 /// Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
-/// deletion reaches Microsoft; it answers 404 from then on.
+/// deletion reaches Microsoft; it answers 404 from then on, and stays in the recycle bin
+/// (`deleted=true`) for `deleted_retention_days`.
 #[utoipa::path(
     tag = "calendar",
     security(("bearer_auth" = [])),
@@ -168,6 +179,44 @@ pub async fn delete_calendar_event(
     let user_id = owner(&state, &caller, id).await?;
     calendar_events::delete_event(&state.db, user_id, event_id, if_match(&req).as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Restore a deleted calendar event from the recycle bin (honours `If-Match`): it is no longer
+/// deleted, gets a new version, and the next run sends it to Microsoft again (created anew if
+/// Microsoft deleted it, kept there if the deletion had not been sent yet).
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the deleted event the restore is based on")
+    ),
+    responses(
+        (status = 200, description = "The restored event", body = CalendarEventView),
+        (status = 409, description = "`not_deleted`: the event is not deleted", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/calendar-events/{event_id}/restore")]
+pub async fn restore_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let event = calendar_events::restore_event(
+        &state.db,
+        user_id,
+        event_id,
+        if_match(&req).as_deref(),
+        retention(&state),
+    )
+    .await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
 }
 
 /// Modify one occurrence of a series (JSON merge patch of its fields; honours `If-Match` with

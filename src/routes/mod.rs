@@ -86,6 +86,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(sync::get_sync_status)
                             .service(sync::get_sync_job)
                             .service(sync::list_sync_runs)
+                            .service(sync::restore_sync_run)
                             .service(sync::confirm_deletions)
                             .service(conflicts::list_conflicts)
                             .service(conflicts::resolve_conflict)
@@ -94,13 +95,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(calendar_events::get_calendar_event)
                             .service(calendar_events::update_calendar_event)
                             .service(calendar_events::delete_calendar_event)
+                            .service(calendar_events::restore_calendar_event)
                             .service(calendar_events::update_occurrence)
                             .service(calendar_events::cancel_occurrence)
                             .service(tasks::create_task)
                             .service(tasks::list_tasks)
                             .service(tasks::get_task)
                             .service(tasks::update_task)
-                            .service(tasks::delete_task),
+                            .service(tasks::delete_task)
+                            .service(tasks::restore_task),
                     ),
                 ),
         );
@@ -121,6 +124,11 @@ pub async fn accessible_user(
         .ok_or_else(|| crate::domain::access::not_found("user"))?;
     caller.may_access_user(user.id, user.organization_id)?;
     Ok(user)
+}
+
+/// The recycle bin's retention, as configured (`deleted_retention_days`).
+pub fn retention(state: &crate::startup::AppState) -> crate::domain::recycle_bin::Retention {
+    crate::domain::recycle_bin::Retention::of_days(state.settings.jobs.deleted_retention_days)
 }
 
 /// A JSON response carrying the `ETag` of `version`.

@@ -1,5 +1,6 @@
 //! Synchronization of a user's calendar and tasks: status, sync now and the job it queues, run
-//! history, and confirmation of deletions held back by the mass-delete guard.
+//! history, restoring what a run deleted, and confirmation of deletions held back by the
+//! mass-delete guard.
 
 use actix_web::{HttpResponse, get, http::header, post, web};
 use chrono::Utc;
@@ -9,10 +10,13 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
-    domain::pagination::{Page, PageParams},
+    domain::{
+        pagination::{Page, PageParams},
+        recycle_bin::{self, RunRestore},
+    },
     error::ApiResult,
     jobs::status::{self, SyncJobView, SyncStatus},
-    routes::accessible_user,
+    routes::{accessible_user, retention},
     startup::AppState,
     sync::{
         links::Resource,
@@ -108,6 +112,30 @@ pub async fn list_sync_runs(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |(id, _)| *id, |(_, view)| view)))
 }
 
+/// Restore what a run deleted: every event or task whose deletion in Microsoft the run applied
+/// here and that is still in the recycle bin comes back (new version each), and the next run
+/// creates it in Microsoft again. Items restored or changed since are left as they are.
+#[utoipa::path(
+    tag = "sync",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("run_id" = Uuid, Path, description = "Run id")
+    ),
+    responses((status = 200, description = "What was restored", body = RunRestore))
+)]
+#[post("/microsoft/sync/runs/{run_id}/restore")]
+pub async fn restore_sync_run(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (id, run_id) = path.into_inner();
+    let user = accessible_user(&state, &caller, id).await?;
+    let restored = recycle_bin::restore_run(&state.db, user.id, run_id, retention(&state)).await?;
+    Ok(HttpResponse::Ok().json(restored))
+}
+
 /// Which deletions a confirmation lets through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -125,8 +153,10 @@ pub enum DeletionDirection {
 #[into_params(parameter_in = Query)]
 pub struct ConfirmDeletionsParams {
     /// The direction confirmed; both when absent.
+    #[param(inline)]
     pub direction: Option<DeletionDirection>,
     /// The resource confirmed (`calendar` or `tasks`); both when absent.
+    #[param(inline)]
     pub resource: Option<Resource>,
 }
 

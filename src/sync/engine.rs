@@ -84,8 +84,6 @@ struct Run<'a> {
     series_pushed: Vec<(LocalItem, String)>,
     /// The access token of the run's own Graph calls.
     token: tokens::HeldToken,
-    /// This run's id (recorded on the items whose deletion in Microsoft it applies).
-    run_id: Uuid,
     /// Whether the pull must leave the stored delta link as it was, so that the next run reads
     /// the same changes again (deletions held back by the guard, an item changed here too
     /// often while the run merged it).
@@ -165,7 +163,6 @@ pub async fn run(
         log: RunLog::start(run_id, user_id, resource, settings.direction),
         series_pushed: Vec::new(),
         token: tokens::HeldToken::default(),
-        run_id,
         replay_delta: false,
     };
     run.log.insert(&state.db).await?;
@@ -1229,7 +1226,7 @@ impl Run<'_> {
                 item.id,
                 item.version,
                 local::DeletedBy::Microsoft,
-                Some(self.run_id),
+                Some(self.log.id()),
             )
             .await?;
             if written != local::Written::Changed {

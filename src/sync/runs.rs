@@ -176,6 +176,11 @@ impl RunLog {
         }
     }
 
+    /// The run's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
     /// Records a decision.
     pub fn note(&mut self, line: String) {
         tracing::debug!(user.id = %self.user_id, resource = self.resource.as_str(), "{line}");

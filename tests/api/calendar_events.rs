@@ -85,7 +85,7 @@ impl Fixture {
     /// Reads an event through the SDK.
     async fn get(&self, id: &str) -> SdkResult<types::CalendarEventView> {
         self.api
-            .get_calendar_event(&self.user.id, &id.parse().unwrap())
+            .get_calendar_event(&self.user.id, &id.parse().unwrap(), None)
             .await
     }
 
@@ -112,6 +112,7 @@ impl Fixture {
             .list_calendar_events(
                 &self.user.id,
                 cursor.as_ref(),
+                None,
                 None,
                 from.as_ref(),
                 limit,
@@ -670,6 +671,7 @@ async fn lists_page_through_every_event_once_in_id_order() {
                 cursor.as_ref(),
                 None,
                 None,
+                None,
                 std::num::NonZeroU64::new(2),
                 None,
                 None,
@@ -715,9 +717,9 @@ async fn events_are_visible_to_their_user_and_admins_only() {
         ("another org's admin", &other_admin.token, false),
     ] {
         let api = f.app.sdk(token);
-        let read = api.get_calendar_event(&user, &event).await;
+        let read = api.get_calendar_event(&user, &event, None).await;
         let list = api
-            .list_calendar_events(&user, None, None, None, None, None, None)
+            .list_calendar_events(&user, None, None, None, None, None, None, None)
             .await;
         let patch = api.update_calendar_event(&user, &event, None, &title).await;
         let create = api.create_calendar_event(&user, &body).await;
@@ -753,7 +755,7 @@ async fn events_are_visible_to_their_user_and_admins_only() {
     let others = f
         .app
         .sdk(&colleague.token)
-        .list_calendar_events(&colleague.id, None, None, None, None, None, None)
+        .list_calendar_events(&colleague.id, None, None, None, None, None, None, None)
         .await
         .unwrap();
     assert!(others.items.is_empty(), "each user has their own events");
@@ -802,7 +804,7 @@ async fn the_microsoft_link_shows_the_remote_id_and_whether_a_change_waits() {
     );
     let listed = f
         .api
-        .list_calendar_events(&f.user.id, None, None, None, None, None, None)
+        .list_calendar_events(&f.user.id, None, None, None, None, None, None, None)
         .await
         .unwrap();
     assert_eq!(to_json(&listed.items[0])["microsoft"], synced["microsoft"]);

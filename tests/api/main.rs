@@ -17,6 +17,7 @@ mod jobs;
 mod openapi;
 mod organizations;
 mod recurrence;
+mod recycle_bin;
 mod settings_application;
 mod settings_microsoft;
 mod shutdown;

@@ -82,7 +82,7 @@ impl Fixture {
     }
 
     async fn get(&self, id: &Uuid) -> SdkResult<types::TaskView> {
-        self.api.get_task(&self.user.id, id).await
+        self.api.get_task(&self.user.id, id, None).await
     }
 
     async fn delete(&self, id: &Uuid, if_match: Option<&str>) -> SdkResult<()> {
@@ -96,7 +96,7 @@ impl Fixture {
     ) -> Vec<Uuid> {
         let response = self
             .api
-            .list_tasks(&self.user.id, None, None, status, updated_since)
+            .list_tasks(&self.user.id, None, None, None, status, updated_since)
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{response:?}");
@@ -376,14 +376,14 @@ async fn status_and_updated_since_filter_the_list_and_pages_cover_it_once() {
     let limit = NonZeroU64::new(2);
     let first = f
         .api
-        .list_tasks(&f.user.id, None, limit, None, None)
+        .list_tasks(&f.user.id, None, None, limit, None, None)
         .await
         .unwrap()
         .into_inner();
     let cursor: types::ListTasksCursor = first.next_cursor.as_deref().unwrap().parse().unwrap();
     let second = f
         .api
-        .list_tasks(&f.user.id, Some(&cursor), limit, None, None)
+        .list_tasks(&f.user.id, Some(&cursor), None, limit, None, None)
         .await
         .unwrap()
         .into_inner();
@@ -416,8 +416,8 @@ async fn tasks_are_visible_to_their_user_and_admins_only() {
         ("another org's admin", &other_admin.token, false),
     ] {
         let api = f.app.sdk(token);
-        let read = api.get_task(&user, &id).await;
-        let list = api.list_tasks(&user, None, None, None, None).await;
+        let read = api.get_task(&user, &id, None).await;
+        let list = api.list_tasks(&user, None, None, None, None, None).await;
         let patch = api.update_task(&user, &id, None, &title).await;
         if visible {
             assert_eq!(read.unwrap().status(), StatusCode::OK, "{who} reads");

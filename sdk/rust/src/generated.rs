@@ -385,6 +385,13 @@ first mention's name and type).*/
         pub categories: ::std::vec::Vec<::std::string::String>,
         ///When it was created.
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        /**Who deleted it; `null` unless read from the recycle bin (and for an item deleted before
+this was recorded).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_by: ::std::option::Option<DeletedBy>,
         ///Description.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -517,6 +524,116 @@ of an expanded listing.*/
         ///Whether `/me` answered with a valid token.
         pub ok: bool,
         pub status: ConnectionStatus,
+    }
+    ///Which deletions a confirmation lets through.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ConfirmDeletionsDirection {
+        #[serde(rename = "to_microsoft")]
+        ToMicrosoft,
+        #[serde(rename = "from_microsoft")]
+        FromMicrosoft,
+    }
+    impl ::std::fmt::Display for ConfirmDeletionsDirection {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ToMicrosoft => f.write_str("to_microsoft"),
+                Self::FromMicrosoft => f.write_str("from_microsoft"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConfirmDeletionsDirection {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "to_microsoft" => Ok(Self::ToMicrosoft),
+                "from_microsoft" => Ok(Self::FromMicrosoft),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConfirmDeletionsDirection {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConfirmDeletionsDirection {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The synchronized resources.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ConfirmDeletionsResource {
+        #[serde(rename = "calendar")]
+        Calendar,
+        #[serde(rename = "tasks")]
+        Tasks,
+    }
+    impl ::std::fmt::Display for ConfirmDeletionsResource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Calendar => f.write_str("calendar"),
+                Self::Tasks => f.write_str("tasks"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConfirmDeletionsResource {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "calendar" => Ok(Self::Calendar),
+                "tasks" => Ok(Self::Tasks),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConfirmDeletionsResource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConfirmDeletionsResource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     ///What wins when both sides changed the same field (bidirectional sync only).
     #[derive(
@@ -736,8 +853,24 @@ of an expanded listing.*/
         pub deleted_locally: i64,
         ///Items deleted in Microsoft.
         pub deleted_remotely: i64,
+        ///Deletions made in Microsoft that the mass-delete guard held back here.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub held_deletions_here: ::std::option::Option<i64>,
+        ///Local deletions that the mass-delete guard held back from Microsoft.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub held_deletions_in_microsoft: ::std::option::Option<i64>,
         ///Changes the one-way direction ignored.
         pub ignored: i64,
+        /**Microsoft items matched to an existing local copy (by the local id they carry, an
+event's iCalUId or a task's To Do id) instead of creating another.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub rematched: ::std::option::Option<i64>,
+        ///Items changed here while the run was deciding on them, merged again with that change.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub remerged: ::std::option::Option<i64>,
+        ///Items brought back from deletion on one side because the other side changed them.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub restored: ::std::option::Option<i64>,
         ///Changes that were this service's own writes coming back (not applied again).
         pub skipped_echoes: i64,
         ///Items updated here from Microsoft.
@@ -1490,6 +1623,61 @@ repeated one means its first occurrence.*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for DayOfWeek {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Who deleted an item.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeletedBy {
+        #[serde(rename = "local")]
+        Local,
+        #[serde(rename = "microsoft")]
+        Microsoft,
+    }
+    impl ::std::fmt::Display for DeletedBy {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Local => f.write_str("local"),
+                Self::Microsoft => f.write_str("microsoft"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeletedBy {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "local" => Ok(Self::Local),
+                "microsoft" => Ok(Self::Microsoft),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeletedBy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeletedBy {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -2298,6 +2486,13 @@ default list (and always `null` at global and organization scope).*/
         pub categories: ::std::vec::Vec<::std::string::String>,
         ///When it was created.
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        /**Who deleted it; `null` unless read from the recycle bin (and for an item deleted before
+this was recorded).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_by: ::std::option::Option<DeletedBy>,
         ///Description.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -2413,6 +2608,9 @@ of an expanded listing.*/
     ///A run as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct PageRunViewItemsItem {
+        /**The directions in which the mass-delete guard held deletions back (`mass_delete_blocked`):
+`from_microsoft` for deletions made in Microsoft, `to_microsoft` for local ones.*/
+        pub blocked_directions: ::std::vec::Vec<Direction>,
         pub counts: Counts,
         pub direction: Direction,
         ///What failed.
@@ -2452,6 +2650,13 @@ of an expanded listing.*/
         >,
         ///When it was created.
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        /**Who deleted it; `null` unless read from the recycle bin (and for an item deleted before
+this was recorded).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_by: ::std::option::Option<DeletedBy>,
         ///Description.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -2893,6 +3098,13 @@ connected.*/
         pub queued_job_id: ::std::option::Option<::uuid::Uuid>,
         pub resource: Resource,
     }
+    ///An item brought back from the recycle bin.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RestoredItem {
+        ///The item's id.
+        pub id: ::uuid::Uuid,
+        pub resource: Resource,
+    }
     /**What a user may do: `admin` everything; `org_admin` their organization and its users;
 `user` only their own settings and connection.*/
     #[derive(
@@ -2953,9 +3165,20 @@ connected.*/
             value.parse()
         }
     }
+    ///What restoring a run's deletions brought back.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RunRestore {
+        ///The items restored: events, then tasks, each in id order.
+        pub items: ::std::vec::Vec<RestoredItem>,
+        ///How many items were restored.
+        pub restored: i64,
+    }
     ///A run as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct RunView {
+        /**The directions in which the mass-delete guard held deletions back (`mass_delete_blocked`):
+`from_microsoft` for deletions made in Microsoft, `to_microsoft` for local ones.*/
+        pub blocked_directions: ::std::vec::Vec<Direction>,
         pub counts: Counts,
         pub direction: Direction,
         ///What failed.
@@ -3347,6 +3570,13 @@ application, or someone confirms a mass deletion.*/
         >,
         ///When it was created.
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        /**Who deleted it; `null` unless read from the recycle bin (and for an item deleted before
+this was recorded).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub deleted_by: ::std::option::Option<DeletedBy>,
         ///Description.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -5848,13 +6078,18 @@ Arguments:
     /**List a user's calendar events in id order, optionally those overlapping a time range (a
 series over the span of its occurrences) or changed since an instant; with `expand=true`,
 each series of the page is replaced by its occurrences in the range. Deleted events are not
-listed
+listed, unless `deleted=true` lists the recycle bin: the events deleted within
+`deleted_retention_days`, with who deleted them
 
 Sends a `GET` request to `/api/v1/users/{id}/calendar-events`
 
 Arguments:
 - `id`: User id
 - `cursor`: The `next_cursor` of the previous page.
+- `deleted`: `true`: list the recycle bin instead, the deleted events (deleted within
+`deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with
+every other filter (`updated_since` then also matches the deletion, which changes an
+event). Default `false`: events that are not deleted.
 - `expand`: List occurrences rather than events (requires `from` and `to`, at most ten years
 apart): each series of the page is replaced by its occurrences overlapping the range,
 modified ones with their own fields, cancelled ones left out; single events stay as
@@ -5871,6 +6106,7 @@ whose `from` is after its `to` is empty.
         &'a self,
         id: &'a ::uuid::Uuid,
         cursor: Option<&'a types::ListCalendarEventsCursor>,
+        deleted: Option<bool>,
         expand: Option<bool>,
         from: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
         limit: Option<::std::num::NonZeroU64>,
@@ -5896,6 +6132,7 @@ whose `from` is after its `to` is empty.
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("deleted", &deleted))
             .query(&progenitor_client::QueryParam::new("expand", &expand))
             .query(&progenitor_client::QueryParam::new("from", &from))
             .query(&progenitor_client::QueryParam::new("limit", &limit))
@@ -6002,18 +6239,22 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Read a calendar event
+    /**Read a calendar event; with `deleted=true`, a deleted one from the recycle bin
 
 Sends a `GET` request to `/api/v1/users/{id}/calendar-events/{event_id}`
 
 Arguments:
 - `id`: User id
 - `event_id`: Event id
+- `deleted`: `true`: read the item from the recycle bin (deleted, and deleted within
+`deleted_retention_days`); a live item then answers 404. Default `false`: a live
+item; a deleted one answers 404.
 */
     pub async fn get_calendar_event<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
         event_id: &'a ::uuid::Uuid,
+        deleted: Option<bool>,
     ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/calendar-events/{}", self.baseurl, encode_path(& id
@@ -6033,6 +6274,7 @@ Arguments:
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
+            .query(&progenitor_client::QueryParam::new("deleted", &deleted))
             .headers(header_map)
             .build()?;
         let info = OperationInfo {
@@ -6045,6 +6287,9 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -6061,7 +6306,8 @@ Arguments:
         }
     }
     /**Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
-deletion reaches Microsoft; it answers 404 from then on
+deletion reaches Microsoft; it answers 404 from then on, and stays in the recycle bin
+(`deleted=true`) for `deleted_retention_days`
 
 Sends a `DELETE` request to `/api/v1/users/{id}/calendar-events/{event_id}`
 
@@ -6362,6 +6608,80 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Restore a deleted calendar event from the recycle bin (honours `If-Match`): it is no longer
+deleted, gets a new version, and the next run sends it to Microsoft again (created anew if
+Microsoft deleted it, kept there if the deletion had not been sent yet)
+
+Sends a `POST` request to `/api/v1/users/{id}/calendar-events/{event_id}/restore`
+
+Arguments:
+- `id`: User id
+- `event_id`: Event id
+- `if_match`: ETag of the deleted event the restore is based on
+*/
+    pub async fn restore_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}/restore", self.baseurl, encode_path(&
+            id.to_string()), encode_path(& event_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "restore_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -6879,16 +7199,23 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Lets the next run delete what the mass-delete guard held back
+    /**Lets the next run delete what the mass-delete guard held back, in the direction given
+(both by default): `to_microsoft` deletes in Microsoft what was deleted here,
+`from_microsoft` deletes here what was deleted in Microsoft. A confirmation is used up by
+the run that deletes
 
 Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync/confirm-deletions`
 
 Arguments:
 - `id`: User id
+- `direction`: The direction confirmed; both when absent.
+- `resource`: The resource confirmed (`calendar` or `tasks`); both when absent.
 */
     pub async fn confirm_deletions<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
+        direction: Option<types::ConfirmDeletionsDirection>,
+        resource: Option<types::ConfirmDeletionsResource>,
     ) -> Result<ResponseValue<()>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/microsoft/sync/confirm-deletions", self.baseurl,
@@ -6908,6 +7235,8 @@ Arguments:
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
+            .query(&progenitor_client::QueryParam::new("direction", &direction))
+            .query(&progenitor_client::QueryParam::new("resource", &resource))
             .headers(header_map)
             .build()?;
         let info = OperationInfo {
@@ -6920,6 +7249,9 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             204u16 => Ok(ResponseValue::empty(response)),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -7043,6 +7375,66 @@ Arguments:
             400u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Restore what a run deleted: every event or task whose deletion in Microsoft the run applied
+here and that is still in the recycle bin comes back (new version each), and the next run
+creates it in Microsoft again. Items restored or changed since are left as they are
+
+Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync/runs/{run_id}/restore`
+
+Arguments:
+- `id`: User id
+- `run_id`: Run id
+*/
+    pub async fn restore_sync_run<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        run_id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::RunRestore>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/microsoft/sync/runs/{}/restore", self.baseurl,
+            encode_path(& id.to_string()), encode_path(& run_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "restore_sync_run",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -7260,13 +7652,18 @@ Arguments:
         }
     }
     /**List a user's tasks in id order, optionally with one status or changed since an instant.
-Deleted tasks are not listed
+Deleted tasks are not listed, unless `deleted=true` lists the recycle bin: the tasks deleted
+within `deleted_retention_days`, with who deleted them
 
 Sends a `GET` request to `/api/v1/users/{id}/tasks`
 
 Arguments:
 - `id`: User id
 - `cursor`: The `next_cursor` of the previous page.
+- `deleted`: `true`: list the recycle bin instead, the deleted tasks (deleted within
+`deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with the
+other filters (`updated_since` then also matches the deletion, which changes a task).
+Default `false`: tasks that are not deleted.
 - `limit`: Items per page, 1 to 500 (default 50).
 - `status`: Only tasks with this status.
 - `updated_since`: Only tasks changed at or after this instant (RFC 3339).
@@ -7275,6 +7672,7 @@ Arguments:
         &'a self,
         id: &'a ::uuid::Uuid,
         cursor: Option<&'a types::ListTasksCursor>,
+        deleted: Option<bool>,
         limit: Option<::std::num::NonZeroU64>,
         status: Option<types::TaskStatus>,
         updated_since: Option<&'a ::chrono::DateTime<::chrono::offset::Utc>>,
@@ -7297,6 +7695,7 @@ Arguments:
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("deleted", &deleted))
             .query(&progenitor_client::QueryParam::new("limit", &limit))
             .query(&progenitor_client::QueryParam::new("status", &status))
             .query(&progenitor_client::QueryParam::new("updated_since", &updated_since))
@@ -7400,18 +7799,22 @@ Arguments:
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**Read a task
+    /**Read a task; with `deleted=true`, a deleted one from the recycle bin
 
 Sends a `GET` request to `/api/v1/users/{id}/tasks/{task_id}`
 
 Arguments:
 - `id`: User id
 - `task_id`: Task id
+- `deleted`: `true`: read the item from the recycle bin (deleted, and deleted within
+`deleted_retention_days`); a live item then answers 404. Default `false`: a live
+item; a deleted one answers 404.
 */
     pub async fn get_task<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
         task_id: &'a ::uuid::Uuid,
+        deleted: Option<bool>,
     ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/tasks/{}", self.baseurl, encode_path(& id.to_string()),
@@ -7431,6 +7834,7 @@ Arguments:
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
+            .query(&progenitor_client::QueryParam::new("deleted", &deleted))
             .headers(header_map)
             .build()?;
         let info = OperationInfo {
@@ -7443,6 +7847,9 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -7459,7 +7866,8 @@ Arguments:
         }
     }
     /**Delete a task (honours `If-Match`). The task is kept as a tombstone so that the deletion
-reaches Microsoft; it answers 404 from then on
+reaches Microsoft; it answers 404 from then on, and stays in the recycle bin
+(`deleted=true`) for `deleted_retention_days`
 
 Sends a `DELETE` request to `/api/v1/users/{id}/tasks/{task_id}`
 
@@ -7601,6 +8009,80 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Restore a deleted task from the recycle bin (honours `If-Match`): it is no longer deleted,
+gets a new version, and the next run sends it to Microsoft again (created anew if Microsoft
+deleted it, kept there if the deletion had not been sent yet)
+
+Sends a `POST` request to `/api/v1/users/{id}/tasks/{task_id}/restore`
+
+Arguments:
+- `id`: User id
+- `task_id`: Task id
+- `if_match`: ETag of the deleted task the restore is based on
+*/
+    pub async fn restore_task<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        task_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+    ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/tasks/{}/restore", self.baseurl, encode_path(& id
+            .to_string()), encode_path(& task_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "restore_task",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {

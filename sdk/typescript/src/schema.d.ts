@@ -241,7 +241,8 @@ export interface paths {
          * List a user's calendar events in id order, optionally those overlapping a time range (a
          *     series over the span of its occurrences) or changed since an instant; with `expand=true`,
          *     each series of the page is replaced by its occurrences in the range. Deleted events are not
-         *     listed.
+         *     listed, unless `deleted=true` lists the recycle bin: the events deleted within
+         *     `deleted_retention_days`, with who deleted them.
          */
         get: operations["list_calendar_events"];
         put?: never;
@@ -260,13 +261,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read a calendar event. */
+        /** Read a calendar event; with `deleted=true`, a deleted one from the recycle bin. */
         get: operations["get_calendar_event"];
         put?: never;
         post?: never;
         /**
          * Delete a calendar event (honours `If-Match`). The event is kept as a tombstone so that the
-         *     deletion reaches Microsoft; it answers 404 from then on.
+         *     deletion reaches Microsoft; it answers 404 from then on, and stays in the recycle bin
+         *     (`deleted=true`) for `deleted_retention_days`.
          */
         delete: operations["delete_calendar_event"];
         options?: never;
@@ -298,6 +300,27 @@ export interface paths {
          *     series; the answer is the series.
          */
         patch: operations["update_occurrence"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/calendar-events/{event_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a deleted calendar event from the recycle bin (honours `If-Match`): it is no longer
+         *     deleted, gets a new version, and the next run sends it to Microsoft again (created anew if
+         *     Microsoft deleted it, kept there if the deletion had not been sent yet).
+         */
+        post: operations["restore_calendar_event"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/users/{id}/microsoft/conflicts": {
@@ -410,7 +433,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Lets the next run delete what the mass-delete guard held back. */
+        /**
+         * Lets the next run delete what the mass-delete guard held back, in the direction given
+         *     (both by default): `to_microsoft` deletes in Microsoft what was deleted here,
+         *     `from_microsoft` deletes here what was deleted in Microsoft. A confirmation is used up by
+         *     the run that deletes.
+         */
         post: operations["confirm_deletions"];
         delete?: never;
         options?: never;
@@ -446,6 +474,27 @@ export interface paths {
         get: operations["list_sync_runs"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/microsoft/sync/runs/{run_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore what a run deleted: every event or task whose deletion in Microsoft the run applied
+         *     here and that is still in the recycle bin comes back (new version each), and the next run
+         *     creates it in Microsoft again. Items restored or changed since are left as they are.
+         */
+        post: operations["restore_sync_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -499,7 +548,8 @@ export interface paths {
         };
         /**
          * List a user's tasks in id order, optionally with one status or changed since an instant.
-         *     Deleted tasks are not listed.
+         *     Deleted tasks are not listed, unless `deleted=true` lists the recycle bin: the tasks deleted
+         *     within `deleted_retention_days`, with who deleted them.
          */
         get: operations["list_tasks"];
         put?: never;
@@ -518,19 +568,41 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read a task. */
+        /** Read a task; with `deleted=true`, a deleted one from the recycle bin. */
         get: operations["get_task"];
         put?: never;
         post?: never;
         /**
          * Delete a task (honours `If-Match`). The task is kept as a tombstone so that the deletion
-         *     reaches Microsoft; it answers 404 from then on.
+         *     reaches Microsoft; it answers 404 from then on, and stays in the recycle bin
+         *     (`deleted=true`) for `deleted_retention_days`.
          */
         delete: operations["delete_task"];
         options?: never;
         head?: never;
         /** Update a task (JSON merge patch; honours `If-Match`). */
         patch: operations["update_task"];
+        trace?: never;
+    };
+    "/api/v1/users/{id}/tasks/{task_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a deleted task from the recycle bin (honours `If-Match`): it is no longer deleted,
+         *     gets a new version, and the next run sends it to Microsoft again (created anew if Microsoft
+         *     deleted it, kept there if the deletion had not been sent yet).
+         */
+        post: operations["restore_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/healthz": {
@@ -666,6 +738,12 @@ export interface components {
              * @description When it was created.
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+             */
+            deleted_at?: string | null;
+            deleted_by?: components["schemas"]["DeletedBy"] | null;
             /** @description Description. */
             description?: string | null;
             end?: components["schemas"]["ZonedDateTime"] | null;
@@ -868,9 +946,35 @@ export interface components {
             deleted_remotely: number;
             /**
              * Format: int64
+             * @description Deletions made in Microsoft that the mass-delete guard held back here.
+             */
+            held_deletions_here?: number;
+            /**
+             * Format: int64
+             * @description Local deletions that the mass-delete guard held back from Microsoft.
+             */
+            held_deletions_in_microsoft?: number;
+            /**
+             * Format: int64
              * @description Changes the one-way direction ignored.
              */
             ignored: number;
+            /**
+             * Format: int64
+             * @description Microsoft items matched to an existing local copy (by the local id they carry, an
+             *     event's iCalUId or a task's To Do id) instead of creating another.
+             */
+            rematched?: number;
+            /**
+             * Format: int64
+             * @description Items changed here while the run was deciding on them, merged again with that change.
+             */
+            remerged?: number;
+            /**
+             * Format: int64
+             * @description Items brought back from deletion on one side because the other side changed them.
+             */
+            restored?: number;
             /**
              * Format: int64
              * @description Changes that were this service's own writes coming back (not applied again).
@@ -998,6 +1102,11 @@ export interface components {
          * @enum {string}
          */
         DayOfWeek: "sunday" | "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday";
+        /**
+         * @description Who deleted an item.
+         * @enum {string}
+         */
+        DeletedBy: "local" | "microsoft";
         /**
          * @description Which way a resource is synchronized.
          * @enum {string}
@@ -1256,6 +1365,12 @@ export interface components {
                  * @description When it was created.
                  */
                 created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+                 */
+                deleted_at?: string | null;
+                deleted_by?: components["schemas"]["DeletedBy"] | null;
                 /** @description Description. */
                 description?: string | null;
                 end?: components["schemas"]["ZonedDateTime"] | null;
@@ -1389,6 +1504,11 @@ export interface components {
         Page_RunView: {
             /** @description The items of this page. */
             items: {
+                /**
+                 * @description The directions in which the mass-delete guard held deletions back (`mass_delete_blocked`):
+                 *     `from_microsoft` for deletions made in Microsoft, `to_microsoft` for local ones.
+                 */
+                blocked_directions: components["schemas"]["Direction"][];
                 /** @description What it changed. */
                 counts: components["schemas"]["Counts"];
                 /** @description The direction it ran in. */
@@ -1436,6 +1556,12 @@ export interface components {
                  * @description When it was created.
                  */
                 created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+                 */
+                deleted_at?: string | null;
+                deleted_by?: components["schemas"]["DeletedBy"] | null;
                 /** @description Description. */
                 description?: string | null;
                 /**
@@ -1698,14 +1824,39 @@ export interface components {
             /** @description The resource. */
             resource: components["schemas"]["Resource"];
         };
+        /** @description An item brought back from the recycle bin. */
+        RestoredItem: {
+            /**
+             * Format: uuid
+             * @description The item's id.
+             */
+            id: string;
+            /** @description `calendar` for an event, `tasks` for a task. */
+            resource: components["schemas"]["Resource"];
+        };
         /**
          * @description What a user may do: `admin` everything; `org_admin` their organization and its users;
          *     `user` only their own settings and connection.
          * @enum {string}
          */
         Role: "admin" | "org_admin" | "user";
+        /** @description What restoring a run's deletions brought back. */
+        RunRestore: {
+            /** @description The items restored: events, then tasks, each in id order. */
+            items: components["schemas"]["RestoredItem"][];
+            /**
+             * Format: int64
+             * @description How many items were restored.
+             */
+            restored: number;
+        };
         /** @description A run as the API shows it. */
         RunView: {
+            /**
+             * @description The directions in which the mass-delete guard held deletions back (`mass_delete_blocked`):
+             *     `from_microsoft` for deletions made in Microsoft, `to_microsoft` for local ones.
+             */
+            blocked_directions: components["schemas"]["Direction"][];
             /** @description What it changed. */
             counts: components["schemas"]["Counts"];
             /** @description The direction it ran in. */
@@ -1887,6 +2038,12 @@ export interface components {
              * @description When it was created.
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+             */
+            deleted_at?: string | null;
+            deleted_by?: components["schemas"]["DeletedBy"] | null;
             /** @description Description. */
             description?: string | null;
             /**
@@ -3926,6 +4083,13 @@ export interface operations {
                  *     they are. Items follow the page's events, each series' occurrences in start order.
                  */
                 expand?: boolean;
+                /**
+                 * @description `true`: list the recycle bin instead, the deleted events (deleted within
+                 *     `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with
+                 *     every other filter (`updated_since` then also matches the deletion, which changes an
+                 *     event). Default `false`: events that are not deleted.
+                 */
+                deleted?: boolean;
             };
             header?: never;
             path: {
@@ -4093,7 +4257,14 @@ export interface operations {
     };
     get_calendar_event: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description `true`: read the item from the recycle bin (deleted, and deleted within
+                 *     `deleted_retention_days`); a live item then answers 404. Default `false`: a live
+                 *     item; a deleted one answers 404.
+                 */
+                deleted?: boolean;
+            };
             header?: never;
             path: {
                 /** @description User id */
@@ -4112,6 +4283,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -4526,6 +4706,97 @@ export interface operations {
             };
             /** @description Invalid fields (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restore_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the deleted event the restore is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Event id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The restored event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_deleted`: the event is not deleted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5154,7 +5425,12 @@ export interface operations {
     };
     confirm_deletions: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The direction confirmed; both when absent. */
+                direction?: "to_microsoft" | "from_microsoft";
+                /** @description The resource confirmed (`calendar` or `tasks`); both when absent. */
+                resource?: "calendar" | "tasks";
+            };
             header?: never;
             path: {
                 /** @description User id */
@@ -5170,6 +5446,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Missing or invalid bearer token */
             401: {
@@ -5303,6 +5588,67 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restore_sync_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Run id */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was restored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRestore"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -5610,6 +5956,13 @@ export interface operations {
                 status?: components["schemas"]["TaskStatus"];
                 /** @description Only tasks changed at or after this instant (RFC 3339). */
                 updated_since?: string;
+                /**
+                 * @description `true`: list the recycle bin instead, the deleted tasks (deleted within
+                 *     `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with the
+                 *     other filters (`updated_since` then also matches the deletion, which changes a task).
+                 *     Default `false`: tasks that are not deleted.
+                 */
+                deleted?: boolean;
             };
             header?: never;
             path: {
@@ -5777,7 +6130,14 @@ export interface operations {
     };
     get_task: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description `true`: read the item from the recycle bin (deleted, and deleted within
+                 *     `deleted_retention_days`); a live item then answers 404. Default `false`: a live
+                 *     item; a deleted one answers 404.
+                 */
+                deleted?: boolean;
+            };
             header?: never;
             path: {
                 /** @description User id */
@@ -5796,6 +6156,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -6011,6 +6380,97 @@ export interface operations {
             };
             /** @description Invalid fields (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restore_task: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the deleted task the restore is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Task id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The restored task */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            /** @description Malformed `If-Match` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `not_deleted`: the task is not deleted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -27,7 +27,8 @@ pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_c
 pub use series::OccurrenceException;
 pub use store::{
     EventFilter, EventListParams, cancel_occurrence, create, delete, delete_event,
-    find_including_deleted, get, list, patch_event, patch_occurrence, update,
+    find_including_deleted, get, get_deleted, list, patch_event, patch_occurrence, restore_event,
+    restore_run, update,
 };
 pub use view::{CalendarEventView, ExceptionView, OccurrenceRef, expanded_views, view, views};
 

@@ -1,4 +1,5 @@
-//! Storing and finding events: lists with range filters, optimistic updates, tombstones.
+//! Storing and finding events: lists with range filters, optimistic updates, tombstones and
+//! their restoration from the recycle bin.
 
 use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
 use entity::calendar_events;
@@ -17,6 +18,7 @@ use crate::{
         etag,
         item_fields::date_to_stored,
         pagination::{PageParams, PageRequest},
+        recycle_bin::{self, DeletedBy, Retention},
     },
     error::{ApiError, ApiResult},
 };
@@ -46,6 +48,11 @@ pub struct EventListParams {
     /// modified ones with their own fields, cancelled ones left out; single events stay as
     /// they are. Items follow the page's events, each series' occurrences in start order.
     pub expand: Option<bool>,
+    /// `true`: list the recycle bin instead, the deleted events (deleted within
+    /// `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with
+    /// every other filter (`updated_since` then also matches the deletion, which changes an
+    /// event). Default `false`: events that are not deleted.
+    pub deleted: Option<bool>,
 }
 
 /// Validated list filters.
@@ -59,17 +66,19 @@ pub struct EventFilter {
     pub updated_since: Option<DateTime<Utc>>,
     /// Whether series are expanded into their occurrences.
     pub expand: bool,
+    /// `Some`: the recycle bin (deleted events this retention keeps) rather than live events.
+    pub deleted: Option<Retention>,
 }
 
 /// Longest range an expanded listing covers.
 const MAX_EXPANDED_DAYS: i64 = 3660;
 
 impl EventListParams {
-    /// Validates the query.
+    /// Validates the query; `retention` is the recycle bin's, for `deleted=true`.
     ///
     /// # Errors
     /// 400 `invalid_query` or `invalid_cursor` for a bad page.
-    pub fn parse(&self) -> ApiResult<(EventFilter, PageRequest)> {
+    pub fn parse(&self, retention: Retention) -> ApiResult<(EventFilter, PageRequest)> {
         let page = PageParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
@@ -100,6 +109,7 @@ impl EventListParams {
             to: self.to,
             updated_since: self.updated_since,
             expand,
+            deleted: self.deleted.unwrap_or(false).then_some(retention),
         };
         Ok((filter, page))
     }
@@ -158,8 +168,8 @@ fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition
     Condition::any().add(timed).add(all_day).add(series)
 }
 
-/// Lists a user's events (not deleted) in id order. A range whose `from` is after its `to`
-/// is empty: nothing overlaps it.
+/// Lists a user's events in id order: those not deleted, or with `filter.deleted` those in
+/// the recycle bin. A range whose `from` is after its `to` is empty: nothing overlaps it.
 ///
 /// # Errors
 /// On database failure.
@@ -177,8 +187,14 @@ pub async fn list(
     }
     let mut query = calendar_events::Entity::find()
         .filter(C::UserId.eq(user_id))
-        .filter(C::DeletedAt.is_null())
         .order_by_asc(C::Id);
+    query = match filter.deleted {
+        None => query.filter(C::DeletedAt.is_null()),
+        Some(Retention { cutoff: None }) => query.filter(C::DeletedAt.is_not_null()),
+        Some(Retention {
+            cutoff: Some(cutoff),
+        }) => query.filter(C::DeletedAt.gte(cutoff.fixed_offset())),
+    };
     if filter.from.is_some() || filter.to.is_some() {
         query = query.filter(overlaps(filter.from, filter.to));
     }
@@ -219,6 +235,23 @@ pub async fn get(
     find_including_deleted(db, user_id, id)
         .await?
         .filter(|e| e.deleted_at.is_none())
+        .ok_or_else(|| not_found("calendar event"))
+}
+
+/// Finds one of a user's events in the recycle bin (deleted, and kept by `retention`), or
+/// 404.
+///
+/// # Errors
+/// 404 when there is no such event, it is not deleted or it is past retention.
+pub async fn get_deleted(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    retention: Retention,
+) -> ApiResult<calendar_events::Model> {
+    find_including_deleted(db, user_id, id)
+        .await?
+        .filter(|e| e.deleted_at.is_some_and(|at| retention.keeps(at)))
         .ok_or_else(|| not_found("calendar event"))
 }
 
@@ -278,7 +311,8 @@ pub async fn update(
     get(db, current.user_id, current.id).await
 }
 
-/// Deletes an event as a tombstone: `deleted_at` set, version bumped, the row kept.
+/// Deletes an event as a tombstone deleted here (`deleted_by` `local`): `deleted_at` set,
+/// version bumped, the row kept.
 ///
 /// # Errors
 /// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
@@ -286,6 +320,11 @@ pub async fn delete(db: &impl ConnectionTrait, current: &calendar_events::Model)
     let now = Utc::now().fixed_offset();
     let result = calendar_events::Entity::update_many()
         .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
+        .col_expr(
+            calendar_events::Column::DeletedBy,
+            Some(DeletedBy::Local.as_str()).into(),
+        )
+        .col_expr(calendar_events::Column::DeletedByRun, None::<Uuid>.into())
         .col_expr(calendar_events::Column::UpdatedAt, now.into())
         .col_expr(
             calendar_events::Column::Version,
@@ -348,6 +387,135 @@ pub async fn delete_event(
         }
     }
     Err(ApiError::PreconditionFailed)
+}
+
+/// Brings a tombstone back, provided it is still at the version read, still deleted and, with
+/// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
+/// version bumped. Returns whether it was restored.
+async fn restore_if(
+    db: &impl ConnectionTrait,
+    current: &calendar_events::Model,
+    run: Option<Uuid>,
+) -> ApiResult<bool> {
+    use calendar_events::Column as C;
+    let mut update = calendar_events::Entity::update_many()
+        .col_expr(
+            C::DeletedAt,
+            None::<sea_orm::prelude::DateTimeWithTimeZone>.into(),
+        )
+        .col_expr(C::DeletedBy, None::<String>.into())
+        .col_expr(C::DeletedByRun, None::<Uuid>.into())
+        .col_expr(C::UpdatedAt, Utc::now().fixed_offset().into())
+        .col_expr(C::Version, (current.version + 1).into())
+        .filter(C::Id.eq(current.id))
+        .filter(C::Version.eq(current.version))
+        .filter(C::DeletedAt.is_not_null());
+    if let Some(run) = run {
+        update = update.filter(C::DeletedByRun.eq(run));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// One of a user's events that a restore may bring back: in the recycle bin.
+///
+/// # Errors
+/// 404 when there is no such event or it is past retention; 409 `not_deleted` when it is not
+/// deleted.
+async fn restorable(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    retention: Retention,
+) -> ApiResult<calendar_events::Model> {
+    let current = find_including_deleted(db, user_id, id)
+        .await?
+        .ok_or_else(|| not_found("calendar event"))?;
+    match current.deleted_at {
+        None => Err(recycle_bin::not_deleted("calendar event")),
+        Some(at) if !retention.keeps(at) => Err(not_found("calendar event")),
+        Some(_) => Ok(current),
+    }
+}
+
+/// Restores one of a user's events from the recycle bin, honouring `If-Match`; without it, a
+/// concurrent change makes it start over rather than fail. The event gets a new version, so
+/// that the next run sends it to Microsoft again: created there anew when Microsoft deleted
+/// it, or left there when its deletion had not been sent yet.
+///
+/// # Errors
+/// 404 when there is no such event or it is past retention; 409 `not_deleted` when it is not
+/// deleted; 400 for a malformed `If-Match`; 412 when it does not match.
+pub async fn restore_event(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    if_match: Option<&str>,
+    retention: Retention,
+) -> ApiResult<calendar_events::Model> {
+    for _ in 0..ATTEMPTS {
+        let current = restorable(db, user_id, id, retention).await?;
+        etag::check(if_match, current.version)?;
+        if restore_if(db, &current, None).await? {
+            return get(db, user_id, id).await;
+        }
+        if if_match.is_some() {
+            // Gone or restored meanwhile (404, 409) says more than "changed" (412).
+            restorable(db, user_id, id, retention).await?;
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    Err(ApiError::PreconditionFailed)
+}
+
+/// Restores every event of a user still in the recycle bin whose deletion run `run_id`
+/// applied (see [`restore_event`]); an event changed meanwhile is read again, one restored or
+/// deleted again by something else is left as it is. Returns the ids restored, in id order.
+///
+/// # Errors
+/// On database failure.
+pub async fn restore_run(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    run_id: Uuid,
+    retention: Retention,
+) -> ApiResult<Vec<Uuid>> {
+    use calendar_events::Column as C;
+    let of_run = || {
+        let mut query = calendar_events::Entity::find()
+            .filter(C::UserId.eq(user_id))
+            .filter(C::DeletedByRun.eq(run_id))
+            .filter(C::DeletedAt.is_not_null());
+        if let Some(cutoff) = retention.cutoff {
+            query = query.filter(C::DeletedAt.gte(cutoff.fixed_offset()));
+        }
+        query
+    };
+    let mut restored = Vec::new();
+    let mut after = None;
+    loop {
+        let mut page = of_run().order_by_asc(C::Id).limit(recycle_bin::PAGE);
+        if let Some(after) = after {
+            page = page.filter(C::Id.gt(after));
+        }
+        let rows = page.all(db).await?;
+        let last_page = (rows.len() as u64) < recycle_bin::PAGE;
+        after = rows.last().map(|r| r.id);
+        for mut row in rows {
+            for _ in 0..ATTEMPTS {
+                if restore_if(db, &row, Some(run_id)).await? {
+                    restored.push(row.id);
+                    break;
+                }
+                match of_run().filter(C::Id.eq(row.id)).one(db).await? {
+                    Some(again) => row = again,
+                    None => break,
+                }
+            }
+        }
+        if last_page {
+            return Ok(restored);
+        }
+    }
 }
 
 /// Applies `change` to one of a user's events and stores the result, honouring `If-Match`

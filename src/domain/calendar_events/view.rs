@@ -14,7 +14,10 @@ use super::{
     series::Occurrence, wall_clock,
 };
 use crate::{
-    domain::item_fields::{Importance, date_to_stored},
+    domain::{
+        item_fields::{Importance, date_to_stored},
+        recycle_bin::DeletedBy,
+    },
     error::{ApiError, ApiResult},
     sync::links::{LinkState, Resource, link_states},
 };
@@ -60,6 +63,11 @@ pub struct CalendarEventView {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// When it was deleted; `null` unless read from the recycle bin (`deleted=true`).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Who deleted it; `null` unless read from the recycle bin (and for an item deleted before
+    /// this was recorded).
+    pub deleted_by: Option<DeletedBy>,
     /// Its Microsoft link.
     pub microsoft: LinkState,
     /// The recurrence rule of a series; `null` for a single event and for the occurrences
@@ -182,6 +190,10 @@ impl CalendarEventView {
             version: m.version,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
+            deleted_at: m.deleted_at.map(|t| t.with_timezone(&Utc)),
+            deleted_by: m
+                .deleted_at
+                .and(DeletedBy::from_stored(m.deleted_by.as_deref())),
             microsoft,
             recurrence: data.recurrence.map(|r| r.rule().clone()),
             exceptions,

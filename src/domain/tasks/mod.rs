@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use store::{
-    TaskFilter, TaskListParams, create, delete, delete_task, find_including_deleted, get, list,
-    patch_task, update,
+    TaskFilter, TaskListParams, create, delete, delete_task, find_including_deleted, get,
+    get_deleted, list, patch_task, restore_run, restore_task, update,
 };
 pub use view::{TaskView, view, views};
 

@@ -1,4 +1,5 @@
-//! Storing and finding tasks: filtered lists, optimistic updates, tombstones.
+//! Storing and finding tasks: filtered lists, optimistic updates, tombstones and their
+//! restoration from the recycle bin.
 
 use chrono::{DateTime, Utc};
 use entity::tasks;
@@ -17,6 +18,7 @@ use crate::{
         etag,
         item_fields::to_stored,
         pagination::{PageParams, PageRequest},
+        recycle_bin::{self, DeletedBy, Retention},
     },
     error::{ApiError, ApiResult},
 };
@@ -36,6 +38,11 @@ pub struct TaskListParams {
     pub status: Option<TaskStatus>,
     /// Only tasks changed at or after this instant (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
+    /// `true`: list the recycle bin instead, the deleted tasks (deleted within
+    /// `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with the
+    /// other filters (`updated_since` then also matches the deletion, which changes a task).
+    /// Default `false`: tasks that are not deleted.
+    pub deleted: Option<bool>,
 }
 
 /// Validated list filters.
@@ -45,14 +52,16 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     /// Tasks updated at or after this instant.
     pub updated_since: Option<DateTime<Utc>>,
+    /// `Some`: the recycle bin (deleted tasks this retention keeps) rather than live tasks.
+    pub deleted: Option<Retention>,
 }
 
 impl TaskListParams {
-    /// Validates the query.
+    /// Validates the query; `retention` is the recycle bin's, for `deleted=true`.
     ///
     /// # Errors
     /// 400 `invalid_query` or `invalid_cursor` for a bad page.
-    pub fn parse(&self) -> ApiResult<(TaskFilter, PageRequest)> {
+    pub fn parse(&self, retention: Retention) -> ApiResult<(TaskFilter, PageRequest)> {
         let page = PageParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
@@ -61,12 +70,14 @@ impl TaskListParams {
         let filter = TaskFilter {
             status: self.status,
             updated_since: self.updated_since,
+            deleted: self.deleted.unwrap_or(false).then_some(retention),
         };
         Ok((filter, page))
     }
 }
 
-/// Lists a user's tasks (not deleted) in id order.
+/// Lists a user's tasks in id order: those not deleted, or with `filter.deleted` those in the
+/// recycle bin.
 ///
 /// # Errors
 /// On database failure.
@@ -79,8 +90,14 @@ pub async fn list(
     use tasks::Column as C;
     let mut query = tasks::Entity::find()
         .filter(C::UserId.eq(user_id))
-        .filter(C::DeletedAt.is_null())
         .order_by_asc(C::Id);
+    query = match filter.deleted {
+        None => query.filter(C::DeletedAt.is_null()),
+        Some(Retention { cutoff: None }) => query.filter(C::DeletedAt.is_not_null()),
+        Some(Retention {
+            cutoff: Some(cutoff),
+        }) => query.filter(C::DeletedAt.gte(cutoff.fixed_offset())),
+    };
     if let Some(status) = filter.status {
         query = query.filter(C::Status.eq(to_stored(&status)));
     }
@@ -117,6 +134,22 @@ pub async fn get(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> ApiResul
     find_including_deleted(db, user_id, id)
         .await?
         .filter(|t| t.deleted_at.is_none())
+        .ok_or_else(|| not_found("task"))
+}
+
+/// Finds one of a user's tasks in the recycle bin (deleted, and kept by `retention`), or 404.
+///
+/// # Errors
+/// 404 when there is no such task, it is not deleted or it is past retention.
+pub async fn get_deleted(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    retention: Retention,
+) -> ApiResult<tasks::Model> {
+    find_including_deleted(db, user_id, id)
+        .await?
+        .filter(|t| t.deleted_at.is_some_and(|at| retention.keeps(at)))
         .ok_or_else(|| not_found("task"))
 }
 
@@ -176,7 +209,8 @@ pub async fn update(
     get(db, current.user_id, current.id).await
 }
 
-/// Deletes a task as a tombstone: `deleted_at` set, version bumped, the row kept.
+/// Deletes a task as a tombstone deleted here (`deleted_by` `local`): `deleted_at` set,
+/// version bumped, the row kept.
 ///
 /// # Errors
 /// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
@@ -184,6 +218,11 @@ pub async fn delete(db: &impl ConnectionTrait, current: &tasks::Model) -> ApiRes
     let now = Utc::now().fixed_offset();
     let result = tasks::Entity::update_many()
         .col_expr(tasks::Column::DeletedAt, Some(now).into())
+        .col_expr(
+            tasks::Column::DeletedBy,
+            Some(DeletedBy::Local.as_str()).into(),
+        )
+        .col_expr(tasks::Column::DeletedByRun, None::<Uuid>.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .col_expr(tasks::Column::Version, (current.version + 1).into())
         .filter(tasks::Column::Id.eq(current.id))
@@ -249,4 +288,133 @@ pub async fn delete_task(
         }
     }
     Err(ApiError::PreconditionFailed)
+}
+
+/// Brings a tombstone back, provided it is still at the version read, still deleted and, with
+/// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
+/// version bumped. Returns whether it was restored.
+async fn restore_if(
+    db: &impl ConnectionTrait,
+    current: &tasks::Model,
+    run: Option<Uuid>,
+) -> ApiResult<bool> {
+    use tasks::Column as C;
+    let mut update = tasks::Entity::update_many()
+        .col_expr(
+            C::DeletedAt,
+            None::<sea_orm::prelude::DateTimeWithTimeZone>.into(),
+        )
+        .col_expr(C::DeletedBy, None::<String>.into())
+        .col_expr(C::DeletedByRun, None::<Uuid>.into())
+        .col_expr(C::UpdatedAt, Utc::now().fixed_offset().into())
+        .col_expr(C::Version, (current.version + 1).into())
+        .filter(C::Id.eq(current.id))
+        .filter(C::Version.eq(current.version))
+        .filter(C::DeletedAt.is_not_null());
+    if let Some(run) = run {
+        update = update.filter(C::DeletedByRun.eq(run));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// One of a user's tasks that a restore may bring back: in the recycle bin.
+///
+/// # Errors
+/// 404 when there is no such task or it is past retention; 409 `not_deleted` when it is not
+/// deleted.
+async fn restorable(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    retention: Retention,
+) -> ApiResult<tasks::Model> {
+    let current = find_including_deleted(db, user_id, id)
+        .await?
+        .ok_or_else(|| not_found("task"))?;
+    match current.deleted_at {
+        None => Err(recycle_bin::not_deleted("task")),
+        Some(at) if !retention.keeps(at) => Err(not_found("task")),
+        Some(_) => Ok(current),
+    }
+}
+
+/// Restores one of a user's tasks from the recycle bin, honouring `If-Match`; without it, a
+/// concurrent change makes it start over rather than fail. The task gets a new version, so
+/// that the next run sends it to Microsoft again: created there anew when Microsoft deleted
+/// it, or left there when its deletion had not been sent yet.
+///
+/// # Errors
+/// 404 when there is no such task or it is past retention; 409 `not_deleted` when it is not
+/// deleted; 400 for a malformed `If-Match`; 412 when it does not match.
+pub async fn restore_task(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    if_match: Option<&str>,
+    retention: Retention,
+) -> ApiResult<tasks::Model> {
+    for _ in 0..ATTEMPTS {
+        let current = restorable(db, user_id, id, retention).await?;
+        etag::check(if_match, current.version)?;
+        if restore_if(db, &current, None).await? {
+            return get(db, user_id, id).await;
+        }
+        if if_match.is_some() {
+            // Gone or restored meanwhile (404, 409) says more than "changed" (412).
+            restorable(db, user_id, id, retention).await?;
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    Err(ApiError::PreconditionFailed)
+}
+
+/// Restores every task of a user still in the recycle bin whose deletion run `run_id` applied
+/// (see [`restore_task`]); a task changed meanwhile is read again, one restored or deleted
+/// again by something else is left as it is. Returns the ids restored, in id order.
+///
+/// # Errors
+/// On database failure.
+pub async fn restore_run(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    run_id: Uuid,
+    retention: Retention,
+) -> ApiResult<Vec<Uuid>> {
+    use tasks::Column as C;
+    let of_run = || {
+        let mut query = tasks::Entity::find()
+            .filter(C::UserId.eq(user_id))
+            .filter(C::DeletedByRun.eq(run_id))
+            .filter(C::DeletedAt.is_not_null());
+        if let Some(cutoff) = retention.cutoff {
+            query = query.filter(C::DeletedAt.gte(cutoff.fixed_offset()));
+        }
+        query
+    };
+    let mut restored = Vec::new();
+    let mut after = None;
+    loop {
+        let mut page = of_run().order_by_asc(C::Id).limit(recycle_bin::PAGE);
+        if let Some(after) = after {
+            page = page.filter(C::Id.gt(after));
+        }
+        let rows = page.all(db).await?;
+        let last_page = (rows.len() as u64) < recycle_bin::PAGE;
+        after = rows.last().map(|r| r.id);
+        for mut row in rows {
+            for _ in 0..ATTEMPTS {
+                if restore_if(db, &row, Some(run_id)).await? {
+                    restored.push(row.id);
+                    break;
+                }
+                match of_run().filter(C::Id.eq(row.id)).one(db).await? {
+                    Some(again) => row = again,
+                    None => break,
+                }
+            }
+        }
+        if last_page {
+            return Ok(restored);
+        }
+    }
 }
