@@ -1376,12 +1376,6 @@ impl Run<'_> {
             }
             return Ok(Applied::Done);
         }
-        if item.deleted && self.direction == Direction::FromMicrosoft {
-            // Deleted here, not sent (one-way): nothing to bring back.
-            self.update_link(link, etag, link.synced_version, remote)
-                .await?;
-            return Ok(Applied::Done);
-        }
         if !locally_changed || self.direction == Direction::FromMicrosoft {
             if locally_changed {
                 self.log.note(format!(

@@ -841,7 +841,62 @@ async fn random_edits_on_both_sides_with_faults_converge() {
         counter += 1;
         let events = s.local_events().await;
         let tasks = s.local_tasks().await;
-        match rng.random_range(0..10) {
+        match rng.random_range(0..12) {
+            10 if !events.is_empty() && !tasks.is_empty() => {
+                // A person edits an event and deletes a task through the API while a run waits
+                // between two delta pages.
+                let e = &events[rng.random_range(0..events.len())];
+                let t = &tasks[rng.random_range(0..tasks.len())];
+                let event_path =
+                    format!("/api/v1/users/{}/calendar-events/{}", s.who.user.id, e.id);
+                let task_path = format!("/api/v1/users/{}/tasks/{}", s.who.user.id, t.id);
+                let title = format!("{} a{counter}", e.title);
+                s.app.emulator.update_config(|c| c.delta_page_cap = Some(1));
+                s.app.emulator.inject_fault(FaultSpec {
+                    method: Some("GET".into()),
+                    path_contains: Some("/delta".into()),
+                    count: 1,
+                    skip: rng.random_range(0..3),
+                    kind: Fault::Latency(std::time::Duration::from_millis(400)),
+                });
+                let edits = async {
+                    tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(0..300)))
+                        .await;
+                    let token = &s.who.user.token;
+                    let edited = s
+                        .app
+                        .patch(&event_path, token, json!({"title": title}))
+                        .await;
+                    assert_eq!(edited.status, StatusCode::OK, "{edited:?}");
+                    let deleted = s
+                        .app
+                        .request(reqwest::Method::DELETE, &task_path, Some(token), None)
+                        .await;
+                    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+                };
+                let (runs, ()) = tokio::join!(s.app.sync_now(&s.who.user), edits);
+                assert!(!runs.is_empty(), "step {step} (seed {seed}): no run");
+                s.app.emulator.clear_faults();
+                s.app.emulator.update_config(|c| c.delta_page_cap = None);
+            }
+            11 => {
+                // A run stopped at a random moment, as a crash of its worker stops it; the
+                // next runs take over.
+                let state = s.app.state_with(|_| {}).await;
+                let user_id = s.who.user.id;
+                let resource = if rng.random_bool(0.5) {
+                    Resource::Calendar
+                } else {
+                    Resource::Tasks
+                };
+                let run = tokio::spawn(async move {
+                    m365_sync::sync::engine::run(&state, Uuid::now_v7(), user_id, resource).await
+                });
+                tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(0..150)))
+                    .await;
+                run.abort();
+                let _ = run.await;
+            }
             0 => {
                 s.create_local(
                     Resource::Calendar,

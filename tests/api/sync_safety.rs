@@ -946,6 +946,63 @@ enum Cut {
     Unanswered,
 }
 
+/// Runs the engine once for the calendar in a task of its own, as a worker would, and stops
+/// it as a crash would once `reached` says so (polled on the emulator's request log).
+async fn cut_run(s: &Safety, context: &str, reached: impl Fn(&[LoggedRequest]) -> bool) {
+    let before = s.app.emulator.request_log().len();
+    let state = s.app.state_with(|_| {}).await;
+    let user_id: Uuid = s.who.user.id;
+    let run = tokio::spawn(async move {
+        m365_sync::sync::engine::run(&state, Uuid::now_v7(), user_id, Resource::Calendar).await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !reached(&s.app.emulator.request_log()[before..]) {
+        assert!(
+            !run.is_finished(),
+            "{context}: the run ended before the cut"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{context}: never reached"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.abort();
+    let _ = run.await;
+    s.app.emulator.clear_faults();
+}
+
+#[tokio::test]
+async fn a_series_push_cut_between_two_occurrence_writes_converges_with_them() {
+    for strategy in STRATEGIES {
+        let context = format!("{strategy}: cut with the occurrence modified, not yet cancelled");
+        let s = Safety::new(&[Resource::Calendar], strategy).await;
+        let (id, moved, cancelled) = changed_series(&s).await;
+        // The cancellation is refused for now (503, retry in 30 s): the run is cut while it
+        // waits, with the modified occurrence written and the cancelled one not.
+        s.app.emulator.inject_fault(FaultSpec {
+            method: Some("DELETE".into()),
+            path_contains: Some("/me/events/".into()),
+            count: 1,
+            skip: 0,
+            kind: Fault::Status {
+                status: 503,
+                retry_after: Some(30),
+            },
+        });
+        cut_run(&s, &context, |log| {
+            log.iter().any(|r| r.method == "DELETE" && r.status == 503)
+        })
+        .await;
+        s.run().await;
+        s.run().await;
+        assert_series_converged(&s, &id, &moved, &cancelled, &context).await;
+        assert!(s.conflicts().await.is_empty(), "{context}: nothing parked");
+        s.assert_settled(Resource::Calendar, &context).await;
+    }
+}
+
 #[tokio::test]
 async fn a_series_push_cut_after_any_graph_call_converges_with_the_occurrence_edits() {
     for strategy in ["microsoft_wins", "manual"] {
@@ -973,7 +1030,6 @@ async fn a_series_push_cut_after_any_graph_call_converges_with_the_occurrence_ed
                 );
                 let s = Safety::new(&[Resource::Calendar], strategy).await;
                 let (id, moved, cancelled) = changed_series(&s).await;
-                let before = s.app.emulator.request_log().len();
                 // The same call of this run: the earlier ones with its method and path pass.
                 let skip = calls[..n]
                     .iter()
@@ -989,46 +1045,16 @@ async fn a_series_push_cut_after_any_graph_call_converges_with_the_occurrence_ed
                         Cut::Unanswered => Fault::SlowAnswer(Duration::from_secs(30)),
                     },
                 });
-                let state = s.app.state_with(|_| {}).await;
-                let user_id: Uuid = s.who.user.id;
-                let run = tokio::spawn(async move {
-                    m365_sync::sync::engine::run(
-                        &state,
-                        Uuid::now_v7(),
-                        user_id,
-                        Resource::Calendar,
-                    )
-                    .await
-                });
-                // Wait until the run reached the call (answered ones before it, or this one
-                // carried out), then stop it there, as a crash would.
+                // Cut once the run reached the call: the answered ones before it, or this one
+                // carried out.
                 let reached = match cut {
                     Cut::Before => n,
                     Cut::Unanswered => n + 1,
                 };
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-                loop {
-                    let top = s.app.emulator.request_log()[before..]
-                        .iter()
-                        .filter(|r| !r.in_batch)
-                        .count();
-                    if top >= reached {
-                        break;
-                    }
-                    assert!(
-                        !run.is_finished(),
-                        "{context}: the run ended before the cut"
-                    );
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "{context}: never reached"
-                    );
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                run.abort();
-                let _ = run.await;
-                s.app.emulator.clear_faults();
+                cut_run(&s, &context, |log| {
+                    log.iter().filter(|r| !r.in_batch).count() >= reached
+                })
+                .await;
                 // Restarted: the next runs finish the push.
                 s.run().await;
                 s.run().await;
