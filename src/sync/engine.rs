@@ -513,6 +513,24 @@ impl Run<'_> {
         }
     }
 
+    /// The `PATCH` of a linked item: only what differs between its fields and those Microsoft
+    /// holds (the link's base), the recurrence only when the rule, first day or zone changed.
+    fn update_body(&self, item: &LocalItem, link: &sync_links::Model) -> Value {
+        let base = link_base(link);
+        let mut body = self.to_graph(&item.fields, Some(&base));
+        let held = match self.resource {
+            Resource::Calendar => fields::event_to_graph(&base),
+            Resource::Tasks => fields::task_to_graph(&base),
+        };
+        let recurrence = body.get_mut("recurrence").map(Value::take);
+        let mut changed = fields::changed_properties(&body, &held);
+        changed.remove("recurrence");
+        if let Some(recurrence) = recurrence {
+            changed.insert("recurrence".into(), recurrence);
+        }
+        Value::Object(changed)
+    }
+
     async fn links(&self) -> ApiResult<Vec<sync_links::Model>> {
         Ok(sync_links::Entity::find()
             .filter(sync_links::Column::UserId.eq(self.user_id))
@@ -1589,6 +1607,22 @@ impl Run<'_> {
                 (Some(_), false) => {}
             }
         }
+        let mut unchanged = Vec::new();
+        ops.retain(|op| match op {
+            Op::Update(item, link)
+                if self
+                    .update_body(item, link)
+                    .as_object()
+                    .is_some_and(|b| b.is_empty()) =>
+            {
+                unchanged.push((item.clone(), link.clone()));
+                false
+            }
+            _ => true,
+        });
+        for (item, link) in unchanged {
+            self.nothing_to_write(&item, &link).await?;
+        }
         let deletions = ops.iter().filter(|op| matches!(op, Op::Delete(..))).count();
         let confirmed = self
             .sync_state()
@@ -1659,6 +1693,30 @@ impl Run<'_> {
         Ok(blocked)
     }
 
+    /// A local change that changes nothing Microsoft holds of the item: no `PATCH`. The item is
+    /// synchronized at its version (a series' occurrences are still brought in line).
+    async fn nothing_to_write(
+        &mut self,
+        item: &LocalItem,
+        link: &sync_links::Model,
+    ) -> Result<(), Stop> {
+        if recurrence::is_series(&item.fields) {
+            self.series_pending(link, link.remote_etag.clone(), &link_base(link), item)
+                .await?;
+            self.series_pushed
+                .push((item.clone(), link.remote_id.clone()));
+            return Ok(());
+        }
+        self.update_link(
+            link,
+            link.remote_etag.clone(),
+            item.version,
+            &link_base(link),
+        )
+        .await?;
+        Ok(())
+    }
+
     fn request(&self, n: usize, op: &Op) -> BatchRequest {
         let mut headers = serde_json::Map::new();
         headers.insert("Prefer".into(), json!(self.resource.prefer()));
@@ -1699,11 +1757,7 @@ impl Run<'_> {
                     method: "PATCH".into(),
                     url: self.item_path(&link.remote_id),
                     headers,
-                    body: Some({
-                        let base: Fields =
-                            serde_json::from_str(&link.base_snapshot).unwrap_or_default();
-                        self.to_graph(&item.fields, Some(&base))
-                    }),
+                    body: Some(self.update_body(item, link)),
                 }
             }
             Op::Delete(_, link) => BatchRequest {

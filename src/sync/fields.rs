@@ -336,6 +336,43 @@ pub fn event_from_graph(g: &Value) -> Fields {
     f
 }
 
+/// Graph properties that are written together: a change to one sends them all (an event's
+/// times with its all-day flag, a reminder with its switch, a task's status with its completion).
+const WRITTEN_TOGETHER: &[&[&str]] = &[
+    &["isAllDay", "start", "end"],
+    &["isReminderOn", "reminderMinutesBeforeStart"],
+    &["isReminderOn", "reminderDateTime"],
+    &["status", "completedDateTime"],
+];
+
+/// The properties of a Graph body (`body`, built from the local fields) that differ from the
+/// body of the fields Microsoft holds (`base`): what a minimal `PATCH` sends, so that Microsoft
+/// keeps every property that was not changed here. Properties written together go together.
+pub fn changed_properties(body: &Value, base: &Value) -> serde_json::Map<String, Value> {
+    let (Some(body), Some(base)) = (body.as_object(), base.as_object()) else {
+        return serde_json::Map::new();
+    };
+    let differs = |key: &str| body.get(key) != base.get(key);
+    let mut out = serde_json::Map::new();
+    for (key, value) in body {
+        if !differs(key) {
+            continue;
+        }
+        out.insert(key.clone(), value.clone());
+        for group in WRITTEN_TOGETHER
+            .iter()
+            .filter(|g| g.contains(&key.as_str()))
+        {
+            for member in group.iter() {
+                if let Some(v) = body.get(*member) {
+                    out.insert((*member).to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A Graph event body (for `POST` and `PATCH`) with the given fields.
 pub fn event_to_graph(f: &Fields) -> Value {
     let all_day = f
