@@ -116,6 +116,7 @@ async fn enable_everything(db: &sea_orm::DatabaseConnection, minutes: i32) {
         tasks_enabled: Set(Some(true)),
         tasks_direction: Set(None),
         tasks_conflict_resolution: Set(None),
+        calendar_invitations: Set(None),
         todo_list_id: Set(None),
         version: Set(1),
         updated_at: Set(Utc::now().fixed_offset()),

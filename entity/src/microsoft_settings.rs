@@ -19,6 +19,7 @@ pub struct Model {
     pub tasks_enabled: Option<bool>,
     pub tasks_direction: Option<String>,
     pub tasks_conflict_resolution: Option<String>,
+    pub calendar_invitations: Option<String>,
     pub todo_list_id: Option<String>,
     pub version: i64,
     pub updated_at: DateTimeWithTimeZone,

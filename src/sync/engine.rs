@@ -37,7 +37,7 @@ use crate::{
         connections::tokens::{self, TokenFailure},
         settings::{
             Scope,
-            microsoft::{self, ConflictResolution, Direction},
+            microsoft::{self, ConflictResolution, Direction, Invitations},
         },
         users,
     },
@@ -75,6 +75,8 @@ struct Run<'a> {
     resource: Resource,
     direction: Direction,
     conflict: ConflictResolution,
+    /// Whether attendees are written to Microsoft (calendar).
+    invitations: Invitations,
     /// The To Do list chosen in the user's settings (`None`: the default list).
     chosen_list: Option<String>,
     list_id: Option<String>,
@@ -95,6 +97,7 @@ struct RunSettings {
     enabled: bool,
     direction: Direction,
     conflict: ConflictResolution,
+    invitations: Invitations,
     chosen_list: Option<String>,
 }
 
@@ -121,6 +124,7 @@ async fn run_settings(
         enabled: integration && sync.enabled.value,
         direction: sync.direction.value,
         conflict: sync.conflict_resolution.value,
+        invitations: sync.invitations.map_or(Invitations::Never, |i| i.value),
         chosen_list,
     })
 }
@@ -158,6 +162,7 @@ pub async fn run(
         resource,
         direction: settings.direction,
         conflict: settings.conflict,
+        invitations: settings.invitations,
         chosen_list: settings.chosen_list,
         list_id: None,
         log: RunLog::start(run_id, user_id, resource, settings.direction),
@@ -528,7 +533,23 @@ impl Run<'_> {
         if let Some(recurrence) = recurrence {
             changed.insert("recurrence".into(), recurrence);
         }
+        if self.resource == Resource::Calendar && self.invitations == Invitations::Never {
+            changed.remove("attendees");
+        }
         Value::Object(changed)
+    }
+
+    /// Whether the attendees of a local event are left out of what is written to Microsoft:
+    /// always under the `never` invitation policy; under `send`, for an event created in
+    /// Microsoft after it ended (nobody is invited to the past).
+    fn withholds_attendees(&self, item: &LocalItem, creating: bool) -> bool {
+        if self.resource != Resource::Calendar {
+            return false;
+        }
+        match self.invitations {
+            Invitations::Never => true,
+            Invitations::Send => creating && rules::has_ended(&item.fields, Utc::now()),
+        }
     }
 
     async fn links(&self) -> ApiResult<Vec<sync_links::Model>> {
@@ -1607,6 +1628,31 @@ impl Run<'_> {
                 (Some(_), false) => {}
             }
         }
+        for op in &ops {
+            let (item, creating, base) = match op {
+                Op::Create(item) => (item, true, Fields::new()),
+                Op::Update(item, link) => (item, false, link_base(link)),
+                Op::Delete(..) => continue,
+            };
+            let attendees = item.fields.get("attendees");
+            let invites = attendees
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            if invites
+                && attendees != base.get("attendees")
+                && self.withholds_attendees(item, creating)
+            {
+                self.log.note(format!(
+                    "{}: attendees kept here, not written to Microsoft ({}): nobody is mailed",
+                    item.id,
+                    if self.invitations == Invitations::Never {
+                        "invitations: never"
+                    } else {
+                        "the event has ended"
+                    }
+                ));
+            }
+        }
         let mut unchanged = Vec::new();
         ops.retain(|op| match op {
             Op::Update(item, link)
@@ -1723,6 +1769,11 @@ impl Run<'_> {
         match op {
             Op::Create(item) => {
                 let mut body = self.to_graph(&item.fields, None);
+                if self.withholds_attendees(item, true)
+                    && let Some(body) = body.as_object_mut()
+                {
+                    body.remove("attendees");
+                }
                 body["extensions"] = json!([{
                     "@odata.type": "microsoft.graph.openTypeExtension",
                     "extensionName": EXTENSION_NAME,

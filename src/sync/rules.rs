@@ -104,6 +104,35 @@ pub fn deleted_remotely_modified_here(strategy: ConflictResolution) -> Verdict {
     }
 }
 
+/// Whether an event (normalized fields) has ended by `now`: its end (for a series, the end of
+/// its last occurrence when its range ends) is past. A series that never ends has not.
+pub fn has_ended(fields: &Fields, now: DateTime<Utc>) -> bool {
+    if fields.get("recurrence").is_some_and(|r| !r.is_null()) {
+        // Series: only a range with an end date can have ended; numbered ranges are left to
+        // Outlook (their last date depends on the pattern), and treated as not ended.
+        let end = fields
+            .get("recurrence")
+            .and_then(|r| r.pointer("/range/end_date"))
+            .and_then(Value::as_str)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        return end.is_some_and(|d| {
+            d.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(1) <= now
+        });
+    }
+    let end = fields.get("end").and_then(Value::as_str);
+    let all_day = fields
+        .get("is_all_day")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match end {
+        Some(end) if all_day => chrono::NaiveDate::parse_from_str(end, "%Y-%m-%d").is_ok_and(|d| {
+            d.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(1) <= now
+        }),
+        Some(end) => DateTime::parse_from_rfc3339(end).is_ok_and(|t| t <= now),
+        None => false,
+    }
+}
+
 /// The base to merge a series against when a push of it was interrupted (`pending`: the
 /// fields it was making Microsoft hold): a field, or an exception of the series (by its
 /// original start), that Microsoft now holds as the push was sending it is the push's own

@@ -13,6 +13,7 @@ mod calendar_events;
 mod connections;
 mod health;
 mod helpers;
+mod invitations;
 mod jobs;
 mod openapi;
 mod organizations;

@@ -18,7 +18,7 @@ use crate::helpers::{MailboxUser, Response, TestApp, spawn_app};
 const STRATEGIES: [&str; 4] = ["local_wins", "microsoft_wins", "most_recent_wins", "manual"];
 
 /// How long a held Graph request waits: time for the test to act while the run waits.
-const HOLD: Duration = Duration::from_millis(2500);
+const HOLD: Duration = Duration::from_millis(4000);
 
 /// A connected user synchronizing the given resources bidirectionally with one strategy.
 struct Safety {

@@ -1887,6 +1887,69 @@ the query parameter.*/
         ///The effective value.
         pub value: i32,
     }
+    ///Whether attendees of local events are written to Microsoft, which then mails them.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Invitations {
+        #[serde(rename = "never")]
+        Never,
+        #[serde(rename = "send")]
+        Send,
+    }
+    impl ::std::fmt::Display for Invitations {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Never => f.write_str("never"),
+                Self::Send => f.write_str("send"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Invitations {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "never" => Ok(Self::Never),
+                "send" => Ok(Self::Send),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Invitations {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Invitations {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The effective invitation policy.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct InvitationsSetting {
+        ///Whether the scope being viewed sets this value itself.
+        pub overridden: bool,
+        pub source: Source,
+        pub value: Invitations,
+    }
     ///A change that failed.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ItemError {
@@ -3473,6 +3536,10 @@ application, or someone confirms a mass deletion.*/
         ///Whether this resource is synchronized.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
+        /**Calendar only: whether attendees are written to Microsoft, which mails them (`never`
+by default).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub invitations: ::std::option::Option<Invitations>,
     }
     ///Effective sync settings of one resource.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -3480,6 +3547,9 @@ application, or someone confirms a mass deletion.*/
         pub conflict_resolution: ConflictResolutionSetting,
         pub direction: DirectionSetting,
         pub enabled: BoolSetting,
+        ///Calendar only: whether attendees are written to Microsoft (which mails them).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub invitations: ::std::option::Option<InvitationsSetting>,
     }
     ///A user's synchronization status.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]

@@ -1217,6 +1217,20 @@ export interface components {
              */
             value: number;
         };
+        /**
+         * @description Whether attendees of local events are written to Microsoft, which then mails them.
+         * @enum {string}
+         */
+        Invitations: "never" | "send";
+        /** @description The effective invitation policy. */
+        InvitationsSetting: {
+            /** @description Whether the scope being viewed sets this value itself. */
+            overridden: boolean;
+            /** @description The scope the value comes from. */
+            source: components["schemas"]["Source"];
+            /** @description The effective value. */
+            value: components["schemas"]["Invitations"];
+        };
         /** @description A change that failed. */
         ItemError: {
             /** @description Graph's error code (or ours). */
@@ -1997,6 +2011,7 @@ export interface components {
             direction?: components["schemas"]["Direction"] | null;
             /** @description Whether this resource is synchronized. */
             enabled?: boolean | null;
+            invitations?: components["schemas"]["Invitations"] | null;
         };
         /** @description Effective sync settings of one resource. */
         SyncSettingsView: {
@@ -2006,6 +2021,7 @@ export interface components {
             direction: components["schemas"]["DirectionSetting"];
             /** @description Whether this resource is synchronized. */
             enabled: components["schemas"]["BoolSetting"];
+            invitations?: components["schemas"]["InvitationsSetting"] | null;
         };
         /** @description A user's synchronization status. */
         SyncStatus: {

@@ -52,6 +52,17 @@ pub enum ConflictResolution {
     Manual,
 }
 
+/// Whether attendees of local events are written to Microsoft, which then mails them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Invitations {
+    /// Attendees stay here: the Outlook copy is an appointment, and nobody is mailed.
+    Never,
+    /// Attendees are written: Outlook sends invitations, updates and cancellations (never for
+    /// an event that has already ended, never again for a meeting Microsoft already has).
+    Send,
+}
+
 macro_rules! wire_enum {
     ($ty:ty { $($variant:ident = $text:literal),+ $(,)? }) => {
         impl $ty {
@@ -73,6 +84,7 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(Direction { ToMicrosoft = "to_microsoft", FromMicrosoft = "from_microsoft", Bidirectional = "bidirectional" });
+wire_enum!(Invitations { Never = "never", Send = "send" });
 wire_enum!(ConflictResolution {
     LocalWins = "local_wins",
     MicrosoftWins = "microsoft_wins",
@@ -86,6 +98,8 @@ pub struct SyncValues {
     enabled: Option<bool>,
     direction: Option<Direction>,
     conflict_resolution: Option<ConflictResolution>,
+    /// Calendar only.
+    invitations: Option<Invitations>,
 }
 
 /// Every field as stored at one scope (`None`: not set here).
@@ -117,6 +131,7 @@ impl MicrosoftValues {
                     .as_deref()
                     .map(ConflictResolution::parse_stored)
                     .transpose()?,
+                invitations: None,
             })
         };
         Ok(Self {
@@ -124,11 +139,18 @@ impl MicrosoftValues {
             calendar_integration: m.calendar_integration,
             tasks_integration: m.tasks_integration,
             sync_interval_minutes: m.sync_interval_minutes,
-            calendar: sync(
-                m.calendar_enabled,
-                &m.calendar_direction,
-                &m.calendar_conflict_resolution,
-            )?,
+            calendar: SyncValues {
+                invitations: m
+                    .calendar_invitations
+                    .as_deref()
+                    .map(Invitations::parse_stored)
+                    .transpose()?,
+                ..sync(
+                    m.calendar_enabled,
+                    &m.calendar_direction,
+                    &m.calendar_conflict_resolution,
+                )?
+            },
             tasks: sync(
                 m.tasks_enabled,
                 &m.tasks_direction,
@@ -149,6 +171,7 @@ impl MicrosoftValues {
             .calendar
             .conflict_resolution
             .map(|c| c.as_str().to_owned()));
+        model.calendar_invitations = Set(self.calendar.invitations.map(|i| i.as_str().to_owned()));
         model.tasks_enabled = Set(self.tasks.enabled);
         model.tasks_direction = Set(self.tasks.direction.map(|d| d.as_str().to_owned()));
         model.tasks_conflict_resolution = Set(self
@@ -195,6 +218,11 @@ pub struct SyncPatch {
     #[serde(default)]
     #[schema(value_type = Option<ConflictResolution>)]
     pub conflict_resolution: Patch<ConflictResolution>,
+    /// Calendar only: whether attendees are written to Microsoft, which mails them (`never`
+    /// by default).
+    #[serde(default)]
+    #[schema(value_type = Option<Invitations>)]
+    pub invitations: Patch<Invitations>,
 }
 
 /// A JSON merge patch (RFC 7396) of Microsoft settings at one scope: a value overrides at this
@@ -280,6 +308,7 @@ fn apply_sync(patch: &Patch<SyncPatch>, target: &mut SyncValues) {
             p.direction.apply_to(&mut target.direction);
             p.conflict_resolution
                 .apply_to(&mut target.conflict_resolution);
+            p.invitations.apply_to(&mut target.invitations);
         }
     }
 }
@@ -307,6 +336,14 @@ impl MicrosoftSettingsPatch {
             errors.push(FieldError::new(
                 "/todo_list_id",
                 "must be a To Do list id: 1 to 1024 characters, no spaces or control characters",
+            ));
+        }
+        if let Patch::Set(tasks) = &self.tasks
+            && tasks.invitations.is_present()
+        {
+            errors.push(FieldError::new(
+                "/tasks/invitations",
+                "applies to the calendar only",
             ));
         }
         if matches!(scope, Scope::User { .. }) && self.integrations.is_present() {
@@ -384,6 +421,10 @@ setting_view!(
     /// The effective sync direction.
     DirectionSetting, Direction
 );
+setting_view!(
+    /// The effective invitation policy.
+    InvitationsSetting, Invitations
+);
 
 /// The effective conflict resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -418,6 +459,9 @@ pub struct SyncSettingsView {
     pub direction: DirectionSetting,
     /// Conflict resolution.
     pub conflict_resolution: ConflictResolutionSetting,
+    /// Calendar only: whether attendees are written to Microsoft (which mails them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitations: Option<InvitationsSetting>,
 }
 
 /// Microsoft settings as seen from one scope: every leaf has its effective value, the scope it
@@ -478,6 +522,7 @@ impl Resolved {
                 applicable: direction.0 == Direction::Bidirectional,
             },
             direction: direction.into(),
+            invitations: None,
         }
     }
 
@@ -493,7 +538,13 @@ impl Resolved {
                 calendar: self.pick(|v| v.calendar_integration, true).into(),
                 tasks: self.pick(|v| v.tasks_integration, true).into(),
             },
-            calendar: self.sync_view(|v| &v.calendar),
+            calendar: SyncSettingsView {
+                invitations: Some(
+                    self.pick(|v| v.calendar.invitations, Invitations::Never)
+                        .into(),
+                ),
+                ..self.sync_view(|v| &v.calendar)
+            },
             tasks: self.sync_view(|v| &v.tasks),
             todo_list_id: match self.scope {
                 Scope::User { .. } => self
