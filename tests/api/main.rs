@@ -17,6 +17,7 @@ mod invitations;
 mod jobs;
 mod openapi;
 mod organizations;
+mod outlook_data;
 mod recurrence;
 mod recycle_bin;
 mod settings_application;
