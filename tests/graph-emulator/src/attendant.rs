@@ -189,7 +189,12 @@ pub(crate) fn deliver_request(
 
 /// A new attendee's copy: the organizer's meeting with its own ID and change key, shown as
 /// tentative until answered (the Calendar Attendant's `AddNewRequestsTentatively` default).
-fn new_copy(mbox: &mut Mailbox, org: &Organizer, meeting: &EventRecord, address: &str) -> EventRecord {
+fn new_copy(
+    mbox: &mut Mailbox,
+    org: &Organizer,
+    meeting: &EventRecord,
+    address: &str,
+) -> EventRecord {
     let now = Utc::now();
     let seq = mbox.next_seq();
     let mut props = shared(&meeting.props);
@@ -232,7 +237,11 @@ fn new_copy(mbox: &mut Mailbox, org: &Organizer, meeting: &EventRecord, address:
             address: address.to_owned(),
             response: "notResponded".into(),
             response_time: NEVER.into(),
-            intended_show_as: meeting.props.get("showAs").cloned().unwrap_or(json!("busy")),
+            intended_show_as: meeting
+                .props
+                .get("showAs")
+                .cloned()
+                .unwrap_or(json!("busy")),
         }),
     }
 }
@@ -285,7 +294,11 @@ fn refresh(copy: &mut EventRecord, meeting: &EventRecord, address: &str, fresh: 
     copy.exceptions = exceptions;
     copy.cancelled.extend(meeting.cancelled.iter().copied());
     if let Some(a) = copy.meeting.as_mut() {
-        a.intended_show_as = meeting.props.get("showAs").cloned().unwrap_or(json!("busy"));
+        a.intended_show_as = meeting
+            .props
+            .get("showAs")
+            .cloned()
+            .unwrap_or(json!("busy"));
         if fresh {
             a.response = "notResponded".into();
             a.response_time = NEVER.into();
@@ -318,7 +331,9 @@ pub(crate) fn deliver_cancellation(
     };
     match date {
         None => {
-            mbox.events[i].props.insert("isCancelled".into(), json!(true));
+            mbox.events[i]
+                .props
+                .insert("isCancelled".into(), json!(true));
             bump(mbox, i);
         }
         Some(d) => {

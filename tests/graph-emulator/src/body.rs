@@ -71,7 +71,11 @@ pub(crate) fn preview(body: &Value) -> String {
 /// document (or an empty body) unchanged.
 pub(crate) fn html_document(content: &str) -> String {
     let head = content.trim_start();
-    if content.is_empty() || head.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("<html")) {
+    if content.is_empty()
+        || head
+            .get(..5)
+            .is_some_and(|h| h.eq_ignore_ascii_case("<html"))
+    {
         content.to_owned()
     } else {
         format!("{HTML_HEAD}{content}{HTML_TAIL}")
@@ -93,7 +97,10 @@ pub(crate) fn text_to_html(content: &str) -> String {
             _ => escaped.push(c),
         }
     }
-    let lines: Vec<&str> = escaped.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = escaped
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
     format!("{HTML_HEAD}{}{HTML_TAIL}", lines.join("<br>\r\n"))
 }
 
@@ -131,7 +138,11 @@ pub(crate) fn html_to_text(content: &str) -> String {
             } else if BLOCKS.contains(&name.as_str()) {
                 out.newline(false);
                 if name == "pre" {
-                    pre = if closing { pre.saturating_sub(1) } else { pre + 1 };
+                    pre = if closing {
+                        pre.saturating_sub(1)
+                    } else {
+                        pre + 1
+                    };
                 }
             }
             continue;
@@ -232,10 +243,22 @@ mod tests {
     fn html_becomes_text_with_line_breaks_and_decoded_entities() {
         let cases = [
             ("<b>Bold</b> text", "Bold text"),
-            ("Fish &amp; chips&nbsp;&nbsp;for&#160;two &lt;3 &#x41;", "Fish & chips  for two <3 A"),
-            ("line one<br>line two<br/>line three", "line one\nline two\nline three"),
-            ("<p>First</p><p>Second</p><div>Third</div>", "First\nSecond\nThird"),
-            ("<html><head><style>p{}</style><title>T</title></head><body>\r\n<p>Hi\r\n  there</p>\r\n</body></html>", "Hi there"),
+            (
+                "Fish &amp; chips&nbsp;&nbsp;for&#160;two &lt;3 &#x41;",
+                "Fish & chips  for two <3 A",
+            ),
+            (
+                "line one<br>line two<br/>line three",
+                "line one\nline two\nline three",
+            ),
+            (
+                "<p>First</p><p>Second</p><div>Third</div>",
+                "First\nSecond\nThird",
+            ),
+            (
+                "<html><head><style>p{}</style><title>T</title></head><body>\r\n<p>Hi\r\n  there</p>\r\n</body></html>",
+                "Hi there",
+            ),
             ("<ul><li>a</li><li>b</li></ul>", "a\nb"),
             ("keep &unknown; as is", "keep &unknown; as is"),
             ("<!-- note --> after", "after"),
@@ -261,7 +284,9 @@ mod tests {
     #[test]
     fn fragments_get_the_exchange_wrapper_and_documents_stay_as_they_are() {
         let wrapped = html_document("<p>Hi</p>");
-        assert!(wrapped.starts_with("<html>") && wrapped.contains("<body>\r\n<p>Hi</p>\r\n</body>"));
+        assert!(
+            wrapped.starts_with("<html>") && wrapped.contains("<body>\r\n<p>Hi</p>\r\n</body>")
+        );
         let doc = "  <HTML><body>x</body></HTML>";
         assert_eq!(html_document(doc), doc);
         assert_eq!(html_document(""), "");

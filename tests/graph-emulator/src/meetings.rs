@@ -156,7 +156,14 @@ fn from_organizer(org: &Organizer, ev: &EventRecord, to: &str, kind: MailKind) -
 }
 
 /// Sends an invitation or update to `to` and lets its mailbox process it.
-fn request(state: &mut State, org: &Organizer, ev: &EventRecord, to: &str, scope: Scope, update: bool) {
+fn request(
+    state: &mut State,
+    org: &Organizer,
+    ev: &EventRecord,
+    to: &str,
+    scope: Scope,
+    update: bool,
+) {
     let mut mail = from_organizer(org, ev, to, MailKind::MeetingRequest);
     mail.update = update;
     if let Scope::Occurrence(d) = scope {
@@ -193,7 +200,12 @@ pub(crate) fn create(state: &mut State, user_id: &str, body: &Value) -> ApiResul
     let Some(org) = organizer(state, user_id) else {
         return Ok(id);
     };
-    let Some(ev) = state.mailboxes[user_id].events.iter().find(|e| e.id == id).cloned() else {
+    let Some(ev) = state.mailboxes[user_id]
+        .events
+        .iter()
+        .find(|e| e.id == id)
+        .cloned()
+    else {
         return Ok(id);
     };
     for to in attendees(state, &org, &ev.props) {
@@ -298,7 +310,7 @@ pub(crate) fn cancel(
 
 /// `accept`, `tentativelyAccept` or `decline` on an attendee's copy (or one of its
 /// occurrences). The copy records the answer; a decline removes it from the calendar (EWS: "To
-/// remove a MeetingRequest and the associated CalendarItem, use the DeclineItem"). With
+/// remove a `MeetingRequest` and the associated `CalendarItem`, use the `DeclineItem`"). With
 /// `sendResponse` the organizer gets a response and its copy records the attendee's status;
 /// without one the organizer learns nothing, since the organizer's tracking comes from that
 /// message.

@@ -157,7 +157,7 @@ fn create(state: &mut State, ctx: &Ctx, req: &GraphRequest) -> ApiResult<GraphRe
 }
 
 /// The parameters of an action body (names matched ignoring case, as the CSDL spells them in
-/// PascalCase and clients in camelCase); unknown parameters and wrong types are 400.
+/// `PascalCase` and clients in `camelCase`); unknown parameters and wrong types are 400.
 fn action_params(
     req: &GraphRequest,
     action: &str,
@@ -247,7 +247,9 @@ fn with_immutable_ids(mut resp: GraphResponse) -> GraphResponse {
             v.push_str(", ");
             v.push_str(APPLIED);
         }
-        None => resp.headers.push(("Preference-Applied".into(), APPLIED.into())),
+        None => resp
+            .headers
+            .push(("Preference-Applied".into(), APPLIED.into())),
     }
     resp
 }
@@ -271,8 +273,10 @@ fn immutable_ids_in(v: &mut Value) {
                                 let s = o.as_str().unwrap_or_default();
                                 let parts: Vec<&str> = s.splitn(3, '.').collect();
                                 match parts.as_slice() {
-                                    ["OID", master, date] => ids::to_immutable(master)
-                                        .map_or_else(|| o.clone(), |m| json!(format!("OID.{m}.{date}"))),
+                                    ["OID", master, date] => ids::to_immutable(master).map_or_else(
+                                        || o.clone(),
+                                        |m| json!(format!("OID.{m}.{date}")),
+                                    ),
                                     _ => o.clone(),
                                 }
                             })

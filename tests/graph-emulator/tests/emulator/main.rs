@@ -7,12 +7,16 @@
 )]
 
 mod batch;
+mod bodies;
 mod calendar;
 mod control;
 mod events;
 mod faults;
 mod helpers;
 mod identity;
+mod immutable_ids;
+mod meetings;
+mod request_log;
 mod schema;
 mod todo;
 mod walk;
