@@ -590,6 +590,22 @@ async fn occurrences_of_a_recurring_meeting_reach_the_attendees() {
             (MailKind::MeetingCancellation, Some("2026-03-16".into())),
         ]
     );
+    // A change of the series: one update for the series and one per modified occurrence.
+    o.ctx.emu.clear_mail_log();
+    o.patch_meeting(&master["id"], json!({"subject": "Weekly sync"}))
+        .await;
+    let occurrences: Vec<Option<String>> = o
+        .mail()
+        .iter()
+        .map(|m| m.occurrence.map(|d| d.to_string()))
+        .collect();
+    assert_eq!(occurrences, vec![None, Some("2026-03-09".into())]);
+    let bobs = view(&o, &o.bob_token).await;
+    assert_eq!(bobs[0]["subject"], "Weekly sync");
+    assert_eq!(
+        bobs[1]["subject"], "Weekly (long)",
+        "the exception keeps its own"
+    );
 }
 
 #[tokio::test]
