@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod answers;
 mod attendant;
 mod authorize;
 mod body;

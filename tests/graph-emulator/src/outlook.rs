@@ -2,6 +2,7 @@
 //! through the same mailbox operations as Graph writes, so delta queries report them the same
 //! way. Used by the library handle (`Emulator::outlook`) and by `/_emulator/users/{id}/...`.
 
+use crate::answers;
 use crate::errors::ApiError;
 use crate::events;
 use crate::mailbox::Mailbox;
@@ -126,14 +127,14 @@ pub(crate) fn respond_event(
     body: &Value,
 ) -> ControlResult<()> {
     let user = user_key(state, user_id)?;
-    let answer = meetings::Answer::from_action(action).ok_or_else(|| {
+    let answer = answers::Answer::from_action(action).ok_or_else(|| {
         ControlError::new(
             400,
             "invalidRequest",
             format!("'{action}' is not accept, tentativelyAccept or decline"),
         )
     })?;
-    let reply = meetings::Reply {
+    let reply = answers::Reply {
         comment: body
             .get("comment")
             .and_then(Value::as_str)
@@ -144,7 +145,7 @@ pub(crate) fn respond_event(
             .unwrap_or(true),
         proposes_new_time: false,
     };
-    Ok(meetings::respond(state, &user, id, answer, &reply)?)
+    Ok(answers::respond(state, &user, id, answer, &reply)?)
 }
 
 /// Gets one event, occurrence or exception.

@@ -7,11 +7,12 @@ use super::{
     Ctx, GraphRequest, GraphResponse, calendar, collection_page, method_not_allowed,
     unknown_segment,
 };
+use crate::answers::{self, Answer, Reply};
 use crate::errors::{ApiError, ApiResult};
 use crate::events;
 use crate::ids;
 use crate::mailbox::{Mailbox, add_extension, find_extension, patch_extension};
-use crate::meetings::{self, Answer, Reply};
+use crate::meetings;
 use crate::state::State;
 use serde_json::{Map, Value, json};
 
@@ -227,7 +228,7 @@ fn respond(
             .unwrap_or(true),
         proposes_new_time: params.contains_key("proposedNewTime"),
     };
-    meetings::respond(state, &ctx.user_id, id, answer, &reply)?;
+    answers::respond(state, &ctx.user_id, id, answer, &reply)?;
     Ok(GraphResponse::accepted())
 }
 

@@ -15,6 +15,7 @@ mod faults;
 mod helpers;
 mod identity;
 mod immutable_ids;
+mod meeting_answers;
 mod meetings;
 mod request_log;
 mod schema;
