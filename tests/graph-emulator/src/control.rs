@@ -1,6 +1,6 @@
 //! The control API under `/_emulator/` (JSON), and the state operations behind it that the
 //! library handle calls directly: apps, users, token expiry and revocation, delta token expiry,
-//! configuration, faults, the request log, reset, and Outlook-side edits.
+//! configuration, faults, the request log, the mail log, reset, and Outlook-side edits.
 
 use crate::http::decode;
 use crate::ids;
@@ -242,6 +242,11 @@ fn route(
             HttpResponse::NoContent().finish()
         }
         ("GET", ["requests"]) => ok(&state.log),
+        ("GET", ["mail-log"]) => ok(&state.mail_log),
+        ("DELETE", ["mail-log"]) => {
+            state.mail_log.clear();
+            HttpResponse::NoContent().finish()
+        }
         ("DELETE", ["requests"]) => {
             state.log.clear();
             HttpResponse::NoContent().finish()
@@ -278,6 +283,14 @@ fn outlook_route(
         ("DELETE", ["events", id]) => {
             outlook::delete_event(state, user, id)?;
             HttpResponse::NoContent().finish()
+        }
+        ("POST", ["events", id, "cancel"]) => {
+            outlook::cancel_event(state, user, id, body.get("comment").and_then(Value::as_str))?;
+            HttpResponse::Accepted().finish()
+        }
+        ("POST", ["events", id, action]) => {
+            outlook::respond_event(state, user, id, action, body)?;
+            HttpResponse::Accepted().finish()
         }
         ("GET", ["todo", "lists"]) => ok(json!({"value": outlook::list_lists(state, user)?})),
         ("POST", ["todo", "lists"]) => {

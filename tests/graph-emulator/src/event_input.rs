@@ -111,7 +111,9 @@ pub(crate) fn check_body(obj: &Map<String, Value>) -> ApiResult<()> {
     )
 }
 
-/// Copies the writable properties of a body, normalising what Exchange normalises.
+/// Copies the writable properties of a body, normalising what Exchange normalises. Bodies keep
+/// their content byte for byte (only the `contentType` member is lower-cased); attendees keep
+/// the response they gave when their address is unchanged (see `merge_attendees`).
 pub(crate) fn writable_props(obj: &Map<String, Value>, into: &mut Map<String, Value>) {
     for (k, v) in obj {
         if k.starts_with('@') || READ_ONLY.contains(&k.as_str()) {
@@ -131,17 +133,61 @@ pub(crate) fn writable_props(obj: &Map<String, Value>, into: &mut Map<String, Va
                 .map(str::to_ascii_lowercase)
         {
             v["contentType"] = json!(ct);
-            if ct == "html" {
-                let content = v.get("content").and_then(Value::as_str).unwrap_or("");
-                if !content.is_empty() && !content.trim_start().starts_with("<html") {
-                    v["content"] = json!(format!(
-                        "<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n{content}\r\n</body>\r\n</html>\r\n"
-                    ));
-                }
-            }
+        }
+        if k == "attendees" {
+            v = merge_attendees(&v, into.get("attendees"));
         }
         into.insert(k.clone(), v);
     }
+}
+
+/// The stored form of an `attendees` write: each attendee as sent (`type` defaults to
+/// `required`), with the `status` the organizer's copy recorded for the same address (ignoring
+/// case) before the write, or `none` for an attendee the list did not have. A client cannot set
+/// a status: it comes from the attendees' responses.
+pub(crate) fn merge_attendees(new: &Value, old: Option<&Value>) -> Value {
+    let Some(list) = new.as_array() else {
+        return new.clone();
+    };
+    let previous = |address: &str| {
+        old.and_then(Value::as_array)?
+            .iter()
+            .find(|a| attendee_address(a).is_some_and(|x| x.eq_ignore_ascii_case(address)))
+            .and_then(|a| a.get("status"))
+            .filter(|s| s.is_object())
+            .cloned()
+    };
+    let merged = list
+        .iter()
+        .map(|a| {
+            let Some(obj) = a.as_object() else {
+                return a.clone();
+            };
+            let mut out = obj.clone();
+            out.remove("proposedNewTime");
+            if out.get("type").is_none_or(Value::is_null) {
+                out.insert("type".into(), json!("required"));
+            }
+            let status = attendee_address(a)
+                .and_then(previous)
+                .unwrap_or_else(no_response);
+            out.insert("status".into(), status);
+            Value::Object(out)
+        })
+        .collect();
+    Value::Array(merged)
+}
+
+/// The SMTP address of an attendee (or recipient) object.
+pub(crate) fn attendee_address(a: &Value) -> Option<&str> {
+    a.get("emailAddress")
+        .and_then(|e| e.get("address"))
+        .and_then(Value::as_str)
+}
+
+/// `{"response": "none", "time": "0001-01-01T00:00:00Z"}`: an attendee who has not answered.
+pub(crate) fn no_response() -> Value {
+    json!({"response": "none", "time": "0001-01-01T00:00:00Z"})
 }
 
 pub(crate) fn check_times(start: &Moment, end: &Moment, all_day: bool) -> ApiResult<()> {

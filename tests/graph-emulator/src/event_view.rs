@@ -108,6 +108,14 @@ pub(crate) fn render(
     for (k, v) in &ev.props {
         m.insert(k.clone(), v.clone());
     }
+    if let Some(a) = &ev.meeting {
+        m.insert("isOrganizer".into(), json!(false));
+        m.insert("organizer".into(), json!({"emailAddress": a.organizer}));
+        m.insert(
+            "responseStatus".into(),
+            json!({"response": a.response, "time": a.response_time}),
+        );
+    }
     let exc = date.and_then(|d| ev.exceptions.get(&d));
     if let Some(exc) = exc {
         for (k, v) in &exc.props {
@@ -144,12 +152,7 @@ pub(crate) fn render(
         json!(windows_name(&ev.end.zone_name)),
     );
     m.insert("iCalUId".into(), json!(ev.ical_uid));
-    let preview = preview(
-        m.get("body")
-            .and_then(|b| b.get("content"))
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
+    let preview = m.get("body").map(crate::body::preview).unwrap_or_default();
     m.insert("bodyPreview".into(), json!(preview));
     match date {
         Some(d) => {
@@ -194,31 +197,6 @@ fn web_link(id: &str) -> String {
     let encoded: String =
         percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).collect();
     format!("https://outlook.office365.com/owa/?itemid={encoded}&exvsurl=1&path=/calendar/item")
-}
-
-fn preview(content: &str) -> String {
-    let words: Vec<String> = html_to_text(content)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    words.join(" ").chars().take(255).collect()
-}
-
-/// The text of an HTML body (what `Prefer: outlook.body-content-type="text"` returns).
-pub(crate) fn html_to_text(content: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    let body = content.split("<body>").nth(1).unwrap_or(content);
-    let body = body.split("</body>").next().unwrap_or(body);
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.trim().to_owned()
 }
 
 fn defaults(user: &UserRecord) -> Map<String, Value> {

@@ -73,6 +73,25 @@ pub(crate) struct Exception {
     pub seq: u64,
 }
 
+/// What makes an event an attendee's copy of a meeting organized in another mailbox: Exchange's
+/// Calendar Attendant puts it in the attendee's calendar when the invitation arrives
+/// (eventmessagerequest.md, relationship `event`).
+#[derive(Debug, Clone)]
+pub(crate) struct Attendance {
+    /// The organizer's `emailAddress`.
+    pub organizer: Value,
+    /// The organizer's mailbox (user ID).
+    pub organizer_user: String,
+    /// The address the organizer invited this mailbox under.
+    pub address: String,
+    /// `responseStatus.response`: `notResponded` until the attendee answers.
+    pub response: String,
+    /// `responseStatus.time`.
+    pub response_time: String,
+    /// The organizer's `showAs`, which an accepted meeting takes.
+    pub intended_show_as: Value,
+}
+
 /// A single-instance event or a series master.
 #[derive(Debug, Clone)]
 pub(crate) struct EventRecord {
@@ -92,6 +111,8 @@ pub(crate) struct EventRecord {
     pub extensions: Vec<Map<String, Value>>,
     pub exceptions: BTreeMap<NaiveDate, Exception>,
     pub cancelled: BTreeSet<NaiveDate>,
+    /// Set on an attendee's copy of a meeting; `None` on the organizer's own items.
+    pub meeting: Option<Attendance>,
 }
 
 /// One occurrence or exception of a series, as calendarView and /instances list them.
@@ -155,7 +176,7 @@ pub(crate) fn create(mbox: &mut Mailbox, body: &Value) -> ApiResult<Created> {
         }
     }
     let now = Utc::now();
-    let id = ids::new_item_id(0x45, mbox.next_id_has_slash());
+    let id = ids::new_item_id(ids::EVENT_KIND, mbox.next_id_has_slash());
     let seq = mbox.next_seq();
     mbox.events.push(EventRecord {
         id: id.clone(),
@@ -176,6 +197,7 @@ pub(crate) fn create(mbox: &mut Mailbox, body: &Value) -> ApiResult<Created> {
         extensions,
         exceptions: BTreeMap::new(),
         cancelled: BTreeSet::new(),
+        meeting: None,
     });
     Ok(Created::New(id))
 }
@@ -194,8 +216,10 @@ pub(crate) fn find(mbox: &Mailbox, id: &str) -> Option<usize> {
     mbox.events.iter().position(|e| e.id == id)
 }
 
-/// Resolves an ID from a URL to what it names.
+/// Resolves an ID from a URL to what it names; regular and immutable IDs both resolve.
 pub(crate) fn resolve(mbox: &Mailbox, raw_id: &str) -> ApiResult<(usize, Option<NaiveDate>)> {
+    let regular = ids::to_regular(raw_id);
+    let raw_id = regular.as_deref().unwrap_or(raw_id);
     match ids::parse_item_id(raw_id).ok_or_else(ApiError::malformed_id)? {
         ItemId::Item(id) => find(mbox, &id)
             .map(|i| (i, None))

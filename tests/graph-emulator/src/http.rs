@@ -151,6 +151,7 @@ async fn graph_entry(
             .join(", "),
         received_at: chrono::Utc::now(),
         completed_at: chrono::Utc::now(),
+        body: None,
     };
     let err = |status: u16, code: &str, msg: &str| {
         GraphResponse::json(
@@ -220,6 +221,7 @@ async fn graph_entry(
             }
         }
     };
+    log.body.clone_from(&json);
     let greq = graph_request(&method, &raw_path, &query, headers, json);
     let ctx = Ctx {
         user_id: token.user_id.clone(),

@@ -4,6 +4,12 @@
 //! Occurrence IDs are derived from their series master's ID and the original start date, so
 //! that every occurrence of a series has a stable ID without being stored, as on the real
 //! service.
+//!
+//! Events also have an immutable ID (`Prefer: IdType="ImmutableId"`, outlook-immutable-id.md):
+//! the same item in another format, whose first bytes say so, as the real service's
+//! `AAkALg...` IDs differ from its `AAMk...` ones. The two forms convert into each other without
+//! any stored state, so that an item deleted long ago is still reported under the form the
+//! client asked for.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -11,6 +17,14 @@ use chrono::NaiveDate;
 
 /// Length of the raw bytes behind an item ID.
 const ITEM_ID_BYTES: usize = 48;
+
+/// First bytes of a regular event ID (base64 `AAMk`, then the kind).
+const REGULAR_EVENT: [u8; 4] = [0x00, 0x03, 0x24, EVENT_KIND];
+/// First bytes of an immutable event ID (base64 `AAkAL`).
+const IMMUTABLE_EVENT: [u8; 4] = [0x00, 0x09, 0x00, 0x2e];
+
+/// The kind byte of event IDs.
+pub(crate) const EVENT_KIND: u8 = 0x45;
 
 /// What a decoded item ID refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +71,27 @@ pub(crate) fn parse_item_id(id: &str) -> Option<ItemId> {
         }
         _ => None,
     }
+}
+
+/// Swaps the first bytes of an event ID (or occurrence ID) from `from` to `to`; `None` when the
+/// ID is not an event ID in the `from` form.
+fn swap_prefix(id: &str, from: [u8; 4], to: [u8; 4]) -> Option<String> {
+    let mut raw = STANDARD.decode(id).ok()?;
+    if raw.len() < ITEM_ID_BYTES || raw[..4] != from {
+        return None;
+    }
+    raw[..4].copy_from_slice(&to);
+    Some(STANDARD.encode(raw))
+}
+
+/// The immutable form of a regular event or occurrence ID; `None` for any other string.
+pub(crate) fn to_immutable(id: &str) -> Option<String> {
+    swap_prefix(id, REGULAR_EVENT, IMMUTABLE_EVENT)
+}
+
+/// The regular form of an immutable event or occurrence ID; `None` for any other string.
+pub(crate) fn to_regular(id: &str) -> Option<String> {
+    swap_prefix(id, IMMUTABLE_EVENT, REGULAR_EVENT)
 }
 
 /// A new change key (the value inside `@odata.etag`'s `W/"..."`).

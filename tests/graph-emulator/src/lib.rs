@@ -1,7 +1,8 @@
 //! An in-memory emulator of the Microsoft identity platform v2.0 (authorization code flow with
-//! PKCE, refresh tokens) and of the Graph v1.0 paths m365-sync uses (`/me`, events,
-//! calendarView and its delta, To Do lists and tasks, `$batch`), with throttling, fault
-//! injection and a control API under `/_emulator/`.
+//! PKCE, refresh tokens) and of the Graph v1.0 paths m365-sync uses (`/me`, events and
+//! meetings across mailboxes, calendarView and its delta, To Do lists and tasks, `$batch`),
+//! with throttling, fault injection, a log of the meeting mail Exchange would send and a
+//! control API under `/_emulator/`.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -22,7 +23,10 @@
 //! # }
 //! ```
 
+mod answers;
+mod attendant;
 mod authorize;
+mod body;
 mod control;
 mod delta;
 mod errors;
@@ -35,6 +39,7 @@ mod http;
 mod identity;
 mod ids;
 mod mailbox;
+mod meetings;
 mod outlook;
 mod recurrence;
 pub mod schema;
@@ -48,8 +53,22 @@ mod types;
 pub use outlook::{ControlError, ControlResult};
 pub use state::DEFAULT_TENANT_ID;
 pub use types::{
-    App, AppSpec, Config, Fault, FaultSpec, LoggedRequest, MailboxUser, UserSelector, UserSpec,
+    App, AppSpec, Config, Fault, FaultSpec, LoggedRequest, MailKind, MailLogEntry, MailboxUser,
+    UserSelector, UserSpec,
 };
+
+/// The immutable form of a regular event (or occurrence) ID, as Graph shows it to a request
+/// with `Prefer: IdType="ImmutableId"`; `None` when `id` is not a regular event ID of the
+/// emulator. The control API returns regular IDs and accepts both forms.
+pub fn immutable_event_id(id: &str) -> Option<String> {
+    ids::to_immutable(id)
+}
+
+/// The regular form of an immutable event (or occurrence) ID; `None` when `id` is not an
+/// immutable event ID of the emulator.
+pub fn regular_event_id(id: &str) -> Option<String> {
+    ids::to_regular(id)
+}
 
 use actix_web::{App as ActixApp, HttpServer, web};
 use serde_json::Value;
@@ -252,7 +271,18 @@ impl Emulator {
         self.shared.lock().log.clear();
     }
 
-    /// Forgets everything: apps, users, tokens, faults, log, configuration.
+    /// Every meeting message Exchange would have sent so far (invitations, updates,
+    /// cancellations, responses), oldest first, one entry per recipient.
+    pub fn mail_log(&self) -> Vec<MailLogEntry> {
+        self.shared.lock().mail_log.clone()
+    }
+
+    /// Empties the mail log.
+    pub fn clear_mail_log(&self) {
+        self.shared.lock().mail_log.clear();
+    }
+
+    /// Forgets everything: apps, users, tokens, faults, logs, configuration.
     pub fn reset(&self) {
         self.shared.lock().reset();
     }
@@ -271,8 +301,10 @@ impl Drop for Emulator {
 }
 
 /// Edits a mailbox as its user would in Outlook: the changes show up in delta queries like
-/// any other change. Event and task values are Graph JSON (`microsoft.graph.event`,
-/// `microsoft.graph.todoTask`); `list_id` `None` means the default "Tasks" list.
+/// any other change, and meetings reach their attendees as Graph writes do. Event and task
+/// values are Graph JSON (`microsoft.graph.event`, `microsoft.graph.todoTask`), bodies as
+/// stored; `list_id` `None` means the default "Tasks" list. Event IDs returned are regular IDs;
+/// both regular and immutable IDs are accepted.
 #[derive(Debug, Clone, Copy)]
 pub struct Outlook<'a> {
     emu: &'a Emulator,
@@ -304,12 +336,44 @@ impl Outlook<'_> {
         self.with(|s| outlook::update_event(s, user_id, event_id, &patch))
     }
 
-    /// Deletes an event or cancels an occurrence.
+    /// Deletes an event or cancels an occurrence. Deleting the organizer's meeting sends
+    /// cancellations to its attendees.
     ///
     /// # Errors
     /// 404 for an unknown user or event.
     pub fn delete_event(&self, user_id: &str, event_id: &str) -> ControlResult<()> {
         self.with(|s| outlook::delete_event(s, user_id, event_id))
+    }
+
+    /// The organizer cancels a meeting (or one occurrence) with an optional comment, as
+    /// `POST /me/events/{id}/cancel` does.
+    ///
+    /// # Errors
+    /// 404 for an unknown user or event, 400 on an attendee's copy.
+    pub fn cancel_event(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        comment: Option<&str>,
+    ) -> ControlResult<()> {
+        self.with(|s| outlook::cancel_event(s, user_id, event_id, comment))
+    }
+
+    /// An attendee answers a meeting in their calendar: `action` is `accept`,
+    /// `tentativelyAccept` or `decline`, `body` the Graph action's body (`comment`,
+    /// `sendResponse`, which defaults to true).
+    ///
+    /// # Errors
+    /// 404 for an unknown user or event, 400 for another action or on the organizer's own
+    /// event.
+    pub fn respond_event(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        action: &str,
+        body: Value,
+    ) -> ControlResult<()> {
+        self.with(|s| outlook::respond_event(s, user_id, event_id, action, &body))
     }
 
     /// Gets an event, occurrence or exception.

@@ -2,9 +2,11 @@
 //! through the same mailbox operations as Graph writes, so delta queries report them the same
 //! way. Used by the library handle (`Emulator::outlook`) and by `/_emulator/users/{id}/...`.
 
+use crate::answers;
 use crate::errors::ApiError;
-use crate::events::{self, Created};
+use crate::events;
 use crate::mailbox::Mailbox;
+use crate::meetings;
 use crate::state::State;
 use crate::tasks;
 use crate::time::Zone;
@@ -53,10 +55,15 @@ impl ControlError {
 /// Result of control operations.
 pub type ControlResult<T> = Result<T, ControlError>;
 
-fn mailbox<'a>(state: &'a mut State, user_id: &str) -> ControlResult<&'a mut Mailbox> {
-    let id = state
+/// The user ID of a user named by ID or user principal name.
+fn user_key(state: &State, user_id: &str) -> ControlResult<String> {
+    state
         .find_user_id(user_id)
-        .ok_or_else(|| ControlError::new(404, "userNotFound", format!("no user '{user_id}'")))?;
+        .ok_or_else(|| ControlError::new(404, "userNotFound", format!("no user '{user_id}'")))
+}
+
+fn mailbox<'a>(state: &'a mut State, user_id: &str) -> ControlResult<&'a mut Mailbox> {
+    let id = user_key(state, user_id)?;
     state
         .mailboxes
         .get_mut(&id)
@@ -74,11 +81,11 @@ fn render_event(mbox: &Mailbox, id: &str) -> ControlResult<Value> {
     ))
 }
 
-/// Creates an event; returns it as Graph would (UTC times).
+/// Creates an event; returns it as Graph would (UTC times). A meeting invites its attendees.
 pub(crate) fn create_event(state: &mut State, user_id: &str, body: &Value) -> ControlResult<Value> {
-    let mbox = mailbox(state, user_id)?;
-    let (Created::New(id) | Created::Existing(id)) = events::create(mbox, body)?;
-    render_event(mbox, &id)
+    let user = user_key(state, user_id)?;
+    let id = meetings::create(state, &user, body)?;
+    render_event(mailbox(state, &user)?, &id)
 }
 
 /// Updates an event, occurrence or exception.
@@ -88,14 +95,57 @@ pub(crate) fn update_event(
     id: &str,
     patch: &Value,
 ) -> ControlResult<Value> {
-    let mbox = mailbox(state, user_id)?;
-    events::update(mbox, id, patch, None)?;
-    render_event(mbox, id)
+    let user = user_key(state, user_id)?;
+    meetings::update(state, &user, id, patch, None)?;
+    render_event(mailbox(state, &user)?, id)
 }
 
-/// Deletes an event (or cancels an occurrence).
+/// Deletes an event (or cancels an occurrence); the organizer's meeting sends cancellations.
 pub(crate) fn delete_event(state: &mut State, user_id: &str, id: &str) -> ControlResult<()> {
-    Ok(events::delete(mailbox(state, user_id)?, id, None)?)
+    let user = user_key(state, user_id)?;
+    Ok(meetings::delete(state, &user, id, None, None)?)
+}
+
+/// The organizer cancels a meeting with a comment (`POST .../cancel`).
+pub(crate) fn cancel_event(
+    state: &mut State,
+    user_id: &str,
+    id: &str,
+    comment: Option<&str>,
+) -> ControlResult<()> {
+    let user = user_key(state, user_id)?;
+    Ok(meetings::cancel(state, &user, id, comment)?)
+}
+
+/// An attendee answers (`accept`, `tentativelyAccept`, `decline`; body as Graph's:
+/// `comment`, `sendResponse`).
+pub(crate) fn respond_event(
+    state: &mut State,
+    user_id: &str,
+    id: &str,
+    action: &str,
+    body: &Value,
+) -> ControlResult<()> {
+    let user = user_key(state, user_id)?;
+    let answer = answers::Answer::from_action(action).ok_or_else(|| {
+        ControlError::new(
+            400,
+            "invalidRequest",
+            format!("'{action}' is not accept, tentativelyAccept or decline"),
+        )
+    })?;
+    let reply = answers::Reply {
+        comment: body
+            .get("comment")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        send_response: body
+            .get("sendResponse")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        proposes_new_time: false,
+    };
+    Ok(answers::respond(state, &user, id, answer, &reply)?)
 }
 
 /// Gets one event, occurrence or exception.

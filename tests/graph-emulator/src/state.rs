@@ -4,7 +4,7 @@
 
 use crate::delta::SyncStore;
 use crate::mailbox::Mailbox;
-use crate::types::{Config, FaultSpec, LoggedRequest};
+use crate::types::{Config, FaultSpec, LoggedRequest, MailLogEntry};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -113,6 +113,8 @@ pub(crate) struct State {
     pub decline_next_consent: bool,
     pub faults: Vec<PendingFault>,
     pub log: Vec<LoggedRequest>,
+    /// The meeting messages Exchange would have sent, oldest first.
+    pub mail_log: Vec<MailLogEntry>,
     pub throttle: HashMap<(String, String), ThrottleWindow>,
     pub sync: SyncStore,
 }
@@ -131,6 +133,7 @@ impl State {
             decline_next_consent: false,
             faults: Vec::new(),
             log: Vec::new(),
+            mail_log: Vec::new(),
             throttle: HashMap::new(),
             sync: SyncStore::default(),
         }
@@ -159,6 +162,22 @@ impl State {
         self.mailboxes
             .values()
             .find(|m| m.user.user_principal_name.eq_ignore_ascii_case(key))
+            .map(|m| m.user.id.clone())
+    }
+
+    /// Finds the mailbox an SMTP address delivers to: a user whose `mail` or user principal
+    /// name is the address, ignoring case (SMTP addresses are matched that way by Exchange).
+    pub(crate) fn find_mailbox_by_address(&self, address: &str) -> Option<String> {
+        let address = address.trim();
+        self.mailboxes
+            .values()
+            .find(|m| {
+                m.user.user_principal_name.eq_ignore_ascii_case(address)
+                    || m.user
+                        .mail
+                        .as_deref()
+                        .is_some_and(|mail| mail.eq_ignore_ascii_case(address))
+            })
             .map(|m| m.user.id.clone())
     }
 }

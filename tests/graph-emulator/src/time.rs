@@ -177,8 +177,27 @@ pub(crate) struct Prefer {
     pub unknown_timezone: Option<String>,
     /// `odata.maxpagesize`.
     pub max_page_size: Option<usize>,
-    /// `outlook.body-content-type="text"`.
-    pub text_body: bool,
+    /// `outlook.body-content-type`, when it names `text` or `html`.
+    pub body_type: Option<BodyType>,
+    /// `IdType="ImmutableId"`.
+    pub immutable_ids: bool,
+}
+
+/// The body formats of `microsoft.graph.bodyType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyType {
+    Text,
+    Html,
+}
+
+impl BodyType {
+    /// The JSON name (`text`, `html`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Html => "html",
+        }
+    }
 }
 
 impl Prefer {
@@ -202,7 +221,16 @@ impl Prefer {
                         None => out.unknown_timezone = Some(val.to_owned()),
                     },
                     "odata.maxpagesize" => out.max_page_size = val.parse().ok().filter(|n| *n > 0),
-                    "outlook.body-content-type" => out.text_body = val.eq_ignore_ascii_case("text"),
+                    "outlook.body-content-type" => {
+                        out.body_type = if val.eq_ignore_ascii_case("text") {
+                            Some(BodyType::Text)
+                        } else if val.eq_ignore_ascii_case("html") {
+                            Some(BodyType::Html)
+                        } else {
+                            None
+                        }
+                    }
+                    "idtype" => out.immutable_ids = val.eq_ignore_ascii_case("ImmutableId"),
                     _ => {}
                 }
             }

@@ -145,6 +145,60 @@ pub struct LoggedRequest {
     pub received_at: DateTime<Utc>,
     /// When the emulator finished serving it.
     pub completed_at: DateTime<Utc>,
+    /// The request's JSON body, `None` without one (or when it was not JSON). A `$batch` item's
+    /// entry carries the item's own body; the entry of the `$batch` request itself carries the
+    /// whole batch payload. The log holds Graph requests only: identity requests (which carry
+    /// client secrets, codes, code verifiers and refresh tokens) are never logged, so no secret
+    /// can appear here.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+/// What kind of message Exchange sent (`meetingMessageType` of `microsoft.graph.eventMessage`,
+/// grouped as the mail log reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MailKind {
+    /// An invitation, or an update of a meeting the recipient was invited to (see
+    /// [`MailLogEntry::update`]).
+    MeetingRequest,
+    /// The organizer cancelled the meeting (or one occurrence), or removed the recipient.
+    MeetingCancellation,
+    /// An attendee's answer to the organizer (see [`MailLogEntry::response`]).
+    MeetingResponse,
+}
+
+/// One message Exchange would have sent for a meeting (`GET /_emulator/mail-log`). Messages to
+/// addresses that are not mailboxes of the emulator are logged too: Exchange mails them as
+/// well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailLogEntry {
+    /// What the message is.
+    pub kind: MailKind,
+    /// Sender address (the organizer's for requests and cancellations, the attendee's for
+    /// responses), as the meeting names it.
+    pub from: String,
+    /// Recipient address: one entry per recipient.
+    pub to: String,
+    /// The meeting's subject (without the `Canceled:`/`Accepted:` prefixes Outlook adds, which
+    /// depend on the mailbox's language).
+    pub subject: String,
+    /// The meeting's `iCalUId`, the same in every copy.
+    pub event_ical_uid: String,
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// For responses: `accepted`, `tentativelyAccepted` or `declined` (Graph's `responseType`).
+    #[serde(default)]
+    pub response: Option<String>,
+    /// For requests: true when it updates a meeting the recipient already had.
+    #[serde(default)]
+    pub update: bool,
+    /// The comment of a response or cancellation, when one was given.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// For messages about one occurrence of a series: its original start date.
+    #[serde(default)]
+    pub occurrence: Option<chrono::NaiveDate>,
 }
 
 /// Tunable behaviour (`GET`/`PATCH /_emulator/config`). Fields absent from a PATCH keep their

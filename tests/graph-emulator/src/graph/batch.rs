@@ -187,6 +187,7 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         prefer,
         received_at: ctx.received_at,
         completed_at: ctx.received_at,
+        body: item.body.clone(),
     });
     resp
 }

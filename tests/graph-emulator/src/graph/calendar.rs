@@ -256,8 +256,8 @@ pub(super) fn with_preferences(
     if let Some(z) = &prefer.timezone {
         applied.push(format!("outlook.timezone=\"{}\"", z.name));
     }
-    if prefer.text_body {
-        applied.push("outlook.body-content-type=\"text\"".to_owned());
+    if let Some(t) = prefer.body_type {
+        applied.push(format!("outlook.body-content-type=\"{}\"", t.name()));
     }
     if !applied.is_empty() {
         resp = resp.header("Preference-Applied", applied.join(", "));

@@ -9,7 +9,7 @@ mod todo;
 
 use crate::errors::{ApiError, ApiResult};
 use crate::state::State;
-use crate::time::Prefer;
+use crate::time::{BodyType, Prefer};
 use serde_json::{Value, json};
 
 /// A Graph request, decoded.
@@ -98,15 +98,14 @@ impl GraphRequest {
     }
 
     /// Applies the request's `$expand` options and `Prefer: outlook.body-content-type` to a
-    /// rendered event.
+    /// rendered event (HTML without the preference, as Graph returns event bodies by default).
     pub(crate) fn adjust_event(&self, item: &mut Value) {
         self.filter_expanded_extensions(item);
-        if self.prefer().text_body
-            && let Some(body) = item.get_mut("body")
-            && body["contentType"] == "html"
+        let want = self.prefer().body_type.unwrap_or(BodyType::Html);
+        if let Some(body) = item.get_mut("body")
+            && body.is_object()
         {
-            let text = crate::event_view::html_to_text(body["content"].as_str().unwrap_or(""));
-            *body = json!({"contentType": "text", "content": text});
+            *body = crate::body::shown_as(body, want);
         }
     }
 
@@ -138,6 +137,15 @@ impl GraphResponse {
     pub(crate) fn no_content() -> Self {
         Self {
             status: 204,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// 202 Accepted without a body (the meeting actions).
+    pub(crate) fn accepted() -> Self {
+        Self {
+            status: 202,
             headers: Vec::new(),
             body: None,
         }

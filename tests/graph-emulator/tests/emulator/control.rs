@@ -170,3 +170,76 @@ async fn every_control_operation_is_available_over_http() {
     let (_, users) = call(&http, M::GET, c("/users"), None).await;
     assert_eq!(users, json!([]));
 }
+
+#[tokio::test]
+async fn meeting_answers_cancellations_and_the_mail_log_are_available_over_http() {
+    use reqwest::Method as M;
+    let emu = Emulator::start().await;
+    let http = client();
+    let c = |p: &str| format!("{}/_emulator{p}", emu.url());
+    for upn in ["olga@contoso.com", "pat@contoso.com"] {
+        let (s, _) = call(
+            &http,
+            M::POST,
+            c("/users"),
+            Some(json!({"user_principal_name": upn, "display_name": upn})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let meeting = json!({"subject": "Sync", "attendees": [{"emailAddress": {"address": "pat@contoso.com"}}],
+        "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-02T10:00:00", "timeZone": "UTC"}});
+    let (s, ev) = call(
+        &http,
+        M::POST,
+        c("/users/olga@contoso.com/events"),
+        Some(meeting),
+    )
+    .await;
+    assert_eq!(s, 201, "{ev}");
+    let (_, pats) = call(&http, M::GET, c("/users/pat@contoso.com/events"), None).await;
+    let copy = crate::helpers::enc(pats["value"][0]["id"].as_str().expect("Pat's copy"));
+    let copy_path = format!("/users/pat@contoso.com/events/{copy}");
+    let (s, v) = call(
+        &http,
+        M::POST,
+        c(&format!("{copy_path}/accept")),
+        Some(json!({"comment": "yes", "sendResponse": true})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let (s, _) = call(&http, M::POST, c(&format!("{copy_path}/cancel")), None).await;
+    assert_eq!(s, 400, "an attendee cannot cancel");
+    let (s, _) = call(&http, M::POST, c(&format!("{copy_path}/shrug")), None).await;
+    assert_eq!(s, 400);
+    let organizer = crate::helpers::enc(ev["id"].as_str().expect("id"));
+    let (s, _) = call(
+        &http,
+        M::POST,
+        c(&format!(
+            "/users/olga@contoso.com/events/{organizer}/cancel"
+        )),
+        Some(json!({"comment": "off"})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let (s, mail) = call(&http, M::GET, c("/mail-log"), None).await;
+    assert_eq!(s, 200);
+    let kinds: Vec<&str> = mail
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["meetingRequest", "meetingResponse", "meetingCancellation"]
+    );
+    assert_eq!(mail[1]["response"], "accepted");
+    assert_eq!(mail[2]["comment"], "off");
+    let (s, _) = call(&http, M::DELETE, c("/mail-log"), None).await;
+    assert_eq!(s, 204);
+    let (_, mail) = call(&http, M::GET, c("/mail-log"), None).await;
+    assert_eq!(mail, json!([]));
+}

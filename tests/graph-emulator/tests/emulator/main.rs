@@ -7,12 +7,17 @@
 )]
 
 mod batch;
+mod bodies;
 mod calendar;
 mod control;
 mod events;
 mod faults;
 mod helpers;
 mod identity;
+mod immutable_ids;
+mod meeting_answers;
+mod meetings;
+mod request_log;
 mod schema;
 mod todo;
 mod walk;

@@ -31,9 +31,10 @@ fn the_json_schema_copy_matches_the_yaml() {
 }
 
 /// The schema of a response, from the request's method, path (after `/v1.0`, decoded
-/// segments) and status. `None` for responses without a body.
+/// segments) and status. `None` for responses without a body (204, and the 202 of the meeting
+/// actions).
 pub fn for_response(method: &str, segments: &[String], status: u16) -> Option<Value> {
-    if status == 204 {
+    if status == 204 || status == 202 {
         return None;
     }
     if !(200..300).contains(&status) {
