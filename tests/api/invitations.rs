@@ -214,3 +214,218 @@ async fn invitations_are_a_calendar_setting_only() {
         .await;
     assert!(response.status.is_client_error(), "{response:?}");
 }
+
+impl Meetings {
+    /// Another mailbox of the emulator, to invite.
+    fn colleague(&self, name: &str) -> String {
+        let upn = format!("{name}-{}@contoso.com", uuid::Uuid::new_v4().simple());
+        self.app
+            .emulator
+            .create_user(graph_emulator::UserSpec {
+                user_principal_name: upn.clone(),
+                display_name: name.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        upn
+    }
+
+    async fn create_with(&self, body: Value) -> String {
+        let path = format!("/api/v1/users/{}/calendar-events", self.who.user.id);
+        let response = self.app.post(&path, &self.who.user.token, body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+        response.body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn edit(&self, id: &str, patch: Value) {
+        let path = format!("/api/v1/users/{}/calendar-events/{id}", self.who.user.id);
+        let response = self
+            .app
+            .request(
+                Method::PATCH,
+                &path,
+                Some(&self.who.user.token),
+                Some(patch),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    }
+
+    /// The messages Exchange would have sent since the log was last cleared: (kind, recipient,
+    /// whether an update), sorted.
+    fn mail(&self) -> Vec<(String, String, bool)> {
+        let mut mail: Vec<(String, String, bool)> = self
+            .app
+            .emulator
+            .mail_log()
+            .into_iter()
+            .map(|m| (format!("{:?}", m.kind), m.to.to_lowercase(), m.update))
+            .collect();
+        mail.sort();
+        mail
+    }
+}
+
+fn meeting_body(title: &str, day: &str, attendees: &[&str]) -> Value {
+    let attendees: Vec<Value> = attendees
+        .iter()
+        .map(|a| json!({"email": a, "type": "required"}))
+        .collect();
+    json!({
+        "title": title,
+        "start": {"date_time": format!("{day}T09:00:00"), "time_zone": "UTC"},
+        "end": {"date_time": format!("{day}T10:00:00"), "time_zone": "UTC"},
+        "attendees": attendees,
+    })
+}
+
+#[tokio::test]
+async fn under_never_no_run_mails_anyone() {
+    let m = Meetings::new().await;
+    let bob = m.colleague("bob");
+    // Backfill: meetings made here before the first run, one of them over already.
+    let past = (Utc::now() - Duration::days(20)).date_naive().to_string();
+    let soon = (Utc::now() + Duration::days(20)).date_naive().to_string();
+    m.create_with(meeting_body("Retro", &past, &[&bob])).await;
+    let id = m
+        .create_with(meeting_body("Planning", &soon, &[&bob, "ada@example.com"]))
+        .await;
+    m.app.sync_now(&m.who.user).await;
+    m.edit(
+        &id,
+        json!({"start": {"date_time": format!("{soon}T11:00:00"), "time_zone": "UTC"},
+                        "end": {"date_time": format!("{soon}T12:00:00"), "time_zone": "UTC"}}),
+    )
+    .await;
+    m.app.sync_now(&m.who.user).await;
+    // A resync, then a purge and reconnect.
+    m.app.emulator.expire_delta_tokens(Some(&m.who.mailbox_id));
+    m.app.sync_now(&m.who.user).await;
+    let connection = format!(
+        "/api/v1/users/{}/microsoft/connection?purge=true",
+        m.who.user.id
+    );
+    let response = m
+        .app
+        .request(Method::DELETE, &connection, Some(&m.who.user.token), None)
+        .await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.app.sign_in(&m.who, &m.who.upn.clone()).await.status,
+        StatusCode::OK
+    );
+    m.app.sync_now(&m.who.user).await;
+    let path = format!("/api/v1/users/{}/calendar-events/{id}", m.who.user.id);
+    let response = m
+        .app
+        .request(Method::DELETE, &path, Some(&m.who.user.token), None)
+        .await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    let runs = m.app.sync_now(&m.who.user).await;
+    assert_eq!(runs[0]["counts"]["deleted_remotely"], 1, "{}", runs[0]);
+    assert_eq!(
+        m.mail(),
+        Vec::new(),
+        "no invitation, update or cancellation"
+    );
+}
+
+#[tokio::test]
+async fn under_send_each_attendee_gets_one_invitation_one_update_per_time_change_and_no_more() {
+    let m = Meetings::new().await;
+    let org = format!("/api/v1/organizations/{}/settings/microsoft", m.who.org);
+    m.patch_settings(&org, json!({"calendar": {"invitations": "send"}}))
+        .await;
+    let bob = m.colleague("bob").to_lowercase();
+    let soon = (Utc::now() + Duration::days(20)).date_naive().to_string();
+    let id = m
+        .create_with(meeting_body("Planning", &soon, &[&bob, "ada@example.com"]))
+        .await;
+    m.app.sync_now(&m.who.user).await;
+    let invitation = |to: &str, update| ("MeetingRequest".to_owned(), to.to_owned(), update);
+    assert_eq!(
+        m.mail(),
+        [
+            invitation("ada@example.com", false),
+            invitation(&bob, false)
+        ],
+        "one invitation each"
+    );
+    m.app.sync_now(&m.who.user).await;
+    assert_eq!(m.mail().len(), 2, "a quiet run sends nothing");
+
+    m.app.emulator.clear_mail_log();
+    m.edit(
+        &id,
+        json!({"show_as": "free", "reminder_minutes": 5, "categories": ["Blue"]}),
+    )
+    .await;
+    m.app.sync_now(&m.who.user).await;
+    assert_eq!(
+        m.mail(),
+        Vec::new(),
+        "personal fields are no meeting update"
+    );
+
+    m.edit(
+        &id,
+        json!({"start": {"date_time": format!("{soon}T11:00:00"), "time_zone": "UTC"},
+                        "end": {"date_time": format!("{soon}T12:00:00"), "time_zone": "UTC"}}),
+    )
+    .await;
+    m.app.sync_now(&m.who.user).await;
+    assert_eq!(
+        m.mail(),
+        [invitation("ada@example.com", true), invitation(&bob, true)],
+        "one update each for the new time"
+    );
+}
+
+#[tokio::test]
+async fn attendee_responses_survive_local_edits() {
+    let m = Meetings::new().await;
+    let org = format!("/api/v1/organizations/{}/settings/microsoft", m.who.org);
+    m.patch_settings(&org, json!({"calendar": {"invitations": "send"}}))
+        .await;
+    let bob = m.colleague("bob");
+    let soon = (Utc::now() + Duration::days(20)).date_naive().to_string();
+    let id = m
+        .create_with(meeting_body("Planning", &soon, &[&bob]))
+        .await;
+    m.app.sync_now(&m.who.user).await;
+    let outlook = m.app.emulator.outlook();
+    let bobs_copy = outlook.list_events(&bob).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    outlook
+        .respond_event(&bob, &bobs_copy, "accept", json!({"sendResponse": true}))
+        .unwrap();
+    m.app.sync_now(&m.who.user).await;
+
+    m.edit(&id, json!({"title": "Planning (agenda inside)"}))
+        .await;
+    m.app.sync_now(&m.who.user).await;
+    let status = |title: &str| {
+        m.outlook_event(title)["attendees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| {
+                a["emailAddress"]["address"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&bob))
+            })
+            .map(|a| a["status"]["response"].clone())
+    };
+    assert_eq!(status("Planning (agenda inside)"), Some(json!("accepted")));
+    // Adding an attendee re-sends the list: the one who answered keeps the answer.
+    m.edit(
+        &id,
+        json!({"attendees": [{"email": bob, "type": "required"},
+                              {"email": "ada@example.com", "type": "optional"}]}),
+    )
+    .await;
+    m.app.sync_now(&m.who.user).await;
+    assert_eq!(status("Planning (agenda inside)"), Some(json!("accepted")));
+}

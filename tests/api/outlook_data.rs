@@ -83,3 +83,50 @@ async fn a_local_title_edit_leaves_outlooks_html_body_and_other_fields_as_they_w
         .collect();
     assert_eq!(patches.len(), 1, "one PATCH: {patches:?}");
 }
+
+#[tokio::test]
+async fn a_location_only_edit_sends_a_patch_of_the_location_alone() {
+    let app = spawn_app().await;
+    let who = app.connected_user().await;
+    let settings = format!("/api/v1/users/{}/settings/microsoft", who.user.id);
+    app.patch(
+        &settings,
+        &who.user.token,
+        json!({"calendar": {"enabled": true}, "tasks": {"enabled": false}}),
+    )
+    .await;
+    let events = format!("/api/v1/users/{}/calendar-events", who.user.id);
+    let created = app
+        .post(
+            &events,
+            &who.user.token,
+            json!({"title": "Standup", "description": "Notes\n\n",
+                   "start": {"date_time": "2027-02-02T09:00:00", "time_zone": "Europe/Berlin"},
+                   "end": {"date_time": "2027-02-02T09:15:00", "time_zone": "Europe/Berlin"}}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    app.sync_now(&who.user).await;
+    let response = app
+        .request(
+            Method::PATCH,
+            &format!("{events}/{id}"),
+            Some(&who.user.token),
+            Some(json!({"location": "Room 9"})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{response:?}");
+    let from = app.emulator.request_log().len();
+    app.sync_now(&who.user).await;
+    let patches: Vec<graph_emulator::LoggedRequest> = app.emulator.request_log()[from..]
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .cloned()
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0].body,
+        Some(json!({"location": {"displayName": "Room 9"}})),
+        "nothing but the location"
+    );
+}

@@ -166,10 +166,21 @@ impl Safety {
         }
     }
 
+    /// One of Microsoft's items by the id the service keeps (events: the immutable one).
     fn remote_item(&self, resource: Resource, remote_id: &str) -> Option<Value> {
-        self.remote_items(resource)
-            .into_iter()
-            .find(|i| i["id"] == remote_id)
+        match resource {
+            Resource::Calendar => self
+                .app
+                .emulator
+                .outlook()
+                .get_event(&self.who.mailbox_id, remote_id)
+                .ok()
+                .filter(|e| e["isCancelled"] != true),
+            Resource::Tasks => self
+                .remote_items(resource)
+                .into_iter()
+                .find(|i| i["id"] == remote_id),
+        }
     }
 
     /// The titles of the items on each side, sorted: (local, Microsoft).
