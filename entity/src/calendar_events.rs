@@ -39,6 +39,9 @@ pub struct Model {
     pub deleted_by: Option<String>,
     pub deleted_by_run: Option<Uuid>,
     pub ical_uid: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub organizer: Option<String>,
+    pub is_organizer: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

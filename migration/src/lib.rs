@@ -12,6 +12,7 @@ mod m20261127_000008_create_sync_schedules_and_jobs;
 mod m20261127_000009_index_job_starts_and_finishes;
 mod m20261201_000010_add_sync_safety;
 mod m20261201_000011_add_calendar_invitations;
+mod m20261201_000012_add_event_organizer;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_index_job_starts_and_finishes::Migration),
             Box::new(m20261201_000010_add_sync_safety::Migration),
             Box::new(m20261201_000011_add_calendar_invitations::Migration),
+            Box::new(m20261201_000012_add_event_organizer::Migration),
         ]
     }
 }

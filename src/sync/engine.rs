@@ -46,6 +46,14 @@ use crate::{
     startup::AppState,
 };
 
+/// What an attendee may change on their copy of someone else's meeting.
+const PERSONAL_EVENT_PROPERTIES: &[&str] = &[
+    "isReminderOn",
+    "reminderMinutesBeforeStart",
+    "showAs",
+    "categories",
+];
+
 /// Items per `$batch` (Graph's limit).
 const BATCH_SIZE: usize = 20;
 /// Local items created per transaction during a pull.
@@ -536,6 +544,10 @@ impl Run<'_> {
         if self.resource == Resource::Calendar && self.invitations == Invitations::Never {
             changed.remove("attendees");
         }
+        if self.resource == Resource::Calendar && !item.keys.is_organizer {
+            // Someone else's meeting: only the user's own fields are theirs to write.
+            changed.retain(|key, _| PERSONAL_EVENT_PROPERTIES.contains(&key.as_str()));
+        }
         Value::Object(changed)
     }
 
@@ -927,6 +939,14 @@ impl Run<'_> {
                 ));
                 continue;
             }
+            local::remember(
+                &self.state.db,
+                &local_item,
+                self.resource,
+                self.list_id.as_deref(),
+                &item,
+            )
+            .await?;
             let modified = DateTime::parse_from_rfc3339(
                 item.get("lastModifiedDateTime")
                     .and_then(Value::as_str)

@@ -832,6 +832,8 @@ mod tests {
             deleted_by: None,
             deleted_by_run: None,
             ical_uid: None,
+            organizer: None,
+            is_organizer: true,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct RemoteKeys {
     pub ical_uid: Option<String>,
     /// A task's id in each To Do list it was synchronized with, by list id.
     pub todo_ids: std::collections::BTreeMap<String, String>,
+    /// An event's organizer as Microsoft names it (JSON `{"name", "email"}`).
+    pub organizer: Option<String>,
+    /// Whether the user organizes the event (true for one made here).
+    pub is_organizer: bool,
 }
 
 fn event_item(m: &calendar_events::Model) -> LocalItem {
@@ -56,6 +60,8 @@ fn event_item(m: &calendar_events::Model) -> LocalItem {
         keys: RemoteKeys {
             ical_uid: m.ical_uid.clone(),
             todo_ids: Default::default(),
+            organizer: m.organizer.clone(),
+            is_organizer: m.is_organizer,
         },
     }
 }
@@ -80,6 +86,8 @@ fn task_item(m: &tasks::Model) -> LocalItem {
                 .as_deref()
                 .and_then(|text| serde_json::from_str(text).ok())
                 .unwrap_or_default(),
+            organizer: None,
+            is_organizer: true,
         },
     }
 }
@@ -258,6 +266,10 @@ pub async fn find(
 
 /// A new local item, ready to insert (see [`insert_all`]).
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built and inserted by the hundred in one pull: boxing each row buys nothing"
+)]
 pub enum NewItem {
     /// A calendar event.
     Event(calendar_events::Model),
@@ -300,6 +312,8 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 deleted_by: None,
                 deleted_by_run: None,
                 ical_uid: None,
+                organizer: None,
+                is_organizer: true,
             };
             event_into_local(f, &mut m);
             NewItem::Event(m)
@@ -335,7 +349,11 @@ impl NewItem {
     /// Records on the new item what identifies the Microsoft item it comes from.
     pub fn remember(&mut self, list: Option<&str>, remote: &serde_json::Value) {
         match self {
-            Self::Event(m) => m.ical_uid = ical_uid_of(remote),
+            Self::Event(m) => {
+                m.ical_uid = ical_uid_of(remote);
+                m.organizer = organizer_of(remote);
+                m.is_organizer = is_organizer_of(remote);
+            }
             Self::Task(m) => {
                 if let (Some(list), Some(id)) =
                     (list, remote.get("id").and_then(serde_json::Value::as_str))
@@ -363,8 +381,24 @@ fn ical_uid_of(remote: &serde_json::Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Records on a local item what identifies the Microsoft item it is now linked to (its
-/// version unchanged: this is no change of the item).
+/// The organizer of a Graph event as kept here: `{"name", "email"}` (the address lower-cased).
+fn organizer_of(remote: &serde_json::Value) -> Option<String> {
+    let address = remote.pointer("/organizer/emailAddress")?;
+    let email = address.get("address")?.as_str()?.to_lowercase();
+    let name = address.get("name").and_then(serde_json::Value::as_str);
+    Some(serde_json::json!({"name": name, "email": email}).to_string())
+}
+
+/// Whether the user organizes a Graph event (an event that does not say is the user's own).
+fn is_organizer_of(remote: &serde_json::Value) -> bool {
+    remote
+        .get("isOrganizer")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
+
+/// Records on a local item what identifies the Microsoft item it is now linked to, and who
+/// organizes it (its version unchanged: this is no change of the item).
 ///
 /// # Errors
 /// On database failure.
@@ -377,12 +411,19 @@ pub async fn remember(
 ) -> ApiResult<()> {
     match resource {
         Resource::Calendar => {
-            let uid = ical_uid_of(remote);
-            if uid.is_none() || uid == item.keys.ical_uid {
+            let uid = ical_uid_of(remote).or_else(|| item.keys.ical_uid.clone());
+            let organizer = organizer_of(remote).or_else(|| item.keys.organizer.clone());
+            let is_organizer = is_organizer_of(remote);
+            if uid == item.keys.ical_uid
+                && organizer == item.keys.organizer
+                && is_organizer == item.keys.is_organizer
+            {
                 return Ok(());
             }
             calendar_events::Entity::update_many()
                 .col_expr(calendar_events::Column::IcalUid, uid.into())
+                .col_expr(calendar_events::Column::Organizer, organizer.into())
+                .col_expr(calendar_events::Column::IsOrganizer, is_organizer.into())
                 .filter(calendar_events::Column::Id.eq(item.id))
                 .exec(db)
                 .await?;

@@ -429,3 +429,91 @@ async fn attendee_responses_survive_local_edits() {
     m.app.sync_now(&m.who.user).await;
     assert_eq!(status("Planning (agenda inside)"), Some(json!("accepted")));
 }
+
+#[tokio::test]
+async fn a_meeting_organized_by_someone_else_is_read_only_here_but_for_personal_fields() {
+    let m = Meetings::new().await;
+    let bob = m.colleague("bob");
+    let outlook = m.app.emulator.outlook();
+    let soon = (Utc::now() + Duration::days(20)).date_naive();
+    outlook
+        .create_event(
+            &bob,
+            json!({
+                "subject": "Bob's review",
+                "start": {"dateTime": format!("{soon}T09:00:00"), "timeZone": "UTC"},
+                "end": {"dateTime": format!("{soon}T10:00:00"), "timeZone": "UTC"},
+                "attendees": [{"emailAddress": {"address": m.who.upn, "name": "Adele"},
+                               "type": "required"}],
+            }),
+        )
+        .unwrap();
+    m.app.emulator.clear_mail_log();
+    m.app.sync_now(&m.who.user).await;
+    let events = format!("/api/v1/users/{}/calendar-events", m.who.user.id);
+    let listed = m.app.get(&events, &m.who.user.token).await.body;
+    let event = &listed["items"][0];
+    assert_eq!(event["title"], "Bob's review", "{listed}");
+    assert_eq!(event["is_organizer"], false, "{event}");
+    assert_eq!(event["organizer"]["email"], bob.to_lowercase(), "{event}");
+    let path = format!("{events}/{}", event["id"].as_str().unwrap());
+
+    for patch in [
+        json!({"title": "My title"}),
+        json!({"location": "Elsewhere"}),
+        json!({"attendees": []}),
+        json!({"start": {"date_time": format!("{soon}T11:00:00"), "time_zone": "UTC"},
+               "end": {"date_time": format!("{soon}T12:00:00"), "time_zone": "UTC"}}),
+    ] {
+        let response = m
+            .app
+            .request(
+                Method::PATCH,
+                &path,
+                Some(&m.who.user.token),
+                Some(patch.clone()),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CONFLICT,
+            "{patch}: {response:?}"
+        );
+        assert_eq!(response.code(), "not_organizer", "{patch}");
+    }
+    m.edit(
+        event["id"].as_str().unwrap(),
+        json!({"show_as": "free", "categories": ["Blue"], "reminder_minutes": 5}),
+    )
+    .await;
+    let from = m.app.emulator.request_log().len();
+    m.app.sync_now(&m.who.user).await;
+    let patches: Vec<graph_emulator::LoggedRequest> = m.app.emulator.request_log()[from..]
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .cloned()
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let sent = patches[0].body.clone().unwrap();
+    let mut keys: Vec<&String> = sent.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "categories",
+            "isReminderOn",
+            "reminderMinutesBeforeStart",
+            "showAs"
+        ],
+        "only the attendee's own fields: {sent}"
+    );
+    let mine = m.outlook_event("Bob's review");
+    assert_eq!(mine["showAs"], "free");
+    let bobs = outlook.list_events(&bob).unwrap();
+    assert_eq!(bobs[0]["subject"], "Bob's review");
+    assert_eq!(
+        bobs[0]["showAs"], "busy",
+        "the organizer's copy is untouched"
+    );
+    assert_eq!(m.mail(), Vec::new(), "nobody is mailed");
+}

@@ -409,6 +409,10 @@ single event and in an expanded listing).*/
         pub importance: Importance,
         ///Whether the event lasts whole days.
         pub is_all_day: bool,
+        /**Whether the user organizes it. When not (a meeting someone else sent), its title,
+description, location, times, attendees and recurrence are read-only here: changing them
+answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.*/
+        pub is_organizer: bool,
         ///Location.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<::std::string::String>,
@@ -417,6 +421,10 @@ single event and in an expanded listing).*/
 is; `null` for single events and outside expanded listings.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**Who organizes the event, as Microsoft names them; `null` for an event made here and not
+synchronized yet.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organizer: ::std::option::Option<Organizer>,
         /**The recurrence rule of a series; `null` for a single event and for the occurrences
 of an expanded listing.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -438,6 +446,24 @@ of an expanded listing.*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///Calendar sync fields in a patch: those of every resource, and the invitation policy.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct CalendarSyncPatch {
+        ///Conflict resolution (used when the direction is bidirectional).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub conflict_resolution: ::std::option::Option<ConflictResolution>,
+        ///Sync direction.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub direction: ::std::option::Option<Direction>,
+        ///Whether the calendar is synchronized.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enabled: ::std::option::Option<bool>,
+        /**Whether attendees of local events are written to Microsoft, which mails them (`never`
+by default).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub invitations: ::std::option::Option<Invitations>,
     }
     ///A category: 1 to 255 characters, not blank (trimmed; repeats are merged).
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -2401,7 +2427,7 @@ scope, `null` falls back to the scope above ("Use Organization" / "Use System").
     pub struct MicrosoftSettingsPatch {
         ///Calendar synchronization.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub calendar: ::std::option::Option<SyncPatch>,
+        pub calendar: ::std::option::Option<CalendarSyncPatch>,
         ///Integration switches (global and organization scope only).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub integrations: ::std::option::Option<IntegrationsPatch>,
@@ -2447,6 +2473,15 @@ default list (and always `null` at global and organization scope).*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///The organizer of a meeting.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Organizer {
+        ///E-mail address (lower-cased).
+        pub email: ::std::string::String,
+        ///Display name, when Microsoft gives one.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
     }
     ///How a run ended.
     #[derive(
@@ -2573,6 +2608,10 @@ single event and in an expanded listing).*/
         pub importance: Importance,
         ///Whether the event lasts whole days.
         pub is_all_day: bool,
+        /**Whether the user organizes it. When not (a meeting someone else sent), its title,
+description, location, times, attendees and recurrence are read-only here: changing them
+answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.*/
+        pub is_organizer: bool,
         ///Location.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location: ::std::option::Option<::std::string::String>,
@@ -2581,6 +2620,10 @@ single event and in an expanded listing).*/
 is; `null` for single events and outside expanded listings.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**Who organizes the event, as Microsoft names them; `null` for an event made here and not
+synchronized yet.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organizer: ::std::option::Option<Organizer>,
         /**The recurrence rule of a series; `null` for a single event and for the occurrences
 of an expanded listing.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -3536,10 +3579,6 @@ application, or someone confirms a mass deletion.*/
         ///Whether this resource is synchronized.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
-        /**Calendar only: whether attendees are written to Microsoft, which mails them (`never`
-by default).*/
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub invitations: ::std::option::Option<Invitations>,
     }
     ///Effective sync settings of one resource.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -4470,7 +4509,7 @@ user's tasks synchronize with.*/
     pub struct UserMicrosoftSettingsPatch {
         ///Calendar synchronization.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub calendar: ::std::option::Option<SyncPatch>,
+        pub calendar: ::std::option::Option<CalendarSyncPatch>,
         ///Minutes between synchronizations, 1 to 1440.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sync_interval_minutes: ::std::option::Option<::std::num::NonZeroU64>,

@@ -767,11 +767,18 @@ export interface components {
             importance: components["schemas"]["Importance"];
             /** @description Whether the event lasts whole days. */
             is_all_day: boolean;
+            /**
+             * @description Whether the user organizes it. When not (a meeting someone else sent), its title,
+             *     description, location, times, attendees and recurrence are read-only here: changing them
+             *     answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
+             */
+            is_organizer: boolean;
             /** @description Location. */
             location?: string | null;
             /** @description Its Microsoft link. */
             microsoft: components["schemas"]["LinkState"];
             occurrence?: components["schemas"]["OccurrenceRef"] | null;
+            organizer?: components["schemas"]["Organizer"] | null;
             recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
              * Format: int32
@@ -801,6 +808,14 @@ export interface components {
              * @description Version, also sent as the `ETag`.
              */
             version: number;
+        };
+        /** @description Calendar sync fields in a patch: those of every resource, and the invitation policy. */
+        CalendarSyncPatch: {
+            conflict_resolution?: components["schemas"]["ConflictResolution"] | null;
+            direction?: components["schemas"]["Direction"] | null;
+            /** @description Whether the calendar is synchronized. */
+            enabled?: boolean | null;
+            invitations?: components["schemas"]["Invitations"] | null;
         };
         /**
          * @description A category: 1 to 255 characters, not blank (trimmed; repeats are merged).
@@ -1296,7 +1311,7 @@ export interface components {
          *     }
          */
         MicrosoftSettingsPatch: {
-            calendar?: components["schemas"]["SyncPatch"] | null;
+            calendar?: components["schemas"]["CalendarSyncPatch"] | null;
             integrations?: components["schemas"]["IntegrationsPatch"] | null;
             /**
              * Format: int64
@@ -1361,6 +1376,13 @@ export interface components {
              */
             version: number;
         };
+        /** @description The organizer of a meeting. */
+        Organizer: {
+            /** @description E-mail address (lower-cased). */
+            email: string;
+            /** @description Display name, when Microsoft gives one. */
+            name?: string | null;
+        };
         /**
          * @description How a run ended.
          * @enum {string}
@@ -1408,11 +1430,18 @@ export interface components {
                 importance: components["schemas"]["Importance"];
                 /** @description Whether the event lasts whole days. */
                 is_all_day: boolean;
+                /**
+                 * @description Whether the user organizes it. When not (a meeting someone else sent), its title,
+                 *     description, location, times, attendees and recurrence are read-only here: changing them
+                 *     answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
+                 */
+                is_organizer: boolean;
                 /** @description Location. */
                 location?: string | null;
                 /** @description Its Microsoft link. */
                 microsoft: components["schemas"]["LinkState"];
                 occurrence?: components["schemas"]["OccurrenceRef"] | null;
+                organizer?: components["schemas"]["Organizer"] | null;
                 recurrence?: components["schemas"]["RecurrenceRule"] | null;
                 /**
                  * Format: int32
@@ -2011,7 +2040,6 @@ export interface components {
             direction?: components["schemas"]["Direction"] | null;
             /** @description Whether this resource is synchronized. */
             enabled?: boolean | null;
-            invitations?: components["schemas"]["Invitations"] | null;
         };
         /** @description Effective sync settings of one resource. */
         SyncSettingsView: {
@@ -2268,7 +2296,7 @@ export interface components {
          *     }
          */
         UserMicrosoftSettingsPatch: {
-            calendar?: components["schemas"]["SyncPatch"] | null;
+            calendar?: components["schemas"]["CalendarSyncPatch"] | null;
             /**
              * Format: int64
              * @description Minutes between synchronizations, 1 to 1440.

@@ -370,6 +370,18 @@ impl EventData {
         })
     }
 
+    /// Whether `other` is the same meeting: it differs at most in the attendee's own fields
+    /// (reminder, show-as, categories).
+    pub fn same_meeting(&self, other: &Self) -> bool {
+        let meeting = |d: &Self| Self {
+            reminder_minutes: None,
+            show_as: ShowAs::Busy,
+            categories: Vec::new(),
+            ..d.clone()
+        };
+        meeting(self) == meeting(other)
+    }
+
     /// Sets the columns of `model` from these fields (all but ids, version and timestamps).
     fn write_to(&self, model: &mut calendar_events::ActiveModel) -> ApiResult<()> {
         let (start_at, end_at, zone, start_date, end_date) = match self.time {

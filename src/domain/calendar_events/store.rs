@@ -530,7 +530,15 @@ async fn change_event(
 ) -> ApiResult<calendar_events::Model> {
     for attempt in 1..=ATTEMPTS {
         let current = get(db, user_id, id).await?;
-        let data = change(&EventData::from_model(&current)?)?;
+        let before = EventData::from_model(&current)?;
+        let data = change(&before)?;
+        if !current.is_organizer && !before.same_meeting(&data) {
+            return Err(ApiError::conflict(
+                "not_organizer",
+                "this meeting is organized by someone else: only its reminder, categories and \
+                 show-as are yours to change",
+            ));
+        }
         etag::check(if_match, current.version)?;
         match update(db, current, &data).await {
             Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}

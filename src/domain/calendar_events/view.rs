@@ -22,6 +22,15 @@ use crate::{
     sync::links::{LinkState, Resource, link_states},
 };
 
+/// The organizer of a meeting.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct Organizer {
+    /// Display name, when Microsoft gives one.
+    pub name: Option<String>,
+    /// E-mail address (lower-cased).
+    pub email: String,
+}
+
 /// A calendar event as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CalendarEventView {
@@ -57,6 +66,13 @@ pub struct CalendarEventView {
     pub categories: Vec<String>,
     /// Attendees.
     pub attendees: Vec<Attendee>,
+    /// Who organizes the event, as Microsoft names them; `null` for an event made here and not
+    /// synchronized yet.
+    pub organizer: Option<Organizer>,
+    /// Whether the user organizes it. When not (a meeting someone else sent), its title,
+    /// description, location, times, attendees and recurrence are read-only here: changing them
+    /// answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
+    pub is_organizer: bool,
     /// Version, also sent as the `ETag`.
     pub version: i64,
     /// When it was created.
@@ -187,6 +203,11 @@ impl CalendarEventView {
             sensitivity: data.sensitivity,
             categories: data.categories,
             attendees: data.attendees,
+            organizer: m
+                .organizer
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+            is_organizer: m.is_organizer,
             version: m.version,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),

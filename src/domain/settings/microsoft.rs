@@ -218,11 +218,40 @@ pub struct SyncPatch {
     #[serde(default)]
     #[schema(value_type = Option<ConflictResolution>)]
     pub conflict_resolution: Patch<ConflictResolution>,
-    /// Calendar only: whether attendees are written to Microsoft, which mails them (`never`
+}
+
+/// Calendar sync fields in a patch: those of every resource, and the invitation policy.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSyncPatch {
+    /// Whether the calendar is synchronized.
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub enabled: Patch<bool>,
+    /// Sync direction.
+    #[serde(default)]
+    #[schema(value_type = Option<Direction>)]
+    pub direction: Patch<Direction>,
+    /// Conflict resolution (used when the direction is bidirectional).
+    #[serde(default)]
+    #[schema(value_type = Option<ConflictResolution>)]
+    pub conflict_resolution: Patch<ConflictResolution>,
+    /// Whether attendees of local events are written to Microsoft, which mails them (`never`
     /// by default).
     #[serde(default)]
     #[schema(value_type = Option<Invitations>)]
     pub invitations: Patch<Invitations>,
+}
+
+impl CalendarSyncPatch {
+    /// The fields every resource has.
+    fn common(&self) -> SyncPatch {
+        SyncPatch {
+            enabled: self.enabled.clone(),
+            direction: self.direction.clone(),
+            conflict_resolution: self.conflict_resolution.clone(),
+        }
+    }
 }
 
 /// A JSON merge patch (RFC 7396) of Microsoft settings at one scope: a value overrides at this
@@ -244,8 +273,8 @@ pub struct MicrosoftSettingsPatch {
     pub integrations: Patch<IntegrationsPatch>,
     /// Calendar synchronization.
     #[serde(default, deserialize_with = "patch::object")]
-    #[schema(value_type = Option<SyncPatch>)]
-    pub calendar: Patch<SyncPatch>,
+    #[schema(value_type = Option<CalendarSyncPatch>)]
+    pub calendar: Patch<CalendarSyncPatch>,
     /// Task synchronization.
     #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<SyncPatch>)]
@@ -278,8 +307,8 @@ pub struct UserMicrosoftSettingsPatch {
     pub sync_interval_minutes: Patch<i64>,
     /// Calendar synchronization.
     #[serde(default, deserialize_with = "patch::object")]
-    #[schema(value_type = Option<SyncPatch>)]
-    pub calendar: Patch<SyncPatch>,
+    #[schema(value_type = Option<CalendarSyncPatch>)]
+    pub calendar: Patch<CalendarSyncPatch>,
     /// Task synchronization.
     #[serde(default, deserialize_with = "patch::object")]
     #[schema(value_type = Option<SyncPatch>)]
@@ -308,8 +337,19 @@ fn apply_sync(patch: &Patch<SyncPatch>, target: &mut SyncValues) {
             p.direction.apply_to(&mut target.direction);
             p.conflict_resolution
                 .apply_to(&mut target.conflict_resolution);
-            p.invitations.apply_to(&mut target.invitations);
         }
+    }
+}
+
+fn apply_calendar(patch: &Patch<CalendarSyncPatch>, target: &mut SyncValues) {
+    let common = match patch {
+        Patch::Absent => Patch::Absent,
+        Patch::Null => Patch::Null,
+        Patch::Set(p) => Patch::Set(p.common()),
+    };
+    apply_sync(&common, target);
+    if let Patch::Set(p) = patch {
+        p.invitations.apply_to(&mut target.invitations);
     }
 }
 
@@ -336,14 +376,6 @@ impl MicrosoftSettingsPatch {
             errors.push(FieldError::new(
                 "/todo_list_id",
                 "must be a To Do list id: 1 to 1024 characters, no spaces or control characters",
-            ));
-        }
-        if let Patch::Set(tasks) = &self.tasks
-            && tasks.invitations.is_present()
-        {
-            errors.push(FieldError::new(
-                "/tasks/invitations",
-                "applies to the calendar only",
             ));
         }
         if matches!(scope, Scope::User { .. }) && self.integrations.is_present() {
@@ -380,7 +412,7 @@ impl MicrosoftSettingsPatch {
                 p.tasks.apply_to(&mut values.tasks_integration);
             }
         }
-        apply_sync(&self.calendar, &mut values.calendar);
+        apply_calendar(&self.calendar, &mut values.calendar);
         apply_sync(&self.tasks, &mut values.tasks);
         self.todo_list_id.apply_to(&mut values.todo_list_id);
     }

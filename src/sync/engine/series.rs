@@ -308,6 +308,9 @@ impl Run<'_> {
                 .note(format!("{}: parked conflict, not synchronized", item.id));
             return Ok(());
         }
+        local::remember(&self.state.db, &item, self.resource, None, &master)
+            .await
+            .map_err(Stop::from)?;
         let mut base = link_base(&link);
         let pending = link_pending(&link);
         if let Some(pending) = &pending {
