@@ -42,6 +42,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub organizer: Option<String>,
     pub is_organizer: bool,
+    pub response: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub response_pending: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

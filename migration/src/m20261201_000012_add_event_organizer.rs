@@ -1,6 +1,7 @@
 //! Meetings organized by someone else: who organizes an event (`organizer`, JSON
-//! `{"name", "email"}`; `NULL` when unknown, for an event made here) and whether the user is
-//! its organizer, so that the meeting's own fields stay read-only here when they are not.
+//! `{"name", "email"}`; `NULL` when unknown, for an event made here), whether the user is its
+//! organizer, so that the meeting's own fields stay read-only here when they are not, the
+//! user's own response as Microsoft has it, and an answer given here that waits to be sent.
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -13,6 +14,8 @@ impl MigrationTrait for Migration {
         for column in [
             text_null(CalendarEvents::Organizer),
             boolean(CalendarEvents::IsOrganizer).default(true).take(),
+            string_null(CalendarEvents::Response),
+            text_null(CalendarEvents::ResponsePending),
         ] {
             manager
                 .alter_table(
@@ -27,7 +30,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [CalendarEvents::IsOrganizer, CalendarEvents::Organizer] {
+        for column in [
+            CalendarEvents::ResponsePending,
+            CalendarEvents::Response,
+            CalendarEvents::IsOrganizer,
+            CalendarEvents::Organizer,
+        ] {
             manager
                 .alter_table(
                     Table::alter()
@@ -46,4 +54,6 @@ enum CalendarEvents {
     Table,
     Organizer,
     IsOrganizer,
+    Response,
+    ResponsePending,
 }

@@ -14,7 +14,7 @@ use crate::{
     domain::{
         calendar_events::{
             self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
-            UpdateCalendarEvent,
+            EventResponse, UpdateCalendarEvent,
         },
         etag::if_match,
         pagination::Page,
@@ -212,6 +212,47 @@ pub async fn restore_calendar_event(
         event_id,
         if_match(&req).as_deref(),
         retention(&state),
+    )
+    .await?;
+    let version = event.version;
+    let view = calendar_events::view(&state.db, event).await?;
+    Ok(json_with_etag(StatusCode::OK, version, &view))
+}
+
+/// Answer a meeting someone else organizes: accept, accept tentatively or decline, with an
+/// optional comment, telling the organizer unless `send_response` is `false`. The answer is
+/// recorded at once (`response_pending`, a new version) and sent by the next run; a declined
+/// meeting then leaves the calendar, as Outlook removes it.
+#[utoipa::path(
+    tag = "calendar",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the event the answer is based on")
+    ),
+    request_body = EventResponse,
+    responses(
+        (status = 200, description = "The event, its answer waiting to be sent", body = CalendarEventView),
+        (status = 409, description = "`own_meeting`: the user organizes this event", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/calendar-events/{event_id}/response")]
+pub async fn respond_to_calendar_event(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+    body: JsonBody<EventResponse>,
+) -> ApiResult<HttpResponse> {
+    let (id, event_id) = path.into_inner();
+    let user_id = owner(&state, &caller, id).await?;
+    let event = calendar_events::respond(
+        &state.db,
+        user_id,
+        event_id,
+        &body.0,
+        if_match(&req).as_deref(),
     )
     .await?;
     let version = event.version;

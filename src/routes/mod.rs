@@ -96,6 +96,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(calendar_events::update_calendar_event)
                             .service(calendar_events::delete_calendar_event)
                             .service(calendar_events::restore_calendar_event)
+                            .service(calendar_events::respond_to_calendar_event)
                             .service(calendar_events::update_occurrence)
                             .service(calendar_events::cancel_occurrence)
                             .service(tasks::create_task)

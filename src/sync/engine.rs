@@ -34,6 +34,7 @@ use super::{
 };
 use crate::{
     domain::{
+        calendar_events::EventResponse,
         connections::tokens::{self, TokenFailure},
         settings::{
             Scope,
@@ -1642,17 +1643,27 @@ impl Run<'_> {
                 (None, false) => ops.push(Op::Create(item)),
                 (None, true) => {}
                 (Some(link), true) => ops.push(Op::Delete(item, link)),
-                (Some(link), false) if item.version > link.synced_version => {
-                    ops.push(Op::Update(item, link));
+                (Some(link), false) => {
+                    // An answer waits until Microsoft takes it, whatever the version says.
+                    let answer = item
+                        .keys
+                        .response_pending
+                        .as_deref()
+                        .and_then(|text| serde_json::from_str::<EventResponse>(text).ok());
+                    if let Some(answer) = answer.filter(|_| self.resource == Resource::Calendar) {
+                        ops.push(Op::Respond(item.clone(), link.clone(), answer));
+                    }
+                    if item.version > link.synced_version {
+                        ops.push(Op::Update(item, link));
+                    }
                 }
-                (Some(_), false) => {}
             }
         }
         for op in &ops {
             let (item, creating, base) = match op {
                 Op::Create(item) => (item, true, Fields::new()),
                 Op::Update(item, link) => (item, false, link_base(link)),
-                Op::Delete(..) => continue,
+                Op::Delete(..) | Op::Respond(..) => continue,
             };
             let attendees = item.fields.get("attendees");
             let invites = attendees
@@ -1838,6 +1849,23 @@ impl Run<'_> {
                 headers,
                 body: None,
             },
+            Op::Respond(_, link, answer) => {
+                headers.insert("Content-Type".into(), json!("application/json"));
+                BatchRequest {
+                    id: n.to_string(),
+                    method: "POST".into(),
+                    url: format!(
+                        "{}/{}",
+                        self.item_path(&link.remote_id),
+                        answer.response.action()
+                    ),
+                    headers,
+                    body: Some(json!({
+                        "comment": answer.comment.clone().unwrap_or_default(),
+                        "sendResponse": answer.send_response.unwrap_or(true),
+                    })),
+                }
+            }
         }
     }
 
@@ -2039,6 +2067,14 @@ impl Run<'_> {
                 ));
                 self.delete_link(link).await?;
                 return Ok(Settled::Recreate(item.clone()));
+            }
+            Op::Respond(item, _, answer) if matches!(status, 200 | 202 | 204) => {
+                local::answered(&self.state.db, item, answer.response.as_response()).await?;
+                self.log.note(format!(
+                    "{}: answered the meeting ({})",
+                    item.id,
+                    answer.response.as_response()
+                ));
             }
             Op::Delete(_, link) if status == 204 || status == 404 || status == 200 => {
                 self.delete_link(link).await?;
@@ -2402,12 +2438,17 @@ enum Op {
     Create(LocalItem),
     Update(LocalItem, sync_links::Model),
     Delete(LocalItem, sync_links::Model),
+    /// The user's answer to a meeting someone else organizes.
+    Respond(LocalItem, sync_links::Model, EventResponse),
 }
 
 impl Op {
     fn local_id(&self) -> Uuid {
         match self {
-            Self::Create(item) | Self::Update(item, _) | Self::Delete(item, _) => item.id,
+            Self::Create(item)
+            | Self::Update(item, _)
+            | Self::Delete(item, _)
+            | Self::Respond(item, _, _) => item.id,
         }
     }
 }

@@ -834,6 +834,8 @@ mod tests {
             ical_uid: None,
             organizer: None,
             is_organizer: true,
+            response: None,
+            response_pending: None,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct RemoteKeys {
     pub organizer: Option<String>,
     /// Whether the user organizes the event (true for one made here).
     pub is_organizer: bool,
+    /// The user's own response as Microsoft has it (`accepted`, `not_responded`...).
+    pub response: Option<String>,
+    /// An answer given here that waits to be sent (JSON of the API's `EventResponse`).
+    pub response_pending: Option<String>,
 }
 
 fn event_item(m: &calendar_events::Model) -> LocalItem {
@@ -62,6 +66,8 @@ fn event_item(m: &calendar_events::Model) -> LocalItem {
             todo_ids: Default::default(),
             organizer: m.organizer.clone(),
             is_organizer: m.is_organizer,
+            response: m.response.clone(),
+            response_pending: m.response_pending.clone(),
         },
     }
 }
@@ -88,6 +94,8 @@ fn task_item(m: &tasks::Model) -> LocalItem {
                 .unwrap_or_default(),
             organizer: None,
             is_organizer: true,
+            response: None,
+            response_pending: None,
         },
     }
 }
@@ -132,7 +140,7 @@ pub async fn unsynced(
 ) -> ApiResult<Vec<Uuid>> {
     match resource {
         Resource::Calendar => {
-            unsynced_of::<calendar_events::Entity>(
+            let mut ids = unsynced_of::<calendar_events::Entity>(
                 db,
                 user_id,
                 resource,
@@ -143,7 +151,23 @@ pub async fn unsynced(
                     calendar_events::Column::DeletedAt,
                 ],
             )
-            .await
+            .await?;
+            // An answer to a meeting waits until Microsoft took it.
+            let answering: Vec<Uuid> = calendar_events::Entity::find()
+                .select_only()
+                .column(calendar_events::Column::Id)
+                .filter(calendar_events::Column::UserId.eq(user_id))
+                .filter(calendar_events::Column::ResponsePending.is_not_null())
+                .filter(calendar_events::Column::DeletedAt.is_null())
+                .into_tuple()
+                .all(db)
+                .await?;
+            for id in answering {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
         }
         Resource::Tasks => {
             unsynced_of::<tasks::Entity>(
@@ -314,6 +338,8 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 ical_uid: None,
                 organizer: None,
                 is_organizer: true,
+                response: None,
+                response_pending: None,
             };
             event_into_local(f, &mut m);
             NewItem::Event(m)
@@ -353,6 +379,7 @@ impl NewItem {
                 m.ical_uid = ical_uid_of(remote);
                 m.organizer = organizer_of(remote);
                 m.is_organizer = is_organizer_of(remote);
+                m.response = response_of(remote);
             }
             Self::Task(m) => {
                 if let (Some(list), Some(id)) =
@@ -389,6 +416,22 @@ fn organizer_of(remote: &serde_json::Value) -> Option<String> {
     Some(serde_json::json!({"name": name, "email": email}).to_string())
 }
 
+/// The user's own response to a Graph event, snake-cased (`tentativelyAccepted` →
+/// `tentatively_accepted`).
+fn response_of(remote: &serde_json::Value) -> Option<String> {
+    let response = remote.pointer("/responseStatus/response")?.as_str()?;
+    let mut out = String::with_capacity(response.len() + 4);
+    for c in response.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// Whether the user organizes a Graph event (an event that does not say is the user's own).
 fn is_organizer_of(remote: &serde_json::Value) -> bool {
     remote
@@ -414,9 +457,11 @@ pub async fn remember(
             let uid = ical_uid_of(remote).or_else(|| item.keys.ical_uid.clone());
             let organizer = organizer_of(remote).or_else(|| item.keys.organizer.clone());
             let is_organizer = is_organizer_of(remote);
+            let response = response_of(remote).or_else(|| item.keys.response.clone());
             if uid == item.keys.ical_uid
                 && organizer == item.keys.organizer
                 && is_organizer == item.keys.is_organizer
+                && response == item.keys.response
             {
                 return Ok(());
             }
@@ -424,6 +469,7 @@ pub async fn remember(
                 .col_expr(calendar_events::Column::IcalUid, uid.into())
                 .col_expr(calendar_events::Column::Organizer, organizer.into())
                 .col_expr(calendar_events::Column::IsOrganizer, is_organizer.into())
+                .col_expr(calendar_events::Column::Response, response.into())
                 .filter(calendar_events::Column::Id.eq(item.id))
                 .exec(db)
                 .await?;
@@ -449,6 +495,29 @@ pub async fn remember(
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Records that Microsoft took the answer pending on an event: it becomes the user's response
+/// (the version unchanged), unless another answer was given meanwhile.
+///
+/// # Errors
+/// On database failure.
+pub async fn answered(
+    db: &impl ConnectionTrait,
+    item: &LocalItem,
+    response: &str,
+) -> ApiResult<()> {
+    calendar_events::Entity::update_many()
+        .col_expr(
+            calendar_events::Column::ResponsePending,
+            Option::<String>::None.into(),
+        )
+        .col_expr(calendar_events::Column::Response, Some(response).into())
+        .filter(calendar_events::Column::Id.eq(item.id))
+        .filter(calendar_events::Column::ResponsePending.eq(item.keys.response_pending.clone()))
+        .exec(db)
+        .await?;
     Ok(())
 }
 

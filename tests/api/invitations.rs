@@ -517,3 +517,84 @@ async fn a_meeting_organized_by_someone_else_is_read_only_here_but_for_personal_
     );
     assert_eq!(m.mail(), Vec::new(), "nobody is mailed");
 }
+
+#[tokio::test]
+async fn an_answer_to_someone_elses_meeting_reaches_the_organizer_once() {
+    let m = Meetings::new().await;
+    let bob = m.colleague("bob");
+    let outlook = m.app.emulator.outlook();
+    let soon = (Utc::now() + Duration::days(20)).date_naive();
+    outlook
+        .create_event(
+            &bob,
+            json!({
+                "subject": "Bob's review",
+                "start": {"dateTime": format!("{soon}T09:00:00"), "timeZone": "UTC"},
+                "end": {"dateTime": format!("{soon}T10:00:00"), "timeZone": "UTC"},
+                "attendees": [{"emailAddress": {"address": m.who.upn}, "type": "required"}],
+            }),
+        )
+        .unwrap();
+    m.app.sync_now(&m.who.user).await;
+    m.app.emulator.clear_mail_log();
+    let events = format!("/api/v1/users/{}/calendar-events", m.who.user.id);
+    let listed = m.app.get(&events, &m.who.user.token).await.body;
+    assert_eq!(listed["items"][0]["response"], "not_responded", "{listed}");
+    let path = format!("{events}/{}", listed["items"][0]["id"].as_str().unwrap());
+
+    for bad in [
+        json!({"response": "maybe"}),
+        json!({"response": "accepted", "x": 1}),
+    ] {
+        let response = m
+            .app
+            .post(&format!("{path}/response"), &m.who.user.token, bad.clone())
+            .await;
+        assert!(response.status.is_client_error(), "{bad}: {response:?}");
+    }
+    let answered = m
+        .app
+        .post(
+            &format!("{path}/response"),
+            &m.who.user.token,
+            json!({"response": "tentatively_accepted", "comment": "Running late"}),
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::OK, "{answered:?}");
+    assert_eq!(answered.body["response_pending"], "tentatively_accepted");
+
+    m.app.sync_now(&m.who.user).await;
+    let bobs = outlook.list_events(&bob).unwrap();
+    let status = bobs[0]["attendees"][0]["status"]["response"].clone();
+    assert_eq!(
+        status, "tentativelyAccepted",
+        "the organizer's copy: {}",
+        bobs[0]
+    );
+    let mail: Vec<(String, String)> = m
+        .app
+        .emulator
+        .mail_log()
+        .into_iter()
+        .map(|e| (format!("{:?}", e.kind), e.to.to_lowercase()))
+        .collect();
+    assert_eq!(mail, [("MeetingResponse".to_owned(), bob.to_lowercase())]);
+    let read = m.app.get(&path, &m.who.user.token).await.body;
+    assert_eq!(read["response"], "tentatively_accepted", "{read}");
+    assert!(read["response_pending"].is_null(), "{read}");
+    m.app.sync_now(&m.who.user).await;
+    assert_eq!(m.app.emulator.mail_log().len(), 1, "answered once");
+
+    // Nobody to answer on one's own event.
+    let own = m.meeting("Mine", 5).await;
+    let response = m
+        .app
+        .post(
+            &format!("{events}/{own}/response"),
+            &m.who.user.token,
+            json!({"response": "accepted"}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CONFLICT, "{response:?}");
+    assert_eq!(response.code(), "own_meeting");
+}

@@ -8,6 +8,65 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///An answer to a meeting invitation.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Answer {
+        #[serde(rename = "accepted")]
+        Accepted,
+        #[serde(rename = "tentatively_accepted")]
+        TentativelyAccepted,
+        #[serde(rename = "declined")]
+        Declined,
+    }
+    impl ::std::fmt::Display for Answer {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Accepted => f.write_str("accepted"),
+                Self::TentativelyAccepted => f.write_str("tentatively_accepted"),
+                Self::Declined => f.write_str("declined"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Answer {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "accepted" => Ok(Self::Accepted),
+                "tentatively_accepted" => Ok(Self::TentativelyAccepted),
+                "declined" => Ok(Self::Declined),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Answer {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Answer {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     /**A JSON merge patch of the Azure application settings at one scope: a value overrides,
 `null` falls back to the global scope.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -432,6 +491,15 @@ of an expanded listing.*/
         ///Minutes before the start to remind; `null` for none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i32>,
+        /**The user's own response as Microsoft has it (`none`, `organizer`,
+`tentatively_accepted`, `accepted`, `declined`, `not_responded`); `null` for an event
+made here and not synchronized yet.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response: ::std::option::Option<::std::string::String>,
+        /**An answer given here (`POST .../response`) that the next run sends; `null` when none
+waits.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response_pending: ::std::option::Option<Answer>,
         pub sensitivity: Sensitivity,
         pub show_as: ShowAs,
         ///Start of a timed event in its zone; `null` for all-day events.
@@ -1778,6 +1846,72 @@ repeated one means its first occurrence.*/
         pub source: Source,
         pub value: Direction,
     }
+    ///Body of `POST /api/v1/users/{id}/calendar-events/{event_id}/response`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct EventResponse {
+        ///A message to the organizer, at most 2,000 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub comment: ::std::option::Option<EventResponseComment>,
+        pub response: Answer,
+        ///Whether the organizer is told (default `true`); `false` answers silently.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub send_response: ::std::option::Option<bool>,
+    }
+    ///A message to the organizer, at most 2,000 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct EventResponseComment(::std::string::String);
+    impl ::std::ops::Deref for EventResponseComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<EventResponseComment> for ::std::string::String {
+        fn from(value: EventResponseComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for EventResponseComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2000usize {
+                return Err("longer than 2000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for EventResponseComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for EventResponseComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for EventResponseComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A modified or cancelled occurrence of a series.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ExceptionView {
@@ -2631,6 +2765,15 @@ of an expanded listing.*/
         ///Minutes before the start to remind; `null` for none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reminder_minutes: ::std::option::Option<i32>,
+        /**The user's own response as Microsoft has it (`none`, `organizer`,
+`tentatively_accepted`, `accepted`, `declined`, `not_responded`); `null` for an event
+made here and not synchronized yet.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response: ::std::option::Option<::std::string::String>,
+        /**An answer given here (`POST .../response`) that the next run sends; `null` when none
+waits.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response_pending: ::std::option::Option<Answer>,
         pub sensitivity: Sensitivity,
         pub show_as: ShowAs,
         ///Start of a timed event in its zone; `null` for all-day events.
@@ -6705,6 +6848,93 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Answer a meeting someone else organizes: accept, accept tentatively or decline, with an
+optional comment, telling the organizer unless `send_response` is `false`. The answer is
+recorded at once (`response_pending`, a new version) and sent by the next run; a declined
+meeting then leaves the calendar, as Outlook removes it
+
+Sends a `POST` request to `/api/v1/users/{id}/calendar-events/{event_id}/response`
+
+Arguments:
+- `id`: User id
+- `event_id`: Event id
+- `if_match`: ETag of the event the answer is based on
+- `body`
+*/
+    pub async fn respond_to_calendar_event<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        event_id: &'a ::uuid::Uuid,
+        if_match: Option<&'a str>,
+        body: &'a types::EventResponse,
+    ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/calendar-events/{}/response", self.baseurl, encode_path(&
+            id.to_string()), encode_path(& event_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = if_match {
+            header_map.append("If-Match", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "respond_to_calendar_event",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             412u16 => {

@@ -302,6 +302,28 @@ export interface paths {
         patch: operations["update_occurrence"];
         trace?: never;
     };
+    "/api/v1/users/{id}/calendar-events/{event_id}/response": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a meeting someone else organizes: accept, accept tentatively or decline, with an
+         *     optional comment, telling the organizer unless `send_response` is `false`. The answer is
+         *     recorded at once (`response_pending`, a new version) and sent by the next run; a declined
+         *     meeting then leaves the calendar, as Outlook removes it.
+         */
+        post: operations["respond_to_calendar_event"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}/calendar-events/{event_id}/restore": {
         parameters: {
             query?: never;
@@ -665,6 +687,11 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * @description An answer to a meeting invitation.
+         * @enum {string}
+         */
+        Answer: "accepted" | "tentatively_accepted" | "declined";
+        /**
          * @description A JSON merge patch of the Azure application settings at one scope: a value overrides,
          *     `null` falls back to the global scope.
          * @example {
@@ -785,6 +812,14 @@ export interface components {
              * @description Minutes before the start to remind; `null` for none.
              */
             reminder_minutes?: number | null;
+            /**
+             * @description The user's own response as Microsoft has it (`none`, `organizer`,
+             *     `tentatively_accepted`, `accepted`, `declined`, `not_responded`); `null` for an event
+             *     made here and not synchronized yet.
+             * @example not_responded
+             */
+            response?: string | null;
+            response_pending?: components["schemas"]["Answer"] | null;
             /** @description Sensitivity. */
             sensitivity: components["schemas"]["Sensitivity"];
             /** @description Free/busy status. */
@@ -1136,6 +1171,15 @@ export interface components {
             /** @description The effective value. */
             value: components["schemas"]["Direction"];
         };
+        /** @description Body of `POST /api/v1/users/{id}/calendar-events/{event_id}/response`. */
+        EventResponse: {
+            /** @description A message to the organizer, at most 2,000 characters. */
+            comment?: string | null;
+            /** @description The answer. */
+            response: components["schemas"]["Answer"];
+            /** @description Whether the organizer is told (default `true`); `false` answers silently. */
+            send_response?: boolean | null;
+        };
         /** @description A modified or cancelled occurrence of a series. */
         ExceptionView: {
             /** @description Whether the occurrence is cancelled. */
@@ -1448,6 +1492,14 @@ export interface components {
                  * @description Minutes before the start to remind; `null` for none.
                  */
                 reminder_minutes?: number | null;
+                /**
+                 * @description The user's own response as Microsoft has it (`none`, `organizer`,
+                 *     `tentatively_accepted`, `accepted`, `declined`, `not_responded`); `null` for an event
+                 *     made here and not synchronized yet.
+                 * @example not_responded
+                 */
+                response?: string | null;
+                response_pending?: components["schemas"]["Answer"] | null;
                 /** @description Sensitivity. */
                 sensitivity: components["schemas"]["Sensitivity"];
                 /** @description Free/busy status. */
@@ -4714,6 +4766,128 @@ export interface operations {
             };
             /** @description No such resource, or one the caller may not see */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    respond_to_calendar_event: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of the event the answer is based on */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description User id */
+                id: string;
+                /** @description Event id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventResponse"];
+            };
+        };
+        responses: {
+            /** @description The event, its answer waiting to be sent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarEventView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `own_meeting`: the user organizes this event */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

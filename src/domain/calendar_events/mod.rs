@@ -10,6 +10,7 @@
 //! every change to a series or to one of its occurrences bumps the series' version.
 
 pub mod recurrence;
+mod response;
 mod rules;
 pub mod series;
 mod store;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use recurrence::{RecurrenceRule, Rule};
+pub use response::{Answer, EventResponse, respond};
 pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
 pub use series::OccurrenceException;
 pub use store::{

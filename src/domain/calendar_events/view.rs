@@ -73,6 +73,14 @@ pub struct CalendarEventView {
     /// description, location, times, attendees and recurrence are read-only here: changing them
     /// answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
     pub is_organizer: bool,
+    /// The user's own response as Microsoft has it (`none`, `organizer`,
+    /// `tentatively_accepted`, `accepted`, `declined`, `not_responded`); `null` for an event
+    /// made here and not synchronized yet.
+    #[schema(example = "not_responded")]
+    pub response: Option<String>,
+    /// An answer given here (`POST .../response`) that the next run sends; `null` when none
+    /// waits.
+    pub response_pending: Option<super::Answer>,
     /// Version, also sent as the `ETag`.
     pub version: i64,
     /// When it was created.
@@ -208,6 +216,12 @@ impl CalendarEventView {
                 .as_deref()
                 .and_then(|text| serde_json::from_str(text).ok()),
             is_organizer: m.is_organizer,
+            response: m.response.clone(),
+            response_pending: m
+                .response_pending
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<super::EventResponse>(text).ok())
+                .map(|r| r.response),
             version: m.version,
             created_at: m.created_at.with_timezone(&Utc),
             updated_at: m.updated_at.with_timezone(&Utc),
