@@ -10,7 +10,12 @@
 //! - What the service wrote comes back through delta with the etag stored on the link: it is
 //!   recognised and skipped, so nothing ping-pongs.
 //! - Both sides changed since the last sync (bidirectional only): fields changed on one side
-//!   merge, the rest follow the conflict resolution; `manual` parks the item.
+//!   merge, the rest follow the conflict resolution; `manual` parks the item. The decisions
+//!   themselves are pure functions in [`super::rules`].
+//! - Every local write is a compare-and-set on the version the decision was taken on; an item
+//!   changed meanwhile is decided again. Deletions coming from Microsoft pass the mass-delete
+//!   guard first; items without a link are matched (local id, iCalUId, To Do id) before any
+//!   is created; an update writes only what differs from what Microsoft holds.
 
 mod series;
 

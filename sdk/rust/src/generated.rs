@@ -1850,7 +1850,8 @@ repeated one means its first occurrence.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct EventResponse {
-        ///A message to the organizer, at most 2,000 characters.
+        /**A message to the organizer, at most 2,000 characters, without control characters
+(line breaks and tabs are fine).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub comment: ::std::option::Option<EventResponseComment>,
         pub response: Answer,
@@ -1858,7 +1859,8 @@ repeated one means its first occurrence.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub send_response: ::std::option::Option<bool>,
     }
-    ///A message to the organizer, at most 2,000 characters.
+    /**A message to the organizer, at most 2,000 characters, without control characters
+(line breaks and tabs are fine).*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct EventResponseComment(::std::string::String);
@@ -1880,6 +1882,19 @@ repeated one means its first occurrence.*/
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 2000usize {
                 return Err("longer than 2000 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$\""
+                        .into(),
+                );
             }
             Ok(Self(value.to_string()))
         }

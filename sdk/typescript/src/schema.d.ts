@@ -1173,7 +1173,10 @@ export interface components {
         };
         /** @description Body of `POST /api/v1/users/{id}/calendar-events/{event_id}/response`. */
         EventResponse: {
-            /** @description A message to the organizer, at most 2,000 characters. */
+            /**
+             * @description A message to the organizer, at most 2,000 characters, without control characters
+             *     (line breaks and tabs are fine).
+             */
             comment?: string | null;
             /** @description The answer. */
             response: components["schemas"]["Answer"];

@@ -56,9 +56,13 @@ const MAX_COMMENT: usize = 2000;
 pub struct EventResponse {
     /// The answer.
     pub response: Answer,
-    /// A message to the organizer, at most 2,000 characters.
+    /// A message to the organizer, at most 2,000 characters, without control characters
+    /// (line breaks and tabs are fine).
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub comment: Option<String>,
     /// Whether the organizer is told (default `true`); `false` answers silently.
     #[serde(default)]
