@@ -883,6 +883,8 @@ async fn random_edits_on_both_sides_with_faults_converge() {
                 // A run stopped at a random moment, as a crash of its worker stops it; the
                 // next runs take over.
                 let state = s.app.state_with(|_| {}).await;
+                // The run's own pool, closed once it is cut (PostgreSQL counts connections).
+                let pool = state.db.clone();
                 let user_id = s.who.user.id;
                 let resource = if rng.random_bool(0.5) {
                     Resource::Calendar
@@ -896,6 +898,7 @@ async fn random_edits_on_both_sides_with_faults_converge() {
                     .await;
                 run.abort();
                 let _ = run.await;
+                let _ = pool.close().await;
             }
             0 => {
                 s.create_local(

@@ -232,7 +232,7 @@ impl Safety {
             kind: Fault::Latency(HOLD),
         });
         let acting = async {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
                 let answered = self.app.emulator.request_log()[before..]
                     .iter()
@@ -962,6 +962,8 @@ enum Cut {
 async fn cut_run(s: &Safety, context: &str, reached: impl Fn(&[LoggedRequest]) -> bool) {
     let before = s.app.emulator.request_log().len();
     let state = s.app.state_with(|_| {}).await;
+    // The run's own pool, closed once it is cut (PostgreSQL counts connections).
+    let pool = state.db.clone();
     let user_id: Uuid = s.who.user.id;
     let run = tokio::spawn(async move {
         m365_sync::sync::engine::run(&state, Uuid::now_v7(), user_id, Resource::Calendar).await
@@ -981,6 +983,7 @@ async fn cut_run(s: &Safety, context: &str, reached: impl Fn(&[LoggedRequest]) -
     tokio::time::sleep(Duration::from_millis(300)).await;
     run.abort();
     let _ = run.await;
+    let _ = pool.close().await;
     s.app.emulator.clear_faults();
 }
 
