@@ -266,6 +266,29 @@ impl Meetings {
     }
 }
 
+impl Meetings {
+    /// "Bob's review", a meeting `organizer` (a mailbox of the emulator) sends the user, twenty
+    /// days from now; returns its day.
+    fn invited_by(&self, organizer: &str) -> chrono::NaiveDate {
+        let day = (Utc::now() + Duration::days(20)).date_naive();
+        self.app
+            .emulator
+            .outlook()
+            .create_event(
+                organizer,
+                json!({
+                    "subject": "Bob's review",
+                    "start": {"dateTime": format!("{day}T09:00:00"), "timeZone": "UTC"},
+                    "end": {"dateTime": format!("{day}T10:00:00"), "timeZone": "UTC"},
+                    "attendees": [{"emailAddress": {"address": self.who.upn, "name": "Adele"},
+                                   "type": "required"}],
+                }),
+            )
+            .unwrap();
+        day
+    }
+}
+
 fn meeting_body(title: &str, day: &str, attendees: &[&str]) -> Value {
     let attendees: Vec<Value> = attendees
         .iter()
@@ -435,19 +458,7 @@ async fn a_meeting_organized_by_someone_else_is_read_only_here_but_for_personal_
     let m = Meetings::new().await;
     let bob = m.colleague("bob");
     let outlook = m.app.emulator.outlook();
-    let soon = (Utc::now() + Duration::days(20)).date_naive();
-    outlook
-        .create_event(
-            &bob,
-            json!({
-                "subject": "Bob's review",
-                "start": {"dateTime": format!("{soon}T09:00:00"), "timeZone": "UTC"},
-                "end": {"dateTime": format!("{soon}T10:00:00"), "timeZone": "UTC"},
-                "attendees": [{"emailAddress": {"address": m.who.upn, "name": "Adele"},
-                               "type": "required"}],
-            }),
-        )
-        .unwrap();
+    let soon = m.invited_by(&bob);
     m.app.emulator.clear_mail_log();
     m.app.sync_now(&m.who.user).await;
     let events = format!("/api/v1/users/{}/calendar-events", m.who.user.id);
@@ -523,18 +534,7 @@ async fn an_answer_to_someone_elses_meeting_reaches_the_organizer_once() {
     let m = Meetings::new().await;
     let bob = m.colleague("bob");
     let outlook = m.app.emulator.outlook();
-    let soon = (Utc::now() + Duration::days(20)).date_naive();
-    outlook
-        .create_event(
-            &bob,
-            json!({
-                "subject": "Bob's review",
-                "start": {"dateTime": format!("{soon}T09:00:00"), "timeZone": "UTC"},
-                "end": {"dateTime": format!("{soon}T10:00:00"), "timeZone": "UTC"},
-                "attendees": [{"emailAddress": {"address": m.who.upn}, "type": "required"}],
-            }),
-        )
-        .unwrap();
+    m.invited_by(&bob);
     m.app.sync_now(&m.who.user).await;
     m.app.emulator.clear_mail_log();
     let events = format!("/api/v1/users/{}/calendar-events", m.who.user.id);
