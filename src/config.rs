@@ -370,7 +370,7 @@ impl Settings {
             ),
             graph_url: trim_slash(layer.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL)),
             public_url: trim_slash(&public_url),
-            max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
+            max_body_bytes: layer.max_body_bytes.unwrap_or(512 * 1024),
             http_workers: layer.http_workers.filter(|n| *n > 0),
             frontend_origin: layer.frontend_origin.map(|o| trim_slash(&o)),
             frontend_return_url: layer.frontend_return_url,

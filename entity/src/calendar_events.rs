@@ -45,6 +45,13 @@ pub struct Model {
     pub response: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub response_pending: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub description_html: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub attendee_responses: Option<String>,
+    pub is_cancelled: bool,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub online_meeting_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261127_000009_index_job_starts_and_finishes;
 mod m20261201_000010_add_sync_safety;
 mod m20261201_000011_add_calendar_invitations;
 mod m20261201_000012_add_event_organizer;
+mod m20261202_000013_add_event_html_and_meeting_details;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_add_sync_safety::Migration),
             Box::new(m20261201_000011_add_calendar_invitations::Migration),
             Box::new(m20261201_000012_add_event_organizer::Migration),
+            Box::new(m20261202_000013_add_event_html_and_meeting_details::Migration),
         ]
     }
 }

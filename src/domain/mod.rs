@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod pagination;
 pub mod patch;
 pub mod recycle_bin;
+pub mod rich_text;
 pub mod role;
 pub mod settings;
 pub mod tasks;

@@ -1351,6 +1351,9 @@ impl Run<'_> {
         remote_modified: Option<DateTime<Utc>>,
     ) -> Result<(), Stop> {
         let mut item = item.clone();
+        let mut remote = remote.clone();
+        rules::keep_synced_description(&link_base(link), &mut remote);
+        let remote = &remote;
         for _ in 0..MERGE_ATTEMPTS {
             let applied = self
                 .merge_once(link, &item, remote, etag.clone(), remote_modified)
@@ -1980,6 +1983,39 @@ impl Run<'_> {
         }
     }
 
+    /// After an event is written, the HTML Microsoft answers with (Graph answers a text body
+    /// as HTML, and may rewrite HTML it is given) becomes the local event's, with its
+    /// description text kept as it is here; `holds`, what the link records Microsoft holds,
+    /// gets both (see [`rules::keep_synced_description`]).
+    async fn adopt_description(
+        &self,
+        item: &LocalItem,
+        holds: &mut Fields,
+        written: &Value,
+    ) -> ApiResult<()> {
+        if self.resource != Resource::Calendar || written.get("body").is_none() {
+            return Ok(());
+        }
+        let answered = fields::event_from_graph(written);
+        let (Some(html), Some(text)) = (
+            answered.get("description_html").and_then(Value::as_str),
+            item.fields.get("description").and_then(Value::as_str),
+        ) else {
+            // No HTML to take, or no text here to keep: Microsoft's fields as answered.
+            for key in fields::DESCRIPTION_FIELDS {
+                let value = answered.get(*key).cloned().unwrap_or(Value::Null);
+                holds.insert((*key).to_owned(), value);
+            }
+            return Ok(());
+        };
+        holds.insert("description".into(), json!(text));
+        holds.insert("description_html".into(), json!(html));
+        if item.fields.get("description_html").and_then(Value::as_str) != Some(html) {
+            local::adopt_description_html(&self.state.db, item, html).await?;
+        }
+        Ok(())
+    }
+
     async fn settle(
         &mut self,
         op: &Op,
@@ -2002,10 +2038,12 @@ impl Run<'_> {
                     // Synchronized once its occurrences are written too (`reconcile_series`).
                     let mut holds = item.fields.clone();
                     holds.insert("exceptions".into(), json!([]));
+                    self.adopt_description(item, &mut holds, &body).await?;
                     self.store_link(item.id, &remote_id, etag_of(&body), 0, &holds)
                         .await?
                 } else {
-                    let remote = self.fields_of(&body);
+                    let mut remote = self.fields_of(&body);
+                    self.adopt_description(item, &mut remote, &body).await?;
                     self.store_link(item.id, &remote_id, etag_of(&body), item.version, &remote)
                         .await?
                 };
@@ -2044,10 +2082,12 @@ impl Run<'_> {
                         base.get("exceptions").cloned().unwrap_or_else(|| json!([]))
                     };
                     holds.insert("exceptions".into(), exceptions);
+                    self.adopt_description(item, &mut holds, &body).await?;
                     self.series_pending(link, etag_of(&body), &holds, item)
                         .await?;
                 } else {
-                    let remote = self.fields_of(&body);
+                    let mut remote = self.fields_of(&body);
+                    self.adopt_description(item, &mut remote, &body).await?;
                     self.update_link(link, etag_of(&body), item.version, &remote)
                         .await?;
                 }
@@ -2155,11 +2195,11 @@ type PageRead = (Result<Value, Stop>, Vec<String>, Option<Duration>);
 /// Pages read but not yet applied, at most.
 const PAGES_AHEAD: usize = 2;
 
-/// What a calendar delta read asks for: times in UTC, text bodies, immutable ids, pages of
-/// 200 items.
+/// What a calendar delta read asks for: times in UTC, HTML bodies (as Outlook keeps them),
+/// immutable ids, pages of 200 items.
 const CALENDAR_DELTA_PREFER: &[&str] = &[
     "outlook.timezone=\"UTC\"",
-    "outlook.body-content-type=\"text\"",
+    "outlook.body-content-type=\"html\"",
     IMMUTABLE_IDS,
     "odata.maxpagesize=200",
 ];
@@ -2174,11 +2214,12 @@ pub(super) const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
 
 impl Resource {
     /// The `Prefer` header of the engine's requests for this resource (reads and writes):
-    /// times in UTC, text bodies, and for events immutable ids.
+    /// times in UTC; for events HTML bodies (as Outlook keeps them) and immutable ids, for
+    /// tasks text bodies (as To Do shows them).
     fn prefer(self) -> &'static str {
         match self {
             Self::Calendar => {
-                "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\", \
+                "outlook.timezone=\"UTC\", outlook.body-content-type=\"html\", \
                  IdType=\"ImmutableId\""
             }
             Self::Tasks => "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"",
@@ -2190,7 +2231,7 @@ impl Resource {
         match self {
             Self::Calendar => &[
                 "outlook.timezone=\"UTC\"",
-                "outlook.body-content-type=\"text\"",
+                "outlook.body-content-type=\"html\"",
                 IMMUTABLE_IDS,
             ],
             Self::Tasks => &[

@@ -22,10 +22,13 @@ use chrono_tz::Tz;
 use entity::{calendar_events, tasks};
 use serde_json::{Map, Value, json};
 
-use crate::domain::time_zones;
+use crate::domain::{rich_text, time_zones};
 
 /// A normalized item.
 pub type Fields = Map<String, Value>;
+
+/// An event's description in its two forms: one value, merged as one.
+pub const DESCRIPTION_FIELDS: &[&str] = &["description", "description_html"];
 
 /// The extension name under which the local id is stored on Microsoft's items.
 pub const EXTENSION_NAME: &str = "com.m365sync.link";
@@ -35,6 +38,11 @@ fn text_or_null(value: Option<&str>) -> Value {
         Some(text) if !text.is_empty() => Value::String(text.to_owned()),
         _ => Value::Null,
     }
+}
+
+/// A description as kept: as given, white space included; `null` when blank.
+fn description(value: Option<&str>) -> Value {
+    rich_text::given(value).map_or(Value::Null, |t| Value::String(t.to_owned()))
 }
 
 fn instant(value: &DateTime<Utc>) -> Value {
@@ -176,7 +184,11 @@ fn str_field(graph: &Value, key: &str, default: &str) -> String {
 pub fn event_from_local(m: &calendar_events::Model) -> Fields {
     let mut f = Fields::new();
     f.insert("title".into(), json!(m.title));
-    f.insert("description".into(), text_or_null(m.description.as_deref()));
+    f.insert("description".into(), description(m.description.as_deref()));
+    f.insert(
+        "description_html".into(),
+        description(m.description_html.as_deref()),
+    );
     f.insert("location".into(), text_or_null(m.location.as_deref()));
     f.insert("is_all_day".into(), json!(m.is_all_day));
     if m.is_all_day {
@@ -238,19 +250,36 @@ fn all_day_date(value: &Value, g: &Value) -> Option<NaiveDate> {
     graph_instant(value).map(|t| t.with_timezone(&event_zone(g)).date_naive())
 }
 
+/// The description of a Graph body, as text and as HTML (`null` for a text body). An HTML body
+/// is kept byte for byte, with the text read in it; one with neither text nor an image is no
+/// description (Exchange writes an empty document around an empty body).
+fn event_body(body: Option<&Value>) -> (Value, Value) {
+    let content = body
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let is_html = body
+        .and_then(|b| b.get("contentType"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("html"));
+    if !is_html {
+        return (description(Some(content)), Value::Null);
+    }
+    let text = rich_text::html_to_text(content);
+    if text.trim().is_empty() && !content.to_ascii_lowercase().contains("<img") {
+        return (Value::Null, Value::Null);
+    }
+    (description(Some(&text)), json!(content))
+}
+
 /// The fields of a Graph event (its times in whichever zone Graph labels them with).
 pub fn event_from_graph(g: &Value) -> Fields {
     let mut f = Fields::new();
     let all_day = g.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
     f.insert("title".into(), json!(str_field(g, "subject", "")));
-    f.insert(
-        "description".into(),
-        text_or_null(
-            g.get("body")
-                .and_then(|b| b.get("content"))
-                .and_then(Value::as_str),
-        ),
-    );
+    let (text, html) = event_body(g.get("body"));
+    f.insert("description".into(), text);
+    f.insert("description_html".into(), html);
     f.insert(
         "location".into(),
         text_or_null(
@@ -419,7 +448,7 @@ pub fn event_to_graph(f: &Fields) -> Value {
         .unwrap_or_default();
     json!({
         "subject": f.get("title").cloned().unwrap_or(json!("")),
-        "body": {"contentType": "text", "content": f.get("description").and_then(Value::as_str).unwrap_or("")},
+        "body": event_body_to_graph(f),
         "location": {"displayName": f.get("location").and_then(Value::as_str).unwrap_or("")},
         "isAllDay": all_day,
         "start": start,
@@ -434,6 +463,17 @@ pub fn event_to_graph(f: &Fields) -> Value {
     })
 }
 
+/// The Graph body of an event's description: its HTML when it has one, else its text.
+fn event_body_to_graph(f: &Fields) -> Value {
+    match f.get("description_html").and_then(Value::as_str) {
+        Some(html) => json!({"contentType": "html", "content": html}),
+        None => json!({
+            "contentType": "text",
+            "content": f.get("description").and_then(Value::as_str).unwrap_or(""),
+        }),
+    }
+}
+
 /// Writes fields into a local event row. A timed event keeps its own IANA zone when it stands
 /// for the same Windows zone as the fields' zone.
 pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
@@ -444,6 +484,10 @@ pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
         .to_owned();
     m.description = f
         .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    m.description_html = f
+        .get("description_html")
         .and_then(Value::as_str)
         .map(str::to_owned);
     m.location = f.get("location").and_then(Value::as_str).map(str::to_owned);
@@ -520,7 +564,7 @@ pub fn event_into_local(f: &Fields, m: &mut calendar_events::Model) {
 pub fn task_from_local(m: &tasks::Model) -> Fields {
     let mut f = Fields::new();
     f.insert("title".into(), json!(m.title));
-    f.insert("description".into(), text_or_null(m.description.as_deref()));
+    f.insert("description".into(), description(m.description.as_deref()));
     f.insert("status".into(), json!(m.status));
     f.insert("importance".into(), json!(m.importance));
     f.insert("due_date".into(), json!(m.due_date));
@@ -555,7 +599,7 @@ pub fn task_from_graph(g: &Value) -> Fields {
     f.insert("title".into(), json!(str_field(g, "title", "")));
     f.insert(
         "description".into(),
-        text_or_null(
+        description(
             g.get("body")
                 .and_then(|b| b.get("content"))
                 .and_then(Value::as_str),
@@ -836,6 +880,10 @@ mod tests {
             is_organizer: true,
             response: None,
             response_pending: None,
+            description_html: None,
+            attendee_responses: None,
+            is_cancelled: false,
+            online_meeting_url: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The engine's access to the local side: every item of a user (tombstones included) as
 //! normalized fields, and writes that bump the version as every local change does.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use entity::{calendar_events, sync_links, tasks};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -50,6 +50,61 @@ pub struct RemoteKeys {
     pub response: Option<String>,
     /// An answer given here that waits to be sent (JSON of the API's `EventResponse`).
     pub response_pending: Option<String>,
+    /// What Microsoft says of a meeting beyond its fields.
+    pub meeting: MeetingDetails,
+}
+
+/// What Microsoft says of a meeting that is not one of its fields: it changes there alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeetingDetails {
+    /// The attendees' responses (JSON `[{"email", "response", "time"}]`).
+    pub attendee_responses: Option<String>,
+    /// Whether the organizer cancelled it.
+    pub is_cancelled: bool,
+    /// Its online meeting's join URL.
+    pub online_meeting_url: Option<String>,
+}
+
+impl MeetingDetails {
+    /// The details of a Graph event.
+    fn of(remote: &serde_json::Value) -> Self {
+        let responses: Vec<serde_json::Value> = remote
+            .get("attendees")
+            .and_then(serde_json::Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| {
+                        let email = a.pointer("/emailAddress/address")?.as_str()?.to_lowercase();
+                        let response = snake_case(a.pointer("/status/response")?.as_str()?);
+                        // Graph's time of an attendee who has not answered is year 1.
+                        let time = a
+                            .pointer("/status/time")
+                            .and_then(serde_json::Value::as_str)
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .filter(|t| t.year() > 1)
+                            .map(|t| t.with_timezone(&Utc));
+                        Some(
+                            serde_json::json!({"email": email, "response": response, "time": time}),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            attendee_responses: (!responses.is_empty())
+                .then(|| serde_json::Value::Array(responses).to_string()),
+            is_cancelled: remote
+                .get("isCancelled")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            online_meeting_url: remote
+                .pointer("/onlineMeeting/joinUrl")
+                .or_else(|| remote.get("onlineMeetingUrl"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
+        }
+    }
 }
 
 fn event_item(m: &calendar_events::Model) -> LocalItem {
@@ -68,6 +123,11 @@ fn event_item(m: &calendar_events::Model) -> LocalItem {
             is_organizer: m.is_organizer,
             response: m.response.clone(),
             response_pending: m.response_pending.clone(),
+            meeting: MeetingDetails {
+                attendee_responses: m.attendee_responses.clone(),
+                is_cancelled: m.is_cancelled,
+                online_meeting_url: m.online_meeting_url.clone(),
+            },
         },
     }
 }
@@ -96,6 +156,7 @@ fn task_item(m: &tasks::Model) -> LocalItem {
             is_organizer: true,
             response: None,
             response_pending: None,
+            meeting: MeetingDetails::default(),
         },
     }
 }
@@ -340,6 +401,10 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
                 is_organizer: true,
                 response: None,
                 response_pending: None,
+                description_html: None,
+                attendee_responses: None,
+                is_cancelled: false,
+                online_meeting_url: None,
             };
             event_into_local(f, &mut m);
             NewItem::Event(m)
@@ -380,6 +445,10 @@ impl NewItem {
                 m.organizer = organizer_of(remote);
                 m.is_organizer = is_organizer_of(remote);
                 m.response = response_of(remote);
+                let meeting = MeetingDetails::of(remote);
+                m.attendee_responses = meeting.attendee_responses;
+                m.is_cancelled = meeting.is_cancelled;
+                m.online_meeting_url = meeting.online_meeting_url;
             }
             Self::Task(m) => {
                 if let (Some(list), Some(id)) =
@@ -419,7 +488,13 @@ fn organizer_of(remote: &serde_json::Value) -> Option<String> {
 /// The user's own response to a Graph event, snake-cased (`tentativelyAccepted` →
 /// `tentatively_accepted`).
 fn response_of(remote: &serde_json::Value) -> Option<String> {
-    let response = remote.pointer("/responseStatus/response")?.as_str()?;
+    Some(snake_case(
+        remote.pointer("/responseStatus/response")?.as_str()?,
+    ))
+}
+
+/// Graph's camel-cased enumeration value snake-cased.
+fn snake_case(response: &str) -> String {
     let mut out = String::with_capacity(response.len() + 4);
     for c in response.chars() {
         if c.is_ascii_uppercase() {
@@ -429,7 +504,7 @@ fn response_of(remote: &serde_json::Value) -> Option<String> {
             out.push(c);
         }
     }
-    Some(out)
+    out
 }
 
 /// Whether the user organizes a Graph event (an event that does not say is the user's own).
@@ -458,10 +533,12 @@ pub async fn remember(
             let organizer = organizer_of(remote).or_else(|| item.keys.organizer.clone());
             let is_organizer = is_organizer_of(remote);
             let response = response_of(remote).or_else(|| item.keys.response.clone());
+            let meeting = MeetingDetails::of(remote);
             if uid == item.keys.ical_uid
                 && organizer == item.keys.organizer
                 && is_organizer == item.keys.is_organizer
                 && response == item.keys.response
+                && meeting == item.keys.meeting
             {
                 return Ok(());
             }
@@ -470,6 +547,18 @@ pub async fn remember(
                 .col_expr(calendar_events::Column::Organizer, organizer.into())
                 .col_expr(calendar_events::Column::IsOrganizer, is_organizer.into())
                 .col_expr(calendar_events::Column::Response, response.into())
+                .col_expr(
+                    calendar_events::Column::AttendeeResponses,
+                    meeting.attendee_responses.into(),
+                )
+                .col_expr(
+                    calendar_events::Column::IsCancelled,
+                    meeting.is_cancelled.into(),
+                )
+                .col_expr(
+                    calendar_events::Column::OnlineMeetingUrl,
+                    meeting.online_meeting_url.into(),
+                )
                 .filter(calendar_events::Column::Id.eq(item.id))
                 .exec(db)
                 .await?;
@@ -516,6 +605,27 @@ pub async fn answered(
         .col_expr(calendar_events::Column::Response, Some(response).into())
         .filter(calendar_events::Column::Id.eq(item.id))
         .filter(calendar_events::Column::ResponsePending.eq(item.keys.response_pending.clone()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Takes the HTML Microsoft answered a write of an event's description with (Graph answers a
+/// text body as HTML), unless the event changed meanwhile. The version stays: the description
+/// reads the same, and now both sides hold it alike, so that the next edit of another field
+/// does not write the body again.
+///
+/// # Errors
+/// On database failure.
+pub async fn adopt_description_html(
+    db: &impl ConnectionTrait,
+    item: &LocalItem,
+    html: &str,
+) -> ApiResult<()> {
+    calendar_events::Entity::update_many()
+        .col_expr(calendar_events::Column::DescriptionHtml, Some(html).into())
+        .filter(calendar_events::Column::Id.eq(item.id))
+        .filter(calendar_events::Column::Version.eq(item.version))
         .exec(db)
         .await?;
     Ok(())

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::fields::Fields;
+use super::fields::{self, Fields};
 use crate::domain::settings::microsoft::ConflictResolution;
 
 /// Fewest deletions the mass-delete guard holds back.
@@ -43,7 +43,49 @@ pub fn merge(base: &Fields, local: &Fields, remote: &Fields) -> Merge {
             contested.push(key.clone());
         }
     }
+    for group in MERGED_TOGETHER {
+        merge_together(group, base, local, remote, &mut merged, &mut contested);
+    }
     Merge { merged, contested }
+}
+
+/// Fields that are one value in several forms: a change to any of them on each side contests
+/// them all, so that the result is one side's value whole.
+const MERGED_TOGETHER: &[&[&str]] = &[fields::DESCRIPTION_FIELDS];
+
+fn merge_together(
+    group: &[&str],
+    base: &Fields,
+    local: &Fields,
+    remote: &Fields,
+    merged: &mut Fields,
+    contested: &mut Vec<String>,
+) {
+    let get = |f: &Fields, key: &str| f.get(key).cloned().unwrap_or(Value::Null);
+    let changed = |side: &Fields| group.iter().any(|k| get(side, k) != get(base, k));
+    if !(changed(local) && changed(remote)) {
+        return;
+    }
+    contested.retain(|k| !group.contains(&k.as_str()));
+    for key in group {
+        merged.insert((*key).to_owned(), get(local, key));
+        if get(local, key) != get(remote, key) {
+            contested.push((*key).to_owned());
+        }
+    }
+}
+
+/// A description Microsoft holds with the HTML last synchronized is the description last
+/// synchronized: the text kept here (white space and all, as given), not the text read again
+/// in the HTML, which HTML's layout may space differently.
+pub fn keep_synced_description(base: &Fields, remote: &mut Fields) {
+    let html = |f: &Fields| f.get("description_html").filter(|v| !v.is_null()).cloned();
+    if let (Some(held), Some(read)) = (html(base), html(remote))
+        && held == read
+        && let Some(text) = base.get("description")
+    {
+        remote.insert("description".into(), text.clone());
+    }
 }
 
 /// Whether Microsoft's value wins a field changed on both sides (`manual` parks instead and
@@ -213,6 +255,45 @@ mod tests {
             same.contested.is_empty(),
             "the same change on both sides is no conflict"
         );
+    }
+
+    #[test]
+    fn a_description_is_merged_whole_in_both_its_forms() {
+        let base = fields(json!({"description": "Plan", "description_html": null}));
+        // Text changed here, HTML made in Outlook: one value contested, both forms with it.
+        let local = fields(json!({"description": "Plan B", "description_html": null}));
+        let remote = fields(json!({"description": "Plan", "description_html": "<b>Plan</b>"}));
+        let m = merge(&base, &local, &remote);
+        assert_eq!(m.contested, ["description", "description_html"]);
+        assert_eq!(m.merged["description"], "Plan B");
+        assert_eq!(
+            m.merged["description_html"],
+            Value::Null,
+            "the local value whole"
+        );
+        // Changed on one side only: taken whole from it.
+        let m = merge(&base, &base, &remote);
+        assert!(m.contested.is_empty());
+        assert_eq!(m.merged["description_html"], "<b>Plan</b>");
+        // The same text on both sides, formatted differently: the HTML alone is contested.
+        let local = fields(json!({"description": "Plan B", "description_html": "<p>Plan B</p>"}));
+        let remote = fields(json!({"description": "Plan B", "description_html": "<i>Plan B</i>"}));
+        assert_eq!(
+            merge(&base, &local, &remote).contested,
+            ["description_html"]
+        );
+    }
+
+    #[test]
+    fn the_text_of_unchanged_html_is_the_text_kept_here() {
+        let base = fields(json!({"description": "  Notes\n", "description_html": "<p>Notes</p>"}));
+        let mut remote =
+            fields(json!({"description": "Notes", "description_html": "<p>Notes</p>"}));
+        keep_synced_description(&base, &mut remote);
+        assert_eq!(remote["description"], "  Notes\n");
+        let mut changed = fields(json!({"description": "Memo", "description_html": "<p>Memo</p>"}));
+        keep_synced_description(&base, &mut changed);
+        assert_eq!(changed["description"], "Memo", "new HTML: its own text");
     }
 
     #[test]

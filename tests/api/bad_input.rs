@@ -169,7 +169,7 @@ async fn oversized_bodies_are_refused_with_413() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let path = format!("{}/api/v1/organizations", app.address);
-    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(100 * 1024));
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(600 * 1024));
     let response = read(
         app.client
             .post(&path)

@@ -186,8 +186,9 @@ async fn events_are_created_read_updated_listed_and_deleted_as_tombstones() {
     );
     assert_eq!(
         body["attendees"][0],
-        json!({"email": "ada@example.com", "name": "Ada", "type": "required"}),
-        "attendee e-mails are normalised"
+        json!({"email": "ada@example.com", "name": "Ada", "type": "required",
+               "response": null, "responded_at": null}),
+        "attendee e-mails are normalised; no response while Microsoft has none"
     );
     assert_eq!(body["attendees"][1]["name"], Value::Null);
     assert_eq!(

@@ -137,10 +137,16 @@ pub struct CreateCalendarEvent {
     #[serde(default)]
     #[schema(value_type = String, required = true, example = "Quarterly review", min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Option<String>,
-    /// Description (plain text), at most 32,000 characters.
+    /// Description as plain text, at most 32,000 characters, kept as given (white space
+    /// included); a blank one is none. Give it or `description_html`, not both.
     #[serde(default)]
     #[schema(max_length = 32000)]
     pub description: Option<String>,
+    /// Description as HTML (the body Outlook shows), at most 131,072 characters, kept byte for
+    /// byte; `description` becomes the text read in it.
+    #[serde(default)]
+    #[schema(max_length = 131072)]
+    pub description_html: Option<String>,
     /// Location, at most 255 characters.
     #[serde(default)]
     #[schema(max_length = 255)]
@@ -203,10 +209,17 @@ pub struct UpdateCalendarEvent {
     #[serde(default)]
     #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub title: Patch<String>,
-    /// Description.
+    /// Description as plain text, kept as given. On an event whose description is HTML, the
+    /// text becomes HTML (escaped, a paragraph per line); `null` clears both forms.
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 32000)]
     pub description: Patch<String>,
+    /// Description as HTML, kept byte for byte (`description` becomes the text read in it);
+    /// `null` keeps the text of the description and drops its formatting. Not with
+    /// `description`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 131072)]
+    pub description_html: Patch<String>,
     /// Location.
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 255)]
@@ -290,8 +303,10 @@ pub enum EventTime {
 pub struct EventData {
     /// Title, 1 to 255 characters.
     pub title: String,
-    /// Description.
+    /// Description as plain text (for an HTML description, the text read in it).
     pub description: Option<String>,
+    /// Description as HTML; `None` for a plain-text one.
+    pub description_html: Option<String>,
     /// Location.
     pub location: Option<String>,
     /// When.
@@ -350,6 +365,7 @@ impl EventData {
         Ok(Self {
             title: m.title.clone(),
             description: m.description.clone(),
+            description_html: m.description_html.clone(),
             location: m.location.clone(),
             time,
             reminder_minutes: m.reminder_minutes,
@@ -408,6 +424,7 @@ impl EventData {
         };
         model.title = Set(self.title.clone());
         model.description = Set(self.description.clone());
+        model.description_html = Set(self.description_html.clone());
         model.location = Set(self.location.clone());
         model.is_all_day = Set(matches!(self.time, EventTime::AllDay { .. }));
         model.start_at = Set(start_at);

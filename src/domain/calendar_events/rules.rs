@@ -16,7 +16,7 @@ use crate::{
             present, required,
         },
         patch::Patch,
-        time_zones,
+        rich_text, time_zones,
     },
     error::{ApiError, ApiResult, FieldError},
 };
@@ -282,6 +282,7 @@ impl EventData {
         let patch = UpdateCalendarEvent {
             title: present(input.title),
             description: present(input.description),
+            description_html: present(input.description_html),
             location: present(input.location),
             is_all_day: present(input.is_all_day),
             start: absent_if_null(input.start),
@@ -334,6 +335,68 @@ fn text_member(
     }
 }
 
+/// Longest HTML description accepted (Outlook's HTML carries styles besides the text).
+const MAX_DESCRIPTION_HTML: usize = 131_072;
+
+/// The description in both forms. HTML given is kept byte for byte, with the text read in it;
+/// text given for an HTML description becomes HTML; `null` HTML keeps the text alone.
+fn resolve_description(
+    patch: &mut UpdateCalendarEvent,
+    current: Option<&EventData>,
+    errors: &mut Vec<FieldError>,
+) -> (Option<String>, Option<String>) {
+    let text = std::mem::take(&mut patch.description);
+    let html = std::mem::take(&mut patch.description_html);
+    let current_text = current.and_then(|c| c.description.clone());
+    let current_html = current.and_then(|c| c.description_html.clone());
+    match (text, html) {
+        (Patch::Absent, Patch::Absent) => (current_text, current_html),
+        (Patch::Set(_) | Patch::Null, Patch::Set(_) | Patch::Null) => {
+            // The same description twice would have to agree: one form decides.
+            errors.push(FieldError::new(
+                "/description_html",
+                "give `description` or `description_html`, not both",
+            ));
+            (None, None)
+        }
+        (Patch::Absent, Patch::Null) => (current_text, None),
+        (Patch::Absent, Patch::Set(html)) => {
+            match check_text("/description_html", Some(html), MAX_DESCRIPTION_HTML) {
+                Ok(Some(html)) => {
+                    let text = rich_text::html_to_text(&html);
+                    if text.chars().count() > MAX_DESCRIPTION {
+                        errors.push(FieldError::new(
+                            "/description_html",
+                            format!("its text must be at most {MAX_DESCRIPTION} characters"),
+                        ));
+                    }
+                    (Some(text).filter(|t| !t.trim().is_empty()), Some(html))
+                }
+                Ok(None) => (None, None),
+                Err(e) => {
+                    errors.push(e);
+                    (None, None)
+                }
+            }
+        }
+        (text, Patch::Absent) => {
+            let text = text_member(
+                "description",
+                text,
+                current.map(|c| &c.description),
+                MAX_DESCRIPTION,
+                errors,
+            );
+            // An HTML description stays HTML: the text is written as paragraphs.
+            let html = match (&text, current_html) {
+                (Some(text), Some(_)) => Some(rich_text::text_to_html(text)),
+                _ => None,
+            };
+            (text, html)
+        }
+    }
+}
+
 fn apply(mut patch: UpdateCalendarEvent, current: Option<&EventData>) -> ApiResult<EventData> {
     let mut errors = Vec::new();
     let title = match required("/title", std::mem::take(&mut patch.title), &mut errors) {
@@ -345,13 +408,7 @@ fn apply(mut patch: UpdateCalendarEvent, current: Option<&EventData>) -> ApiResu
             None
         }),
     };
-    let description = text_member(
-        "description",
-        std::mem::take(&mut patch.description),
-        current.map(|c| &c.description),
-        MAX_DESCRIPTION,
-        &mut errors,
-    );
+    let (description, description_html) = resolve_description(&mut patch, current, &mut errors);
     let location = text_member(
         "location",
         std::mem::take(&mut patch.location),
@@ -425,6 +482,7 @@ fn apply(mut patch: UpdateCalendarEvent, current: Option<&EventData>) -> ApiResu
             let mut data = EventData {
                 title,
                 description,
+                description_html,
                 location,
                 time,
                 reminder_minutes,

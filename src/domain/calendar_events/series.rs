@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{EventData, EventTime};
+use crate::domain::rich_text;
 
 /// Format of original starts and instants in normalized fields.
 pub const INSTANT_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -143,7 +144,14 @@ pub fn occurrence_fields(data: &EventData) -> Map<String, Value> {
     };
     let mut f = Map::new();
     f.insert("title".into(), json!(data.title));
-    f.insert("description".into(), text(&data.description));
+    f.insert(
+        "description".into(),
+        json!(rich_text::given(data.description.as_deref())),
+    );
+    f.insert(
+        "description_html".into(),
+        json!(rich_text::given(data.description_html.as_deref())),
+    );
     f.insert("location".into(), text(&data.location));
     f.insert("start".into(), start);
     f.insert("end".into(), end);
@@ -166,6 +174,7 @@ pub fn with_changes(mut data: EventData, changes: &Map<String, Value>) -> EventD
                 }
             }
             "description" => data.description = value.as_str().map(str::to_owned),
+            "description_html" => data.description_html = value.as_str().map(str::to_owned),
             "location" => data.location = value.as_str().map(str::to_owned),
             "start" | "end" => {
                 let is_start = key == "start";

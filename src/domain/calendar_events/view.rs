@@ -31,6 +31,58 @@ pub struct Organizer {
     pub email: String,
 }
 
+/// An attendee of an event, with their response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttendeeView {
+    /// E-mail address (lower-cased).
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Required, optional or resource.
+    #[serde(rename = "type")]
+    pub attendee_type: super::AttendeeType,
+    /// Their response as Microsoft has it (`none`, `organizer`, `tentatively_accepted`,
+    /// `accepted`, `declined`, `not_responded`); `null` while Microsoft does not have the
+    /// attendee (an event not synchronized yet, or attendees kept here by the `never`
+    /// invitation policy).
+    #[schema(example = "accepted")]
+    pub response: Option<String>,
+    /// When they responded; `null` when they have not (or it is not known).
+    pub responded_at: Option<DateTime<Utc>>,
+}
+
+/// An attendee's response as stored: Microsoft's, by address.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StoredResponse {
+    /// The attendee's address, lower-cased.
+    pub email: String,
+    /// Snake-cased response.
+    pub response: String,
+    /// When they responded.
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// The attendees of an event with the responses Microsoft has of them.
+fn attendee_views(attendees: Vec<Attendee>, stored: Option<&str>) -> Vec<AttendeeView> {
+    let responses: Vec<StoredResponse> = stored
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    attendees
+        .into_iter()
+        .map(|a| {
+            let known = responses.iter().find(|r| r.email == a.email);
+            AttendeeView {
+                response: known.map(|r| r.response.clone()),
+                responded_at: known.and_then(|r| r.time),
+                email: a.email,
+                name: a.name,
+                attendee_type: a.attendee_type,
+            }
+        })
+        .collect()
+}
+
 /// A calendar event as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CalendarEventView {
@@ -38,8 +90,12 @@ pub struct CalendarEventView {
     pub id: Uuid,
     /// Title.
     pub title: String,
-    /// Description.
+    /// Description as plain text, kept as given; for an HTML description (what Outlook
+    /// writes), the text a person reads in it.
     pub description: Option<String>,
+    /// Description as HTML, byte for byte as Microsoft holds it or as given; `null` for a
+    /// plain-text description.
+    pub description_html: Option<String>,
     /// Location.
     pub location: Option<String>,
     /// Whether the event lasts whole days.
@@ -64,8 +120,14 @@ pub struct CalendarEventView {
     pub sensitivity: Sensitivity,
     /// Categories.
     pub categories: Vec<String>,
-    /// Attendees.
-    pub attendees: Vec<Attendee>,
+    /// Attendees, each with their response as Microsoft has it.
+    pub attendees: Vec<AttendeeView>,
+    /// Whether the organizer cancelled the meeting (Outlook keeps a cancelled meeting in an
+    /// attendee's calendar until they remove it).
+    pub is_cancelled: bool,
+    /// The join URL of the meeting's online meeting (Teams or another provider); `null` when
+    /// it has none.
+    pub online_meeting_url: Option<String>,
     /// Who organizes the event, as Microsoft names them; `null` for an event made here and not
     /// synchronized yet.
     pub organizer: Option<Organizer>,
@@ -199,6 +261,7 @@ impl CalendarEventView {
             id: m.id,
             title: data.title,
             description: data.description,
+            description_html: data.description_html,
             location: data.location,
             is_all_day: m.is_all_day,
             start,
@@ -210,7 +273,9 @@ impl CalendarEventView {
             importance: data.importance,
             sensitivity: data.sensitivity,
             categories: data.categories,
-            attendees: data.attendees,
+            attendees: attendee_views(data.attendees, m.attendee_responses.as_deref()),
+            is_cancelled: m.is_cancelled,
+            online_meeting_url: m.online_meeting_url.clone(),
             organizer: m
                 .organizer
                 .as_deref()
