@@ -267,6 +267,19 @@ impl Meetings {
 }
 
 impl Meetings {
+    /// The user's event of the given title, as the API shows it.
+    async fn shown(&self, title: &str) -> Value {
+        let events = format!("/api/v1/users/{}/calendar-events", self.who.user.id);
+        let listed = self.app.get(&events, &self.who.user.token).await.body;
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["title"] == title)
+            .cloned()
+            .unwrap_or_else(|| panic!("no event {title}: {listed}"))
+    }
+
     /// "Bob's review", a meeting `organizer` (a mailbox of the emulator) sends the user, twenty
     /// days from now; returns its day.
     fn invited_by(&self, organizer: &str) -> chrono::NaiveDate {
@@ -425,6 +438,14 @@ async fn attendee_responses_survive_local_edits() {
         .respond_event(&bob, &bobs_copy, "accept", json!({"sendResponse": true}))
         .unwrap();
     m.app.sync_now(&m.who.user).await;
+    let path = format!("/api/v1/users/{}/calendar-events/{id}", m.who.user.id);
+    let shown = m.app.get(&path, &m.who.user.token).await.body;
+    assert_eq!(shown["attendees"][0]["email"], bob.to_lowercase(), "{shown}");
+    assert_eq!(shown["attendees"][0]["response"], "accepted", "{shown}");
+    assert!(
+        shown["attendees"][0]["responded_at"].is_string(),
+        "with its time: {shown}"
+    );
 
     m.edit(&id, json!({"title": "Planning (agenda inside)"}))
         .await;
@@ -597,4 +618,89 @@ async fn an_answer_to_someone_elses_meeting_reaches_the_organizer_once() {
         .await;
     assert_eq!(response.status, StatusCode::CONFLICT, "{response:?}");
     assert_eq!(response.code(), "own_meeting");
+}
+
+#[tokio::test]
+async fn someone_elses_online_meeting_shows_its_join_link_and_its_cancellation() {
+    let m = Meetings::new().await;
+    let bob = m.colleague("bob");
+    let outlook = m.app.emulator.outlook();
+    let day = (Utc::now() + Duration::days(3)).date_naive();
+    let bobs = outlook
+        .create_event(
+            &bob,
+            json!({
+                "subject": "Online sync",
+                "isOnlineMeeting": true,
+                "start": {"dateTime": format!("{day}T09:00:00"), "timeZone": "UTC"},
+                "end": {"dateTime": format!("{day}T10:00:00"), "timeZone": "UTC"},
+                "attendees": [{"emailAddress": {"address": m.who.upn}, "type": "required"}],
+            }),
+        )
+        .unwrap();
+    let join = bobs["onlineMeeting"]["joinUrl"].as_str().unwrap().to_owned();
+    m.app.sync_now(&m.who.user).await;
+    let shown = m.shown("Online sync").await;
+    assert_eq!(shown["online_meeting_url"], join.as_str(), "{shown}");
+    assert_eq!(shown["is_cancelled"], false);
+    assert_eq!(shown["is_organizer"], false);
+
+    outlook
+        .cancel_event(&bob, bobs["id"].as_str().unwrap(), Some("Not needed"))
+        .unwrap();
+    m.app.sync_now(&m.who.user).await;
+    let shown = m.shown("Online sync").await;
+    assert_eq!(
+        shown["is_cancelled"], true,
+        "kept in the calendar, marked: {shown}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_someone_elses_meeting_here_removes_the_users_copy_and_mails_nobody() {
+    let m = Meetings::new().await;
+    let bob = m.colleague("bob");
+    let outlook = m.app.emulator.outlook();
+    m.invited_by(&bob);
+    m.app.sync_now(&m.who.user).await;
+    m.app.emulator.clear_mail_log();
+    let shown = m.shown("Bob's review").await;
+    let path = format!(
+        "/api/v1/users/{}/calendar-events/{}",
+        m.who.user.id,
+        shown["id"].as_str().unwrap()
+    );
+    let response = m
+        .app
+        .request(Method::DELETE, &path, Some(&m.who.user.token), None)
+        .await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT, "{response:?}");
+    let from = m.app.emulator.request_log().len();
+    let runs = m.app.sync_now(&m.who.user).await;
+    assert_eq!(runs[0]["counts"]["deleted_remotely"], 1, "{}", runs[0]);
+    let sent: Vec<String> = m.app.emulator.request_log()[from..]
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("$batch"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        sent.iter().all(|r| r.starts_with("DELETE ")),
+        "a delete, no decline: {sent:?}"
+    );
+    assert!(
+        outlook
+            .list_events(&m.who.mailbox_id)
+            .unwrap()
+            .iter()
+            .all(|e| e["subject"] != "Bob's review"),
+        "gone from the user's calendar"
+    );
+    assert_eq!(m.mail(), Vec::new(), "the organizer is not mailed");
+    let organizers = outlook.list_events(&bob).unwrap();
+    assert_eq!(organizers.len(), 1, "the organizer's meeting stays");
+    assert_eq!(
+        organizers[0]["attendees"][0]["status"]["response"], "none",
+        "and still waits for the user's answer: {}",
+        organizers[0]
+    );
 }

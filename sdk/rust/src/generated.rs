@@ -426,6 +426,28 @@ first mention's name and type).*/
             value.parse()
         }
     }
+    ///An attendee of an event, with their response.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AttendeeView {
+        ///E-mail address (lower-cased).
+        pub email: ::std::string::String,
+        ///Display name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        ///When they responded; `null` when they have not (or it is not known).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub responded_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        /**Their response as Microsoft has it (`none`, `organizer`, `tentatively_accepted`,
+`accepted`, `declined`, `not_responded`); `null` while Microsoft does not have the
+attendee (an event not synchronized yet, or attendees kept here by the `never`
+invitation policy).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response: ::std::option::Option<::std::string::String>,
+        #[serde(rename = "type")]
+        pub type_: AttendeeType,
+    }
     ///An effective boolean setting.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct BoolSetting {
@@ -438,8 +460,8 @@ first mention's name and type).*/
     ///A calendar event as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CalendarEventView {
-        ///Attendees.
-        pub attendees: ::std::vec::Vec<Attendee>,
+        ///Attendees, each with their response as Microsoft has it.
+        pub attendees: ::std::vec::Vec<AttendeeView>,
         ///Categories.
         pub categories: ::std::vec::Vec<::std::string::String>,
         ///When it was created.
@@ -451,9 +473,14 @@ first mention's name and type).*/
 this was recorded).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub deleted_by: ::std::option::Option<DeletedBy>,
-        ///Description.
+        /**Description as plain text, kept as given; for an HTML description (what Outlook
+writes), the text a person reads in it.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
+        /**Description as HTML, byte for byte as Microsoft holds it or as given; `null` for a
+plain-text description.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description_html: ::std::option::Option<::std::string::String>,
         ///End of a timed event in its zone; `null` for all-day events.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<ZonedDateTime>,
@@ -468,6 +495,9 @@ single event and in an expanded listing).*/
         pub importance: Importance,
         ///Whether the event lasts whole days.
         pub is_all_day: bool,
+        /**Whether the organizer cancelled the meeting (Outlook keeps a cancelled meeting in an
+attendee's calendar until they remove it).*/
+        pub is_cancelled: bool,
         /**Whether the user organizes it. When not (a meeting someone else sent), its title,
 description, location, times, attendees and recurrence are read-only here: changing them
 answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.*/
@@ -480,6 +510,10 @@ answers 409 `not_organizer`; the reminder, show-as and categories stay the user'
 is; `null` for single events and outside expanded listings.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**The join URL of the meeting's online meeting (Teams or another provider); `null` when
+it has none.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub online_meeting_url: ::std::option::Option<::std::string::String>,
         /**Who organizes the event, as Microsoft names them; `null` for an event made here and not
 synchronized yet.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -983,9 +1017,14 @@ all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.*/
         ///Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
-        ///Description (plain text), at most 32,000 characters.
+        /**Description as plain text, at most 32,000 characters, kept as given (white space
+included); a blank one is none. Give it or `description_html`, not both.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<CreateCalendarEventDescription>,
+        /**Description as HTML (the body Outlook shows), at most 131,072 characters, kept byte for
+byte; `description` becomes the text read in it.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description_html: ::std::option::Option<CreateCalendarEventDescriptionHtml>,
         ///End of a timed event, not before `start`, in the same time zone.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<ZonedDateTime>,
@@ -1024,7 +1063,8 @@ repeated one means its first occurrence.*/
         ///Title, 1 to 255 characters, not blank.
         pub title: CreateCalendarEventTitle,
     }
-    ///Description (plain text), at most 32,000 characters.
+    /**Description as plain text, at most 32,000 characters, kept as given (white space
+included); a blank one is none. Give it or `description_html`, not both.*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreateCalendarEventDescription(::std::string::String);
@@ -1068,6 +1108,63 @@ repeated one means its first occurrence.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateCalendarEventDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**Description as HTML (the body Outlook shows), at most 131,072 characters, kept byte for
+byte; `description` becomes the text read in it.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateCalendarEventDescriptionHtml(::std::string::String);
+    impl ::std::ops::Deref for CreateCalendarEventDescriptionHtml {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateCalendarEventDescriptionHtml>
+    for ::std::string::String {
+        fn from(value: CreateCalendarEventDescriptionHtml) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateCalendarEventDescriptionHtml {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 131072usize {
+                return Err("longer than 131072 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateCalendarEventDescriptionHtml {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateCalendarEventDescriptionHtml {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateCalendarEventDescriptionHtml {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -2727,8 +2824,8 @@ default list (and always `null` at global and organization scope).*/
     ///A calendar event as the API shows it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct PageCalendarEventViewItemsItem {
-        ///Attendees.
-        pub attendees: ::std::vec::Vec<Attendee>,
+        ///Attendees, each with their response as Microsoft has it.
+        pub attendees: ::std::vec::Vec<AttendeeView>,
         ///Categories.
         pub categories: ::std::vec::Vec<::std::string::String>,
         ///When it was created.
@@ -2740,9 +2837,14 @@ default list (and always `null` at global and organization scope).*/
 this was recorded).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub deleted_by: ::std::option::Option<DeletedBy>,
-        ///Description.
+        /**Description as plain text, kept as given; for an HTML description (what Outlook
+writes), the text a person reads in it.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
+        /**Description as HTML, byte for byte as Microsoft holds it or as given; `null` for a
+plain-text description.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description_html: ::std::option::Option<::std::string::String>,
         ///End of a timed event in its zone; `null` for all-day events.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<ZonedDateTime>,
@@ -2757,6 +2859,9 @@ single event and in an expanded listing).*/
         pub importance: Importance,
         ///Whether the event lasts whole days.
         pub is_all_day: bool,
+        /**Whether the organizer cancelled the meeting (Outlook keeps a cancelled meeting in an
+attendee's calendar until they remove it).*/
+        pub is_cancelled: bool,
         /**Whether the user organizes it. When not (a meeting someone else sent), its title,
 description, location, times, attendees and recurrence are read-only here: changing them
 answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.*/
@@ -2769,6 +2874,10 @@ answers 409 `not_organizer`; the reminder, show-as and categories stay the user'
 is; `null` for single events and outside expanded listings.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub occurrence: ::std::option::Option<OccurrenceRef>,
+        /**The join URL of the meeting's online meeting (Teams or another provider); `null` when
+it has none.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub online_meeting_url: ::std::option::Option<::std::string::String>,
         /**Who organizes the event, as Microsoft names them; `null` for an event made here and not
 synchronized yet.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -3987,9 +4096,15 @@ other kind of times (`start`/`end` or `start_date`/`end_date`) unless the event 
         ///Categories (replace the whole list).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub categories: ::std::option::Option<::std::vec::Vec<Category>>,
-        ///Description.
+        /**Description as plain text, kept as given. On an event whose description is HTML, the
+text becomes HTML (escaped, a paragraph per line); `null` clears both forms.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<UpdateCalendarEventDescription>,
+        /**Description as HTML, kept byte for byte (`description` becomes the text read in it);
+`null` keeps the text of the description and drops its formatting. Not with
+`description`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description_html: ::std::option::Option<UpdateCalendarEventDescriptionHtml>,
         ///End of a timed event.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<ZonedDateTime>,
@@ -4029,7 +4144,8 @@ others are dropped.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<UpdateCalendarEventTitle>,
     }
-    ///Description.
+    /**Description as plain text, kept as given. On an event whose description is HTML, the
+text becomes HTML (escaped, a paragraph per line); `null` clears both forms.*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct UpdateCalendarEventDescription(::std::string::String);
@@ -4073,6 +4189,64 @@ others are dropped.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateCalendarEventDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**Description as HTML, kept byte for byte (`description` becomes the text read in it);
+`null` keeps the text of the description and drops its formatting. Not with
+`description`.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateCalendarEventDescriptionHtml(::std::string::String);
+    impl ::std::ops::Deref for UpdateCalendarEventDescriptionHtml {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateCalendarEventDescriptionHtml>
+    for ::std::string::String {
+        fn from(value: UpdateCalendarEventDescriptionHtml) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateCalendarEventDescriptionHtml {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 131072usize {
+                return Err("longer than 131072 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateCalendarEventDescriptionHtml {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateCalendarEventDescriptionHtml {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateCalendarEventDescriptionHtml {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,

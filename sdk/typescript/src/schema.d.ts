@@ -745,6 +745,31 @@ export interface components {
          * @enum {string}
          */
         AttendeeType: "required" | "optional" | "resource";
+        /** @description An attendee of an event, with their response. */
+        AttendeeView: {
+            /**
+             * @description E-mail address (lower-cased).
+             * @example ada@example.com
+             */
+            email: string;
+            /** @description Display name. */
+            name?: string | null;
+            /**
+             * Format: date-time
+             * @description When they responded; `null` when they have not (or it is not known).
+             */
+            responded_at?: string | null;
+            /**
+             * @description Their response as Microsoft has it (`none`, `organizer`, `tentatively_accepted`,
+             *     `accepted`, `declined`, `not_responded`); `null` while Microsoft does not have the
+             *     attendee (an event not synchronized yet, or attendees kept here by the `never`
+             *     invitation policy).
+             * @example accepted
+             */
+            response?: string | null;
+            /** @description Required, optional or resource. */
+            type: components["schemas"]["AttendeeType"];
+        };
         /** @description An effective boolean setting. */
         BoolSetting: {
             /** @description Whether the scope being viewed sets this value itself. */
@@ -756,8 +781,8 @@ export interface components {
         };
         /** @description A calendar event as the API shows it. */
         CalendarEventView: {
-            /** @description Attendees. */
-            attendees: components["schemas"]["Attendee"][];
+            /** @description Attendees, each with their response as Microsoft has it. */
+            attendees: components["schemas"]["AttendeeView"][];
             /** @description Categories. */
             categories: string[];
             /**
@@ -771,8 +796,16 @@ export interface components {
              */
             deleted_at?: string | null;
             deleted_by?: components["schemas"]["DeletedBy"] | null;
-            /** @description Description. */
+            /**
+             * @description Description as plain text, kept as given; for an HTML description (what Outlook
+             *     writes), the text a person reads in it.
+             */
             description?: string | null;
+            /**
+             * @description Description as HTML, byte for byte as Microsoft holds it or as given; `null` for a
+             *     plain-text description.
+             */
+            description_html?: string | null;
             end?: components["schemas"]["ZonedDateTime"] | null;
             /**
              * Format: date
@@ -795,6 +828,11 @@ export interface components {
             /** @description Whether the event lasts whole days. */
             is_all_day: boolean;
             /**
+             * @description Whether the organizer cancelled the meeting (Outlook keeps a cancelled meeting in an
+             *     attendee's calendar until they remove it).
+             */
+            is_cancelled: boolean;
+            /**
              * @description Whether the user organizes it. When not (a meeting someone else sent), its title,
              *     description, location, times, attendees and recurrence are read-only here: changing them
              *     answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
@@ -805,6 +843,11 @@ export interface components {
             /** @description Its Microsoft link. */
             microsoft: components["schemas"]["LinkState"];
             occurrence?: components["schemas"]["OccurrenceRef"] | null;
+            /**
+             * @description The join URL of the meeting's online meeting (Teams or another provider); `null` when
+             *     it has none.
+             */
+            online_meeting_url?: string | null;
             organizer?: components["schemas"]["Organizer"] | null;
             recurrence?: components["schemas"]["RecurrenceRule"] | null;
             /**
@@ -1050,8 +1093,16 @@ export interface components {
             attendees?: components["schemas"]["Attendee"][] | null;
             /** @description Categories: at most 25, each 1 to 255 characters, not blank (repeats are merged). */
             categories?: components["schemas"]["Category"][] | null;
-            /** @description Description (plain text), at most 32,000 characters. */
+            /**
+             * @description Description as plain text, at most 32,000 characters, kept as given (white space
+             *     included); a blank one is none. Give it or `description_html`, not both.
+             */
             description?: string | null;
+            /**
+             * @description Description as HTML (the body Outlook shows), at most 131,072 characters, kept byte for
+             *     byte; `description` becomes the text read in it.
+             */
+            description_html?: string | null;
             end?: components["schemas"]["ZonedDateTime"] | null;
             /**
              * Format: date
@@ -1439,8 +1490,8 @@ export interface components {
         Page_CalendarEventView: {
             /** @description The items of this page. */
             items: {
-                /** @description Attendees. */
-                attendees: components["schemas"]["Attendee"][];
+                /** @description Attendees, each with their response as Microsoft has it. */
+                attendees: components["schemas"]["AttendeeView"][];
                 /** @description Categories. */
                 categories: string[];
                 /**
@@ -1454,8 +1505,16 @@ export interface components {
                  */
                 deleted_at?: string | null;
                 deleted_by?: components["schemas"]["DeletedBy"] | null;
-                /** @description Description. */
+                /**
+                 * @description Description as plain text, kept as given; for an HTML description (what Outlook
+                 *     writes), the text a person reads in it.
+                 */
                 description?: string | null;
+                /**
+                 * @description Description as HTML, byte for byte as Microsoft holds it or as given; `null` for a
+                 *     plain-text description.
+                 */
+                description_html?: string | null;
                 end?: components["schemas"]["ZonedDateTime"] | null;
                 /**
                  * Format: date
@@ -1478,6 +1537,11 @@ export interface components {
                 /** @description Whether the event lasts whole days. */
                 is_all_day: boolean;
                 /**
+                 * @description Whether the organizer cancelled the meeting (Outlook keeps a cancelled meeting in an
+                 *     attendee's calendar until they remove it).
+                 */
+                is_cancelled: boolean;
+                /**
                  * @description Whether the user organizes it. When not (a meeting someone else sent), its title,
                  *     description, location, times, attendees and recurrence are read-only here: changing them
                  *     answers 409 `not_organizer`; the reminder, show-as and categories stay the user's own.
@@ -1488,6 +1552,11 @@ export interface components {
                 /** @description Its Microsoft link. */
                 microsoft: components["schemas"]["LinkState"];
                 occurrence?: components["schemas"]["OccurrenceRef"] | null;
+                /**
+                 * @description The join URL of the meeting's online meeting (Teams or another provider); `null` when
+                 *     it has none.
+                 */
+                online_meeting_url?: string | null;
                 organizer?: components["schemas"]["Organizer"] | null;
                 recurrence?: components["schemas"]["RecurrenceRule"] | null;
                 /**
@@ -2255,8 +2324,17 @@ export interface components {
             attendees?: components["schemas"]["Attendee"][] | null;
             /** @description Categories (replace the whole list). */
             categories?: components["schemas"]["Category"][] | null;
-            /** @description Description. */
+            /**
+             * @description Description as plain text, kept as given. On an event whose description is HTML, the
+             *     text becomes HTML (escaped, a paragraph per line); `null` clears both forms.
+             */
             description?: string | null;
+            /**
+             * @description Description as HTML, kept byte for byte (`description` becomes the text read in it);
+             *     `null` keeps the text of the description and drops its formatting. Not with
+             *     `description`.
+             */
+            description_html?: string | null;
             end?: components["schemas"]["ZonedDateTime"] | null;
             /**
              * Format: date
