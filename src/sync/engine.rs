@@ -1754,7 +1754,7 @@ impl Run<'_> {
                             longest_wait = longest_wait.max(after);
                             retry.push(op.clone());
                         }
-                        Settled::Recreate(item) => retry.push(Op::Create(item)),
+                        Settled::Recreate(item) => retry.push(Op::Create(*item)),
                     }
                 }
             }
@@ -2111,7 +2111,7 @@ impl Run<'_> {
                     item.id
                 ));
                 self.delete_link(link).await?;
-                return Ok(Settled::Recreate(item.clone()));
+                return Ok(Settled::Recreate(Box::new(item.clone())));
             }
             Op::Respond(item, _, answer) if matches!(status, 200 | 202 | 204) => {
                 local::answered(&self.state.db, item, answer.response.as_response()).await?;
@@ -2503,7 +2503,7 @@ impl Op {
 enum Settled {
     Done,
     Retry(Option<Duration>),
-    Recreate(LocalItem),
+    Recreate(Box<LocalItem>),
 }
 
 /// Exponential backoff with jitter: about 0.5 s, 1 s, 2 s...

@@ -440,7 +440,11 @@ async fn attendee_responses_survive_local_edits() {
     m.app.sync_now(&m.who.user).await;
     let path = format!("/api/v1/users/{}/calendar-events/{id}", m.who.user.id);
     let shown = m.app.get(&path, &m.who.user.token).await.body;
-    assert_eq!(shown["attendees"][0]["email"], bob.to_lowercase(), "{shown}");
+    assert_eq!(
+        shown["attendees"][0]["email"],
+        bob.to_lowercase(),
+        "{shown}"
+    );
     assert_eq!(shown["attendees"][0]["response"], "accepted", "{shown}");
     assert!(
         shown["attendees"][0]["responded_at"].is_string(),
@@ -638,7 +642,10 @@ async fn someone_elses_online_meeting_shows_its_join_link_and_its_cancellation()
             }),
         )
         .unwrap();
-    let join = bobs["onlineMeeting"]["joinUrl"].as_str().unwrap().to_owned();
+    let join = bobs["onlineMeeting"]["joinUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     m.app.sync_now(&m.who.user).await;
     let shown = m.shown("Online sync").await;
     assert_eq!(shown["online_meeting_url"], join.as_str(), "{shown}");

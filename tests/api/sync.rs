@@ -1129,3 +1129,210 @@ async fn a_resync_finds_items_deleted_while_the_delta_token_was_not_valid() {
     assert_eq!(tasks, [kept_task]);
     s.assert_in_sync("after the resync").await;
 }
+
+/// A field of an event changed on both sides: the API patch and Graph patch that change it,
+/// where each side shows it, and what each side shows when the local or Microsoft's change wins
+/// (strings compare by prefix, for Graph's fractional seconds).
+struct FieldCase {
+    api: Value,
+    graph: Value,
+    api_at: &'static str,
+    graph_at: &'static str,
+    ours: (Value, Value),
+    theirs: (Value, Value),
+}
+
+fn field_cases(day: impl Fn(usize) -> String) -> Vec<FieldCase> {
+    let mut cases = vec![
+        FieldCase {
+            api: json!({"title": "Our title"}),
+            graph: json!({"subject": "Their title"}),
+            api_at: "/title",
+            graph_at: "/subject",
+            ours: (json!("Our title"), json!("Our title")),
+            theirs: (json!("Their title"), json!("Their title")),
+        },
+        FieldCase {
+            api: json!({"description": "Our notes"}),
+            graph: json!({"body": {"contentType": "html", "content": "<p>Their <b>notes</b></p>"}}),
+            api_at: "/description",
+            graph_at: "/body/content",
+            // The event had no description: text given stays text.
+            ours: (json!("Our notes"), json!("Our notes")),
+            theirs: (json!("Their notes"), json!("<p>Their <b>notes</b></p>")),
+        },
+        FieldCase {
+            api: json!({"location": "Our room"}),
+            graph: json!({"location": {"displayName": "Their room"}}),
+            api_at: "/location",
+            graph_at: "/location/displayName",
+            ours: (json!("Our room"), json!("Our room")),
+            theirs: (json!("Their room"), json!("Their room")),
+        },
+        FieldCase {
+            api: json!({"reminder_minutes": 5}),
+            graph: json!({"isReminderOn": true, "reminderMinutesBeforeStart": 45}),
+            api_at: "/reminder_minutes",
+            graph_at: "/reminderMinutesBeforeStart",
+            ours: (json!(5), json!(5)),
+            theirs: (json!(45), json!(45)),
+        },
+        FieldCase {
+            api: json!({"show_as": "free"}),
+            graph: json!({"showAs": "tentative"}),
+            api_at: "/show_as",
+            graph_at: "/showAs",
+            ours: (json!("free"), json!("free")),
+            theirs: (json!("tentative"), json!("tentative")),
+        },
+        FieldCase {
+            api: json!({"importance": "high"}),
+            graph: json!({"importance": "low"}),
+            api_at: "/importance",
+            graph_at: "/importance",
+            ours: (json!("high"), json!("high")),
+            theirs: (json!("low"), json!("low")),
+        },
+        FieldCase {
+            api: json!({"sensitivity": "private"}),
+            graph: json!({"sensitivity": "personal"}),
+            api_at: "/sensitivity",
+            graph_at: "/sensitivity",
+            ours: (json!("private"), json!("private")),
+            theirs: (json!("personal"), json!("personal")),
+        },
+        FieldCase {
+            api: json!({"categories": ["Ours"]}),
+            graph: json!({"categories": ["Theirs"]}),
+            api_at: "/categories",
+            graph_at: "/categories",
+            ours: (json!(["Ours"]), json!(["Ours"])),
+            theirs: (json!(["Theirs"]), json!(["Theirs"])),
+        },
+    ];
+    let n = cases.len();
+    let (ours_day, theirs_day) = (day(n), day(n));
+    cases.push(FieldCase {
+        api: json!({"start": {"date_time": format!("{ours_day}T11:00:00"), "time_zone": "UTC"},
+                    "end": {"date_time": format!("{ours_day}T12:00:00"), "time_zone": "UTC"}}),
+        graph: json!({"start": {"dateTime": format!("{theirs_day}T13:00:00"), "timeZone": "UTC"},
+                      "end": {"dateTime": format!("{theirs_day}T14:00:00"), "timeZone": "UTC"}}),
+        api_at: "/start/date_time",
+        graph_at: "/start/dateTime",
+        ours: (
+            json!(format!("{ours_day}T11:00:00")),
+            json!(format!("{ours_day}T11:00:00")),
+        ),
+        theirs: (
+            json!(format!("{theirs_day}T13:00:00")),
+            json!(format!("{theirs_day}T13:00:00")),
+        ),
+    });
+    cases
+}
+
+fn shows(actual: &Value, expected: &Value) -> bool {
+    match (actual.as_str(), expected.as_str()) {
+        (Some(a), Some(e)) => a.starts_with(e),
+        _ => actual == expected,
+    }
+}
+
+#[tokio::test]
+async fn every_event_field_changed_on_both_sides_follows_every_strategy() {
+    let day = |n: usize| format!("2027-03-{:02}", n + 1);
+    for strategy in ["local_wins", "microsoft_wins", "most_recent_wins", "manual"] {
+        let s = Sync::new("bidirectional", strategy).await;
+        let cases = field_cases(day);
+        let outlook = s.app.emulator.outlook();
+        let mut remote_ids = Vec::new();
+        for n in 0..cases.len() {
+            let created = outlook
+                .create_event(
+                    &s.who.mailbox_id,
+                    json!({
+                        "subject": format!("Case {n}"),
+                        "start": {"dateTime": format!("{}T09:00:00", day(n)), "timeZone": "UTC"},
+                        "end": {"dateTime": format!("{}T10:00:00", day(n)), "timeZone": "UTC"},
+                    }),
+                )
+                .unwrap();
+            remote_ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        s.run().await;
+        let events = format!("/api/v1/users/{}/calendar-events", s.who.user.id);
+        let listed = s
+            .app
+            .get(&format!("{events}?limit=100"), &s.who.user.token)
+            .await
+            .body;
+        let local_id = |n: usize| {
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["title"] == format!("Case {n}"))
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let local_ids: Vec<String> = (0..cases.len()).map(local_id).collect();
+        // Microsoft first, then here: the local change is the more recent one.
+        for (case, remote_id) in cases.iter().zip(&remote_ids) {
+            outlook
+                .update_event(&s.who.mailbox_id, remote_id, case.graph.clone())
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        for (case, id) in cases.iter().zip(&local_ids) {
+            let response = s
+                .app
+                .patch(
+                    &format!("{events}/{id}"),
+                    &s.who.user.token,
+                    case.api.clone(),
+                )
+                .await;
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "{}: {response:?}",
+                case.api
+            );
+        }
+        let runs = s.run().await;
+        assert_eq!(
+            runs[0]["counts"]["conflicts"],
+            cases.len(),
+            "{strategy}: {}",
+            runs[0]
+        );
+        for ((case, id), remote_id) in cases.iter().zip(&local_ids).zip(&remote_ids) {
+            let local = s
+                .app
+                .get(&format!("{events}/{id}"), &s.who.user.token)
+                .await
+                .body;
+            let remote = outlook.get_event(&s.who.mailbox_id, remote_id).unwrap();
+            let (local_side, remote_side) = match strategy {
+                "microsoft_wins" => (&case.theirs.0, &case.theirs.1),
+                // `manual` parks: each side keeps its own change.
+                "manual" => (&case.ours.0, &case.theirs.1),
+                _ => (&case.ours.0, &case.ours.1),
+            };
+            let shown = local.pointer(case.api_at).unwrap_or(&Value::Null);
+            assert!(
+                shows(shown, local_side),
+                "{strategy} {}: here {shown}, expected {local_side}",
+                case.api_at
+            );
+            let held = remote.pointer(case.graph_at).unwrap_or(&Value::Null);
+            assert!(
+                shows(held, remote_side),
+                "{strategy} {}: Microsoft {held}, expected {remote_side}",
+                case.graph_at
+            );
+        }
+    }
+}
