@@ -4,6 +4,7 @@ pub mod prelude;
 
 pub mod azure_app_settings;
 pub mod calendar_events;
+pub mod connect_completions;
 pub mod job_leaders;
 pub mod microsoft_connections;
 pub mod microsoft_settings;

@@ -72,6 +72,28 @@ impl AuthUser {
         }
     }
 
+    /// Reading or writing a user's data: their events, tasks, settings, connection and sync.
+    /// The same rule as managing the user, but for the user themselves: an org admin does not
+    /// reach the data of an admin who belongs to their organization.
+    ///
+    /// # Errors
+    /// 404 when the user is not visible; 403 when visible but their data is not the caller's
+    /// to reach (an admin's, for an org admin).
+    pub fn may_access_user_data(
+        &self,
+        target_id: Uuid,
+        target_org: Option<Uuid>,
+        target_role: Role,
+    ) -> Result<(), ApiError> {
+        self.may_access_user(target_id, target_org)?;
+        if self.id != target_id && self.role == Role::OrgAdmin && target_role == Role::Admin {
+            return Err(forbidden(
+                "An organization admin may not reach an admin's data.",
+            ));
+        }
+        Ok(())
+    }
+
     /// Changing or deleting a user's account (role, e-mail...).
     ///
     /// # Errors

@@ -25,6 +25,16 @@ pub struct StartConnect {
     pub login_hint: Option<String>,
 }
 
+/// Body of a Connect completion.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteConnect {
+    /// The one-time `completion` the sign-in popup posted to its opener (or the front-end
+    /// return URL carried).
+    #[schema(min_length = 1, max_length = 128)]
+    pub completion: String,
+}
+
 /// Query of a disconnect.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -64,11 +74,59 @@ pub async fn start_connection(
             "must be at most 320 characters",
         ));
     }
-    let started =
-        connections::start(&state, user.id, user.organization_id, hint.as_deref()).await?;
+    let started = connections::start(
+        &state,
+        user.id,
+        user.organization_id,
+        caller.id,
+        hint.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(started))
+}
+
+/// Complete Connect: the sign-in that came back (its one-time `completion`) becomes the user's
+/// connection. Only the caller who started Connect may complete it, with their own
+/// credentials: a sign-in link that reached someone else connects nothing.
+#[utoipa::path(
+    tag = "microsoft",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = CompleteConnect,
+    responses(
+        (status = 200, description = "Connected", body = ConnectionView),
+        (status = 400, description = "`invalid_completion`: unknown, used, expired, for another user, or not started by the caller", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`microsoft_account_in_use`: another user has connected this Microsoft account; `application_changed`: the Azure application changed during sign-in", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/microsoft/connection/complete")]
+pub async fn complete_connection(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+    body: crate::routes::extract::JsonBody<CompleteConnect>,
+) -> ApiResult<HttpResponse> {
+    let user = accessible_user(&state, &caller, *id).await?;
+    let completion = body.0.completion;
+    if completion.is_empty() || completion.len() > 128 {
+        return Err(ApiError::invalid(
+            "/completion",
+            "must be 1 to 128 characters",
+        ));
+    }
+    let view = connections::finish(
+        &state,
+        user.id,
+        user.organization_id,
+        caller.id,
+        &completion,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(view))
 }
 
 /// The connection's status and account name (never a token).

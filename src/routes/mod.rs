@@ -78,6 +78,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(settings::microsoft::get_user_microsoft_settings)
                             .service(settings::microsoft::update_user_microsoft_settings)
                             .service(connections::start_connection)
+                            .service(connections::complete_connection)
                             .service(connections::get_connection)
                             .service(connections::delete_connection)
                             .service(connections::check_connection)
@@ -110,11 +111,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         );
 }
 
-/// The user addressed by a `/users/{id}/...` path, if the caller may see them (their own
-/// account, their organization's users for an org admin, anyone for an admin).
+/// The user addressed by a `/users/{id}/...` data path (events, tasks, settings, connection,
+/// sync), if the caller may reach their data: their own, their organization's users but its
+/// admins for an org admin, anyone's for an admin.
 ///
 /// # Errors
-/// 404 when there is no such user or the caller may not see them.
+/// 404 when there is no such user or the caller may not see them; 403 for an org admin and an
+/// admin's data.
 pub async fn accessible_user(
     state: &crate::startup::AppState,
     caller: &crate::auth::AuthUser,
@@ -123,7 +126,11 @@ pub async fn accessible_user(
     let user = crate::domain::users::find_by_id_cached(&state.db, &state.caches.users, id)
         .await?
         .ok_or_else(|| crate::domain::access::not_found("user"))?;
-    caller.may_access_user(user.id, user.organization_id)?;
+    caller.may_access_user_data(
+        user.id,
+        user.organization_id,
+        crate::domain::users::stored_role(&user)?,
+    )?;
     Ok(user)
 }
 

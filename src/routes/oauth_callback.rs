@@ -3,7 +3,10 @@
 //!
 //! The answer is a small page that tells the window that opened the popup (`postMessage`, for
 //! the configured front-end origin only) and closes itself, or, when a front-end return URL is
-//! configured, a redirect there with the result in the query string.
+//! configured, a redirect there with the result in the query string. A successful sign-in
+//! hands over a one-time `completion`, which the front end posts back with the bearer token of
+//! the caller who started Connect (`POST /api/v1/users/{id}/microsoft/connection/complete`):
+//! only then is the account connected.
 
 use std::collections::HashMap;
 
@@ -26,7 +29,7 @@ use crate::{
         ("error_description" = Option<String>, Query, description = "Microsoft's description of the error")
     ),
     responses(
-        (status = 200, description = "Connected: a page that notifies the opener and closes", content_type = "text/html", body = String),
+        (status = 200, description = "Signed in: a page that hands the opener the one-time `completion` and closes", content_type = "text/html", body = String),
         (status = 303, description = "Redirect to the configured front-end return URL with the result"),
         (status = 400, description = "The sign-in failed: a page that notifies the opener", content_type = "text/html", body = String)
     )
@@ -70,15 +73,17 @@ fn opener_origin(state: &AppState) -> String {
 
 fn message(outcome: &CallbackOutcome) -> serde_json::Value {
     match outcome {
-        CallbackOutcome::Connected {
+        CallbackOutcome::SignedIn {
             user_id,
             account_name,
             display_name,
+            completion,
         } => serde_json::json!({
-            "type": "m365-sync:connected",
+            "type": "m365-sync:signed-in",
             "user_id": user_id,
             "account_name": account_name,
             "display_name": display_name,
+            "completion": completion,
         }),
         CallbackOutcome::Failed {
             user_id,
@@ -96,14 +101,16 @@ fn message(outcome: &CallbackOutcome) -> serde_json::Value {
 fn redirect(return_url: &str, outcome: &CallbackOutcome) -> HttpResponse {
     let mut params: Vec<(&str, String)> = Vec::new();
     match outcome {
-        CallbackOutcome::Connected {
+        CallbackOutcome::SignedIn {
             user_id,
             account_name,
+            completion,
             ..
         } => {
-            params.push(("status", "connected".to_owned()));
+            params.push(("status", "signed_in".to_owned()));
             params.push(("user_id", user_id.to_string()));
             params.push(("account_name", account_name.clone()));
+            params.push(("completion", completion.clone()));
         }
         CallbackOutcome::Failed { code, message, .. } => {
             params.push(("status", "error".to_owned()));
@@ -139,9 +146,9 @@ fn html_escape(text: &str) -> String {
 
 fn page(outcome: &CallbackOutcome, origin: &str) -> HttpResponse {
     let (title, detail, ok) = match outcome {
-        CallbackOutcome::Connected { account_name, .. } => (
-            "Microsoft account connected",
-            format!("Connected as {account_name}. You can close this window."),
+        CallbackOutcome::SignedIn { account_name, .. } => (
+            "Microsoft sign-in complete",
+            format!("Signed in as {account_name}. You can close this window."),
             true,
         ),
         CallbackOutcome::Failed { message, code, .. } => (

@@ -17,9 +17,12 @@ async fn each_role_may_do_exactly_what_the_rules_say() {
     let user_a = app.account(Role::User, Some(org_a)).await;
     let user_a2 = app.account(Role::User, Some(org_a)).await;
     let user_b = app.account(Role::User, Some(org_b)).await;
+    // An admin who belongs to organization A.
+    let admin_in_a = app.account(Role::Admin, Some(org_a)).await;
 
     let who = |name: &str| match name {
         "admin" => admin.token.clone(),
+        "admin_in_a" => admin_in_a.token.clone(),
         "org_admin_a" => org_admin_a.token.clone(),
         "org_admin_b" => org_admin_b.token.clone(),
         "user_a" => user_a.token.clone(),
@@ -38,8 +41,49 @@ async fn each_role_may_do_exactly_what_the_rules_say() {
     let interval = json!({"sync_interval_minutes": 12});
     let new_user = |role: &str| json!({"email": format!("{}@example.com", uuid::Uuid::new_v4()), "password": PASSWORD, "role": role});
 
+    let admin_in_a_path = format!("/api/v1/users/{}", admin_in_a.id);
+    let admin_in_a_data = [
+        format!("{admin_in_a_path}/settings/microsoft"),
+        format!("{admin_in_a_path}/calendar-events"),
+        format!("{admin_in_a_path}/tasks"),
+        format!("{admin_in_a_path}/microsoft/connection"),
+        format!("{admin_in_a_path}/microsoft/sync/runs"),
+        format!("{admin_in_a_path}/microsoft/conflicts"),
+    ];
+
     // (caller, method, path, body, expected status)
-    let cases: Vec<(&str, Method, String, Option<Value>, StatusCode)> = vec![
+    let mut cases: Vec<(&str, Method, String, Option<Value>, StatusCode)> = vec![
+        // An admin in an organization: its org admin sees the account, not the data.
+        (
+            "org_admin_a",
+            Method::GET,
+            admin_in_a_path.clone(),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            "org_admin_a",
+            Method::PATCH,
+            admin_in_a_data[0].clone(),
+            Some(interval.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "org_admin_a",
+            Method::POST,
+            admin_in_a_data[1].clone(),
+            Some(json!({"title": "Planted",
+                        "start": {"date_time": "2027-01-01T09:00:00", "time_zone": "UTC"},
+                        "end": {"date_time": "2027-01-01T10:00:00", "time_zone": "UTC"}})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "org_admin_a",
+            Method::DELETE,
+            admin_in_a_data[3].clone(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
         // Global settings: admins only.
         ("admin", Method::GET, global.clone(), None, StatusCode::OK),
         (
@@ -469,6 +513,30 @@ async fn each_role_may_do_exactly_what_the_rules_say() {
     ];
 
     let mut failures = Vec::new();
+    for path in &admin_in_a_data {
+        cases.push((
+            "org_admin_a",
+            Method::GET,
+            path.clone(),
+            None,
+            StatusCode::FORBIDDEN,
+        ));
+        cases.push((
+            "admin_in_a",
+            Method::GET,
+            path.clone(),
+            None,
+            StatusCode::OK,
+        ));
+        cases.push(("admin", Method::GET, path.clone(), None, StatusCode::OK));
+        cases.push((
+            "org_admin_b",
+            Method::GET,
+            path.clone(),
+            None,
+            StatusCode::NOT_FOUND,
+        ));
+    }
     for (caller, method, path, body, expected) in cases {
         let response = app
             .request(method.clone(), &path, Some(&who(caller)), body)

@@ -54,6 +54,8 @@ struct Flow {
     code: Option<String>,
     verifier: String,
     page: Response,
+    /// The front end's completion of a successful sign-in (`None` when the sign-in failed).
+    completed: Option<Response>,
 }
 
 impl Fixture {
@@ -121,11 +123,16 @@ impl Fixture {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned());
         let page = crate::helpers::read(self.app.client.get(location).send().await.unwrap()).await;
+        let completed = match page.body.as_str().and_then(crate::helpers::completion_of) {
+            Some(completion) => Some(self.app.complete_connect(&self.user, &completion).await),
+            None => None,
+        };
         Flow {
             state,
             code,
             verifier,
             page,
+            completed,
         }
     }
 
@@ -270,7 +277,9 @@ async fn the_popup_flow_connects_the_account_and_check_connection_succeeds() {
     assert_eq!(flow.page.status, StatusCode::OK);
     let html = flow.page.body.as_str().unwrap();
     assert!(
-        html.contains("m365-sync:connected") && html.contains("window.opener.postMessage"),
+        html.contains("m365-sync:signed-in")
+            && html.contains("\"completion\":\"")
+            && html.contains("window.opener.postMessage"),
         "{html}"
     );
     assert!(
@@ -278,6 +287,9 @@ async fn the_popup_flow_connects_the_account_and_check_connection_succeeds() {
         "posted for the configured origin only"
     );
     assert_eq!(flow.page.headers["referrer-policy"], "no-referrer");
+    let completed = flow.completed.expect("completed by the front end");
+    assert_eq!(completed.status, StatusCode::OK, "{completed:?}");
+    assert_eq!(completed.body["status"], "connected");
 
     let status = f.status().await;
     assert_eq!(status["status"], "connected");
@@ -531,6 +543,10 @@ async fn a_bad_client_secret_fails_the_connect_and_later_marks_the_app_misconfig
     assert_eq!(f.status().await["status"], "connected");
     assert_eq!(f.check().await["ok"], true);
     f.assert_secrets_hidden(&[&check, &flow.page.body]).await;
+    assert!(
+        flow.completed.is_none(),
+        "a failed sign-in hands over nothing"
+    );
 }
 
 #[tokio::test]
@@ -749,8 +765,16 @@ async fn with_a_front_end_return_url_the_callback_redirects_there() {
     );
     let query: std::collections::HashMap<String, String> =
         target.query_pairs().into_owned().collect();
-    assert_eq!(query["status"], "connected");
+    assert_eq!(query["status"], "signed_in");
     assert_eq!(query["account_name"], f.upn);
+    assert_eq!(
+        f.status().await["status"],
+        "not_connected",
+        "until completed"
+    );
+    let completed = f.app.complete_connect(&f.user, &query["completion"]).await;
+    assert_eq!(completed.status, StatusCode::OK, "{completed:?}");
+    assert_eq!(f.status().await["status"], "connected");
 }
 
 #[tokio::test]
@@ -785,4 +809,125 @@ async fn two_instances_on_one_database_share_one_refresh() {
         "one refresh across both instances"
     );
     f.assert_secrets_hidden(&[]).await;
+}
+
+/// The attacker's side of a hijack: a user of another organization starts Connect for
+/// themselves and sends the `authorization_url` to the victim.
+#[tokio::test]
+async fn a_sign_in_link_sent_to_someone_else_connects_nothing() {
+    let f = fixture().await;
+    let other_org = f.app.organization(&f.admin, "Elsewhere").await;
+    let attacker = f.app.account(Role::User, Some(other_org)).await;
+    // The attacker's organization uses the same Azure application (the global one).
+    let url = {
+        let body = m365_sync_sdk::types::StartConnect {
+            login_hint: Some(f.upn.clone()),
+        };
+        let response = f
+            .app
+            .sdk(&attacker.token)
+            .start_connection(&attacker.id, Some(&body))
+            .await
+            .unwrap();
+        Url::parse(&response.authorization_url).unwrap()
+    };
+    // The victim (Adele, signed in to Microsoft in their browser) opens it.
+    let redirect = f.app.client.get(url).send().await.unwrap();
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let page = crate::helpers::read(f.app.client.get(location).send().await.unwrap()).await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    let completion = crate::helpers::completion_of(page.body.as_str().unwrap()).unwrap();
+    let attackers_connection = format!("/api/v1/users/{}/microsoft/connection", attacker.id);
+    let status = f.app.get(&attackers_connection, &attacker.token).await;
+    assert_eq!(
+        status.body["status"], "not_connected",
+        "the victim's mailbox is not linked to the attacker"
+    );
+    // The victim's own front end cannot complete it either (it is not theirs).
+    let path = format!(
+        "/api/v1/users/{}/microsoft/connection/complete",
+        attacker.id
+    );
+    let by_victim = f
+        .app
+        .post(&path, &f.user.token, json!({"completion": completion}))
+        .await;
+    assert_eq!(by_victim.status, StatusCode::NOT_FOUND, "{by_victim:?}");
+    let into_victim = f
+        .app
+        .post(
+            &format!("/api/v1/users/{}/microsoft/connection/complete", f.user.id),
+            &f.user.token,
+            json!({"completion": completion}),
+        )
+        .await;
+    assert_eq!(
+        into_victim.status,
+        StatusCode::BAD_REQUEST,
+        "{into_victim:?}"
+    );
+    assert_eq!(into_victim.code(), "invalid_completion");
+    assert_eq!(
+        f.app.get(&attackers_connection, &attacker.token).await.body["status"],
+        "not_connected"
+    );
+    // The legitimate flow still connects.
+    f.connect().await;
+}
+
+#[tokio::test]
+async fn a_microsoft_account_connected_to_one_user_is_refused_to_another() {
+    let f = fixture().await;
+    f.connect().await;
+    let colleague = f.app.account(Role::User, Some(f.org)).await;
+    let body = m365_sync_sdk::types::StartConnect {
+        login_hint: Some(f.upn.clone()),
+    };
+    let started = f
+        .app
+        .sdk(&colleague.token)
+        .start_connection(&colleague.id, Some(&body))
+        .await
+        .unwrap();
+    let redirect = f
+        .app
+        .client
+        .get(started.authorization_url.clone())
+        .send()
+        .await
+        .unwrap();
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let page = crate::helpers::read(f.app.client.get(location).send().await.unwrap()).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("microsoft_account_in_use"), "{html}");
+    assert!(crate::helpers::completion_of(html).is_none());
+    let colleagues = format!("/api/v1/users/{}/microsoft/connection", colleague.id);
+    assert_eq!(
+        f.app.get(&colleagues, &colleague.token).await.body["status"],
+        "not_connected"
+    );
+    // Once the first user disconnects, the account is free again.
+    let response = f
+        .app
+        .request(
+            reqwest::Method::DELETE,
+            &f.connection_path(),
+            Some(&f.user.token),
+            None,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    let who = crate::helpers::MailboxUser {
+        admin: f.admin.clone(),
+        org: f.org,
+        user: colleague.clone(),
+        client_id: f.client_id.clone(),
+        client_secret: f.client_secret.clone(),
+        mailbox_id: f.mailbox_id.clone(),
+        upn: f.upn.clone(),
+    };
+    let connected = f.app.sign_in(&who, &f.upn).await;
+    assert_eq!(connected.status, StatusCode::OK, "{connected:?}");
+    assert_eq!(connected.body["status"], "connected");
 }

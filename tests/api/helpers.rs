@@ -523,7 +523,8 @@ impl TestApp {
         }
     }
 
-    /// Runs the popup flow for `who` as a browser would and returns the callback's answer.
+    /// Runs the popup flow for `who` as a browser would, and completes it as their front end
+    /// would: the completion's answer, or the callback's page when the sign-in failed.
     pub async fn sign_in(&self, who: &MailboxUser, login_hint: &str) -> Response {
         let body = types::StartConnect {
             login_hint: Some(login_hint.to_owned()),
@@ -542,7 +543,23 @@ impl TestApp {
             "Microsoft redirects back"
         );
         let location = redirect.headers()["location"].to_str().unwrap().to_owned();
-        read(self.client.get(location).send().await.unwrap()).await
+        let page = read(self.client.get(location).send().await.unwrap()).await;
+        match page.body.as_str().and_then(completion_of) {
+            Some(completion) => self.complete_connect(&who.user, &completion).await,
+            None => page,
+        }
+    }
+
+    /// Completes Connect for `user` with the `completion` a sign-in handed over, as the front
+    /// end that started it does.
+    pub async fn complete_connect(&self, user: &Account, completion: &str) -> Response {
+        let path = format!("/api/v1/users/{}/microsoft/connection/complete", user.id);
+        self.post(
+            &path,
+            &user.token,
+            serde_json::json!({"completion": completion}),
+        )
+        .await
     }
 
     /// A [`mailbox_user`](Self::mailbox_user) whose mailbox is connected.
@@ -682,6 +699,13 @@ impl TestApp {
 }
 
 /// Reads a response; a non-JSON body becomes a JSON string.
+/// The one-time completion a successful callback page hands its opener.
+pub fn completion_of(page: &str) -> Option<String> {
+    let at = page.find("\"completion\":\"")? + "\"completion\":\"".len();
+    let end = page[at..].find('"')?;
+    Some(page[at..at + end].to_owned())
+}
+
 pub async fn read(response: reqwest::Response) -> Response {
     let status = response.status();
     let headers = response.headers().clone();

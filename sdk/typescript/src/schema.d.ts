@@ -421,6 +421,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{id}/microsoft/connection/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete Connect: the sign-in that came back (its one-time `completion`) becomes the user's
+         *     connection. Only the caller who started Connect may complete it, with their own
+         *     credentials: a sign-in link that reached someone else connects nothing.
+         */
+        post: operations["complete_connection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}/microsoft/sync": {
         parameters: {
             query?: never;
@@ -914,6 +935,14 @@ export interface components {
             ok: boolean;
             /** @description Status of the connection after the check. */
             status: components["schemas"]["ConnectionStatus"];
+        };
+        /** @description Body of a Connect completion. */
+        CompleteConnect: {
+            /**
+             * @description The one-time `completion` the sign-in popup posted to its opener (or the front-end
+             *     return URL carried).
+             */
+            completion: string;
         };
         /**
          * @description What wins when both sides changed the same field (bidirectional sync only).
@@ -2648,7 +2677,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Connected: a page that notifies the opener and closes */
+            /** @description Signed in: a page that hands the opener the one-time `completion` and closes */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5575,6 +5604,114 @@ export interface operations {
             };
             /** @description `not_connected`: no account is connected */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    complete_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteConnect"];
+            };
+        };
+        responses: {
+            /** @description Connected */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionView"];
+                };
+            };
+            /** @description `invalid_completion`: unknown, used, expired, for another user, or not started by the caller */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `microsoft_account_in_use`: another user has connected this Microsoft account; `application_changed`: the Azure application changed during sign-in */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

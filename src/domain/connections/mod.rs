@@ -1,5 +1,6 @@
 //! Per-user Microsoft connections: the OAuth 2.0 authorization code flow with PKCE (start,
-//! callback), the connection's status, Check Connection, and disconnect.
+//! callback, and a completion by the caller who started it), the connection's status, Check
+//! Connection, and disconnect.
 //!
 //! Tokens and PKCE verifiers are stored AES-256-GCM encrypted, each bound to its row and
 //! column; OAuth states are stored only as SHA-256 hashes and are single use.
@@ -7,7 +8,7 @@
 pub mod tokens;
 
 use chrono::{DateTime, Utc};
-use entity::{microsoft_connections as connection, oauth_states};
+use entity::{connect_completions, microsoft_connections as connection, oauth_states};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -140,8 +141,9 @@ pub(crate) fn token_context(user_id: Uuid, which: &str) -> String {
     format!("microsoft_connections:{user_id}:{which}")
 }
 
-/// Starts a connect for a user: a single-use state (256 random bits, stored hashed, valid
-/// [`STATE_LIFETIME`]) and a PKCE S256 verifier (stored encrypted), and the authorization URL.
+/// Starts a connect for a user on behalf of `initiated_by` (the caller): a single-use state
+/// (256 random bits, stored hashed, valid [`STATE_LIFETIME`]) that records the caller, a PKCE
+/// S256 verifier (stored encrypted), and the authorization URL.
 ///
 /// # Errors
 /// 400 `microsoft_app_not_configured` when client ID, secret or tenant is missing.
@@ -149,6 +151,7 @@ pub async fn start(
     state: &AppState,
     user_id: Uuid,
     organization_id: Option<Uuid>,
+    initiated_by: Uuid,
     login_hint: Option<&str>,
 ) -> ApiResult<StartedConnect> {
     let app = effective_application(state, organization_id)
@@ -184,6 +187,7 @@ pub async fn start(
             .encrypt(verifier.as_bytes(), &verifier_context(&state_hash))?),
         state_hash: Set(state_hash),
         user_id: Set(user_id),
+        initiated_by: Set(Some(initiated_by)),
         client_id: Set(app.client_id),
         tenant: Set(app.tenant),
         redirect_uri: Set(redirect_uri),
@@ -214,14 +218,16 @@ pub struct CallbackParams {
 /// The result of a callback, shown to the user's browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
-    /// The account is connected.
-    Connected {
-        /// The user who connected.
+    /// The sign-in succeeded: the caller who started Connect completes it with `completion`.
+    SignedIn {
+        /// The user the connection is for.
         user_id: Uuid,
         /// The Microsoft 365 account name.
         account_name: String,
         /// The account's display name.
         display_name: String,
+        /// The one-time token that completes Connect (`POST .../connection/complete`).
+        completion: String,
     },
     /// Nothing was stored.
     Failed {
@@ -242,9 +248,12 @@ fn failed(user_id: Option<Uuid>, code: &str, message: impl Into<String>) -> Call
     }
 }
 
-/// Completes a connect: consumes the state (whatever happens next), redeems the code with the
-/// verifier, reads `/me`, and stores the connection with its tokens encrypted. On any failure
-/// nothing but the consumed state changes.
+/// Receives Microsoft's redirect after sign-in: consumes the state (whatever happens next),
+/// redeems the code with the verifier, reads `/me`, refuses an account another user has
+/// connected, and keeps the sign-in (tokens encrypted) for the caller who started Connect to
+/// complete ([`finish`]): the browser that comes back here may be anyone's, so nothing is
+/// connected until that caller proves who they are. On any failure nothing but the consumed
+/// state changes.
 ///
 /// # Errors
 /// Only on failures of the service itself (database); Microsoft's refusals are outcomes.
@@ -355,25 +364,177 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> ApiResult<Cal
         .display_name
         .clone()
         .unwrap_or_else(|| account_name.clone());
+    if in_use_by_another(&state.db, &me.id, user_id).await? {
+        tracing::warn!(user.id = %user_id, "Microsoft account already connected to another user");
+        return Ok(failed(
+            Some(user_id),
+            MICROSOFT_ACCOUNT_IN_USE,
+            IN_USE_MESSAGE,
+        ));
+    }
+    let Some(initiated_by) = pending.initiated_by else {
+        return Ok(failed(
+            Some(user_id),
+            "invalid_state",
+            "This sign-in was started before sign-ins were bound to their caller; start again.",
+        ));
+    };
+    let sign_in = SignIn {
+        microsoft_user_id: me.id.clone(),
+        account_name: account_name.clone(),
+        display_name: display_name.clone(),
+        scopes: tokens.scopes.clone(),
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        refresh_token: refresh_token.expose_secret().to_owned(),
+        access_token_expires_at: Utc::now()
+            + chrono::Duration::from_std(tokens.expires_in)
+                .unwrap_or(chrono::Duration::minutes(59)),
+        client_id: app.client_id.clone(),
+        tenant: app.tenant.clone(),
+    };
+    let completion = random_token();
+    let completion_hash = hash_state(&completion);
+    let now = Utc::now();
+    let plain = serde_json::to_vec(&sign_in).map_err(anyhow::Error::from)?;
+    connect_completions::ActiveModel {
+        sign_in_encrypted: Set(state
+            .cipher
+            .encrypt(&plain, &completion_context(&completion_hash))?),
+        completion_hash: Set(completion_hash),
+        user_id: Set(user_id),
+        initiated_by: Set(initiated_by),
+        expires_at: Set((now + COMPLETION_LIFETIME).fixed_offset()),
+        created_at: Set(now.fixed_offset()),
+    }
+    .insert(&state.db)
+    .await?;
+    tracing::info!(user.id = %user_id, "Microsoft sign-in received; waiting for its completion");
+    Ok(CallbackOutcome::SignedIn {
+        user_id,
+        account_name,
+        display_name,
+        completion,
+    })
+}
+
+/// The code of the refusal to connect a Microsoft account another user has connected.
+pub const MICROSOFT_ACCOUNT_IN_USE: &str = "microsoft_account_in_use";
+const IN_USE_MESSAGE: &str = "This Microsoft account is already connected to another user.";
+
+/// How long a sign-in that came back waits for its completion.
+pub const COMPLETION_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+
+/// A sign-in that came back, waiting for the caller who started it (stored encrypted).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignIn {
+    microsoft_user_id: String,
+    account_name: String,
+    display_name: String,
+    scopes: Vec<String>,
+    access_token: String,
+    refresh_token: String,
+    access_token_expires_at: DateTime<Utc>,
+    client_id: String,
+    tenant: String,
+}
+
+fn completion_context(completion_hash: &str) -> String {
+    format!("connect_completions:{completion_hash}:sign_in")
+}
+
+/// Whether another user has a live connection to this Microsoft account.
+async fn in_use_by_another(
+    db: &impl ConnectionTrait,
+    microsoft_user_id: &str,
+    user_id: Uuid,
+) -> ApiResult<bool> {
+    Ok(connection::Entity::find()
+        .filter(connection::Column::MicrosoftUserId.eq(microsoft_user_id))
+        .filter(connection::Column::UserId.ne(user_id))
+        .filter(connection::Column::RefreshTokenEncrypted.is_not_null())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// The refusal of a completion that is unknown, used, expired, for another user or offered by
+/// a caller who did not start the sign-in: all alike, so that a completion reveals nothing to
+/// whoever holds it without having started it.
+fn invalid_completion() -> ApiError {
+    ApiError::bad_request(
+        "invalid_completion",
+        "This sign-in is unknown, was already completed, has expired, or was not started by \
+         you: start Connect again.",
+    )
+}
+
+/// Completes Connect: the sign-in that came back with `completion` becomes `user_id`'s
+/// connection, when `caller_id` is the caller who started it. Single use.
+///
+/// # Errors
+/// 400 `invalid_completion` (see [`invalid_completion`]); 409 `microsoft_account_in_use`
+/// when another user connected the account meanwhile; 409 `application_changed` when the Azure
+/// application changed since the sign-in.
+pub async fn finish(
+    state: &AppState,
+    user_id: Uuid,
+    organization_id: Option<Uuid>,
+    caller_id: Uuid,
+    completion: &str,
+) -> ApiResult<ConnectionView> {
+    let completion_hash = hash_state(completion);
+    let Some(pending) = connect_completions::Entity::find_by_id(completion_hash.clone())
+        .one(&state.db)
+        .await?
+    else {
+        return Err(invalid_completion());
+    };
+    if pending.user_id != user_id || pending.initiated_by != caller_id {
+        tracing::warn!(user.id = %user_id, caller.id = %caller_id, "Connect completion offered by a caller who did not start it");
+        return Err(invalid_completion());
+    }
+    // Single use: whoever deletes the row owns the completion.
+    let deleted = connect_completions::Entity::delete_by_id(completion_hash.clone())
+        .exec(&state.db)
+        .await?;
+    if deleted.rows_affected != 1 || pending.expires_at.with_timezone(&Utc) < Utc::now() {
+        return Err(invalid_completion());
+    }
+    let plain = state.cipher.decrypt(
+        &pending.sign_in_encrypted,
+        &completion_context(&completion_hash),
+    )?;
+    let sign_in: SignIn = serde_json::from_slice(&plain).map_err(anyhow::Error::from)?;
+    let app = effective_application(state, organization_id)
+        .await?
+        .filter(|app| app.client_id == sign_in.client_id && app.tenant == sign_in.tenant)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "application_changed",
+                "The Azure application changed during sign-in; start again.",
+            )
+        })?;
+    if in_use_by_another(&state.db, &sign_in.microsoft_user_id, user_id).await? {
+        return Err(ApiError::conflict(MICROSOFT_ACCOUNT_IN_USE, IN_USE_MESSAGE));
+    }
+    let remaining = (sign_in.access_token_expires_at - Utc::now())
+        .to_std()
+        .unwrap_or_default();
     store(
         state,
         user_id,
         &app,
-        &me.id,
-        &account_name,
-        &display_name,
-        &tokens.scopes,
-        &tokens.access_token,
-        refresh_token,
-        tokens.expires_in,
+        &sign_in.microsoft_user_id,
+        &sign_in.account_name,
+        &sign_in.display_name,
+        &sign_in.scopes,
+        &SecretString::from(sign_in.access_token.clone()),
+        &SecretString::from(sign_in.refresh_token.clone()),
+        remaining,
     )
     .await?;
-    tracing::info!(user.id = %user_id, account = %account_name, "Microsoft account connected");
-    Ok(CallbackOutcome::Connected {
-        user_id,
-        account_name,
-        display_name,
-    })
+    tracing::info!(user.id = %user_id, account = %sign_in.account_name, "Microsoft account connected");
+    view(state, user_id, organization_id).await
 }
 
 #[expect(clippy::too_many_arguments, reason = "one row's worth of columns")]
