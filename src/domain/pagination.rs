@@ -65,6 +65,11 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
+/// The cursor of the page after the item with this id.
+pub fn cursor_of(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
 /// A page of items.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
@@ -86,8 +91,7 @@ impl<T> Page<T> {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next_cursor = if more {
-            rows.last()
-                .map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes()))
+            rows.last().map(|r| cursor_of(id(r)))
         } else {
             None
         };

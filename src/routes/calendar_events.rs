@@ -14,13 +14,13 @@ use crate::{
     domain::{
         calendar_events::{
             self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
-            EventResponse, UpdateCalendarEvent,
+            EventResponse, UpdateCalendarEvent, listing,
         },
         etag::if_match,
-        pagination::Page,
+        pagination::{Page, cursor_of},
         recycle_bin::ReadParams,
     },
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     routes::{extract::JsonBody, json_with_etag, retention},
     startup::AppState,
 };
@@ -76,18 +76,34 @@ pub async fn list_calendar_events(
 ) -> ApiResult<HttpResponse> {
     let user_id = owner(&state, &caller, *id).await?;
     let (filter, page) = query.parse(retention(&state))?;
-    let rows = calendar_events::list(&state.db, user_id, filter, page).await?;
-    let page = Page::from_rows(rows, page, |r| r.id, |r| r);
-    let items = match (filter.expand, filter.from, filter.to) {
-        (true, Some(from), Some(to)) => {
-            calendar_events::expanded_views(&state.db, user_id, page.items, from, to).await?
+    let (items, next_cursor) = match (page, filter.from, filter.to) {
+        (calendar_events::ListPage::Occurrences { limit, after }, Some(from), Some(to)) => {
+            listing::occurrences(
+                &state.db,
+                user_id,
+                filter,
+                (from, to),
+                limit,
+                after.as_ref(),
+            )
+            .await?
         }
-        _ => calendar_events::views(&state.db, user_id, page.items).await?,
+        (calendar_events::ListPage::Events(page), ..) => {
+            let (rows, more) = listing::events(&state.db, user_id, filter, page).await?;
+            let next_cursor = more.then(|| rows.last().map(|r| cursor_of(r.id))).flatten();
+            (
+                calendar_events::views(&state.db, user_id, rows).await?,
+                next_cursor,
+            )
+        }
+        (calendar_events::ListPage::Occurrences { .. }, ..) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`expand=true` needs both `from` and `to`",
+            ));
+        }
     };
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 /// Read a calendar event; with `deleted=true`, a deleted one from the recycle bin.

@@ -9,6 +9,7 @@
 mod auth;
 mod authorization;
 mod bad_input;
+mod bounded_pages;
 mod calendar_events;
 mod connections;
 mod health;

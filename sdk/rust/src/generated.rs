@@ -2417,9 +2417,9 @@ the query parameter.*/
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{22,160}$").unwrap() });
             if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{22,160}$\"".into());
             }
             Ok(Self(value.to_string()))
         }
@@ -2767,6 +2767,10 @@ default list (and always `null` at global and organization scope).*/
     ///Which occurrence of a series an item of an expanded listing is.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct OccurrenceRef {
+        /**The fields this occurrence shares with its series that are left out of it here, to
+keep listings small (`description`, `description_html`, `attendees`): read them from
+the series (`GET .../calendar-events/{id}`).*/
+        pub from_series: ::std::vec::Vec<::std::string::String>,
         ///Whether it is a modified occurrence.
         pub modified: bool,
         ///Its original start (see [`ExceptionView::original_start`]).
@@ -6592,15 +6596,18 @@ Sends a `GET` request to `/api/v1/users/{id}/calendar-events`
 
 Arguments:
 - `id`: User id
-- `cursor`: The `next_cursor` of the previous page.
+- `cursor`: The `next_cursor` of the previous page (of the same listing: an expanded listing's
+cursors name occurrences).
 - `deleted`: `true`: list the recycle bin instead, the deleted events (deleted within
 `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with
 every other filter (`updated_since` then also matches the deletion, which changes an
 event). Default `false`: events that are not deleted.
-- `expand`: List occurrences rather than events (requires `from` and `to`, at most ten years
-apart): each series of the page is replaced by its occurrences overlapping the range,
-modified ones with their own fields, cancelled ones left out; single events stay as
-they are. Items follow the page's events, each series' occurrences in start order.
+- `expand`: List occurrences rather than events (requires `from` and `to`, at most three years
+apart): the occurrences of every series overlapping the range, modified ones with their
+own fields, cancelled ones left out, and single events, all in start order (then event
+id); `limit` and `cursor` count occurrences. An occurrence that shares its series'
+description or attendees leaves them out (named in `occurrence.from_series`): read
+them from the series.
 - `from`: Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
 after `from` (an event without duration: starting at or after it). All-day events span
 their dates from midnight UTC to the midnight after their last day.

@@ -1470,6 +1470,12 @@ export interface components {
         };
         /** @description Which occurrence of a series an item of an expanded listing is. */
         OccurrenceRef: {
+            /**
+             * @description The fields this occurrence shares with its series that are left out of it here, to
+             *     keep listings small (`description`, `description_html`, `attendees`): read them from
+             *     the series (`GET .../calendar-events/{id}`).
+             */
+            from_series: string[];
             /** @description Whether it is a modified occurrence. */
             modified: boolean;
             /**
@@ -4267,7 +4273,10 @@ export interface operations {
             query?: {
                 /** @description Items per page, 1 to 500 (default 50). */
                 limit?: number;
-                /** @description The `next_cursor` of the previous page. */
+                /**
+                 * @description The `next_cursor` of the previous page (of the same listing: an expanded listing's
+                 *     cursors name occurrences).
+                 */
                 cursor?: string;
                 /**
                  * @description Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
@@ -4283,10 +4292,12 @@ export interface operations {
                 /** @description Only events changed at or after this instant (RFC 3339). */
                 updated_since?: string;
                 /**
-                 * @description List occurrences rather than events (requires `from` and `to`, at most ten years
-                 *     apart): each series of the page is replaced by its occurrences overlapping the range,
-                 *     modified ones with their own fields, cancelled ones left out; single events stay as
-                 *     they are. Items follow the page's events, each series' occurrences in start order.
+                 * @description List occurrences rather than events (requires `from` and `to`, at most three years
+                 *     apart): the occurrences of every series overlapping the range, modified ones with their
+                 *     own fields, cancelled ones left out, and single events, all in start order (then event
+                 *     id); `limit` and `cursor` count occurrences. An occurrence that shares its series'
+                 *     description or attendees leaves them out (named in `occurrence.from_series`): read
+                 *     them from the series.
                  */
                 expand?: boolean;
                 /**

@@ -9,6 +9,7 @@
 //! occurrence, and its exceptions (modified and cancelled occurrences) are part of it, so that
 //! every change to a series or to one of its occurrences bumps the series' version.
 
+pub mod listing;
 pub mod recurrence;
 mod response;
 mod rules;
@@ -28,11 +29,11 @@ pub use response::{Answer, EventResponse, respond};
 pub use rules::{MAX_ATTENDEES, MAX_REMINDER_MINUTES, parse_zone, resolve, wall_clock};
 pub use series::OccurrenceException;
 pub use store::{
-    EventFilter, EventListParams, cancel_occurrence, create, delete, delete_event,
-    find_including_deleted, get, get_deleted, list, patch_event, patch_occurrence, restore_event,
+    EventFilter, EventListParams, ListPage, cancel_occurrence, create, delete, delete_event,
+    find_including_deleted, get, get_deleted, patch_event, patch_occurrence, restore_event,
     restore_run, update,
 };
-pub use view::{CalendarEventView, ExceptionView, OccurrenceRef, expanded_views, view, views};
+pub use view::{CalendarEventView, ExceptionView, OccurrenceRef, view, views};
 
 use crate::{
     domain::{

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{EventData, OccurrenceException, UpdateCalendarEvent, series};
+use super::{EventData, OccurrenceException, UpdateCalendarEvent, listing::OccurrenceKey, series};
 use crate::{
     domain::{
         access::not_found,
@@ -31,8 +31,9 @@ pub struct EventListParams {
     /// Items per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
+    /// The `next_cursor` of the previous page (of the same listing: an expanded listing's
+    /// cursors name occurrences).
+    #[param(pattern = "^[A-Za-z0-9_-]{22,160}$")]
     pub cursor: Option<String>,
     /// Start of a time range (RFC 3339): only events overlapping `[from, to)`, that is ending
     /// after `from` (an event without duration: starting at or after it). All-day events span
@@ -43,10 +44,12 @@ pub struct EventListParams {
     pub to: Option<DateTime<Utc>>,
     /// Only events changed at or after this instant (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
-    /// List occurrences rather than events (requires `from` and `to`, at most ten years
-    /// apart): each series of the page is replaced by its occurrences overlapping the range,
-    /// modified ones with their own fields, cancelled ones left out; single events stay as
-    /// they are. Items follow the page's events, each series' occurrences in start order.
+    /// List occurrences rather than events (requires `from` and `to`, at most three years
+    /// apart): the occurrences of every series overlapping the range, modified ones with their
+    /// own fields, cancelled ones left out, and single events, all in start order (then event
+    /// id); `limit` and `cursor` count occurrences. An occurrence that shares its series'
+    /// description or attendees leaves them out (named in `occurrence.from_series`): read
+    /// them from the series.
     pub expand: Option<bool>,
     /// `true`: list the recycle bin instead, the deleted events (deleted within
     /// `deleted_retention_days`), each with `deleted_at` and `deleted_by`. It combines with
@@ -70,21 +73,52 @@ pub struct EventFilter {
     pub deleted: Option<Retention>,
 }
 
-/// Longest range an expanded listing covers.
-const MAX_EXPANDED_DAYS: i64 = 3660;
+/// Longest range an expanded listing covers (three years).
+const MAX_EXPANDED_DAYS: i64 = 1096;
+
+/// A validated page of a listing.
+#[derive(Clone, Debug)]
+pub enum ListPage {
+    /// Events in id order.
+    Events(PageRequest),
+    /// The occurrences of an expanded listing, in start order.
+    Occurrences {
+        /// Page size.
+        limit: u64,
+        /// The last occurrence of the previous page.
+        after: Option<OccurrenceKey>,
+    },
+}
 
 impl EventListParams {
     /// Validates the query; `retention` is the recycle bin's, for `deleted=true`.
     ///
     /// # Errors
     /// 400 `invalid_query` or `invalid_cursor` for a bad page.
-    pub fn parse(&self, retention: Retention) -> ApiResult<(EventFilter, PageRequest)> {
-        let page = PageParams {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
+    pub fn parse(&self, retention: Retention) -> ApiResult<(EventFilter, ListPage)> {
         let expand = self.expand.unwrap_or(false);
+        let page = if expand {
+            let limit = PageParams {
+                limit: self.limit,
+                cursor: None,
+            }
+            .parse()?
+            .limit;
+            let after = self
+                .cursor
+                .as_deref()
+                .map(OccurrenceKey::parse)
+                .transpose()?;
+            ListPage::Occurrences { limit, after }
+        } else {
+            ListPage::Events(
+                PageParams {
+                    limit: self.limit,
+                    cursor: self.cursor.clone(),
+                }
+                .parse()?,
+            )
+        };
         if expand {
             match (self.from, self.to) {
                 (Some(from), Some(to)) if to - from > chrono::Duration::days(MAX_EXPANDED_DAYS) => {
@@ -168,22 +202,19 @@ fn overlaps(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition
     Condition::any().add(timed).add(all_day).add(series)
 }
 
-/// Lists a user's events in id order: those not deleted, or with `filter.deleted` those in
-/// the recycle bin. A range whose `from` is after its `to` is empty: nothing overlaps it.
-///
-/// # Errors
-/// On database failure.
-pub async fn list(
-    db: &impl ConnectionTrait,
+/// The query of a user's events in id order after `after`: those not deleted, or with
+/// `filter.deleted` those in the recycle bin; `None` for a range whose `from` is after its
+/// `to` (nothing overlaps it).
+pub(super) fn events_query(
     user_id: Uuid,
     filter: EventFilter,
-    page: PageRequest,
-) -> ApiResult<Vec<calendar_events::Model>> {
+    after: Option<Uuid>,
+) -> Option<sea_orm::Select<calendar_events::Entity>> {
     use calendar_events::Column as C;
     if let (Some(from), Some(to)) = (filter.from, filter.to)
         && from > to
     {
-        return Ok(Vec::new());
+        return None;
     }
     let mut query = calendar_events::Entity::find()
         .filter(C::UserId.eq(user_id))
@@ -201,10 +232,10 @@ pub async fn list(
     if let Some(since) = filter.updated_since {
         query = query.filter(C::UpdatedAt.gte(since.fixed_offset()));
     }
-    if let Some(after) = page.after {
+    if let Some(after) = after {
         query = query.filter(C::Id.gt(after));
     }
-    Ok(query.limit(page.limit + 1).all(db).await?)
+    Some(query)
 }
 
 /// Finds one of a user's events, tombstones included (what the sync engine needs to send a

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Attendee, EventData, EventTime, RecurrenceRule, Sensitivity, ShowAs, ZonedDateTime,
-    series::Occurrence, wall_clock,
+    Attendee, EventData, EventTime, RecurrenceRule, Sensitivity, ShowAs, ZonedDateTime, wall_clock,
 };
 use crate::{
     domain::{
@@ -192,6 +191,10 @@ pub struct OccurrenceRef {
     pub original_start: String,
     /// Whether it is a modified occurrence.
     pub modified: bool,
+    /// The fields this occurrence shares with its series that are left out of it here, to
+    /// keep listings small (`description`, `description_html`, `attendees`): read them from
+    /// the series (`GET .../calendar-events/{id}`).
+    pub from_series: Vec<String>,
 }
 
 /// The API shape of normalized changes: instants as wall-clock times in the series' zone,
@@ -224,7 +227,7 @@ impl CalendarEventView {
     }
 
     /// The view of an event's fields (a stored event's, or one of its occurrences').
-    fn of(
+    pub(super) fn of(
         m: &calendar_events::Model,
         data: EventData,
         microsoft: LinkState,
@@ -338,47 +341,4 @@ pub async fn view(
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no view of an event")))
-}
-
-/// The expanded views of stored events of one user: each series replaced by its occurrences
-/// overlapping `[from, to)`.
-///
-/// # Errors
-/// On database failure.
-pub async fn expanded_views(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    rows: Vec<calendar_events::Model>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> ApiResult<Vec<CalendarEventView>> {
-    let versions: Vec<(Uuid, i64)> = rows.iter().map(|r| (r.id, r.version)).collect();
-    let links = link_states(db, user_id, Resource::Calendar, &versions).await?;
-    let mut out = Vec::new();
-    for row in rows {
-        let link = links.get(&row.id).cloned().unwrap_or(LinkState {
-            remote_id: None,
-            last_synced_at: None,
-            pending: true,
-        });
-        let data = EventData::from_model(&row)?;
-        for Occurrence {
-            original_start,
-            modified,
-            data,
-        } in data.occurrences(from, to)
-        {
-            let occurrence = original_start.map(|original_start| OccurrenceRef {
-                original_start,
-                modified,
-            });
-            let data = EventData {
-                recurrence: None,
-                exceptions: Vec::new(),
-                ..data
-            };
-            out.push(CalendarEventView::of(&row, data, link.clone(), occurrence));
-        }
-    }
-    Ok(out)
 }
