@@ -65,6 +65,50 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
+/// Most bytes of large fields (descriptions, attendees...) one page holds: a page of large
+/// items ends early, with a cursor, rather than make a response, and the server, hold more.
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Rows read per query while a page fills.
+const CHUNK: u64 = 50;
+
+/// Fills a page in id order, `CHUNK` rows at a time: at most `page.limit` rows and
+/// [`PAGE_BYTES`] of their `weight` (at least one row); returns them and whether more follow.
+/// `fetch(after, n)` reads the next `n` rows after the id `after`.
+///
+/// # Errors
+/// What `fetch` fails with.
+pub async fn fill_page<R, Fut>(
+    page: PageRequest,
+    mut fetch: impl FnMut(Option<Uuid>, u64) -> Fut,
+    id: impl Fn(&R) -> Uuid,
+    weight: impl Fn(&R) -> usize,
+) -> Result<(Vec<R>, bool), ApiError>
+where
+    Fut: std::future::Future<Output = Result<Vec<R>, ApiError>>,
+{
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let mut rows: Vec<R> = Vec::new();
+    let mut bytes = 0;
+    let mut after = page.after;
+    loop {
+        let wanted = (limit + 1 - rows.len()).min(CHUNK as usize);
+        let chunk = fetch(after, wanted as u64).await?;
+        let last_chunk = chunk.len() < wanted;
+        for row in chunk {
+            if rows.len() == limit || (!rows.is_empty() && bytes + weight(&row) > PAGE_BYTES) {
+                return Ok((rows, true));
+            }
+            bytes += weight(&row);
+            after = Some(id(&row));
+            rows.push(row);
+        }
+        if last_chunk {
+            return Ok((rows, false));
+        }
+    }
+}
+
 /// The cursor of the page after the item with this id.
 pub fn cursor_of(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())

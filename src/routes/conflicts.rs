@@ -29,8 +29,15 @@ pub async fn list_conflicts(
 ) -> ApiResult<HttpResponse> {
     let user = accessible_user(&state, &caller, *id).await?;
     let page = query.parse()?;
-    let rows = conflicts::list(&state.db, user.id, page).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id, |c| c)))
+    let (items, more) = conflicts::list(&state.db, user.id, page).await?;
+    let next_cursor = more
+        .then(|| {
+            items
+                .last()
+                .map(|c| crate::domain::pagination::cursor_of(c.id))
+        })
+        .flatten();
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 /// Resolves a conflict with the local version, Microsoft's, or merged fields; the next run

@@ -60,11 +60,16 @@ pub async fn list_tasks(
 ) -> ApiResult<HttpResponse> {
     let user_id = owner(&state, &caller, *id).await?;
     let (filter, page) = query.parse(retention(&state))?;
-    let rows = tasks::list(&state.db, user_id, filter, page).await?;
-    let page = Page::from_rows(rows, page, |r| r.id, |r| r);
+    let (rows, more) = tasks::list(&state.db, user_id, filter, page).await?;
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| crate::domain::pagination::cursor_of(r.id))
+        })
+        .flatten();
     Ok(HttpResponse::Ok().json(Page {
-        items: tasks::views(&state.db, user_id, page.items).await?,
-        next_cursor: page.next_cursor,
+        items: tasks::views(&state.db, user_id, rows).await?,
+        next_cursor,
     }))
 }
 

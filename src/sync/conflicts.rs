@@ -98,21 +98,24 @@ pub async fn list(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     page: PageRequest,
-) -> ApiResult<Vec<ConflictView>> {
-    let mut query = sync_conflicts::Entity::find()
-        .filter(sync_conflicts::Column::UserId.eq(user_id))
-        .filter(sync_conflicts::Column::ResolvedAt.is_null())
-        .order_by_asc(sync_conflicts::Column::Id);
-    if let Some(after) = page.after {
-        query = query.filter(sync_conflicts::Column::Id.gt(after));
-    }
-    Ok(query
-        .limit(page.limit + 1)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect())
+) -> ApiResult<(Vec<ConflictView>, bool)> {
+    let (rows, more) = crate::domain::pagination::fill_page(
+        page,
+        |after, n| async move {
+            let mut query = sync_conflicts::Entity::find()
+                .filter(sync_conflicts::Column::UserId.eq(user_id))
+                .filter(sync_conflicts::Column::ResolvedAt.is_null())
+                .order_by_asc(sync_conflicts::Column::Id);
+            if let Some(after) = after {
+                query = query.filter(sync_conflicts::Column::Id.gt(after));
+            }
+            Ok(query.limit(n).all(db).await?)
+        },
+        |c| c.id,
+        |c| c.local_version.len() + c.remote_version.len() + c.base.len(),
+    )
+    .await?;
+    Ok((rows.into_iter().map(view).collect(), more))
 }
 
 /// Resolves a conflict: the winning version becomes the local item, and the link is marked

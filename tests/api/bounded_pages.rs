@@ -60,7 +60,11 @@ async fn an_expanded_listing_pages_occurrences_and_does_not_repeat_the_series() 
     }
     let range = "from=2027-01-01T00:00:00Z&to=2028-01-01T00:00:00Z";
     let (bytes, first) = page(&app, &who, &format!("{events}?expand=true&{range}&limit=1")).await;
-    assert_eq!(first["items"].as_array().unwrap().len(), 1, "one occurrence");
+    assert_eq!(
+        first["items"].as_array().unwrap().len(),
+        1,
+        "one occurrence"
+    );
     assert!(bytes < 8 * 1024, "{bytes} bytes for one occurrence");
     let item = &first["items"][0];
     assert_eq!(item["title"], "Daily 0");
@@ -152,7 +156,10 @@ async fn a_page_of_large_events_ends_early_rather_than_grow_past_a_few_megabytes
         pages += 1;
         assert!(bytes < 5 * 1024 * 1024, "page of {bytes} bytes");
         for item in body["items"].as_array().unwrap() {
-            assert_eq!(item["description"].as_str().unwrap().chars().count(), 32_000);
+            assert_eq!(
+                item["description"].as_str().unwrap().chars().count(),
+                32_000
+            );
             titles.push(item["title"].as_str().unwrap().to_owned());
         }
         match body["next_cursor"].as_str() {

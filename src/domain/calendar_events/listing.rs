@@ -27,16 +27,10 @@ use super::{
     view::{CalendarEventView, OccurrenceRef},
 };
 use crate::{
-    domain::pagination::PageRequest,
+    domain::pagination::{PAGE_BYTES, PageRequest, fill_page},
     error::{ApiError, ApiResult},
     sync::links::{LinkState, Resource, link_states},
 };
-
-/// Most bytes of large fields one page holds.
-pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
-
-/// Events read per query while a page fills.
-const CHUNK: u64 = 50;
 
 /// The bytes of an event's large fields.
 fn weight(m: &calendar_events::Model) -> usize {
@@ -58,29 +52,18 @@ pub async fn events(
     filter: EventFilter,
     page: PageRequest,
 ) -> ApiResult<(Vec<calendar_events::Model>, bool)> {
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let mut rows: Vec<calendar_events::Model> = Vec::new();
-    let mut bytes = 0;
-    let mut after = page.after;
-    loop {
-        let wanted = (limit + 1 - rows.len()).min(CHUNK as usize);
-        let Some(query) = events_query(user_id, filter, after) else {
-            return Ok((rows, false));
-        };
-        let chunk = query.limit(wanted as u64).all(db).await?;
-        let last_chunk = chunk.len() < wanted;
-        for row in chunk {
-            if rows.len() == limit || (!rows.is_empty() && bytes + weight(&row) > PAGE_BYTES) {
-                return Ok((rows, true));
+    fill_page(
+        page,
+        |after, n| async move {
+            match events_query(user_id, filter, after) {
+                Some(query) => Ok(query.limit(n).all(db).await?),
+                None => Ok(Vec::new()),
             }
-            bytes += weight(&row);
-            after = Some(row.id);
-            rows.push(row);
-        }
-        if last_chunk {
-            return Ok((rows, false));
-        }
-    }
+        },
+        |row| row.id,
+        weight,
+    )
+    .await
 }
 
 /// Where an occurrence stands in an expanded listing.

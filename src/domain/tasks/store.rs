@@ -77,7 +77,8 @@ impl TaskListParams {
 }
 
 /// Lists a user's tasks in id order: those not deleted, or with `filter.deleted` those in the
-/// recycle bin.
+/// recycle bin; a page of at most `page.limit` tasks and `PAGE_BYTES` of their descriptions,
+/// and whether more follow.
 ///
 /// # Errors
 /// On database failure.
@@ -86,7 +87,21 @@ pub async fn list(
     user_id: Uuid,
     filter: TaskFilter,
     page: PageRequest,
-) -> ApiResult<Vec<tasks::Model>> {
+) -> ApiResult<(Vec<tasks::Model>, bool)> {
+    let weight = |t: &tasks::Model| {
+        t.description.as_ref().map_or(0, String::len) + t.categories.len() + t.title.len()
+    };
+    crate::domain::pagination::fill_page(
+        page,
+        |after, n| async move { Ok(query(user_id, filter, after).limit(n).all(db).await?) },
+        |t| t.id,
+        weight,
+    )
+    .await
+}
+
+/// The query of a user's tasks in id order after `after`.
+fn query(user_id: Uuid, filter: TaskFilter, after: Option<Uuid>) -> sea_orm::Select<tasks::Entity> {
     use tasks::Column as C;
     let mut query = tasks::Entity::find()
         .filter(C::UserId.eq(user_id))
@@ -104,10 +119,10 @@ pub async fn list(
     if let Some(since) = filter.updated_since {
         query = query.filter(C::UpdatedAt.gte(since.fixed_offset()));
     }
-    if let Some(after) = page.after {
+    if let Some(after) = after {
         query = query.filter(C::Id.gt(after));
     }
-    Ok(query.limit(page.limit + 1).all(db).await?)
+    query
 }
 
 /// Finds one of a user's tasks, tombstones included (what the sync engine needs to send a
