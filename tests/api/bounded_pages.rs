@@ -170,3 +170,28 @@ async fn a_page_of_large_events_ends_early_rather_than_grow_past_a_few_megabytes
     assert_eq!(titles.len(), 100, "every event, once");
     assert!(pages >= 2, "6.4 MB of descriptions take more than one page");
 }
+
+#[tokio::test]
+async fn a_page_of_large_tasks_ends_early_too() {
+    let app = spawn_app().await;
+    let who = user(&app).await;
+    let tasks = format!("/api/v1/users/{}/tasks", who.id);
+    for n in 0..80 {
+        let response = app
+            .post(
+                &tasks,
+                &who.token,
+                json!({"title": format!("Task {n}"), "description": long_text(n)}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+    }
+    let (bytes, first) = page(&app, &who, &format!("{tasks}?limit=500")).await;
+    assert!(bytes < 5 * 1024 * 1024, "page of {bytes} bytes");
+    let shown = first["items"].as_array().unwrap().len();
+    assert!(shown < 80, "{shown} tasks on the first page");
+    let next = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = page(&app, &who, &format!("{tasks}?limit=500&cursor={next}")).await;
+    assert_eq!(shown + rest["items"].as_array().unwrap().len(), 80);
+    assert!(rest["next_cursor"].is_null());
+}
