@@ -368,44 +368,7 @@ pub fn prepare(user_id: Uuid, resource: Resource, f: &Fields) -> NewItem {
     let id = Uuid::now_v7();
     match resource {
         Resource::Calendar => {
-            let mut m = calendar_events::Model {
-                id,
-                user_id,
-                title: String::new(),
-                description: None,
-                location: None,
-                is_all_day: false,
-                start_at: None,
-                end_at: None,
-                time_zone: None,
-                start_date: None,
-                end_date: None,
-                reminder_minutes: None,
-                show_as: "busy".into(),
-                importance: "normal".into(),
-                sensitivity: "normal".into(),
-                categories: "[]".into(),
-                attendees: "[]".into(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-                recurrence: None,
-                exceptions: None,
-                series_start_at: None,
-                series_end_at: None,
-                deleted_by: None,
-                deleted_by_run: None,
-                ical_uid: None,
-                organizer: None,
-                is_organizer: true,
-                response: None,
-                response_pending: None,
-                description_html: None,
-                attendee_responses: None,
-                is_cancelled: false,
-                online_meeting_url: None,
-            };
+            let mut m = crate::domain::calendar_events::blank(id, user_id);
             event_into_local(f, &mut m);
             NewItem::Event(m)
         }

@@ -138,44 +138,16 @@ struct Timing {
 impl Timing {
     /// The event's timing as event data (its other fields empty).
     fn data(self, user_id: Uuid) -> ApiResult<EventData> {
-        let now = Utc::now().fixed_offset();
         EventData::from_model(&calendar_events::Model {
-            id: self.id,
-            user_id,
-            title: String::new(),
-            description: None,
-            location: None,
             is_all_day: self.is_all_day,
             start_at: self.start_at,
             end_at: self.end_at,
             time_zone: self.time_zone,
             start_date: self.start_date,
             end_date: self.end_date,
-            reminder_minutes: None,
-            show_as: "busy".into(),
-            importance: "normal".into(),
-            sensitivity: "normal".into(),
-            categories: "[]".into(),
-            attendees: "[]".into(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
             recurrence: self.recurrence,
             exceptions: self.exceptions,
-            series_start_at: None,
-            series_end_at: None,
-            deleted_by: None,
-            deleted_by_run: None,
-            ical_uid: None,
-            organizer: None,
-            is_organizer: true,
-            response: None,
-            response_pending: None,
-            description_html: None,
-            attendee_responses: None,
-            is_cancelled: false,
-            online_meeting_url: None,
+            ..super::blank(self.id, user_id)
         })
     }
 }

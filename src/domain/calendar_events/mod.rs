@@ -129,6 +129,50 @@ pub enum Sensitivity {
     Confidential,
 }
 
+/// A new event row (version 1) with nothing in it but its ids: an untitled timed event with
+/// no times yet, the defaults of every other column. Callers fill in what they have.
+pub fn blank(id: uuid::Uuid, user_id: uuid::Uuid) -> calendar_events::Model {
+    let now = chrono::Utc::now().fixed_offset();
+    calendar_events::Model {
+        id,
+        user_id,
+        title: String::new(),
+        description: None,
+        location: None,
+        is_all_day: false,
+        start_at: None,
+        end_at: None,
+        time_zone: None,
+        start_date: None,
+        end_date: None,
+        reminder_minutes: None,
+        show_as: "busy".into(),
+        importance: "normal".into(),
+        sensitivity: "normal".into(),
+        categories: "[]".into(),
+        attendees: "[]".into(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        recurrence: None,
+        exceptions: None,
+        series_start_at: None,
+        series_end_at: None,
+        deleted_by: None,
+        deleted_by_run: None,
+        ical_uid: None,
+        organizer: None,
+        is_organizer: true,
+        response: None,
+        response_pending: None,
+        description_html: None,
+        attendee_responses: None,
+        is_cancelled: false,
+        online_meeting_url: None,
+    }
+}
+
 /// Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
 /// all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.
 #[derive(Debug, Deserialize, ToSchema)]
