@@ -577,3 +577,24 @@ pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
     users::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn password_checks_wait_for_a_hashing_permit() {
+        let hashing = tokio::sync::Semaphore::new(1);
+        let held = hashing.acquire().await.unwrap();
+        let check = super::verify_password(&hashing, None, "a password".to_owned());
+        tokio::pin!(check);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut check)
+                .await
+                .is_err(),
+            "no check runs while every permit is taken"
+        );
+        drop(held);
+        assert!(!check.await, "an unknown user never matches");
+    }
+}
