@@ -94,7 +94,8 @@ pub struct LoginSettings {
     pub max_failures_per_address: usize,
     /// The sliding window of both, in seconds. Default 900.
     pub failure_window_seconds: u64,
-    /// Passwords hashed or verified at once (sign-in, password changes); further ones wait.
+    /// Passwords hashed or verified at once through the API (sign-in, current passwords, new
+    /// passwords); further ones wait.
     /// Default: half the CPU cores, at least 1.
     pub password_hashing_concurrency: usize,
     /// E-mail conflicts with addresses outside their organization an org admin may meet

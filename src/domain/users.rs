@@ -362,7 +362,20 @@ pub async fn admin_exists(db: &impl ConnectionTrait) -> ApiResult<bool> {
 /// # Errors
 /// 409 `email_taken`; 500 on database failure.
 pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users::Model> {
-    let password_hash = hash_off_thread(new.password).await?;
+    create_bounded(db, new, None).await
+}
+
+/// [`create`], hashing the password once one of the `hashing` permits is free (the API's
+/// bound on concurrent hashing).
+///
+/// # Errors
+/// 409 `email_taken`; 500 on database failure.
+pub async fn create_bounded(
+    db: &impl ConnectionTrait,
+    new: NewUser,
+    hashing: Option<&tokio::sync::Semaphore>,
+) -> ApiResult<users::Model> {
+    let password_hash = hash_off_thread(new.password, hashing).await?;
     let now = Utc::now().fixed_offset();
     let model = users::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -383,8 +396,21 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users:
         .map_err(|e| email_taken_on(&e).unwrap_or_else(|| e.into()))
 }
 
-/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-async fn hash_off_thread(password: String) -> ApiResult<String> {
+/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers, and within the
+/// `hashing` bound when there is one.
+async fn hash_off_thread(
+    password: String,
+    hashing: Option<&tokio::sync::Semaphore>,
+) -> ApiResult<String> {
+    let _permit = match hashing {
+        Some(semaphore) => Some(
+            semaphore
+                .acquire()
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
@@ -515,8 +541,8 @@ impl UserChanges {
     }
 }
 
-/// Applies validated changes with optimistic locking on the version read. A new password
-/// revokes every token of the user.
+/// Applies validated changes with optimistic locking on the version read. A new password is
+/// hashed within the `hashing` bound and revokes every token of the user.
 ///
 /// # Errors
 /// 412 when the user changed meanwhile; 409 `email_taken`.
@@ -524,6 +550,7 @@ pub async fn update(
     db: &impl ConnectionTrait,
     current: users::Model,
     changes: UserChanges,
+    hashing: &tokio::sync::Semaphore,
 ) -> ApiResult<users::Model> {
     if changes.email.is_none()
         && changes.password.is_none()
@@ -546,7 +573,7 @@ pub async fn update(
         query = query
             .col_expr(
                 users::Column::PasswordHash,
-                hash_off_thread(password).await?.into(),
+                hash_off_thread(password, Some(hashing)).await?.into(),
             )
             .col_expr(
                 users::Column::TokenGeneration,

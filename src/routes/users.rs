@@ -89,7 +89,7 @@ pub async fn create_user(
     let new = NewUser::parse(body.0, Some(*id))?;
     caller.may_grant(new.role)?;
     check_email_free(&state, &caller, &new.email, None).await?;
-    let user = users::create(&state.db, new).await?;
+    let user = users::create_bounded(&state.db, new, Some(&state.guards.hashing)).await?;
     Ok(json_with_etag(
         StatusCode::CREATED,
         user.version,
@@ -200,7 +200,7 @@ pub async fn update_user(
         check_email_free(&state, &caller, email, Some(user.id)).await?;
     }
     let id = user.id;
-    let result = users::update(&state.db, user, changes).await;
+    let result = users::update(&state.db, user, changes, &state.guards.hashing).await;
     state.caches.users.invalidate(&id);
     let user = result?;
     Ok(json_with_etag(

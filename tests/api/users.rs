@@ -548,3 +548,27 @@ async fn conflicts_inside_the_callers_organization_are_not_counted_as_probes() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn users_stored_before_skeletons_get_theirs_when_the_database_is_migrated() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let org = app.organization(&admin, "Acme").await;
+    let created = create_in(&app, &admin.token, org, "olga@example.com").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    // As a row written before the migration that added skeletons.
+    entity::users::Entity::update_many()
+        .col_expr(
+            entity::users::Column::EmailSkeleton,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(entity::users::Column::Email.eq("olga@example.com"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    m365_sync::db::migrate(&app.db).await.unwrap();
+    let look_alike = create_in(&app, &admin.token, org, "оlgа@example.com").await;
+    assert_eq!(look_alike.status, StatusCode::CONFLICT, "{look_alike:?}");
+    assert_eq!(look_alike.code(), "email_taken");
+}
