@@ -104,6 +104,10 @@ pub struct LoginSettings {
     pub email_probe_limit: usize,
     /// The window of `email_probe_limit`, in seconds. Default 3600.
     pub email_probe_window_seconds: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: when a request comes from one,
+    /// its client address is the rightmost address of that header that is not a trusted
+    /// proxy. Default: none (the TCP peer is the client).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LoginSettings {
@@ -116,6 +120,7 @@ impl Default for LoginSettings {
             password_hashing_concurrency: (cores / 2).max(1),
             email_probe_limit: 5,
             email_probe_window_seconds: 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -216,6 +221,7 @@ struct Layer {
     password_hashing_concurrency: Option<u64>,
     email_probe_limit: Option<u64>,
     email_probe_window_seconds: Option<u64>,
+    trusted_proxies: Option<String>,
 }
 
 impl Layer {
@@ -271,6 +277,7 @@ impl Layer {
             password_hashing_concurrency: parsed("PASSWORD_HASHING_CONCURRENCY")?,
             email_probe_limit: parsed("EMAIL_PROBE_LIMIT")?,
             email_probe_window_seconds: parsed("EMAIL_PROBE_WINDOW_SECONDS")?,
+            trusted_proxies: var("TRUSTED_PROXIES"),
         })
     }
 
@@ -321,6 +328,7 @@ impl Layer {
             email_probe_window_seconds: over
                 .email_probe_window_seconds
                 .or(self.email_probe_window_seconds),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
         }
     }
 }
@@ -452,6 +460,16 @@ impl Settings {
                 login_defaults.email_probe_window_seconds,
                 "email_probe_window_seconds",
             )?,
+            trusted_proxies: layer
+                .trusted_proxies
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()))
+                .collect::<Result<_, _>>()
+                .context("`trusted_proxies` must be IP addresses separated by commas")?,
         };
         Ok(Self {
             login,
@@ -672,5 +690,12 @@ mod tests {
         assert_eq!(login.failure_window_seconds, 60);
         let zero = env_of(&[("M365_SYNC_PASSWORD_HASHING_CONCURRENCY", "0")]);
         assert!(Settings::from_sources(None, &zero).is_err());
+        let proxies = "trusted_proxies = \"10.0.0.1, ::1\"";
+        let login = Settings::from_sources(Some(proxies), &env_of(&[]))
+            .unwrap()
+            .login;
+        assert_eq!(login.trusted_proxies.len(), 2);
+        let bad = env_of(&[("M365_SYNC_TRUSTED_PROXIES", "proxy.local")]);
+        assert!(Settings::from_sources(None, &bad).is_err());
     }
 }

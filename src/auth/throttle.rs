@@ -117,6 +117,32 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address of the client that sent `req`: the TCP peer, unless the peer is one of the
+/// `trusted` proxies; then the rightmost address of `X-Forwarded-For` that is not a trusted
+/// proxy (addresses left of it could be anything the client wrote).
+pub fn client_address(req: &actix_web::HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip().to_canonical();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|a| a.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    let mut client = peer;
+    for address in forwarded.into_iter().rev() {
+        client = address;
+        if !trusted.contains(&address) {
+            break;
+        }
+    }
+    Some(client)
+}
+
 /// 429 `too_many_attempts`, to retry after `wait`.
 pub fn too_many_attempts(wait: Duration, detail: &str) -> ApiError {
     ApiError::TooManyRequests {
@@ -136,6 +162,8 @@ pub struct Guards {
     pub email_probes: FailureCounter<Uuid>,
     /// Bounds the passwords hashed or verified at once.
     pub hashing: Semaphore,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Guards {
@@ -151,7 +179,13 @@ impl Guards {
                 Duration::from_secs(login.email_probe_window_seconds),
             ),
             hashing: Semaphore::new(login.password_hashing_concurrency),
+            trusted_proxies: login.trusted_proxies.clone(),
         }
+    }
+
+    /// The client address of `req` (see [`client_address`]).
+    pub fn address_of(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
+        client_address(req, &self.trusted_proxies)
     }
 
     /// Refuses a sign-in (or a check of the current password) while the account or the

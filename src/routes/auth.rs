@@ -60,8 +60,8 @@ pub async fn create_token(
 ) -> ApiResult<HttpResponse> {
     let JsonBody(request) = body;
     let account = email::normalise(&request.email);
-    let address = req.peer_addr().map(|a| a.ip());
     let guards = &state.guards;
+    let address = guards.address_of(&req);
     guards.check_sign_in(&account, address)?;
     let user = users::find_by_email(&state.db, &account).await?;
     if !users::verify_password(&guards.hashing, user.as_ref(), request.password).await {

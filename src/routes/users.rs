@@ -225,7 +225,7 @@ async fn check_current_password(
         ));
     };
     let guards = &state.guards;
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = guards.address_of(req);
     guards.check_sign_in(&user.email, address)?;
     if users::verify_password(&guards.hashing, Some(user), current.to_owned()).await {
         Ok(())

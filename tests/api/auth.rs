@@ -311,3 +311,69 @@ async fn a_successful_sign_in_clears_the_accounts_failures() {
         "{statuses:?}"
     );
 }
+
+/// A failed sign-in sent through a proxy for `client`.
+async fn sign_in_via(
+    app: &crate::helpers::TestApp,
+    forwarded_for: &str,
+    email: &str,
+    password: &str,
+) -> StatusCode {
+    app.client
+        .post(format!("{}/api/v1/auth/token", app.address))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_has_its_own_limit() {
+    let app = spawn_app_with(|s| {
+        s.login.max_failures_per_address = 2;
+        s.login.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let admin = app.admin().await;
+    // The proxy appends the address it saw; what the client wrote before it is not believed.
+    for spoofed in ["198.51.100.1", "198.51.100.2"] {
+        let status = sign_in_via(
+            &app,
+            &format!("{spoofed}, 203.0.113.7"),
+            "nobody@example.com",
+            "wrong",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let blocked = sign_in_via(&app, "203.0.113.7", &admin.email, PASSWORD).await;
+    assert_eq!(
+        blocked,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one client, two failures"
+    );
+    let other = sign_in_via(&app, "203.0.113.8", &admin.email, PASSWORD).await;
+    assert_eq!(
+        other,
+        StatusCode::OK,
+        "another client behind the same proxy"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_unless_the_peer_is_a_trusted_proxy() {
+    let app = spawn_app_with(|s| s.login.max_failures_per_address = 2).await;
+    let admin = app.admin().await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let status = sign_in_via(&app, client, "nobody@example.com", "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = sign_in_via(&app, "203.0.113.3", &admin.email, PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a client cannot choose its address by writing a header"
+    );
+}
