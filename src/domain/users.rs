@@ -424,17 +424,18 @@ pub async fn verify_password(
     user: Option<&users::Model>,
     password: String,
 ) -> bool {
-    let hash = user.map_or_else(
-        || password::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
+    let hash = user.map(|u| u.password_hash.clone());
     let found = user.is_some();
     let Ok(_permit) = hashing.acquire().await else {
         return false;
     };
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .unwrap_or(false)
+    // The dummy hash is made on first use: on the blocking thread too.
+    tokio::task::spawn_blocking(move || match &hash {
+        Some(hash) => password::verify(&password, hash),
+        None => password::verify(&password, password::dummy_hash()),
+    })
+    .await
+    .unwrap_or(false)
         && found
 }
 
