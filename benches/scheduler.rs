@@ -149,6 +149,8 @@ async fn tick_benchmark(count: usize) {
             version: Set(1),
             created_at: Set(now),
             updated_at: Set(now),
+            token_generation: Set(0),
+            email_skeleton: Set(Some(format!("{id}@example.com"))),
         }))
         .exec_without_returning(&db)
         .await

@@ -79,6 +79,50 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
     /// Background synchronization: workers and scheduler.
     pub jobs: JobSettings,
+    /// Brute-force protection of sign-in and of e-mail lookups.
+    pub login: LoginSettings,
+}
+
+/// Brute-force protection: how many failures are allowed, over which window, and how many
+/// passwords are hashed at once. Counters are per process. A limit of 0 turns it off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginSettings {
+    /// Failed sign-ins allowed per account (e-mail, known or not) within the window; the next
+    /// attempt answers 429 until the oldest failure leaves the window. Default 10.
+    pub max_failures_per_account: usize,
+    /// Failed sign-ins allowed per client address (IPv6: per /64) within the window. Default 50.
+    pub max_failures_per_address: usize,
+    /// The sliding window of both, in seconds. Default 900.
+    pub failure_window_seconds: u64,
+    /// Passwords hashed or verified at once through the API (sign-in, current passwords, new
+    /// passwords); further ones wait.
+    /// Default: half the CPU cores, at least 1.
+    pub password_hashing_concurrency: usize,
+    /// E-mail conflicts with addresses outside their organization an org admin may meet
+    /// within `email_probe_window_seconds`; past it, creating users and changing e-mails
+    /// answers 429 for the rest of the window. Default 5.
+    pub email_probe_limit: usize,
+    /// The window of `email_probe_limit`, in seconds. Default 3600.
+    pub email_probe_window_seconds: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: when a request comes from one,
+    /// its client address is the rightmost address of that header that is not a trusted
+    /// proxy. Default: none (the TCP peer is the client).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            max_failures_per_account: 10,
+            max_failures_per_address: 50,
+            failure_window_seconds: 900,
+            password_hashing_concurrency: (cores / 2).max(1),
+            email_probe_limit: 5,
+            email_probe_window_seconds: 3600,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// Workers and scheduler of background synchronization. Durations are in milliseconds unless
@@ -171,6 +215,13 @@ struct Layer {
     shutdown_grace_ms: Option<u64>,
     history_days: Option<u64>,
     deleted_retention_days: Option<u64>,
+    login_max_failures_per_account: Option<u64>,
+    login_max_failures_per_address: Option<u64>,
+    login_failure_window_seconds: Option<u64>,
+    password_hashing_concurrency: Option<u64>,
+    email_probe_limit: Option<u64>,
+    email_probe_window_seconds: Option<u64>,
+    trusted_proxies: Option<String>,
 }
 
 impl Layer {
@@ -220,6 +271,13 @@ impl Layer {
             shutdown_grace_ms: parsed("SHUTDOWN_GRACE_MS")?,
             history_days: parsed("HISTORY_DAYS")?,
             deleted_retention_days: parsed("DELETED_RETENTION_DAYS")?,
+            login_max_failures_per_account: parsed("LOGIN_MAX_FAILURES_PER_ACCOUNT")?,
+            login_max_failures_per_address: parsed("LOGIN_MAX_FAILURES_PER_ADDRESS")?,
+            login_failure_window_seconds: parsed("LOGIN_FAILURE_WINDOW_SECONDS")?,
+            password_hashing_concurrency: parsed("PASSWORD_HASHING_CONCURRENCY")?,
+            email_probe_limit: parsed("EMAIL_PROBE_LIMIT")?,
+            email_probe_window_seconds: parsed("EMAIL_PROBE_WINDOW_SECONDS")?,
+            trusted_proxies: var("TRUSTED_PROXIES"),
         })
     }
 
@@ -254,6 +312,23 @@ impl Layer {
             shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
             history_days: over.history_days.or(self.history_days),
             deleted_retention_days: over.deleted_retention_days.or(self.deleted_retention_days),
+            login_max_failures_per_account: over
+                .login_max_failures_per_account
+                .or(self.login_max_failures_per_account),
+            login_max_failures_per_address: over
+                .login_max_failures_per_address
+                .or(self.login_max_failures_per_address),
+            login_failure_window_seconds: over
+                .login_failure_window_seconds
+                .or(self.login_failure_window_seconds),
+            password_hashing_concurrency: over
+                .password_hashing_concurrency
+                .or(self.password_hashing_concurrency),
+            email_probe_limit: over.email_probe_limit.or(self.email_probe_limit),
+            email_probe_window_seconds: over
+                .email_probe_window_seconds
+                .or(self.email_probe_window_seconds),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
         }
     }
 }
@@ -353,7 +428,51 @@ impl Settings {
                 .deleted_retention_days
                 .unwrap_or(defaults.deleted_retention_days),
         };
+        let login_defaults = LoginSettings::default();
+        let count = |value: Option<u64>, default: usize| {
+            value.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX))
+        };
+        let login = LoginSettings {
+            max_failures_per_account: count(
+                layer.login_max_failures_per_account,
+                login_defaults.max_failures_per_account,
+            ),
+            max_failures_per_address: count(
+                layer.login_max_failures_per_address,
+                login_defaults.max_failures_per_address,
+            ),
+            failure_window_seconds: positive(
+                layer.login_failure_window_seconds,
+                login_defaults.failure_window_seconds,
+                "login_failure_window_seconds",
+            )?,
+            password_hashing_concurrency: count(
+                Some(positive(
+                    layer.password_hashing_concurrency,
+                    login_defaults.password_hashing_concurrency as u64,
+                    "password_hashing_concurrency",
+                )?),
+                login_defaults.password_hashing_concurrency,
+            ),
+            email_probe_limit: count(layer.email_probe_limit, login_defaults.email_probe_limit),
+            email_probe_window_seconds: positive(
+                layer.email_probe_window_seconds,
+                login_defaults.email_probe_window_seconds,
+                "email_probe_window_seconds",
+            )?,
+            trusted_proxies: layer
+                .trusted_proxies
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()))
+                .collect::<Result<_, _>>()
+                .context("`trusted_proxies` must be IP addresses separated by commas")?,
+        };
         Ok(Self {
+            login,
             bind,
             worker_listen,
             data_dir,
@@ -554,6 +673,29 @@ mod tests {
         let both = Settings::from_sources(Some("deleted_retention_days = 0"), &env).unwrap();
         assert_eq!(both.jobs.deleted_retention_days, 7);
         let bad = env_of(&[("M365_SYNC_DELETED_RETENTION_DAYS", "a week")]);
+        assert!(Settings::from_sources(None, &bad).is_err());
+    }
+
+    #[test]
+    fn login_settings_come_from_the_file_and_the_environment() {
+        let defaults = Settings::from_sources(None, &env_of(&[])).unwrap().login;
+        assert_eq!(defaults.max_failures_per_account, 10);
+        assert_eq!(defaults.failure_window_seconds, 900);
+        assert!(defaults.password_hashing_concurrency >= 1);
+        let toml = "login_max_failures_per_account = 3\npassword_hashing_concurrency = 2";
+        let env = env_of(&[("M365_SYNC_LOGIN_FAILURE_WINDOW_SECONDS", "60")]);
+        let login = Settings::from_sources(Some(toml), &env).unwrap().login;
+        assert_eq!(login.max_failures_per_account, 3);
+        assert_eq!(login.password_hashing_concurrency, 2);
+        assert_eq!(login.failure_window_seconds, 60);
+        let zero = env_of(&[("M365_SYNC_PASSWORD_HASHING_CONCURRENCY", "0")]);
+        assert!(Settings::from_sources(None, &zero).is_err());
+        let proxies = "trusted_proxies = \"10.0.0.1, ::1\"";
+        let login = Settings::from_sources(Some(proxies), &env_of(&[]))
+            .unwrap()
+            .login;
+        assert_eq!(login.trusted_proxies.len(), 2);
+        let bad = env_of(&[("M365_SYNC_TRUSTED_PROXIES", "proxy.local")]);
         assert!(Settings::from_sources(None, &bad).is_err());
     }
 }

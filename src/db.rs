@@ -75,7 +75,8 @@ pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
     }
 }
 
-/// Applies every pending migration, the job queue's included.
+/// Applies every pending migration, the job queue's included, then fills what a migration
+/// cannot compute (the e-mail skeletons of users stored before them).
 ///
 /// # Errors
 /// When a migration fails.
@@ -83,6 +84,9 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     migration::Migrator::up(db, None)
         .await
         .context("Failed to run database migrations")?;
+    crate::domain::users::backfill_email_skeletons(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("Failed to fill e-mail skeletons: {e}"))?;
     crate::jobs::queue::setup(db).await
 }
 

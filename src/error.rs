@@ -100,6 +100,24 @@ pub enum ApiError {
         /// Human explanation.
         detail: String,
     },
+    /// 403 with its own code: the caller may do this, but what they gave is wrong (the current
+    /// password of a password change).
+    #[error("{detail}")]
+    Refused {
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
+    /// 429 `too_many_attempts`: too many failures in a row; retry after the wait (sent as
+    /// `Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after_seconds: u64,
+        /// Human explanation.
+        detail: String,
+    },
     /// 412: `If-Match` does not match the current version.
     #[error("the resource has changed since it was read")]
     PreconditionFailed,
@@ -152,7 +170,9 @@ impl ApiError {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Refused { code, .. }
             | Self::Upstream { code, .. } => code,
+            Self::TooManyRequests { .. } => "too_many_attempts",
             Self::Validation(_) => "validation_failed",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -213,6 +233,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Refused { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -236,6 +258,12 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed(allowed) => {
                 response.insert_header((header::ALLOW, allowed.join(", ")));
+            }
+            Self::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }
             _ => {}
         }

@@ -17,7 +17,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    auth::jwt::JwtKeys,
+    auth::{jwt::JwtKeys, throttle::Guards},
     config::{Keys, Settings},
     crypto::Cipher,
     db,
@@ -55,6 +55,8 @@ pub struct AppState {
     pub queue: Queue,
     /// This process's metrics.
     pub metrics: Arc<Metrics>,
+    /// Brute-force guards of sign-in and the password hashing bound.
+    pub guards: Arc<Guards>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             graph: GraphClient::new(http, &settings.graph_url)
                 .with_request_counter(metrics.graph_requests.clone()),
             refresh_locks: Arc::new(RefreshLocks::default()),
+            guards: Arc::new(Guards::new(&settings)),
             queue,
             metrics,
             settings: Arc::new(settings),

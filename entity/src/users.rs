@@ -16,6 +16,9 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    pub token_generation: i64,
+    #[sea_orm(unique)]
+    pub email_skeleton: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261201_000010_add_sync_safety;
 mod m20261201_000011_add_calendar_invitations;
 mod m20261201_000012_add_event_organizer;
 mod m20261202_000013_add_event_html_and_meeting_details;
+mod m20261202_000014_add_user_token_generation_and_email_skeleton;
 mod m20261202_000015_bind_connect_to_its_initiator;
 
 /// Every migration of the service, in order.
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_add_calendar_invitations::Migration),
             Box::new(m20261201_000012_add_event_organizer::Migration),
             Box::new(m20261202_000013_add_event_html_and_meeting_details::Migration),
+            Box::new(m20261202_000014_add_user_token_generation_and_email_skeleton::Migration),
             Box::new(m20261202_000015_bind_connect_to_its_initiator::Migration),
         ]
     }

@@ -12,8 +12,10 @@ use crate::{
     startup::AppState,
 };
 
-/// The authenticated caller, loaded from the database on every request so that a deleted or
-/// demoted user loses access at once, whatever their token says.
+/// The authenticated caller, loaded from the database on every request (through the short
+/// user cache) so that a deleted or demoted user loses access at once, whatever their token
+/// says, and a token of an older token generation (revoked by a password change, a sign-out
+/// or an admin) is refused.
 #[derive(Clone, Debug)]
 pub struct AuthUser {
     /// The caller's id.
@@ -22,6 +24,8 @@ pub struct AuthUser {
     pub role: Role,
     /// The caller's organization, if any.
     pub organization_id: Option<Uuid>,
+    /// The caller's e-mail.
+    pub email: String,
 }
 
 fn unauthorized(code: &'static str, detail: &str) -> ApiError {
@@ -80,7 +84,14 @@ impl FromRequest for AuthUser {
                 .ok_or_else(|| {
                     unauthorized("invalid_token", "The token's user no longer exists.")
                 })?;
+            if claims.generation != user.token_generation {
+                return Err(unauthorized(
+                    "invalid_token",
+                    "The access token has been revoked; sign in again.",
+                ));
+            }
             Ok(AuthUser {
+                email: user.email,
                 id: user.id,
                 role: Role::parse(&user.role)
                     .map_err(|_| anyhow::anyhow!("stored role is invalid"))?,

@@ -1,8 +1,9 @@
-//! Authentication: password hashes, the API's JWTs, and the extractor that turns a bearer
-//! token into the calling user.
+//! Authentication: password hashes, the API's JWTs, the extractor that turns a bearer
+//! token into the calling user, and the brute-force guards of sign-in.
 
 mod extractor;
 pub mod jwt;
 pub mod password;
+pub mod throttle;
 
 pub use extractor::AuthUser;

@@ -11,6 +11,7 @@ pub mod item_fields;
 pub mod locks;
 pub mod organizations;
 pub mod pagination;
+pub mod passwords;
 pub mod patch;
 pub mod recycle_bin;
 pub mod rich_text;

@@ -12,7 +12,14 @@ use uuid::Uuid;
 
 use crate::{
     auth::password,
-    domain::{Role, access::not_found, email::Email, pagination::PageRequest, patch::Patch},
+    domain::{
+        Role,
+        access::not_found,
+        email::{self, Email},
+        pagination::PageRequest,
+        passwords,
+        patch::Patch,
+    },
     error::{ApiError, ApiResult, FieldError, is_unique_violation},
 };
 
@@ -73,22 +80,23 @@ pub struct CreateUser {
         max_length = 254
     )]
     pub email: String,
-    /// Password, 8 to 1024 characters.
+    /// Password, 12 to 1024 characters, not one character repeated, not a common password.
     #[schema(
         example = "correct horse battery staple",
-        min_length = 8,
+        min_length = 12,
         max_length = 1024
     )]
     pub password: String,
     /// Role (default `user`).
     #[serde(default)]
     pub role: Option<Role>,
-    /// Name shown in front ends, 1 to 200 characters, not blank (default: the e-mail).
+    /// Name shown in front ends, 1 to 200 characters, not blank, without bidirectional-control
+    /// or zero-width characters (default: the e-mail).
     #[serde(default)]
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        pattern = r"^[^\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\t-\r \x85\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u2069\u3000\u061c\u180e\ufeff][^\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
     )]
     pub display_name: Option<String>,
 }
@@ -101,17 +109,26 @@ pub struct UpdateUser {
     #[serde(default)]
     #[schema(value_type = String, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.]$", max_length = 254)]
     pub email: Patch<String>,
-    /// New password, 8 to 1024 characters.
+    /// New password, under the same rules as at creation. Changing one's own password needs
+    /// `current_password`; any password change signs the user out everywhere (every token
+    /// issued before is refused).
     #[serde(default)]
-    #[schema(value_type = String, min_length = 8, max_length = 1024)]
+    #[schema(value_type = String, min_length = 12, max_length = 1024)]
     pub password: Patch<String>,
+    /// The caller's current password: required when they change their own password (422
+    /// `validation_failed` without it, 403 `wrong_current_password` when it is wrong); ignored
+    /// otherwise.
+    #[serde(default)]
+    #[schema(value_type = String, max_length = 1024)]
+    pub current_password: Option<String>,
     /// New role.
     #[serde(default)]
     #[schema(value_type = Role)]
     pub role: Patch<Role>,
-    /// New display name, 1 to 200 characters, not blank.
+    /// New display name, 1 to 200 characters, not blank, without bidirectional-control or
+    /// zero-width characters.
     #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\t-\r \x85\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u2069\u3000\u061c\u180e\ufeff][^\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$")]
     pub display_name: Patch<String>,
 }
 
@@ -131,18 +148,19 @@ pub struct NewUser {
 }
 
 fn check_password(pointer: &str, password: &str) -> Result<(), FieldError> {
-    let len = password.chars().count();
-    if (8..=1024).contains(&len) {
-        Ok(())
-    } else {
-        Err(FieldError::new(pointer, "must be 8 to 1024 characters"))
-    }
+    passwords::check(password).map_err(|reason| FieldError::new(pointer, reason))
 }
 
 fn check_display_name(pointer: &str, name: &str) -> Result<String, FieldError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(FieldError::new(pointer, "must be 1 to 200 characters"));
+    }
+    if name.chars().any(email::is_invisible_control) {
+        return Err(FieldError::new(
+            pointer,
+            "must not contain bidirectional-control or zero-width characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -193,9 +211,86 @@ impl NewUser {
     }
 }
 
-fn email_taken(err: &sea_orm::DbErr) -> Option<ApiError> {
-    is_unique_violation(err)
-        .then(|| ApiError::conflict("email_taken", "A user with this e-mail exists."))
+/// The 409 of an address in use: the same answer whether the address is the one of an
+/// existing user or only looks like it, and whichever organization that user is in.
+pub fn email_taken() -> ApiError {
+    ApiError::conflict(
+        "email_taken",
+        "This e-mail address, or one that looks like it, is already in use.",
+    )
+}
+
+fn email_taken_on(err: &sea_orm::DbErr) -> Option<ApiError> {
+    is_unique_violation(err).then(email_taken)
+}
+
+/// The user, other than `except`, whose address is `email` or looks like it (same skeleton).
+///
+/// # Errors
+/// On database failure.
+pub async fn find_email_conflict(
+    db: &impl ConnectionTrait,
+    email: &Email,
+    except: Option<Uuid>,
+) -> ApiResult<Option<users::Model>> {
+    let mut query = users::Entity::find().filter(
+        sea_orm::Condition::any()
+            .add(users::Column::Email.eq(email.as_str()))
+            .add(users::Column::EmailSkeleton.eq(email.skeleton())),
+    );
+    if let Some(id) = except {
+        query = query.filter(users::Column::Id.ne(id));
+    }
+    Ok(query.one(db).await?)
+}
+
+/// Revokes every access token of a user: raises their token generation, so that the tokens
+/// issued before are refused (the caller invalidates the user cache).
+///
+/// # Errors
+/// On database failure.
+pub async fn revoke_tokens(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::TokenGeneration,
+            sea_orm::sea_query::ExprTrait::add(
+                sea_orm::sea_query::Expr::col(users::Column::TokenGeneration),
+                1,
+            ),
+        )
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Fills the skeleton of users stored before skeletons existed (run after migrations). A row
+/// whose skeleton another row already holds keeps none, and is logged.
+///
+/// # Errors
+/// On database failure.
+pub async fn backfill_email_skeletons(db: &impl ConnectionTrait) -> ApiResult<()> {
+    let rows = users::Entity::find()
+        .filter(users::Column::EmailSkeleton.is_null())
+        .all(db)
+        .await?;
+    for row in rows {
+        let skeleton = email::skeleton(&email::normalise(&row.email));
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::EmailSkeleton, skeleton.into())
+            .filter(users::Column::Id.eq(row.id))
+            .exec(db)
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => tracing::warn!(
+                user.id = %row.id,
+                "This user's e-mail looks like another user's; it keeps no skeleton"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Finds a user by id.
@@ -235,7 +330,7 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<users::Model>
     find_by_id(db, id).await?.ok_or_else(|| not_found("user"))
 }
 
-/// Finds a user by e-mail (normalised).
+/// Finds a user by e-mail (normalised: trimmed, NFKC, lower case).
 ///
 /// # Errors
 /// On database failure.
@@ -243,7 +338,7 @@ pub async fn find_by_email(
     db: &impl ConnectionTrait,
     email: &str,
 ) -> ApiResult<Option<users::Model>> {
-    let email = email.trim().to_lowercase();
+    let email = email::normalise(email);
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email))
         .one(db)
@@ -267,11 +362,26 @@ pub async fn admin_exists(db: &impl ConnectionTrait) -> ApiResult<bool> {
 /// # Errors
 /// 409 `email_taken`; 500 on database failure.
 pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users::Model> {
-    let password_hash = hash_off_thread(new.password).await?;
+    create_bounded(db, new, None).await
+}
+
+/// [`create`], hashing the password once one of the `hashing` permits is free (the API's
+/// bound on concurrent hashing).
+///
+/// # Errors
+/// 409 `email_taken`; 500 on database failure.
+pub async fn create_bounded(
+    db: &impl ConnectionTrait,
+    new: NewUser,
+    hashing: Option<&tokio::sync::Semaphore>,
+) -> ApiResult<users::Model> {
+    let password_hash = hash_off_thread(new.password, hashing).await?;
     let now = Utc::now().fixed_offset();
     let model = users::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(new.email.as_str().to_owned()),
+        email_skeleton: Set(Some(new.email.skeleton())),
+        token_generation: Set(0),
         display_name: Set(new.display_name),
         password_hash: Set(password_hash),
         role: Set(new.role.as_str().to_owned()),
@@ -283,11 +393,24 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> ApiResult<users:
     model
         .insert(db)
         .await
-        .map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))
+        .map_err(|e| email_taken_on(&e).unwrap_or_else(|| e.into()))
 }
 
-/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-async fn hash_off_thread(password: String) -> ApiResult<String> {
+/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers, and within the
+/// `hashing` bound when there is one.
+async fn hash_off_thread(
+    password: String,
+    hashing: Option<&tokio::sync::Semaphore>,
+) -> ApiResult<String> {
+    let _permit = match hashing {
+        Some(semaphore) => Some(
+            semaphore
+                .acquire()
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
@@ -295,16 +418,24 @@ async fn hash_off_thread(password: String) -> ApiResult<String> {
 }
 
 /// Checks a password against a user's hash (or a dummy hash when there is no user, so that
-/// timing does not reveal which e-mails exist).
-pub async fn verify_password(user: Option<&users::Model>, password: String) -> bool {
-    let hash = user.map_or_else(
-        || password::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
+/// timing does not reveal which e-mails exist), waiting for one of the `hashing` permits.
+pub async fn verify_password(
+    hashing: &tokio::sync::Semaphore,
+    user: Option<&users::Model>,
+    password: String,
+) -> bool {
+    let hash = user.map(|u| u.password_hash.clone());
     let found = user.is_some();
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .unwrap_or(false)
+    let Ok(_permit) = hashing.acquire().await else {
+        return false;
+    };
+    // The dummy hash is made on first use: on the blocking thread too.
+    tokio::task::spawn_blocking(move || match &hash {
+        Some(hash) => password::verify(&password, hash),
+        None => password::verify(&password, password::dummy_hash()),
+    })
+    .await
+    .unwrap_or(false)
         && found
 }
 
@@ -333,6 +464,7 @@ pub struct UserChanges {
     password: Option<String>,
     role: Option<Role>,
     display_name: Option<String>,
+    current_password: Option<String>,
 }
 
 impl UserChanges {
@@ -379,6 +511,7 @@ impl UserChanges {
             password,
             role,
             display_name,
+            current_password: patch.current_password,
         })
     }
 
@@ -388,13 +521,29 @@ impl UserChanges {
         self.email.is_none() && self.role.is_none()
     }
 
+    /// The new e-mail, if it changes.
+    pub fn email(&self) -> Option<&Email> {
+        self.email.as_ref()
+    }
+
+    /// Whether the password changes.
+    pub fn changes_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The current password given with the patch, if any.
+    pub fn current_password(&self) -> Option<&str> {
+        self.current_password.as_deref()
+    }
+
     /// The role this patch grants, if any.
     pub fn role(&self) -> Option<Role> {
         self.role
     }
 }
 
-/// Applies validated changes with optimistic locking on the version read.
+/// Applies validated changes with optimistic locking on the version read. A new password is
+/// hashed within the `hashing` bound and revokes every token of the user.
 ///
 /// # Errors
 /// 412 when the user changed meanwhile; 409 `email_taken`.
@@ -402,6 +551,7 @@ pub async fn update(
     db: &impl ConnectionTrait,
     current: users::Model,
     changes: UserChanges,
+    hashing: &tokio::sync::Semaphore,
 ) -> ApiResult<users::Model> {
     if changes.email.is_none()
         && changes.password.is_none()
@@ -416,13 +566,20 @@ pub async fn update(
         .filter(users::Column::Id.eq(current.id))
         .filter(users::Column::Version.eq(current.version));
     if let Some(email) = changes.email {
-        query = query.col_expr(users::Column::Email, email.as_str().to_owned().into());
+        query = query
+            .col_expr(users::Column::Email, email.as_str().to_owned().into())
+            .col_expr(users::Column::EmailSkeleton, email.skeleton().into());
     }
     if let Some(password) = changes.password {
-        query = query.col_expr(
-            users::Column::PasswordHash,
-            hash_off_thread(password).await?.into(),
-        );
+        query = query
+            .col_expr(
+                users::Column::PasswordHash,
+                hash_off_thread(password, Some(hashing)).await?.into(),
+            )
+            .col_expr(
+                users::Column::TokenGeneration,
+                (current.token_generation + 1).into(),
+            );
     }
     if let Some(role) = changes.role {
         query = query.col_expr(users::Column::Role, role.as_str().to_owned().into());
@@ -433,7 +590,7 @@ pub async fn update(
     let result = query
         .exec(db)
         .await
-        .map_err(|e| email_taken(&e).unwrap_or_else(|| e.into()))?;
+        .map_err(|e| email_taken_on(&e).unwrap_or_else(|| e.into()))?;
     if result.rows_affected == 0 {
         return Err(ApiError::PreconditionFailed);
     }
@@ -447,4 +604,25 @@ pub async fn update(
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
     users::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn password_checks_wait_for_a_hashing_permit() {
+        let hashing = tokio::sync::Semaphore::new(1);
+        let held = hashing.acquire().await.unwrap();
+        let check = super::verify_password(&hashing, None, "a password".to_owned());
+        tokio::pin!(check);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut check)
+                .await
+                .is_err(),
+            "no check runs while every permit is taken"
+        );
+        drop(held);
+        assert!(!check.await, "an unknown user never matches");
+    }
 }

@@ -1,11 +1,13 @@
-//! `POST /api/v1/auth/token`: e-mail and password for an access token.
+//! `POST /api/v1/auth/token`: e-mail and password for an access token, under the brute-force
+//! guards; `POST /api/v1/auth/logout`: revokes the caller's tokens.
 
-use actix_web::{HttpResponse, http::header, post, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    domain::users,
+    auth::AuthUser,
+    domain::{email, users},
     error::{ApiError, ApiResult, Problem},
     routes::extract::JsonBody,
     startup::AppState,
@@ -36,7 +38,8 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-/// Exchange an e-mail and password for an access token.
+/// Exchange an e-mail and password for an access token. Failed attempts are limited per
+/// account and per client address (429 `too_many_attempts` with `Retry-After` past the limit).
 #[utoipa::path(
     tag = "auth",
     request_body = TokenRequest,
@@ -44,24 +47,33 @@ pub struct TokenResponse {
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts for this account or from this address (see `Retry-After`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
 #[post("/auth/token")]
 pub async fn create_token(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
     let JsonBody(request) = body;
-    let user = users::find_by_email(&state.db, &request.email).await?;
-    if !users::verify_password(user.as_ref(), request.password).await {
+    let account = email::normalise(&request.email);
+    let guards = &state.guards;
+    let address = guards.address_of(&req);
+    guards.check_sign_in(&account, address)?;
+    let user = users::find_by_email(&state.db, &account).await?;
+    if !users::verify_password(&guards.hashing, user.as_ref(), request.password).await {
+        guards.sign_in_failed(&account, address);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
             detail: "The e-mail or password is wrong.".to_owned(),
         });
     }
+    guards.sign_in_succeeded(&account);
     let user = user.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
-    let access_token = state.jwt.issue(user.id)?;
+    let access_token = state.jwt.issue(user.id, user.token_generation)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(TokenResponse {
@@ -69,4 +81,21 @@ pub async fn create_token(
             token_type: "Bearer",
             expires_in: state.jwt.ttl_seconds(),
         }))
+}
+
+/// Sign out: revokes every access token of the caller (this one included), on every device.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 204, description = "Signed out; the caller's tokens are refused from now on"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
+    let result = users::revoke_tokens(&state.db, caller.id).await;
+    state.caches.users.invalidate(&caller.id);
+    result?;
+    Ok(HttpResponse::NoContent().finish())
 }

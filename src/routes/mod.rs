@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(
             scope("/api/v1")
                 .service(auth::create_token)
+                .service(auth::logout)
                 .service(me::get_me)
                 .service(oauth_callback::oauth_callback)
                 .service(sync_overview::get_sync_overview)
@@ -75,6 +76,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                             .service(users::get_user)
                             .service(users::update_user)
                             .service(users::delete_user)
+                            .service(users::revoke_sessions)
                             .service(settings::microsoft::get_user_microsoft_settings)
                             .service(settings::microsoft::update_user_microsoft_settings)
                             .service(connections::start_connection)

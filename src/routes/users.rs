@@ -5,10 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, http::StatusCode, patch,
 use uuid::Uuid;
 
 use crate::{
-    auth::AuthUser,
+    auth::{AuthUser, throttle::too_many_attempts},
     domain::{
         Role,
         access::not_found,
+        email::Email,
         etag::check_if_match,
         organizations,
         pagination::{Page, PageParams},
@@ -20,7 +21,50 @@ use crate::{
     startup::AppState,
 };
 
+/// Refuses an address in use, or one that looks like one in use (409 `email_taken`, the same
+/// answer wherever that user is). Sign-in is by e-mail alone, so an address names one account
+/// in the whole service and a taken one cannot be given again: an org admin does learn that an
+/// address is in use somewhere, never where. To keep that from becoming a directory of other
+/// organizations' users, a caller other than an admin who meets `email_probe_limit` conflicts
+/// with users they may not see within `email_probe_window_seconds` may not create users or
+/// change e-mails for the rest of the window (429 `too_many_attempts`, whatever the address),
+/// and each such conflict is logged.
+async fn check_email_free(
+    state: &AppState,
+    caller: &AuthUser,
+    email: &Email,
+    except: Option<Uuid>,
+) -> ApiResult<()> {
+    let probes = &state.guards.email_probes;
+    let counted = !caller.is_admin();
+    if counted && let Some(wait) = probes.retry_after(&caller.id) {
+        return Err(too_many_attempts(
+            wait,
+            "Too many e-mail addresses in use elsewhere were tried; try again later.",
+        ));
+    }
+    let Some(existing) = users::find_email_conflict(&state.db, email, except).await? else {
+        return Ok(());
+    };
+    if counted
+        && caller
+            .may_access_user(existing.id, existing.organization_id)
+            .is_err()
+    {
+        probes.record(&caller.id);
+        tracing::warn!(
+            caller.id = %caller.id,
+            "A caller chose an e-mail address in use outside what they may see"
+        );
+    }
+    Err(users::email_taken())
+}
+
 /// Create a user in an organization (admins, and that organization's admins).
+///
+/// An address in use anywhere, or one that looks like it (confusable characters), answers 409
+/// `email_taken`, the same wherever that user is; org admins who meet too many addresses in
+/// use outside their organization are paused (429).
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -28,7 +72,9 @@ use crate::{
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = UserView),
-        (status = 409, description = "The e-mail is taken", body = crate::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "The e-mail, or one that looks like it, is in use", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many addresses in use elsewhere were tried (see `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
 #[post("/users")]
@@ -42,7 +88,8 @@ pub async fn create_user(
     organizations::get(&state.db, *id).await?;
     let new = NewUser::parse(body.0, Some(*id))?;
     caller.may_grant(new.role)?;
-    let user = users::create(&state.db, new).await?;
+    check_email_free(&state, &caller, &new.email, None).await?;
+    let user = users::create_bounded(&state.db, new, Some(&state.guards.hashing)).await?;
     Ok(json_with_etag(
         StatusCode::CREATED,
         user.version,
@@ -101,7 +148,8 @@ pub async fn get_user(
 }
 
 /// Update a user (JSON merge patch; honours `If-Match`). Users may change their own
-/// password and display name; changing e-mail or role needs an admin of their organization.
+/// password (giving `current_password`) and display name; changing e-mail or role needs an
+/// admin of their organization. A new password revokes every token of the user.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -112,7 +160,10 @@ pub async fn get_user(
     request_body(content = UpdateUser, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Updated", body = UserView),
-        (status = 409, description = "The e-mail is taken", body = crate::error::Problem, content_type = "application/problem+json")
+        (status = 403, description = "Not allowed, or `current_password` is wrong (`wrong_current_password`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The e-mail, or one that looks like it, is in use", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed current passwords, or too many addresses in use elsewhere tried (see `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
 #[patch("")]
@@ -142,8 +193,14 @@ pub async fn update_user(
             ));
         }
     }
+    if caller.id == user.id && changes.changes_password() {
+        check_current_password(&state, &req, &user, changes.current_password()).await?;
+    }
+    if let Some(email) = changes.email() {
+        check_email_free(&state, &caller, email, Some(user.id)).await?;
+    }
     let id = user.id;
-    let result = users::update(&state.db, user, changes).await;
+    let result = users::update(&state.db, user, changes, &state.guards.hashing).await;
     state.caches.users.invalidate(&id);
     let user = result?;
     Ok(json_with_etag(
@@ -151,6 +208,59 @@ pub async fn update_user(
         user.version,
         &UserView::try_from(user)?,
     ))
+}
+
+/// Changing one's own password needs the current one, checked under the sign-in guards (a
+/// wrong one counts as a failed sign-in of the account and the address).
+async fn check_current_password(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &entity::users::Model,
+    current: Option<&str>,
+) -> ApiResult<()> {
+    let Some(current) = current else {
+        return Err(ApiError::invalid(
+            "/current_password",
+            "is required to change your own password",
+        ));
+    };
+    let guards = &state.guards;
+    let address = guards.address_of(req);
+    guards.check_sign_in(&user.email, address)?;
+    if users::verify_password(&guards.hashing, Some(user), current.to_owned()).await {
+        Ok(())
+    } else {
+        guards.sign_in_failed(&user.email, address);
+        Err(ApiError::Refused {
+            code: "wrong_current_password",
+            detail: "`current_password` is not the account's password.".to_owned(),
+        })
+    }
+}
+
+/// Sign a user out everywhere: revokes every access token of the user (authorized like
+/// changing that user's account; callers sign themselves out with `POST /api/v1/auth/logout`).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Every token of the user is refused from now on"),
+        (status = 403, description = "The caller may not manage this user", body = crate::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/sessions/revoke")]
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let user = users::get(&state.db, *id).await?;
+    caller.may_manage_user(user.id, user.organization_id, users::stored_role(&user)?)?;
+    let result = users::revoke_tokens(&state.db, user.id).await;
+    state.caches.users.invalidate(&user.id);
+    result?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Delete a user and their settings (honours `If-Match`).

@@ -1607,18 +1607,20 @@ byte; `description` becomes the text read in it.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct CreateUser {
-        ///Name shown in front ends, 1 to 200 characters, not blank (default: the e-mail).
+        /**Name shown in front ends, 1 to 200 characters, not blank, without bidirectional-control
+or zero-width characters (default: the e-mail).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub display_name: ::std::option::Option<CreateUserDisplayName>,
         ///Unique e-mail address.
         pub email: CreateUserEmail,
-        ///Password, 8 to 1024 characters.
+        ///Password, 12 to 1024 characters, not one character repeated, not a common password.
         pub password: CreateUserPassword,
         ///Role (default `user`).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub role: ::std::option::Option<Role>,
     }
-    ///Name shown in front ends, 1 to 200 characters, not blank (default: the e-mail).
+    /**Name shown in front ends, 1 to 200 characters, not blank, without bidirectional-control
+or zero-width characters (default: the e-mail).*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreateUserDisplayName(::std::string::String);
@@ -1647,13 +1649,13 @@ byte; `description` becomes the text read in it.*/
             static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
             {
                 ::regress::Regex::new(
-                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                        "^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$",
                     )
                     .unwrap()
             });
             if PATTERN.find(value).is_none() {
                 return Err(
-                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                    "doesn't match pattern \"^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$\""
                         .into(),
                 );
             }
@@ -1755,7 +1757,7 @@ byte; `description` becomes the text read in it.*/
                 })
         }
     }
-    ///Password, 8 to 1024 characters.
+    ///Password, 12 to 1024 characters, not one character repeated, not a common password.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct CreateUserPassword(::std::string::String);
@@ -1778,8 +1780,8 @@ byte; `description` becomes the text read in it.*/
             if value.chars().count() > 1024usize {
                 return Err("longer than 1024 characters".into());
             }
-            if value.chars().count() < 8usize {
-                return Err("shorter than 8 characters".into());
+            if value.chars().count() < 12usize {
+                return Err("shorter than 12 characters".into());
             }
             Ok(Self(value.to_string()))
         }
@@ -4697,19 +4699,84 @@ optional member and resets `status` and `importance` to their defaults; `title` 
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct UpdateUser {
-        ///New display name, 1 to 200 characters, not blank.
+        /**The caller's current password: required when they change their own password (422
+`validation_failed` without it, 403 `wrong_current_password` when it is wrong); ignored
+otherwise.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub current_password: ::std::option::Option<UpdateUserCurrentPassword>,
+        /**New display name, 1 to 200 characters, not blank, without bidirectional-control or
+zero-width characters.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub display_name: ::std::option::Option<UpdateUserDisplayName>,
         ///New e-mail address (`null` is invalid for every member).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<UpdateUserEmail>,
-        ///New password, 8 to 1024 characters.
+        /**New password, under the same rules as at creation. Changing one's own password needs
+`current_password`; any password change signs the user out everywhere (every token
+issued before is refused).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password: ::std::option::Option<UpdateUserPassword>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub role: ::std::option::Option<Role>,
     }
-    ///New display name, 1 to 200 characters, not blank.
+    /**The caller's current password: required when they change their own password (422
+`validation_failed` without it, 403 `wrong_current_password` when it is wrong); ignored
+otherwise.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateUserCurrentPassword(::std::string::String);
+    impl ::std::ops::Deref for UpdateUserCurrentPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateUserCurrentPassword> for ::std::string::String {
+        fn from(value: UpdateUserCurrentPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateUserCurrentPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateUserCurrentPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateUserCurrentPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateUserCurrentPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**New display name, 1 to 200 characters, not blank, without bidirectional-control or
+zero-width characters.*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct UpdateUserDisplayName(::std::string::String);
@@ -4738,13 +4805,13 @@ optional member and resets `status` and `importance` to their defaults; `title` 
             static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
             {
                 ::regress::Regex::new(
-                        "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+                        "^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$",
                     )
                     .unwrap()
             });
             if PATTERN.find(value).is_none() {
                 return Err(
-                    "doesn't match pattern \"[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\""
+                    "doesn't match pattern \"^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$\""
                         .into(),
                 );
             }
@@ -4846,7 +4913,9 @@ optional member and resets `status` and `importance` to their defaults; `title` 
                 })
         }
     }
-    ///New password, 8 to 1024 characters.
+    /**New password, under the same rules as at creation. Changing one's own password needs
+`current_password`; any password change signs the user out everywhere (every token
+issued before is refused).*/
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct UpdateUserPassword(::std::string::String);
@@ -4869,8 +4938,8 @@ optional member and resets `status` and `importance` to their defaults; `title` 
             if value.chars().count() > 1024usize {
                 return Err("longer than 1024 characters".into());
             }
-            if value.chars().count() < 8usize {
-                return Err("shorter than 8 characters".into());
+            if value.chars().count() < 12usize {
+                return Err("shorter than 12 characters".into());
             }
             Ok(Self(value.to_string()))
         }
@@ -5255,7 +5324,55 @@ impl ClientInfo<()> for Client {
 impl ClientHooks<()> for &Client {}
 #[allow(clippy::all)]
 impl Client {
-    /**Exchange an e-mail and password for an access token
+    /**Sign out: revokes every access token of the caller (this one included), on every device
+
+Sends a `POST` request to `/api/v1/auth/logout`
+
+*/
+    pub async fn logout<'a>(
+        &'a self,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/auth/logout", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "logout",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Exchange an e-mail and password for an access token. Failed attempts are limited per
+account and per client address (429 `too_many_attempts` with `Retry-After` past the limit)
 
 Sends a `POST` request to `/api/v1/auth/token`
 
@@ -5305,6 +5422,9 @@ Sends a `POST` request to `/api/v1/auth/token`
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            429u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -6024,6 +6144,10 @@ Arguments:
     }
     /**Create a user in an organization (admins, and that organization's admins)
 
+An address in use anywhere, or one that looks like it (confusable characters), answers 409
+`email_taken`, the same wherever that user is; org admins who meet too many addresses in
+use outside their organization are paused (429).
+
 Sends a `POST` request to `/api/v1/organizations/{id}/users`
 
 Arguments:
@@ -6088,6 +6212,9 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            429u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -6505,7 +6632,8 @@ Arguments:
         }
     }
     /**Update a user (JSON merge patch; honours `If-Match`). Users may change their own
-password and display name; changing e-mail or role needs an admin of their organization
+password (giving `current_password`) and display name; changing e-mail or role needs an
+admin of their organization. A new password revokes every token of the user
 
 Sends a `PATCH` request to `/api/v1/users/{id}`
 
@@ -6578,6 +6706,9 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            429u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -8188,6 +8319,63 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             503u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Sign a user out everywhere: revokes every access token of the user (authorized like
+changing that user's account; callers sign themselves out with `POST /api/v1/auth/logout`)
+
+Sends a `POST` request to `/api/v1/users/{id}/sessions/revoke`
+
+Arguments:
+- `id`: User id
+*/
+    pub async fn revoke_sessions<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/users/{}/sessions/revoke", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "revoke_sessions",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             _ => Err(Error::UnexpectedResponse(response)),

@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign out: revokes every access token of the caller (this one included), on every device. */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/token": {
         parameters: {
             query?: never;
@@ -13,7 +30,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange an e-mail and password for an access token. */
+        /**
+         * Exchange an e-mail and password for an access token. Failed attempts are limited per
+         *     account and per client address (429 `too_many_attempts` with `Retry-After` past the limit).
+         */
         post: operations["create_token"];
         delete?: never;
         options?: never;
@@ -144,7 +164,12 @@ export interface paths {
         /** List the users of an organization. */
         get: operations["list_users"];
         put?: never;
-        /** Create a user in an organization (admins, and that organization's admins). */
+        /**
+         * Create a user in an organization (admins, and that organization's admins).
+         * @description An address in use anywhere, or one that looks like it (confusable characters), answers 409
+         *     `email_taken`, the same wherever that user is; org admins who meet too many addresses in
+         *     use outside their organization are paused (429).
+         */
         post: operations["create_user"];
         delete?: never;
         options?: never;
@@ -225,7 +250,8 @@ export interface paths {
         head?: never;
         /**
          * Update a user (JSON merge patch; honours `If-Match`). Users may change their own
-         *     password and display name; changing e-mail or role needs an admin of their organization.
+         *     password (giving `current_password`) and display name; changing e-mail or role needs an
+         *     admin of their organization. A new password revokes every token of the user.
          */
         patch: operations["update_user"];
         trace?: never;
@@ -558,6 +584,26 @@ export interface paths {
         get: operations["list_todo_lists"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/sessions/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign a user out everywhere: revokes every access token of the user (authorized like
+         *     changing that user's account; callers sign themselves out with `POST /api/v1/auth/logout`).
+         */
+        post: operations["revoke_sessions"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1213,7 +1259,10 @@ export interface components {
         };
         /** @description Body of `POST /api/v1/organizations/{id}/users`. */
         CreateUser: {
-            /** @description Name shown in front ends, 1 to 200 characters, not blank (default: the e-mail). */
+            /**
+             * @description Name shown in front ends, 1 to 200 characters, not blank, without bidirectional-control
+             *     or zero-width characters (default: the e-mail).
+             */
             display_name?: string | null;
             /**
              * @description Unique e-mail address.
@@ -1221,7 +1270,7 @@ export interface components {
              */
             email: string;
             /**
-             * @description Password, 8 to 1024 characters.
+             * @description Password, 12 to 1024 characters, not one character repeated, not a common password.
              * @example correct horse battery staple
              */
             password: string;
@@ -2441,11 +2490,24 @@ export interface components {
         };
         /** @description Body of `PATCH /api/v1/users/{id}` (JSON merge patch). */
         UpdateUser: {
-            /** @description New display name, 1 to 200 characters, not blank. */
+            /**
+             * @description The caller's current password: required when they change their own password (422
+             *     `validation_failed` without it, 403 `wrong_current_password` when it is wrong); ignored
+             *     otherwise.
+             */
+            current_password?: string;
+            /**
+             * @description New display name, 1 to 200 characters, not blank, without bidirectional-control or
+             *     zero-width characters.
+             */
             display_name?: string;
             /** @description New e-mail address (`null` is invalid for every member). */
             email?: string;
-            /** @description New password, 8 to 1024 characters. */
+            /**
+             * @description New password, under the same rules as at creation. Changing one's own password needs
+             *     `current_password`; any password change signs the user out everywhere (every token
+             *     issued before is refused).
+             */
             password?: string;
             /** @description New role. */
             role?: components["schemas"]["Role"];
@@ -2540,6 +2602,51 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out; the caller's tokens are refused from now on */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     create_token: {
         parameters: {
             query?: never;
@@ -2601,6 +2708,17 @@ export interface operations {
             /** @description Invalid body */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed attempts for this account or from this address (see `Retry-After`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3616,7 +3734,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The e-mail is taken */
+            /** @description The e-mail, or one that looks like it, is in use */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3646,6 +3764,17 @@ export interface operations {
             /** @description Invalid fields (see `errors`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many addresses in use elsewhere were tried (see `Retry-After`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4194,7 +4323,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller may not do this */
+            /** @description Not allowed, or `current_password` is wrong (`wrong_current_password`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4212,7 +4341,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The e-mail is taken */
+            /** @description The e-mail, or one that looks like it, is in use */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4251,6 +4380,17 @@ export interface operations {
             /** @description Invalid fields (see `errors`) */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed current passwords, or too many addresses in use elsewhere tried (see `Retry-After`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6213,6 +6353,63 @@ export interface operations {
             };
             /** @description `microsoft_unavailable`: Microsoft could not answer; try again later */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every token of the user is refused from now on */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not manage this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
