@@ -12,6 +12,7 @@ pub mod locks;
 pub mod organizations;
 pub mod pagination;
 pub mod patch;
+pub mod plain_text;
 pub mod recycle_bin;
 pub mod rich_text;
 pub mod role;

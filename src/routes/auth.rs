@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    domain::users,
+    domain::{plain_text, users},
     error::{ApiError, ApiResult, Problem},
-    routes::extract::JsonBody,
+    routes::extract::UncheckedJsonBody,
     startup::AppState,
 };
 
@@ -50,11 +50,19 @@ pub struct TokenResponse {
 #[post("/auth/token")]
 pub async fn create_token(
     state: web::Data<AppState>,
-    body: JsonBody<TokenRequest>,
+    body: UncheckedJsonBody<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
-    let JsonBody(request) = body;
-    let user = users::find_by_email(&state.db, &request.email).await?;
-    if !users::verify_password(user.as_ref(), request.password).await {
+    let UncheckedJsonBody(request) = body;
+    // No account holds a control character in its e-mail or password: such a sign-in is a
+    // wrong one (and its e-mail never reaches the database, which may refuse it).
+    let plain = plain_text::is_plain(&request.email, false)
+        && plain_text::is_plain(&request.password, false);
+    let user = if plain {
+        users::find_by_email(&state.db, &request.email).await?
+    } else {
+        None
+    };
+    if !users::verify_password(user.as_ref(), request.password).await || !plain {
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
             detail: "The e-mail or password is wrong.".to_owned(),

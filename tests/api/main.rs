@@ -11,6 +11,7 @@ mod authorization;
 mod bad_input;
 mod calendar_events;
 mod connections;
+mod hardening;
 mod health;
 mod helpers;
 mod invitations;
