@@ -4871,9 +4871,11 @@ Choosing another list starts task synchronization over with that list.*/
                 return Err("shorter than 1 characters".into());
             }
             static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^[^\\x00-\\x20\\x7f]+$").unwrap() });
+            { ::regress::Regex::new("^[^\\x00-\\x20\\x7f-\\x9f]+$").unwrap() });
             if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^[^\\x00-\\x20\\x7f]+$\"".into());
+                return Err(
+                    "doesn't match pattern \"^[^\\x00-\\x20\\x7f-\\x9f]+$\"".into(),
+                );
             }
             Ok(Self(value.to_string()))
         }
