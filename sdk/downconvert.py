@@ -6,7 +6,10 @@
 - `oneOf: [S, {type: "null"}]` (an optional object) becomes `allOf: [S]` with `nullable: true`,
   the branch's sibling keywords (a `$ref`'s `description`) moving up beside it;
 - `const: v` becomes `enum: [v]`, and a schema's `examples: [v, ...]` becomes `example: v`;
-- `info.license.identifier` (3.1 only) is dropped.
+- `info.license.identifier` (3.1 only) is dropped;
+- the patterns that only say "no control characters" (PLAIN_TEXT, the service's
+  src/domain/plain_text.rs) are dropped: the service checks them on every string, and
+  progenitor would otherwise make a newtype of every string field of every request.
 
 With --json-media-types, `application/*+json` media types (merge-patch bodies, problem
 responses) are also listed as `application/json`, the only JSON type progenitor types; the
@@ -22,6 +25,13 @@ NULL = {"type": "null"}
 SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 SCHEMA_MAPS = ("properties", "patternProperties")
 SCHEMA_VALUES = ("items", "additionalProperties", "not")
+
+
+# The single-line and multi-line forms of src/domain/plain_text.rs.
+PLAIN_TEXT = (
+    r"^[^\x00-\x1f\x7f-\x9f]*$",
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+)
 
 
 class Unsupported(ValueError):
@@ -69,6 +79,8 @@ def schema(node):
         out["nullable"] = True
     if any(NULL in out.get(key, []) for key in SCHEMA_LISTS):
         raise Unsupported("a null branch outside oneOf")
+    if out.get("pattern") in PLAIN_TEXT:
+        del out["pattern"]
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if isinstance(out.get("examples"), list):

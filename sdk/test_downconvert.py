@@ -45,6 +45,11 @@ class SchemaTests(unittest.TestCase):
         self.assertEqual(downconvert.schema({"const": "Bearer"}), {"enum": ["Bearer"]})
         self.assertEqual(downconvert.schema({"type": "string", "examples": ["a", "b"]}), {"type": "string", "example": "a"})
 
+    def test_plain_text_patterns_are_dropped_and_others_kept(self):
+        for pattern in downconvert.PLAIN_TEXT:
+            self.assertEqual(downconvert.schema({"type": "string", "pattern": pattern}), {"type": "string"})
+        self.assertEqual(downconvert.schema({"type": "string", "pattern": "^a$"}), {"type": "string", "pattern": "^a$"})
+
     def test_unknown_3_1_constructs_fail_loudly(self):
         for bad in ({"type": ["string", "integer"]}, {"type": "null"}, {"prefixItems": []}):
             with self.assertRaises(downconvert.Unsupported, msg=bad):

@@ -67,6 +67,13 @@ pub struct Settings {
     pub frontend_return_url: Option<String>,
     /// Largest request body accepted, in bytes. Default 65536.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request body once its handler reads it, in
+    /// milliseconds; slower bodies answer 408. Default 15000.
+    pub body_timeout_ms: u64,
+    /// Open connections one client address may hold at once; further requests on further
+    /// connections answer 429 and are closed. 0: no limit (behind a reverse proxy, where every
+    /// connection comes from the proxy's address, limit there). Default 64.
+    pub max_connections_per_ip: usize,
     /// HTTP worker threads. Default: one per CPU core.
     pub http_workers: Option<usize>,
     /// How long users and settings stay cached, in milliseconds; 0 disables the cache.
@@ -199,6 +206,8 @@ struct Layer {
     graph_url: Option<String>,
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
+    body_timeout_ms: Option<u64>,
+    max_connections_per_ip: Option<usize>,
     frontend_origin: Option<String>,
     frontend_return_url: Option<String>,
     http_workers: Option<usize>,
@@ -256,6 +265,8 @@ impl Layer {
             public_url: var("PUBLIC_URL"),
             max_body_bytes: parsed("MAX_BODY_BYTES")?.map(|v| v as usize),
             http_workers: parsed("HTTP_WORKERS")?.map(|v| v as usize),
+            body_timeout_ms: parsed("BODY_TIMEOUT_MS")?,
+            max_connections_per_ip: parsed("MAX_CONNECTIONS_PER_IP")?.map(|v| v as usize),
             frontend_origin: var("FRONTEND_ORIGIN"),
             frontend_return_url: var("FRONTEND_RETURN_URL"),
             cache_ttl_ms: parsed("CACHE_TTL_MS")?,
@@ -297,6 +308,8 @@ impl Layer {
             public_url: over.public_url.or(self.public_url),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             http_workers: over.http_workers.or(self.http_workers),
+            body_timeout_ms: over.body_timeout_ms.or(self.body_timeout_ms),
+            max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
             frontend_origin: over.frontend_origin.or(self.frontend_origin),
             frontend_return_url: over.frontend_return_url.or(self.frontend_return_url),
             cache_ttl_ms: over.cache_ttl_ms.or(self.cache_ttl_ms),
@@ -491,6 +504,8 @@ impl Settings {
             public_url: trim_slash(&public_url),
             max_body_bytes: layer.max_body_bytes.unwrap_or(512 * 1024),
             http_workers: layer.http_workers.filter(|n| *n > 0),
+            body_timeout_ms: positive(layer.body_timeout_ms, 15_000, "body_timeout_ms")?,
+            max_connections_per_ip: layer.max_connections_per_ip.unwrap_or(64),
             frontend_origin: layer.frontend_origin.map(|o| trim_slash(&o)),
             frontend_return_url: layer.frontend_return_url,
             cache_ttl_ms: layer.cache_ttl_ms.unwrap_or(1000),
@@ -661,6 +676,22 @@ mod tests {
         assert_eq!(jobs.worker_concurrency, 8);
         assert_eq!(jobs.interval_unit_ms, 60_000);
         assert!(jobs.embedded_worker);
+    }
+
+    #[test]
+    fn body_timeout_and_connection_bound_have_defaults_and_can_be_set() {
+        let defaults = Settings::from_sources(None, &env_of(&[])).unwrap();
+        assert_eq!(defaults.body_timeout_ms, 15_000);
+        assert_eq!(defaults.max_connections_per_ip, 64);
+        let env = env_of(&[
+            ("M365_SYNC_BODY_TIMEOUT_MS", "500"),
+            ("M365_SYNC_MAX_CONNECTIONS_PER_IP", "0"),
+        ]);
+        let set = Settings::from_sources(None, &env).unwrap();
+        assert_eq!(set.body_timeout_ms, 500);
+        assert_eq!(set.max_connections_per_ip, 0);
+        let zero = env_of(&[("M365_SYNC_BODY_TIMEOUT_MS", "0")]);
+        assert!(Settings::from_sources(None, &zero).is_err());
     }
 
     #[test]

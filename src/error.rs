@@ -121,12 +121,18 @@ pub enum ApiError {
     /// 412: `If-Match` does not match the current version.
     #[error("the resource has changed since it was read")]
     PreconditionFailed,
+    /// 408: the body did not arrive within the configured time.
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// 413: the body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
     /// 415: the body is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 429: this client address holds more open connections than allowed.
+    #[error("too many connections")]
+    TooManyConnections,
     /// 502 or 503: Microsoft refused or could not answer a call made for this request.
     #[error("{detail}")]
     Upstream {
@@ -178,6 +184,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PreconditionFailed => "precondition_failed",
+            Self::RequestTimeout => "body_timeout",
+            Self::TooManyConnections => "too_many_connections",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "internal_error",
@@ -197,7 +205,15 @@ impl ApiError {
                 "The resource has changed since it was read (If-Match does not match its ETag)."
                     .to_owned()
             }
+            Self::RequestTimeout => {
+                "The request body did not arrive within the time this server allows.".to_owned()
+            }
             Self::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
+            Self::TooManyConnections => {
+                "This client address holds more open connections than this server allows; \
+                 close some and retry."
+                    .to_owned()
+            }
             Self::UnsupportedMediaType => {
                 "The request body must be JSON (Content-Type: application/json).".to_owned()
             }
@@ -236,6 +252,8 @@ impl ResponseError for ApiError {
             Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream {
@@ -264,6 +282,10 @@ impl ResponseError for ApiError {
                 ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+            }
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            Self::RequestTimeout | Self::TooManyConnections => {
+                response.force_close();
             }
             _ => {}
         }

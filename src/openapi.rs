@@ -4,20 +4,26 @@
 //! handler documents only its successes and its own conflicts): 400/413/415/422 where there is
 //! a body, 400 where there is a query string, 401/403 where a token is needed, 404 where the
 //! path has an id, 400 and 412 where `If-Match` is honoured, and 500 everywhere.
+//!
+//! Every free text a client sends (request bodies and query strings) is declared free of
+//! control characters here too ([`PlainText`]), as the service checks it.
 
 use actix_web::App;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
         ContentBuilder, HttpMethod, ObjectBuilder, OpenApi as Document, Ref, RefOr,
-        ResponseBuilder, Type,
+        ResponseBuilder, Schema, Type,
         path::{Operation, Parameter, ParameterIn},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
 use utoipa_actix_web::AppExt;
 
-use crate::error::{FieldError, PROBLEM_JSON, Problem};
+use crate::{
+    domain::{item_fields::NOT_BLANK, plain_text},
+    error::{FieldError, PROBLEM_JSON, Problem},
+};
 
 /// Static parts of the document: information, tags, shared schemas.
 #[derive(OpenApi)]
@@ -55,6 +61,7 @@ pub fn document() -> Document {
         .split_for_parts();
     BearerAuth.modify(&mut doc);
     ErrorResponses.modify(&mut doc);
+    PlainText.modify(&mut doc);
     doc
 }
 
@@ -138,12 +145,18 @@ impl ErrorResponses {
         let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
         if operation.request_body.is_some() {
             Self::add(operation, "400", "Malformed JSON body");
+            Self::add(operation, "408", "The body did not arrive in time");
             Self::add(operation, "413", "Body too large");
             Self::add(operation, "415", "Body is not JSON");
             Self::add(operation, "422", "Invalid fields (see `errors`)");
         }
         if query {
             Self::add(operation, "400", "Invalid query string");
+            Self::add(
+                operation,
+                "422",
+                "A query parameter holds control characters (see `errors`)",
+            );
         }
         if secured {
             Self::add(operation, "401", "Missing or invalid bearer token");
@@ -192,6 +205,134 @@ impl Modify for ErrorResponses {
                 if let Some(operation) = operation {
                     Self::complete(operation);
                 }
+            }
+        }
+    }
+}
+
+/// Declares every string a client sends (in request bodies, at any depth, and as a query
+/// parameter) free of control characters, as [`plain_text`] checks them: strings without a
+/// pattern, format or enum get [`plain_text::SINGLE_LINE`] (or [`plain_text::MULTI_LINE`] for
+/// the multi-line members), and the not-blank ones [`plain_text::NOT_BLANK_SINGLE_LINE`].
+/// Other patterns already exclude control characters.
+struct PlainText;
+
+impl PlainText {
+    fn operations(doc: &mut Document) -> impl Iterator<Item = &mut Operation> {
+        doc.paths.paths.values_mut().flat_map(|item| {
+            [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+        })
+    }
+
+    fn is_string(schema_type: &utoipa::openapi::schema::SchemaType) -> bool {
+        use utoipa::openapi::schema::SchemaType;
+        match schema_type {
+            SchemaType::Type(t) => *t == Type::String,
+            SchemaType::Array(types) => types.contains(&Type::String),
+            SchemaType::AnyValue => false,
+        }
+    }
+
+    /// Sets the patterns of `schema` (the value of member `name`), collecting the components
+    /// it refers to.
+    fn declare(schema: &mut RefOr<Schema>, name: Option<&str>, refs: &mut Vec<String>) {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayItems};
+        match schema {
+            RefOr::Ref(r) => {
+                if let Some(component) = r.ref_location.strip_prefix("#/components/schemas/") {
+                    refs.push(component.to_owned());
+                }
+            }
+            RefOr::T(Schema::Object(object)) => {
+                if Self::is_string(&object.schema_type)
+                    && object.format.is_none()
+                    && object.enum_values.is_none()
+                {
+                    let multi_line = name.is_some_and(plain_text::is_multi_line);
+                    match object.pattern.as_deref() {
+                        None if multi_line => object.pattern = Some(plain_text::MULTI_LINE.into()),
+                        None => object.pattern = Some(plain_text::SINGLE_LINE.into()),
+                        Some(NOT_BLANK) => {
+                            object.pattern = Some(plain_text::NOT_BLANK_SINGLE_LINE.into());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for (member, value) in &mut object.properties {
+                    Self::declare(value, Some(member), refs);
+                }
+                if let Some(additional) = object.additional_properties.as_deref_mut()
+                    && let AdditionalProperties::RefOr(value) = additional
+                {
+                    Self::declare(value, None, refs);
+                }
+            }
+            RefOr::T(Schema::Array(array)) => {
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    Self::declare(items, name, refs);
+                }
+            }
+            RefOr::T(Schema::OneOf(one_of)) => {
+                for item in &mut one_of.items {
+                    Self::declare(item, name, refs);
+                }
+            }
+            RefOr::T(Schema::AllOf(all_of)) => {
+                for item in &mut all_of.items {
+                    Self::declare(item, name, refs);
+                }
+            }
+            RefOr::T(Schema::AnyOf(any_of)) => {
+                for item in &mut any_of.items {
+                    Self::declare(item, name, refs);
+                }
+            }
+            RefOr::T(_) => {}
+        }
+    }
+}
+
+impl Modify for PlainText {
+    fn modify(&self, doc: &mut Document) {
+        let mut refs = Vec::new();
+        for operation in Self::operations(doc) {
+            if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+                for content in body.content.values_mut() {
+                    if let RefOr::T(content) = content
+                        && let Some(schema) = content.schema.as_mut()
+                    {
+                        Self::declare(schema, None, &mut refs);
+                    }
+                }
+            }
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && parameter.parameter_in == ParameterIn::Query
+                    && let Some(schema) = parameter.schema.as_mut()
+                {
+                    let name = parameter.name.clone();
+                    Self::declare(schema, Some(&name), &mut refs);
+                }
+            }
+        }
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let mut done = std::collections::BTreeSet::new();
+        while let Some(name) = refs.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            if let Some(schema) = components.schemas.get_mut(&name) {
+                Self::declare(schema, None, &mut refs);
             }
         }
     }

@@ -29,7 +29,7 @@ use crate::{
     error::ApiError,
     graph::{GraphClient, Identity},
     jobs::{metrics::Metrics, queue::Queue, runtime::Jobs},
-    routes::{self, extract},
+    routes::{self, extract, hardening},
 };
 
 /// What every handler can reach.
@@ -215,13 +215,19 @@ impl Application {
         let doc = crate::openapi::document();
         let routes = web::Data::new(RouteTable::from_document(&doc));
         let limit = extract::BodyLimit(state.settings.max_body_bytes);
+        let body_timeout = extract::BodyTimeout(std::time::Duration::from_millis(
+            state.settings.body_timeout_ms,
+        ));
+        let per_address = state.settings.max_connections_per_ip;
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .app_data(state.clone())
                 .app_data(routes.clone())
                 .app_data(limit)
+                .app_data(body_timeout)
                 .app_data(extract::query_config())
                 .app_data(extract::path_config())
+                .wrap(middleware::from_fn(hardening::guard))
                 .wrap(middleware::from_fn(log_request))
                 .into_utoipa_app()
                 .configure(routes::configure)
@@ -231,6 +237,7 @@ impl Application {
             )
             .default_service(web::to(fallback))
         })
+        .on_connect(hardening::count_connections(per_address))
         .listen(listener)?
         // Signals are handled once for the server and the jobs: see `run_until_stopped`.
         .disable_signals();
@@ -284,6 +291,7 @@ pub fn operations_server(state: AppState, listener: TcpListener) -> anyhow::Resu
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(hardening::guard))
             .wrap(middleware::from_fn(log_request))
             .service(routes::health::healthz)
             .service(routes::health::readyz)

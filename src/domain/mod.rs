@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod pagination;
 pub mod passwords;
 pub mod patch;
+pub mod plain_text;
 pub mod recycle_bin;
 pub mod rich_text;
 pub mod role;

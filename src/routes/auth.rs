@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use crate::{
     auth::AuthUser,
-    domain::{email, users},
+    domain::{email, plain_text, users},
     error::{ApiError, ApiResult, Problem},
-    routes::extract::JsonBody,
+    routes::extract::UncheckedJsonBody,
     startup::AppState,
 };
 
@@ -56,15 +56,23 @@ pub struct TokenResponse {
 pub async fn create_token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: JsonBody<TokenRequest>,
+    body: UncheckedJsonBody<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
-    let JsonBody(request) = body;
+    let UncheckedJsonBody(request) = body;
+    // No account holds a control character in its e-mail or password: such a sign-in is a
+    // wrong one (and its e-mail never reaches the database, which may refuse it).
+    let plain = plain_text::is_plain(&request.email, false)
+        && plain_text::is_plain(&request.password, false);
     let account = email::normalise(&request.email);
     let guards = &state.guards;
     let address = guards.address_of(&req);
     guards.check_sign_in(&account, address)?;
-    let user = users::find_by_email(&state.db, &account).await?;
-    if !users::verify_password(&guards.hashing, user.as_ref(), request.password).await {
+    let user = if plain {
+        users::find_by_email(&state.db, &account).await?
+    } else {
+        None
+    };
+    if !users::verify_password(&guards.hashing, user.as_ref(), request.password).await || !plain {
         guards.sign_in_failed(&account, address);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",

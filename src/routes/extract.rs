@@ -1,7 +1,8 @@
-//! Request extraction with problem-shaped errors: JSON bodies (size limit, media type, syntax
-//! vs. data errors with JSON Pointers), query strings and path ids.
+//! Request extraction with problem-shaped errors: JSON bodies (size limit, time limit, media
+//! type, syntax vs. data errors with JSON Pointers, control characters), query strings and
+//! path ids.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use actix_web::{
     FromRequest, HttpRequest,
@@ -12,14 +13,25 @@ use actix_web::{
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, FieldError};
+use crate::{
+    domain::plain_text,
+    error::{ApiError, FieldError},
+};
 
 /// Largest body accepted when the application configures none.
 const DEFAULT_LIMIT: usize = 64 * 1024;
 
+/// How long a body may take when the application configures nothing.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The configured body size limit, stored in the application data.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
+
+/// The configured time a client has to send a whole body, from the moment its handler starts
+/// reading it (actix-web's `client_request_timeout` covers the request head only).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub Duration);
 
 /// A JSON request body. Accepts `application/json`, `application/merge-patch+json` and other
 /// `+json` types; the body must be a JSON object.
@@ -158,26 +170,33 @@ fn data_or_syntax_error(e: serde_path_to_error::Error<serde_json::Error>) -> Api
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
-        let json = is_json(req);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if declared.is_some_and(|len| len > limit) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            if !json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
+/// Reads a JSON body within the size and time limits, and parses it into `T`; with
+/// `plain`, every string in it must be free of control characters (see
+/// [`plain_text`]).
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    plain: bool,
+) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
+    let timeout = req
+        .app_data::<BodyTimeout>()
+        .map_or(DEFAULT_TIMEOUT, |t| t.0);
+    let json = is_json(req);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let read = async {
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
@@ -191,8 +210,92 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(JsonBody)
+            Ok(body)
+        };
+        let body = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)??;
+        if plain {
+            check_plain(&body)?;
+        }
+        parse_json(&body)
+    })
+}
+
+/// 422 when a string of the JSON document `body` holds a control character (a document
+/// that is not JSON is left to the parser, which answers 400).
+fn check_plain(body: &[u8]) -> Result<(), ApiError> {
+    if !plain_text::may_hold_control(body) {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    plain_text::check_json(&value, "", false, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json::<T>(req, payload, true);
+        Box::pin(async move { body.await.map(JsonBody) })
+    }
+}
+
+/// A JSON body parsed as [`JsonBody`] is, but whose strings may hold control characters: for
+/// the one handler that decides itself what they mean (a sign-in with one is a wrong
+/// sign-in, 401, not a 422 that would tell a password's shape).
+#[derive(Debug)]
+pub struct UncheckedJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for UncheckedJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json::<T>(req, payload, false);
+        Box::pin(async move { body.await.map(UncheckedJsonBody) })
+    }
+}
+
+/// Every query parameter (name and value) free of control characters, but tab and line
+/// breaks in the multi-line ones.
+///
+/// # Errors
+/// 422 `validation_failed` naming each offending parameter. A query string that does not
+/// decode is left to the handler's extractor (400 `invalid_query`).
+pub fn check_query(query: &str) -> Result<(), ApiError> {
+    if query.is_empty() {
+        return Ok(());
+    }
+    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(query) else {
+        return Ok(());
+    };
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter_map(|(name, value)| {
+            let multi_line = plain_text::is_multi_line(name);
+            let ok = plain_text::is_plain(name, false) && plain_text::is_plain(value, multi_line);
+            (!ok).then(|| {
+                FieldError::new(
+                    name.escape_debug().to_string(),
+                    plain_text::refusal(multi_line),
+                )
+            })
         })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
     }
 }
 
@@ -279,6 +382,25 @@ mod tests {
             "validation_failed"
         );
         assert!(parse_json::<Option<Body>>(b"null").unwrap().is_none());
+    }
+
+    #[test]
+    fn control_characters_in_bodies_and_queries_are_422() {
+        assert_eq!(
+            check_plain(br#"{"inner": {"name": "a\u0000"}}"#)
+                .unwrap_err()
+                .code(),
+            "validation_failed"
+        );
+        assert!(check_plain(br#"{"description": "a\r\nb"}"#).is_ok());
+        assert!(check_plain(b"not json \\u0000").is_ok());
+        assert!(check_query("limit=5&cursor=abc").is_ok());
+        assert!(check_query("error_description=a%0D%0Ab").is_ok());
+        let Err(ApiError::Validation(errors)) = check_query("cursor=a%00b&state=x%0Ay") else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].pointer, "cursor");
     }
 
     #[test]

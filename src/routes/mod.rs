@@ -6,6 +6,7 @@ pub mod calendar_events;
 pub mod conflicts;
 pub mod connections;
 pub mod extract;
+pub mod hardening;
 pub mod health;
 pub mod me;
 pub mod metrics;

@@ -7,8 +7,15 @@
 //! hands over a one-time `completion`, which the front end posts back with the bearer token of
 //! the caller who started Connect (`POST /api/v1/users/{id}/microsoft/connection/complete`):
 //! only then is the account connected.
+//!
+//! The page's one script is the same on every page ([`SCRIPT`]): it reads the result from a
+//! JSON data block, so that the Content-Security-Policy allows exactly that script by its
+//! hash ([`script_hash`]) rather than any inline script.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use actix_web::{HttpResponse, get, http::header, web};
 
@@ -25,7 +32,7 @@ use crate::{
     params(
         ("code" = Option<String>, Query, description = "Authorization code"),
         ("state" = String, Query, description = "The state issued by Start Connect"),
-        ("error" = Option<String>, Query, description = "OAuth error, e.g. `access_denied`"),
+        ("error" = Option<String>, Query, description = "OAuth error code, e.g. `access_denied` (ASCII letters, digits and underscores)", pattern = "^[A-Za-z0-9_]{1,64}$"),
         ("error_description" = Option<String>, Query, description = "Microsoft's description of the error")
     ),
     responses(
@@ -48,7 +55,7 @@ pub async fn oauth_callback(
     };
     let outcome = connections::complete(&state, params).await?;
     if let CallbackOutcome::Failed { user_id, code, .. } = &outcome {
-        tracing::warn!(user.id = ?user_id, code = %code, "Microsoft connect failed");
+        tracing::warn!(user.id = ?user_id, code = ?code, "Microsoft connect failed");
     }
     Ok(match &state.settings.frontend_return_url {
         Some(url) => redirect(url, &outcome),
@@ -144,6 +151,25 @@ fn html_escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The page's script, the same on every page: the result travels in the JSON data block
+/// `#m365-sync-result` (data, never run).
+pub const SCRIPT: &str = "(function () {\n  \
+var data = JSON.parse(document.getElementById(\"m365-sync-result\").textContent);\n  \
+if (window.opener) { window.opener.postMessage(data.message, data.origin); window.close(); }\n\
+})();";
+
+/// The CSP source of [`SCRIPT`]: `'sha256-…'` of its exact text, computed once.
+pub fn script_hash() -> &'static str {
+    static HASH: LazyLock<String> = LazyLock::new(|| {
+        let digest = Sha256::digest(SCRIPT.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    });
+    &HASH
+}
+
 fn page(outcome: &CallbackOutcome, origin: &str) -> HttpResponse {
     let (title, detail, ok) = match outcome {
         CallbackOutcome::SignedIn { account_name, .. } => (
@@ -157,16 +183,15 @@ fn page(outcome: &CallbackOutcome, origin: &str) -> HttpResponse {
             false,
         ),
     };
+    let data = serde_json::json!({ "message": message(outcome), "origin": origin });
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
-         <body><h1>{title}</h1><p>{detail}</p>\n<script>\n\
-         (function () {{\n  var message = {message};\n  var origin = {origin};\n\
-           if (window.opener) {{ window.opener.postMessage(message, origin); window.close(); }}\n}})();\n\
-         </script></body></html>\n",
+         <body><h1>{title}</h1><p>{detail}</p>\n\
+         <script type=\"application/json\" id=\"m365-sync-result\">{data}</script>\n\
+         <script>{SCRIPT}</script></body></html>\n",
         title = html_escape(title),
         detail = html_escape(&detail),
-        message = script_json(&message(outcome)),
-        origin = script_json(&serde_json::Value::String(origin.to_owned())),
+        data = script_json(&data),
     );
     let mut response = if ok {
         HttpResponse::Ok()
@@ -180,7 +205,11 @@ fn page(outcome: &CallbackOutcome, origin: &str) -> HttpResponse {
         .insert_header(("referrer-policy", "no-referrer"))
         .insert_header((
             "content-security-policy",
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            format!(
+                "default-src 'none'; script-src {}; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+                script_hash()
+            ),
         ))
         .body(body)
 }

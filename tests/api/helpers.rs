@@ -223,6 +223,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.jobs.scheduler_tick_ms = 0;
     settings.jobs.poll_ms = 200;
     settings.jobs.worker_concurrency = 4;
+    // Every test client connects from 127.0.0.1, with a pool per SDK client: no bound per
+    // address (the test of the bound sets one).
+    settings.max_connections_per_ip = 0;
     let emulator = Emulator::start().await;
     settings.identity_url = emulator.url();
     settings.graph_url = emulator.url();

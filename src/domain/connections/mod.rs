@@ -240,6 +240,20 @@ pub enum CallbackOutcome {
     },
 }
 
+/// Longest OAuth error code accepted from the callback (Microsoft's are a few dozen).
+const MAX_ERROR_CODE: usize = 64;
+
+/// Whether `error` has the shape of an OAuth error code (RFC 6749 section 4.1.2.1, as
+/// Microsoft sends them: `access_denied`, `invalid_request`, `consent_required`...): ASCII
+/// letters, digits and underscores, at most [`MAX_ERROR_CODE`] of them. Anything else is not
+/// Microsoft's, and is neither shown nor logged.
+pub fn is_oauth_error_code(error: &str) -> bool {
+    (1..=MAX_ERROR_CODE).contains(&error.len())
+        && error
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 fn failed(user_id: Option<Uuid>, code: &str, message: impl Into<String>) -> CallbackOutcome {
     CallbackOutcome::Failed {
         user_id,
@@ -258,6 +272,17 @@ fn failed(user_id: Option<Uuid>, code: &str, message: impl Into<String>) -> Call
 /// # Errors
 /// Only on failures of the service itself (database); Microsoft's refusals are outcomes.
 pub async fn complete(state: &AppState, params: CallbackParams) -> ApiResult<CallbackOutcome> {
+    if params
+        .error
+        .as_deref()
+        .is_some_and(|e| !is_oauth_error_code(e))
+    {
+        return Ok(failed(
+            None,
+            "invalid_request",
+            "The sign-in response carried a malformed error code.",
+        ));
+    }
     let Some(oauth_state) = params.state.filter(|s| !s.is_empty()) else {
         return Ok(failed(
             None,
@@ -533,7 +558,7 @@ pub async fn finish(
         remaining,
     )
     .await?;
-    tracing::info!(user.id = %user_id, account = %sign_in.account_name, "Microsoft account connected");
+    tracing::info!(user.id = %user_id, account = ?sign_in.account_name, "Microsoft account connected");
     view(state, user_id, organization_id).await
 }
 

@@ -377,7 +377,7 @@ async fn refresh_holding_lease(
         {
             Ok(tokens) => break tokens,
             Err(IdentityError::Transient { description }) if attempt < REFRESH_ATTEMPTS => {
-                tracing::warn!(user.id = %user_id, attempt, reason = %description, "Token refresh failed transiently; retrying");
+                tracing::warn!(user.id = %user_id, attempt, reason = ?description, "Token refresh failed transiently; retrying");
                 tokio::time::sleep(backoff(attempt)).await;
             }
             Err(e @ IdentityError::Transient { .. }) => {
@@ -397,7 +397,7 @@ async fn refresh_holding_lease(
             }
             Err(e @ IdentityError::InvalidClient { .. }) => {
                 let error = identity_error("invalid_client", &e);
-                tracing::warn!(client_id = %app.client_id, aadsts = e.aadsts(), "Microsoft refused the application's credentials");
+                tracing::warn!(client_id = ?app.client_id, aadsts = e.aadsts(), "Microsoft refused the application's credentials");
                 mark_application_misconfigured(&state.db, &app.client_id, &app.tenant, &error)
                     .await?;
                 return Err(TokenFailure::AppMisconfigured(error));

@@ -299,7 +299,7 @@ pub struct UserMicrosoftSettingsPatch {
     /// `GET /api/v1/users/{id}/microsoft/todo-lists`); `null`: the mailbox's default list.
     /// Choosing another list starts task synchronization over with that list.
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7f]+$")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x20\x7f-\x9f]+$")]
     pub todo_list_id: Patch<String>,
     /// Minutes between synchronizations, 1 to 1440.
     #[serde(default)]
