@@ -65,7 +65,10 @@ pub struct Settings {
     /// When set, the OAuth callback redirects here with the result in the query string
     /// instead of answering with the popup page.
     pub frontend_return_url: Option<String>,
-    /// Largest request body accepted, in bytes. Default 65536.
+    /// Origins (`scheme://host[:port]`) whose pages may call the API from a browser (CORS).
+    /// None by default.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest request body accepted, in bytes. Default 524288.
     pub max_body_bytes: usize,
     /// How long a client has to send a request body once its handler reads it, in
     /// milliseconds; slower bodies answer 408. Default 15000.
@@ -210,6 +213,7 @@ struct Layer {
     max_connections_per_ip: Option<usize>,
     frontend_origin: Option<String>,
     frontend_return_url: Option<String>,
+    cors_allowed_origins: Option<String>,
     http_workers: Option<usize>,
     cache_ttl_ms: Option<u64>,
     admin_email: Option<String>,
@@ -269,6 +273,7 @@ impl Layer {
             max_connections_per_ip: parsed("MAX_CONNECTIONS_PER_IP")?.map(|v| v as usize),
             frontend_origin: var("FRONTEND_ORIGIN"),
             frontend_return_url: var("FRONTEND_RETURN_URL"),
+            cors_allowed_origins: var("CORS_ALLOWED_ORIGINS"),
             cache_ttl_ms: parsed("CACHE_TTL_MS")?,
             admin_email: var("ADMIN_EMAIL"),
             admin_password: var("ADMIN_PASSWORD").map(SecretString::from),
@@ -312,6 +317,7 @@ impl Layer {
             max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
             frontend_origin: over.frontend_origin.or(self.frontend_origin),
             frontend_return_url: over.frontend_return_url.or(self.frontend_return_url),
+            cors_allowed_origins: over.cors_allowed_origins.or(self.cors_allowed_origins),
             cache_ttl_ms: over.cache_ttl_ms.or(self.cache_ttl_ms),
             admin_email: over.admin_email.or(self.admin_email),
             admin_password: over.admin_password.or(self.admin_password),
@@ -508,6 +514,7 @@ impl Settings {
             max_connections_per_ip: layer.max_connections_per_ip.unwrap_or(64),
             frontend_origin: layer.frontend_origin.map(|o| trim_slash(&o)),
             frontend_return_url: layer.frontend_return_url,
+            cors_allowed_origins: origins(layer.cors_allowed_origins.as_deref())?,
             cache_ttl_ms: layer.cache_ttl_ms.unwrap_or(1000),
             admin_email: layer.admin_email,
             admin_password: layer.admin_password,
@@ -578,6 +585,33 @@ fn trim_slash(url: &str) -> String {
     url.trim_end_matches('/').to_owned()
 }
 
+/// Origins separated by commas, each `http(s)://host[:port]` (no path, no wildcard), as a
+/// browser sends them in `Origin`.
+fn origins(list: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let origin = trim_slash(origin);
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '*', '?', '#', ' ']) => {
+                    Ok(origin.to_ascii_lowercase())
+                }
+                _ => anyhow::bail!(
+                    "`cors_allowed_origins`: `{origin}` is not an origin such as \
+                     https://crm.example.com"
+                ),
+            }
+        })
+        .collect()
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
@@ -606,6 +640,18 @@ mod tests {
                 .iter()
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        assert_eq!(
+            origins(Some(" https://CRM.example.com/, http://localhost:3000 ")).unwrap(),
+            ["https://crm.example.com", "http://localhost:3000"]
+        );
+        assert!(origins(None).unwrap().is_empty());
+        for bad in ["*", "crm.example.com", "https://*.example.com", "https://a.example/app"] {
+            assert!(origins(Some(bad)).is_err(), "{bad}");
         }
     }
 

@@ -29,7 +29,7 @@ use crate::{
     error::ApiError,
     graph::{GraphClient, Identity},
     jobs::{metrics::Metrics, queue::Queue, runtime::Jobs},
-    routes::{self, extract, hardening},
+    routes::{self, cors, extract, hardening},
 };
 
 /// What every handler can reach.
@@ -227,7 +227,8 @@ impl Application {
                 .app_data(body_timeout)
                 .app_data(extract::query_config())
                 .app_data(extract::path_config())
-                .wrap(middleware::from_fn(hardening::guard))
+                .wrap(middleware::from_fn(cors::handle))
+            .wrap(middleware::from_fn(hardening::guard))
                 .wrap(middleware::from_fn(log_request))
                 .into_utoipa_app()
                 .configure(routes::configure)

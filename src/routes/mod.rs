@@ -10,6 +10,7 @@ pub mod hardening;
 pub mod health;
 pub mod me;
 pub mod metrics;
+pub mod cors;
 pub mod oauth_callback;
 pub mod organizations;
 pub mod settings;

@@ -12,6 +12,7 @@ mod bad_input;
 mod bounded_pages;
 mod calendar_events;
 mod connections;
+mod cors;
 mod hardening;
 mod health;
 mod helpers;
