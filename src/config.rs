@@ -650,7 +650,12 @@ mod tests {
             ["https://crm.example.com", "http://localhost:3000"]
         );
         assert!(origins(None).unwrap().is_empty());
-        for bad in ["*", "crm.example.com", "https://*.example.com", "https://a.example/app"] {
+        for bad in [
+            "*",
+            "crm.example.com",
+            "https://*.example.com",
+            "https://a.example/app",
+        ] {
             assert!(origins(Some(bad)).is_err(), "{bad}");
         }
     }

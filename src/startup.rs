@@ -228,7 +228,7 @@ impl Application {
                 .app_data(extract::query_config())
                 .app_data(extract::path_config())
                 .wrap(middleware::from_fn(cors::handle))
-            .wrap(middleware::from_fn(hardening::guard))
+                .wrap(middleware::from_fn(hardening::guard))
                 .wrap(middleware::from_fn(log_request))
                 .into_utoipa_app()
                 .configure(routes::configure)

@@ -51,15 +51,13 @@ pub async fn handle(
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
     let allowed = origin.as_ref().filter(|origin| {
-        api && req
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|state| {
-                state
-                    .settings
-                    .cors_allowed_origins
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(origin))
-            })
+        api && req.app_data::<web::Data<AppState>>().is_some_and(|state| {
+            state
+                .settings
+                .cors_allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(origin))
+        })
     });
     let preflight = req.method() == Method::OPTIONS
         && origin.is_some()

@@ -6,7 +6,12 @@ use crate::helpers::{TestApp, read, spawn_app, spawn_app_with};
 
 const FRONT_END: &str = "https://crm.example.com";
 
-async fn preflight(app: &TestApp, origin: &str, method: &str, headers: &str) -> crate::helpers::Response {
+async fn preflight(
+    app: &TestApp,
+    origin: &str,
+    method: &str,
+    headers: &str,
+) -> crate::helpers::Response {
     read(
         app.client
             .request(Method::OPTIONS, format!("{}/api/v1/me", app.address))
@@ -34,10 +39,23 @@ async fn an_allowed_origin_gets_its_preflight_and_may_read_the_answers() {
     let header = |name: &str| answer.headers[name].to_str().unwrap().to_owned();
     assert_eq!(header("access-control-allow-origin"), FRONT_END);
     assert!(header("access-control-allow-methods").contains("PATCH"));
-    for name in ["Authorization", "Content-Type", "If-Match", "Idempotency-Key"] {
-        assert!(header("access-control-allow-headers").contains(name), "{name}");
+    for name in [
+        "Authorization",
+        "Content-Type",
+        "If-Match",
+        "Idempotency-Key",
+    ] {
+        assert!(
+            header("access-control-allow-headers").contains(name),
+            "{name}"
+        );
     }
-    assert!(answer.headers.get("access-control-allow-credentials").is_none());
+    assert!(
+        answer
+            .headers
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
 
     // The request itself: readable, with its ETag.
     let admin = app.admin().await;
@@ -53,8 +71,16 @@ async fn an_allowed_origin_gets_its_preflight_and_may_read_the_answers() {
     let headers = response.headers();
     assert_eq!(headers["access-control-allow-origin"], FRONT_END);
     let exposed = headers["access-control-expose-headers"].to_str().unwrap();
-    assert!(exposed.contains("ETag") && exposed.contains("Location"), "{exposed}");
-    assert!(headers.get_all("vary").iter().any(|v| v.to_str().unwrap().contains("Origin")));
+    assert!(
+        exposed.contains("ETag") && exposed.contains("Location"),
+        "{exposed}"
+    );
+    assert!(
+        headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("Origin"))
+    );
     assert!(headers.contains_key("etag"));
 }
 
@@ -83,7 +109,12 @@ async fn other_origins_methods_and_headers_are_refused() {
         .send()
         .await
         .unwrap();
-    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
 
 #[tokio::test]
