@@ -102,8 +102,11 @@ pub fn html_to_text(html: &str) -> String {
         if rest.starts_with('<')
             && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!')
         {
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            let tag = &lower[i + 1..i + end.saturating_sub(1).max(1)];
+            // A tag the content ends inside is dropped, as a browser drops it.
+            let Some(end) = rest.find('>').map(|e| e + 1) else {
+                break;
+            };
+            let tag = &lower[i + 1..i + end - 1];
             let closing = tag.starts_with('/');
             let name: String = tag
                 .trim_start_matches('/')
@@ -309,5 +312,16 @@ mod tests {
             "  kept\n  as is"
         );
         assert_eq!(html_to_text(""), "");
+    }
+
+    #[test]
+    fn any_cut_of_html_reads_without_fail() {
+        let html = "<p>Prix: 5 € — <b>été</b></p><div>日本<br/>語<!-- note é --></div><aé";
+        for (at, _) in html.char_indices() {
+            let _ = html_to_text(&html[..at]);
+            let _ = html_to_text(&html[at..]);
+        }
+        assert_eq!(html_to_text("a<bé"), "a");
+        assert_eq!(html_to_text("<é"), "<é", "no tag: text");
     }
 }

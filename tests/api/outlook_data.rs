@@ -391,6 +391,19 @@ async fn a_description_is_given_in_one_form_or_the_other() {
         .await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(response.body["errors"][0]["pointer"], "/description_html");
+    // HTML cut inside a tag after a character of several bytes reads as what precedes it.
+    let response = c
+        .app
+        .post(
+            &c.events(),
+            &c.who.user.token,
+            json!({"title": "Cut", "description_html": "<p>Été</p><aé",
+                   "start": {"date_time": "2027-02-02T09:00:00", "time_zone": "UTC"},
+                   "end": {"date_time": "2027-02-02T09:15:00", "time_zone": "UTC"}}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+    assert_eq!(response.body["description"], "Été");
 }
 
 /// Both sides change the description of a synchronized event: the text here, the HTML in

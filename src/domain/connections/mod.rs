@@ -176,9 +176,13 @@ pub async fn start(
         &verifier,
         login_hint,
     )?;
-    // Forget states nobody came back for.
+    // Forget states nobody came back for, and sign-ins nobody completed.
     oauth_states::Entity::delete_many()
         .filter(oauth_states::Column::ExpiresAt.lt(now.fixed_offset()))
+        .exec(&state.db)
+        .await?;
+    connect_completions::Entity::delete_many()
+        .filter(connect_completions::Column::ExpiresAt.lt(now.fixed_offset()))
         .exec(&state.db)
         .await?;
     oauth_states::ActiveModel {

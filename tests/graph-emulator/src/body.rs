@@ -119,8 +119,11 @@ pub(crate) fn html_to_text(content: &str) -> String {
             continue;
         }
         if rest.starts_with('<') {
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            let tag = &lower[i + 1..i + end.saturating_sub(1).max(1)];
+            // A tag the content ends inside is dropped, as a browser drops it.
+            let Some(end) = rest.find('>').map(|e| e + 1) else {
+                break;
+            };
+            let tag = &lower[i + 1..i + end - 1];
             let closing = tag.starts_with('/');
             let name: String = tag
                 .trim_start_matches('/')
