@@ -848,42 +848,11 @@ mod tests {
     fn sample_event() -> calendar_events::Model {
         let now = Utc::now().fixed_offset();
         calendar_events::Model {
-            id: uuid::Uuid::now_v7(),
-            user_id: uuid::Uuid::now_v7(),
             title: "t".into(),
-            description: None,
-            location: None,
-            is_all_day: false,
             start_at: Some(now),
             end_at: Some(now),
             time_zone: Some("UTC".into()),
-            start_date: None,
-            end_date: None,
-            reminder_minutes: None,
-            show_as: "busy".into(),
-            importance: "normal".into(),
-            sensitivity: "normal".into(),
-            categories: "[]".into(),
-            attendees: "[]".into(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-            recurrence: None,
-            exceptions: None,
-            series_start_at: None,
-            series_end_at: None,
-            deleted_by: None,
-            deleted_by_run: None,
-            ical_uid: None,
-            organizer: None,
-            is_organizer: true,
-            response: None,
-            response_pending: None,
-            description_html: None,
-            attendee_responses: None,
-            is_cancelled: false,
-            online_meeting_url: None,
+            ..crate::domain::calendar_events::blank(uuid::Uuid::now_v7(), uuid::Uuid::now_v7())
         }
     }
 

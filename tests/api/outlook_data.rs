@@ -483,3 +483,71 @@ async fn the_description_merges_in_both_forms_under_every_strategy() {
     assert_eq!(local["description"], "Our agenda");
     assert_eq!(remote["body"]["content"], outlook_html);
 }
+
+#[tokio::test]
+async fn a_description_edited_while_its_previous_edit_is_being_written_is_not_lost() {
+    let c = Calendar::new("local_wins").await;
+    let created = c
+        .app
+        .post(
+            &c.events(),
+            &c.who.user.token,
+            json!({"title": "Review",
+                   "start": {"date_time": "2027-02-03T09:00:00", "time_zone": "UTC"},
+                   "end": {"date_time": "2027-02-03T10:00:00", "time_zone": "UTC"}}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    c.app.sync_now(&c.who.user).await;
+    c.edit(&id, json!({"description": "Agenda v2"})).await;
+
+    // v2 goes as text, which Graph answers as HTML for the event to take. Hold that PATCH
+    // inside its `$batch`, and write v3 while Microsoft answers it.
+    let before = c.app.emulator.request_log().len();
+    c.app.emulator.inject_fault(graph_emulator::FaultSpec {
+        method: Some("PATCH".into()),
+        path_contains: Some("/me/events/".into()),
+        count: 1,
+        skip: 0,
+        kind: graph_emulator::Fault::Latency(std::time::Duration::from_millis(3000)),
+    });
+    let acting = async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !c.app.emulator.request_log()[before..]
+            .iter()
+            .any(|r| r.path.contains("calendarView/delta"))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the run never pulled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        c.edit(&id, json!({"description": "Agenda v3"})).await;
+        assert!(
+            !c.app.emulator.request_log()[before..]
+                .iter()
+                .any(|r| r.method == "PATCH"),
+            "v3 was written while the PATCH of v2 was held"
+        );
+    };
+    let (runs, ()) = tokio::join!(c.app.sync_now(&c.who.user), acting);
+    let sent: Vec<Value> = c.app.emulator.request_log()[before..]
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.body.clone().unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(sent.len(), 1, "{}", runs[0]);
+    assert!(sent[0].to_string().contains("Agenda v2"), "{}", sent[0]);
+
+    // The HTML Microsoft answered v2 with is not taken over v3: v3 is written as given.
+    let event = c.local(&id).await;
+    assert_eq!(event["description"], "Agenda v3");
+    assert_eq!(event["description_html"], Value::Null, "{event}");
+    let patches = c.sync_patches().await;
+    assert_eq!(
+        patches,
+        [json!({"body": {"contentType": "text", "content": "Agenda v3"}})]
+    );
+}

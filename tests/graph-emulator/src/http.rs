@@ -231,7 +231,7 @@ async fn graph_entry(
         received_at: log.received_at,
     };
     let resp = if greq.segments.len() == 1 && greq.segments[0] == "$batch" {
-        graph::batch::execute(&shared, &ctx, &token, &greq)
+        graph::batch::execute(&shared, &ctx, &token, &greq).await
     } else {
         let mut state = shared.lock();
         graph::dispatch(&mut state, &ctx, &greq)

@@ -1,7 +1,8 @@
 //! `POST /v1.0/$batch` (json-batching.md): up to 20 requests with unique (case-insensitive)
 //! IDs, `dependsOn` ordering with 424 for failed dependencies, and each request evaluated on
 //! its own against throttling and injected faults, so one item may get 429 with its own
-//! `Retry-After` while the others succeed.
+//! `Retry-After` while the others succeed, and a latency fault holds one item (and so the
+//! batch's answer) after the items before it were applied.
 
 use super::{Ctx, GraphRequest, GraphResponse, dispatch};
 use crate::errors::ApiError;
@@ -91,7 +92,7 @@ fn parse(body: Option<&Value>) -> Result<Vec<Item>, String> {
 }
 
 /// Runs a batch; the outer status is 200 whenever the payload could be read.
-pub(crate) fn execute(
+pub(crate) async fn execute(
     shared: &Shared,
     ctx: &Ctx,
     token: &AccessToken,
@@ -133,7 +134,7 @@ pub(crate) fn execute(
                 "The request failed because a request it depends on failed.",
             ))
         } else {
-            run_item(shared, ctx, token, item)
+            run_item(shared, ctx, token, item).await
         };
         statuses.insert(item.id.to_ascii_lowercase(), resp.status);
         responses.push(render_item(&item.id, &resp));
@@ -141,7 +142,7 @@ pub(crate) fn execute(
     GraphResponse::json(200, json!({ "responses": responses }))
 }
 
-fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> GraphResponse {
+async fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> GraphResponse {
     let url = item
         .url
         .trim_start_matches("https://graph.microsoft.com")
@@ -160,23 +161,36 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         .map(|(_, v)| v.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let mut state = shared.lock();
-    let resp = if let Err(t) = throttle::charge(&mut state, &token.client_id, &token.user_id) {
-        t.response(&ctx.request_id, &ctx.client_request_id)
-    } else if let Some(FaultAction::Respond(f)) =
-        faults::take_in(&mut state, &item.method, &full_path)
-    {
-        faults::status_response(&f, &ctx.request_id, &ctx.client_request_id)
-    } else {
-        let greq = graph_request(
-            &item.method,
-            &path,
-            query,
-            item.headers.clone(),
-            item.body.clone(),
-        );
-        dispatch(&mut state, ctx, &greq)
+    let taken = {
+        let mut state = shared.lock();
+        match throttle::charge(&mut state, &token.client_id, &token.user_id) {
+            Err(t) => Err(t.response(&ctx.request_id, &ctx.client_request_id)),
+            Ok(()) => Ok(faults::take_in(&mut state, &item.method, &full_path)),
+        }
     };
+    let resp = match taken {
+        Err(throttled) => throttled,
+        Ok(Some(FaultAction::Respond(f))) => {
+            faults::status_response(&f, &ctx.request_id, &ctx.client_request_id)
+        }
+        Ok(action) => {
+            // A latency fault holds this item, and so the batch's answer, without holding the
+            // mailbox: other requests go on meanwhile.
+            if let Some(FaultAction::Delay(d)) = action {
+                tokio::time::sleep(d).await;
+            }
+            let greq = graph_request(
+                &item.method,
+                &path,
+                query,
+                item.headers.clone(),
+                item.body.clone(),
+            );
+            dispatch(&mut shared.lock(), ctx, &greq)
+        }
+    };
+    let completed_at = chrono::Utc::now();
+    let mut state = shared.lock();
     state.log_request(LoggedRequest {
         method: item.method.to_ascii_uppercase(),
         path: full_path,
@@ -186,7 +200,7 @@ fn run_item(shared: &Shared, ctx: &Ctx, token: &AccessToken, item: &Item) -> Gra
         in_batch: true,
         prefer,
         received_at: ctx.received_at,
-        completed_at: ctx.received_at,
+        completed_at,
         body: item.body.clone(),
     });
     resp
