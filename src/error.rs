@@ -100,6 +100,15 @@ pub enum ApiError {
         /// Human explanation.
         detail: String,
     },
+    /// 422 with its own code: the request is well-formed and its fields are valid, but it may
+    /// not be made (an idempotency key sent before with another request).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
     /// 403 with its own code: the caller may do this, but what they gave is wrong (the current
     /// password of a password change).
     #[error("{detail}")]
@@ -177,6 +186,7 @@ impl ApiError {
             | Self::Unauthorized { code, .. }
             | Self::Conflict { code, .. }
             | Self::Refused { code, .. }
+            | Self::Unprocessable { code, .. }
             | Self::Upstream { code, .. } => code,
             Self::TooManyRequests { .. } => "too_many_attempts",
             Self::Validation(_) => "validation_failed",
@@ -250,6 +260,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Refused { .. } => StatusCode::FORBIDDEN,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

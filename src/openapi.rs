@@ -5,6 +5,10 @@
 //! a body, 400 where there is a query string, 401/403 where a token is needed, 404 where the
 //! path has an id, 400 and 412 where `If-Match` is honoured, and 500 everywhere.
 //!
+//! Every secured operation accepts either credential: an access token (`bearer_auth`) or an
+//! API key (`api_key`), both sent as `Authorization: Bearer`. The POSTs that create something
+//! declare `Idempotency-Key` ([`Idempotency`]), and the middleware applies to exactly those.
+//!
 //! Every free text a client sends (request bodies and query strings) is declared free of
 //! control characters here too ([`PlainText`]), as the service checks it.
 
@@ -15,13 +19,13 @@ use utoipa::{
         ContentBuilder, HttpMethod, ObjectBuilder, OpenApi as Document, Ref, RefOr,
         ResponseBuilder, Schema, Type,
         path::{Operation, Parameter, ParameterIn},
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 use utoipa_actix_web::AppExt;
 
 use crate::{
-    domain::{item_fields::NOT_BLANK, plain_text},
+    domain::{idempotency, item_fields::NOT_BLANK, plain_text},
     error::{FieldError, PROBLEM_JSON, Problem},
 };
 
@@ -41,6 +45,7 @@ JSON merge patch (RFC 7396). Mutable resources send an `ETag`; `PATCH` and `DELE
     tags(
         (name = "auth", description = "Access tokens"),
         (name = "users", description = "Users and the caller"),
+        (name = "api_keys", description = "API keys of back ends and SDK users"),
         (name = "organizations", description = "Organizations"),
         (name = "settings", description = "Microsoft settings at global, organization and user scope"),
         (name = "microsoft", description = "Each user's Microsoft 365 connection: Connect, status, Check Connection, disconnect"),
@@ -61,6 +66,7 @@ pub fn document() -> Document {
         .split_for_parts();
     BearerAuth.modify(&mut doc);
     ErrorResponses.modify(&mut doc);
+    Idempotency.modify(&mut doc);
     PlainText.modify(&mut doc);
     doc
 }
@@ -78,6 +84,22 @@ pub fn to_pretty_json() -> serde_json::Result<String> {
 
 struct BearerAuth;
 
+impl BearerAuth {
+    fn operations(doc: &mut Document) -> impl Iterator<Item = &mut Operation> {
+        doc.paths.paths.values_mut().flat_map(|item| {
+            [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+        })
+    }
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, doc: &mut Document) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -87,9 +109,141 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /api/v1/auth/token`, sent as \
+                         `Authorization: Bearer <token>`.",
+                    ))
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("m365s_<43 base62 characters>")
+                    .description(Some(
+                        "An API key from `POST /api/v1/api-keys` (it starts with `m365s_`), \
+                         sent as `Authorization: Bearer <key>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        // Either credential: the requirements of an operation are alternatives.
+        for operation in Self::operations(doc) {
+            if let Some(security) = operation.security.as_mut()
+                && !security.is_empty()
+            {
+                security.push(SecurityRequirement::new("api_key", Vec::<String>::new()));
+            }
+        }
+    }
+}
+
+/// Declares `Idempotency-Key` on the operations that take it (those whose handler lists the
+/// header): its schema (the shared `IdempotencyKey`), what it does, the `Idempotent-Replayed`
+/// header of a replayed answer, and the 400, 409 and 422 it may cause.
+struct Idempotency;
+
+impl Idempotency {
+    const DESCRIPTION: &str = "Makes a retry safe (the IETF httpapi Idempotency-Key draft): \
+the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and \
+the same request again (same method, path and body bytes) gets it back, status, headers and \
+body, with `Idempotent-Replayed: true`. The same key with another request answers 422 \
+`idempotency_key_reused`; while the first request is in flight, 409 \
+`idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.";
+
+    /// Adds `addition` to the description of the `status` response (added if absent).
+    fn extend(operation: &mut Operation, status: &str, addition: &str) {
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) {
+            if !response.description.contains(addition) {
+                response.description = format!("{}; {addition}", response.description);
+            }
+        } else {
+            ErrorResponses::add(operation, status, addition);
+        }
+    }
+
+    fn complete(operation: &mut Operation) -> bool {
+        let mut declared = false;
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.parameter_in == ParameterIn::Header
+                && parameter.name.eq_ignore_ascii_case(idempotency::HEADER)
+            {
+                parameter.schema = Some(Ref::from_schema_name("IdempotencyKey").into());
+                parameter.description = Some(Self::DESCRIPTION.to_owned());
+                declared = true;
+            }
+        }
+        if !declared {
+            return false;
+        }
+        for (status, response) in &mut operation.responses.responses {
+            if status.starts_with('2')
+                && let RefOr::T(response) = response
+            {
+                response.headers.insert(
+                    "Idempotent-Replayed".to_owned(),
+                    utoipa::openapi::HeaderBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(["true"])),
+                        ))
+                        .description(Some(
+                            "`true` when this is the kept response of an earlier request with \
+                             the same Idempotency-Key",
+                        ))
+                        .build()
+                        .into(),
+                );
+            }
+        }
+        Self::extend(
+            operation,
+            "400",
+            "`invalid_idempotency_key`: not 1 to 255 printable ASCII characters",
+        );
+        Self::extend(
+            operation,
+            "409",
+            "`idempotency_key_in_flight`: a request with this Idempotency-Key is in progress \
+             (see `Retry-After`)",
+        );
+        Self::extend(
+            operation,
+            "422",
+            "`idempotency_key_reused`: this Idempotency-Key was used for another request",
+        );
+        true
+    }
+}
+
+impl Modify for Idempotency {
+    fn modify(&self, doc: &mut Document) {
+        let mut any = false;
+        for item in doc.paths.paths.values_mut() {
+            if let Some(operation) = item.post.as_mut() {
+                any |= Self::complete(operation);
+            }
+        }
+        if any {
+            let components = doc.components.get_or_insert_with(Default::default);
+            components.schemas.insert(
+                "IdempotencyKey".to_owned(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(idempotency::MAX_KEY_LEN))
+                    .pattern(Some(idempotency::KEY_PATTERN))
+                    .description(Some(
+                        "A key the client chooses per request it may retry: 1 to 255 printable \
+                         ASCII characters (a UUID, say), used as sent.",
+                    ))
+                    .into(),
+            );
+        }
     }
 }
 

@@ -29,7 +29,7 @@ use crate::{
     error::ApiError,
     graph::{GraphClient, Identity},
     jobs::{metrics::Metrics, queue::Queue, runtime::Jobs},
-    routes::{self, cors, extract, hardening},
+    routes::{self, cors, extract, hardening, idempotency},
 };
 
 /// What every handler can reach.
@@ -214,6 +214,7 @@ impl Application {
         let state = web::Data::new(state);
         let doc = crate::openapi::document();
         let routes = web::Data::new(RouteTable::from_document(&doc));
+        let idempotent = web::Data::new(idempotency::IdempotentRoutes::from_document(&doc));
         let limit = extract::BodyLimit(state.settings.max_body_bytes);
         let body_timeout = extract::BodyTimeout(std::time::Duration::from_millis(
             state.settings.body_timeout_ms,
@@ -223,10 +224,12 @@ impl Application {
             let (app, _) = App::new()
                 .app_data(state.clone())
                 .app_data(routes.clone())
+                .app_data(idempotent.clone())
                 .app_data(limit)
                 .app_data(body_timeout)
                 .app_data(extract::query_config())
                 .app_data(extract::path_config())
+                .wrap(middleware::from_fn(idempotency::handle))
                 .wrap(middleware::from_fn(cors::handle))
                 .wrap(middleware::from_fn(hardening::guard))
                 .wrap(middleware::from_fn(log_request))

@@ -2,9 +2,11 @@
 
 pub mod prelude;
 
+pub mod api_keys;
 pub mod azure_app_settings;
 pub mod calendar_events;
 pub mod connect_completions;
+pub mod idempotency_keys;
 pub mod job_leaders;
 pub mod microsoft_connections;
 pub mod microsoft_settings;

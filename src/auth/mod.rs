@@ -6,4 +6,4 @@ pub mod jwt;
 pub mod password;
 pub mod throttle;
 
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, Credential};

@@ -2,11 +2,13 @@
 //! nothing here knows about HTTP beyond returning [`crate::error::ApiError`].
 
 pub mod access;
+pub mod api_keys;
 pub mod cache;
 pub mod calendar_events;
 pub mod connections;
 pub mod email;
 pub mod etag;
+pub mod idempotency;
 pub mod item_fields;
 pub mod locks;
 pub mod organizations;

@@ -7,6 +7,9 @@
 //! `deleted_retention_days` ago are deleted for good, except those that still have a sync
 //! link (their deletion has not reached Microsoft yet: the tombstone is what sends it) or an
 //! unresolved conflict.
+//!
+//! It also deletes the idempotency keys whose 24 hours are over (whatever the retentions
+//! above: a key is kept 24 hours, no longer).
 
 use std::{
     sync::Mutex,
@@ -54,8 +57,9 @@ pub struct Purged {
     pub tasks: u64,
 }
 
-/// Prunes when `history_days` or `deleted_retention_days` is set (0 keeps forever) and this
-/// process has not pruned within the hour.
+/// Prunes when this process has not pruned within the hour: history when `history_days` is
+/// set, the recycle bin when `deleted_retention_days` is (0 keeps forever), expired
+/// idempotency keys always.
 ///
 /// # Errors
 /// On database failure.
@@ -64,9 +68,6 @@ pub async fn prune_if_due(
     history_days: u64,
     deleted_retention_days: u64,
 ) -> anyhow::Result<()> {
-    if history_days == 0 && deleted_retention_days == 0 {
-        return Ok(());
-    }
     {
         let mut last = LAST
             .lock()
@@ -86,12 +87,19 @@ pub async fn prune_if_due(
     result
 }
 
-/// The history and recycle-bin pruning of [`prune_if_due`], each when its retention is set.
+/// The pruning of [`prune_if_due`]: history and recycle bin, each when its retention is set,
+/// and expired idempotency keys.
 async fn prune_all(
     db: &DatabaseConnection,
     history_days: u64,
     deleted_retention_days: u64,
 ) -> anyhow::Result<()> {
+    let keys = crate::domain::idempotency::purge_expired(db, Utc::now(), BATCH)
+        .await
+        .map_err(|e| anyhow::anyhow!("Failed to delete expired idempotency keys: {e}"))?;
+    if keys > 0 {
+        tracing::info!(keys, "Deleted expired idempotency keys");
+    }
     if history_days > 0 {
         // A century is "forever" enough, and keeps the date arithmetic in range.
         let days = i64::try_from(history_days.min(36_500)).unwrap_or(36_500);

@@ -92,16 +92,22 @@ pub async fn create_token(
 }
 
 /// Sign out: revokes every access token of the caller (this one included), on every device.
+/// An API key does not sign out (403 `not_for_api_keys`): it is revoked with
+/// `DELETE /api/v1/api-keys/{id}`.
 #[utoipa::path(
     tag = "auth",
     security(("bearer_auth" = [])),
     responses(
         (status = 204, description = "Signed out; the caller's tokens are refused from now on"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_for_api_keys`: the caller is an API key", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
+    caller.require_person(
+        "An API key does not sign out; revoke it with DELETE /api/v1/api-keys/{id}.",
+    )?;
     let result = users::revoke_tokens(&state.db, caller.id).await;
     state.caches.users.invalidate(&caller.id);
     result?;

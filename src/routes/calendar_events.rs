@@ -37,7 +37,10 @@ pub(crate) async fn owner(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiR
 #[utoipa::path(
     tag = "calendar",
     security(("bearer_auth" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")
+    ),
     request_body = CreateCalendarEvent,
     responses((status = 201, description = "Created", body = CalendarEventView))
 )]

@@ -170,31 +170,25 @@ fn data_or_syntax_error(e: serde_path_to_error::Error<serde_json::Error>) -> Api
     }
 }
 
-/// Reads a JSON body within the size and time limits, and parses it into `T`; with
-/// `plain`, every string in it must be free of control characters (see
-/// [`plain_text`]).
-fn read_json<T: DeserializeOwned + 'static>(
+/// Reads a body within the configured size and time limits (413 and 408 otherwise; 400
+/// `unreadable_body` when the connection fails).
+pub fn read_body(
     req: &HttpRequest,
-    payload: &mut Payload,
-    plain: bool,
-) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    payload: Payload,
+) -> Pin<Box<dyn Future<Output = Result<BytesMut, ApiError>>>> {
     let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
     let timeout = req
         .app_data::<BodyTimeout>()
         .map_or(DEFAULT_TIMEOUT, |t| t.0);
-    let json = is_json(req);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let mut payload = payload.take();
+    let mut payload = payload;
     Box::pin(async move {
         if declared.is_some_and(|len| len > limit) {
             return Err(ApiError::PayloadTooLarge);
-        }
-        if !json {
-            return Err(ApiError::UnsupportedMediaType);
         }
         let read = async {
             let mut body = BytesMut::new();
@@ -212,9 +206,36 @@ fn read_json<T: DeserializeOwned + 'static>(
             }
             Ok(body)
         };
-        let body = tokio::time::timeout(timeout, read)
+        tokio::time::timeout(timeout, read)
             .await
-            .map_err(|_| ApiError::RequestTimeout)??;
+            .map_err(|_| ApiError::RequestTimeout)?
+    })
+}
+
+/// Reads a JSON body within the size and time limits, and parses it into `T`; with
+/// `plain`, every string in it must be free of control characters (see
+/// [`plain_text`]).
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    plain: bool,
+) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
+    let json = is_json(req);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = read_body(req, payload.take());
+    Box::pin(async move {
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = body.await?;
         if plain {
             check_plain(&body)?;
         }

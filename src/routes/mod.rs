@@ -1,6 +1,7 @@
 //! HTTP only: each handler extracts its input, calls one domain function and maps the result
 //! to a response. One module per resource, mirrored by `tests/api/`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod calendar_events;
 pub mod conflicts;
@@ -9,6 +10,7 @@ pub mod cors;
 pub mod extract;
 pub mod hardening;
 pub mod health;
+pub mod idempotency;
 pub mod me;
 pub mod metrics;
 pub mod oauth_callback;
@@ -42,6 +44,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(me::get_me)
                 .service(oauth_callback::oauth_callback)
                 .service(sync_overview::get_sync_overview)
+                .service(
+                    scope("/api-keys")
+                        .service(api_keys::create_api_key)
+                        .service(api_keys::list_api_keys)
+                        .service(api_keys::get_api_key)
+                        .service(api_keys::delete_api_key),
+                )
                 .service(
                     scope("/settings/microsoft")
                         .service(settings::microsoft::get_global_microsoft_settings)

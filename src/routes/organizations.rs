@@ -24,6 +24,7 @@ use crate::{
 #[utoipa::path(
     tag = "organizations",
     security(("bearer_auth" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")),
     request_body = CreateOrganization,
     responses(
         (status = 201, description = "Created", body = OrganizationView),

@@ -30,7 +30,10 @@ use crate::{
 #[utoipa::path(
     tag = "sync",
     security(("bearer_auth" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")
+    ),
     responses(
         (status = 202, description = "The job is queued", body = SyncJobView,
             headers(("Location" = String, description = "The job's URL"))),

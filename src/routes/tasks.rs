@@ -23,7 +23,10 @@ use crate::{
 #[utoipa::path(
     tag = "tasks",
     security(("bearer_auth" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")
+    ),
     request_body = CreateTask,
     responses((status = 201, description = "Created", body = TaskView))
 )]

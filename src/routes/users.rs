@@ -68,7 +68,10 @@ async fn check_email_free(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("id" = Uuid, Path, description = "Organization id")),
+    params(
+        ("id" = Uuid, Path, description = "Organization id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")
+    ),
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = UserView),
