@@ -52,7 +52,11 @@ impl MigrationTrait for Migration {
             .await?;
         for (name, column, unique) in [
             ("api_keys_secret_hash_key", ApiKeys::SecretHash, true),
-            ("api_keys_organization_id_idx", ApiKeys::OrganizationId, false),
+            (
+                "api_keys_organization_id_idx",
+                ApiKeys::OrganizationId,
+                false,
+            ),
             ("api_keys_created_by_idx", ApiKeys::CreatedBy, false),
         ] {
             let mut index = Index::create();

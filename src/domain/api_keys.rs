@@ -398,7 +398,10 @@ pub async fn touch(
         return Ok(());
     }
     api_keys::Entity::update_many()
-        .col_expr(api_keys::Column::LastUsedAt, Expr::value(now.fixed_offset()))
+        .col_expr(
+            api_keys::Column::LastUsedAt,
+            Expr::value(now.fixed_offset()),
+        )
         .filter(api_keys::Column::Id.eq(key.id))
         .filter(
             api_keys::Column::LastUsedAt
@@ -475,8 +478,7 @@ mod tests {
             ("ok", Some("2000-01-01T00:00:00Z"), "/expires_at"),
             ("ok", Some("tomorrow"), "/expires_at"),
         ] {
-            let Err(ApiError::Validation(errors)) =
-                NewApiKey::parse(input(name, expires_at), now)
+            let Err(ApiError::Validation(errors)) = NewApiKey::parse(input(name, expires_at), now)
             else {
                 panic!("{name:?} {expires_at:?} should be refused");
             };

@@ -314,7 +314,14 @@ mod tests {
             "\"8e03978e-40d5-43e8-bc93-6894a57f9324\""
         );
         assert!(parse_key(&[b'k'; 255]).is_ok());
-        for bad in [&b""[..], b"   ", &[b'k'; 256], b"a\tb", "é".as_bytes(), b"a\x7fb"] {
+        for bad in [
+            &b""[..],
+            b"   ",
+            &[b'k'; 256],
+            b"a\tb",
+            "é".as_bytes(),
+            b"a\x7fb",
+        ] {
             assert_eq!(
                 parse_key(bad).unwrap_err().code(),
                 "invalid_idempotency_key",

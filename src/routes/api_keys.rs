@@ -74,9 +74,7 @@ pub async fn create_api_key(
     caller: AuthUser,
     body: JsonBody<CreateApiKey>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_person(
-        "API keys are created by a person signed in, not by another API key.",
-    )?;
+    caller.require_person("API keys are created by a person signed in, not by another API key.")?;
     let new = NewApiKey::parse(body.0, Utc::now())?;
     let (role, organization_id) =
         api_keys::scope_for(caller.role, caller.organization_id, new.organization_id)?;

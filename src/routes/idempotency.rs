@@ -93,7 +93,9 @@ async fn pass(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
 }
 
 fn error(req: ServiceRequest, err: &ApiError) -> ServiceResponse<BoxBody> {

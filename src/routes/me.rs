@@ -23,9 +23,7 @@ use crate::{
 )]
 #[get("/me")]
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
-    caller.require_person(
-        "An API key is not a user; GET /api/v1/api-keys/{id} describes it.",
-    )?;
+    caller.require_person("An API key is not a user; GET /api/v1/api-keys/{id} describes it.")?;
     let user = users::get(&state.db, caller.id).await?;
     Ok(json_with_etag(
         StatusCode::OK,

@@ -56,7 +56,7 @@ impl Fixture {
     async fn created(&self, body: Value) -> String {
         let response = self
             .api
-            .create_calendar_event(&self.user.id, &typed(&body))
+            .create_calendar_event(&self.user.id, None, &typed(&body))
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED, "{response:?}");
@@ -723,7 +723,7 @@ async fn events_are_visible_to_their_user_and_admins_only() {
             .list_calendar_events(&user, None, None, None, None, None, None, None)
             .await;
         let patch = api.update_calendar_event(&user, &event, None, &title).await;
-        let create = api.create_calendar_event(&user, &body).await;
+        let create = api.create_calendar_event(&user, None, &body).await;
         if visible {
             assert_eq!(read.unwrap().status(), StatusCode::OK, "{who} reads");
             assert_eq!(list.unwrap().status(), StatusCode::OK, "{who} lists");

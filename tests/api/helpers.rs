@@ -693,7 +693,7 @@ impl TestApp {
         };
         let response = self
             .sdk(&admin.token)
-            .create_organization(&body)
+            .create_organization(None, &body)
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED, "{response:?}");

@@ -21,9 +21,12 @@ async fn create_read_rename_and_delete_an_organization() {
     let api = app.sdk(&admin.token);
 
     let created = api
-        .create_organization(&types::CreateOrganization {
-            name: "Acme".parse().unwrap(),
-        })
+        .create_organization(
+            None,
+            &types::CreateOrganization {
+                name: "Acme".parse().unwrap(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -57,9 +60,12 @@ async fn names_are_unique() {
     app.organization(&admin, "Acme").await;
     let other = app.organization(&admin, "Globex").await;
     let duplicate = api
-        .create_organization(&types::CreateOrganization {
-            name: "Acme".parse().unwrap(),
-        })
+        .create_organization(
+            None,
+            &types::CreateOrganization {
+                name: "Acme".parse().unwrap(),
+            },
+        )
         .await;
     assert_eq!(
         problem(duplicate, StatusCode::CONFLICT).code,

@@ -63,14 +63,14 @@ impl Fixture {
 
 /// Creates an event through the SDK; returns it.
 async fn create_event(api: &Client, user: Uuid, title: &str) -> types::CalendarEventView {
-    let created = api.create_calendar_event(&user, &event(title)).await;
+    let created = api.create_calendar_event(&user, None, &event(title)).await;
     let created = created.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED, "{created:?}");
     created.into_inner()
 }
 
 async fn create_task(api: &Client, user: Uuid, title: &str) -> types::TaskView {
-    let created = api.create_task(&user, &task(title)).await.unwrap();
+    let created = api.create_task(&user, None, &task(title)).await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED, "{created:?}");
     created.into_inner()
 }

@@ -56,7 +56,9 @@ impl Fixture {
 
     /// Creates through the SDK.
     async fn create(&self, body: Value) -> SdkResult<types::TaskView> {
-        self.api.create_task(&self.user.id, &typed(&body)).await
+        self.api
+            .create_task(&self.user.id, None, &typed(&body))
+            .await
     }
 
     async fn created(&self, body: Value) -> Uuid {
@@ -436,7 +438,7 @@ async fn tasks_are_visible_to_their_user_and_admins_only() {
     );
     let create: types::CreateTask = typed(&json!({"title": "X"}));
     problem(
-        other.create_task(&user, &create).await,
+        other.create_task(&user, None, &create).await,
         StatusCode::NOT_FOUND,
     );
     let deleted = f.delete(&id, None).await.unwrap();

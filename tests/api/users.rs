@@ -70,11 +70,13 @@ async fn duplicate_emails_are_refused_with_409() {
     let org = app.organization(&admin, "Acme").await;
     let api = app.sdk(&admin.token);
     let created = api
-        .create_user(&org, &new_user("ada@example.com"))
+        .create_user(&org, None, &new_user("ada@example.com"))
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let duplicate = api.create_user(&org, &new_user("ADA@example.com")).await;
+    let duplicate = api
+        .create_user(&org, None, &new_user("ADA@example.com"))
+        .await;
     assert_eq!(problem(duplicate, StatusCode::CONFLICT).code, "email_taken");
 }
 

@@ -67,6 +67,32 @@ pub mod types {
             value.parse()
         }
     }
+    ///An API key as the API shows it: never its secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ApiKeyView {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The user who created the key (the key goes with them).
+        pub created_by: ::uuid::Uuid,
+        ///When it stops working; `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        ///When it was last used (updated at most once a minute); `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Name given at creation.
+        pub name: ::std::string::String,
+        ///The organization an `org_admin` key acts within; `null` for `admin` keys.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///The secret's first characters, to recognize the key (not enough to use it).
+        pub prefix: ::std::string::String,
+        pub role: Role,
+    }
     /**A JSON merge patch of the Azure application settings at one scope: a value overrides,
 `null` falls back to the global scope.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -1072,6 +1098,93 @@ event's iCalUId or a task's To Do id) instead of creating another.*/
         ///Items updated in Microsoft.
         pub updated_remotely: i64,
     }
+    ///Body of `POST /api/v1/api-keys`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateApiKey {
+        ///When the key stops working (an RFC 3339 instant in the future); absent: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        /**What the key is for, 1 to 100 characters, not blank, without bidirectional-control or
+zero-width characters.*/
+        pub name: CreateApiKeyName,
+        /**Admins only: create an `org_admin` key acting within this organization instead of an
+`admin` key. An org admin's keys always act within their own organization (naming
+another one answers 404).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+    }
+    /**What the key is for, 1 to 100 characters, not blank, without bidirectional-control or
+zero-width characters.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateApiKeyName(::std::string::String);
+    impl ::std::ops::Deref for CreateApiKeyName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateApiKeyName> for ::std::string::String {
+        fn from(value: CreateApiKeyName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateApiKeyName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 100usize {
+                return Err("longer than 100 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u2069\\u3000\\u061c\\u180e\\ufeff][^\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateApiKeyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateApiKeyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateApiKeyName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
 all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -1814,6 +1927,35 @@ or zero-width characters (default: the e-mail).*/
                 })
         }
     }
+    ///A key just created: its description and, this once, its secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CreatedApiKey {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The user who created the key (the key goes with them).
+        pub created_by: ::uuid::Uuid,
+        ///When it stops working; `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        ///When it was last used; `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Name given at creation.
+        pub name: ::std::string::String,
+        ///The organization an `org_admin` key acts within; `null` for `admin` keys.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///The secret's first characters, to recognize the key (not enough to use it).
+        pub prefix: ::std::string::String,
+        pub role: Role,
+        /**The key itself, to send as `Authorization: Bearer <secret>`. Shown only in this
+response: it is stored as a hash and cannot be read again.*/
+        pub secret: ::std::string::String,
+    }
     ///A day of the week.
     #[derive(
         ::serde::Deserialize,
@@ -2125,6 +2267,74 @@ the query parameter.*/
         ///Always `ok` when the probe succeeds.
         pub status: ::std::string::String,
     }
+    ///A key the client chooses per request it may retry: 1 to 255 printable ASCII characters (a UUID, say), used as sent.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct IdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for IdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<IdempotencyKey> for ::std::string::String {
+        fn from(value: IdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for IdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new("^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for IdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for IdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for IdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///How important an event or a task is.
     #[derive(
         ::serde::Deserialize,
@@ -2384,6 +2594,62 @@ the query parameter.*/
         ///The Microsoft id of the linked item; `null` when never synchronized.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub remote_id: ::std::option::Option<::std::string::String>,
+    }
+    ///`ListApiKeysCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListApiKeysCursor(::std::string::String);
+    impl ::std::ops::Deref for ListApiKeysCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListApiKeysCursor> for ::std::string::String {
+        fn from(value: ListApiKeysCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListApiKeysCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListApiKeysCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListApiKeysCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListApiKeysCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`ListCalendarEventsCursor`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -2870,6 +3136,41 @@ the series (`GET .../calendar-events/{id}`).*/
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageApiKeyView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageApiKeyViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///An API key as the API shows it: never its secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageApiKeyViewItemsItem {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The user who created the key (the key goes with them).
+        pub created_by: ::uuid::Uuid,
+        ///When it stops working; `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Id (UUID v7).
+        pub id: ::uuid::Uuid,
+        ///When it was last used (updated at most once a minute); `null`: never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Name given at creation.
+        pub name: ::std::string::String,
+        ///The organization an `org_admin` key acts within; `null` for `admin` keys.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///The secret's first characters, to recognize the key (not enough to use it).
+        pub prefix: ::std::string::String,
+        pub role: Role,
     }
     ///A page of items.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -5313,7 +5614,258 @@ impl ClientInfo<()> for Client {
 impl ClientHooks<()> for &Client {}
 #[allow(clippy::all)]
 impl Client {
-    /**Sign out: revokes every access token of the caller (this one included), on every device
+    /**List the API keys the caller manages (every key for an admin, their organization's for an
+org admin), in id order. Secrets are never shown
+
+Sends a `GET` request to `/api/v1/api-keys`
+
+Arguments:
+- `cursor`: The `next_cursor` of the previous page (an id in unpadded base64url).
+- `limit`: Items per page, 1 to 500 (default 50).
+*/
+    pub async fn list_api_keys<'a>(
+        &'a self,
+        cursor: Option<&'a types::ListApiKeysCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+    ) -> Result<ResponseValue<types::PageApiKeyView>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/api-keys", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_api_keys",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Create an API key. The response carries its `secret`, shown this once: it is stored only as
+a hash. An admin's key is an `admin` key, or, with `organization_id`, an `org_admin` key
+acting within that organization; an org admin's key is an `org_admin` key of their
+organization. A key works as long as its creator holds that role, and goes with them.
+Keys are created by a person (403 `not_for_api_keys` for an API key); plain users get 403
+
+Sends a `POST` request to `/api/v1/api-keys`
+
+Arguments:
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
+- `body`
+*/
+    pub async fn create_api_key<'a>(
+        &'a self,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
+        body: &'a types::CreateApiKey,
+    ) -> Result<ResponseValue<types::CreatedApiKey>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/api-keys", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "create_api_key",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            201u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            408u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Read an API key (never its secret)
+
+Sends a `GET` request to `/api/v1/api-keys/{id}`
+
+Arguments:
+- `id`: API key id
+*/
+    pub async fn get_api_key<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::ApiKeyView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/api-keys/{}", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_api_key",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Revoke an API key: requests that send it are refused from now on, in every process
+
+Sends a `DELETE` request to `/api/v1/api-keys/{id}`
+
+Arguments:
+- `id`: API key id
+*/
+    pub async fn delete_api_key<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/api-keys/{}", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .delete(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "delete_api_key",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Sign out: revokes every access token of the caller (this one included), on every device.
+An API key does not sign out (403 `not_for_api_keys`): it is revoked with
+`DELETE /api/v1/api-keys/{id}`
 
 Sends a `POST` request to `/api/v1/auth/logout`
 
@@ -5425,7 +5977,8 @@ Sends a `POST` request to `/api/v1/auth/token`
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
-    /**The calling user
+    /**The calling user. An API key is not a user: it gets 403 `not_for_api_keys` (its
+description is at `GET /api/v1/api-keys/{id}`)
 
 Sends a `GET` request to `/api/v1/me`
 
@@ -5536,18 +6089,25 @@ Arguments:
 
 Sends a `POST` request to `/api/v1/organizations`
 
+Arguments:
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
+- `body`
 */
     pub async fn create_organization<'a>(
         &'a self,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
         body: &'a types::CreateOrganization,
     ) -> Result<ResponseValue<types::OrganizationView>, Error<types::Problem>> {
         let url = format!("{}/api/v1/organizations", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -6162,23 +6722,28 @@ Sends a `POST` request to `/api/v1/organizations/{id}/users`
 
 Arguments:
 - `id`: Organization id
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
 - `body`
 */
     pub async fn create_user<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
         body: &'a types::CreateUser,
     ) -> Result<ResponseValue<types::UserView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/organizations/{}/users", self.baseurl, encode_path(& id
             .to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -6844,23 +7409,28 @@ Sends a `POST` request to `/api/v1/users/{id}/calendar-events`
 
 Arguments:
 - `id`: User id
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
 - `body`
 */
     pub async fn create_calendar_event<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
         body: &'a types::CreateCalendarEvent,
     ) -> Result<ResponseValue<types::CalendarEventView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/calendar-events", self.baseurl, encode_path(& id
             .to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -6895,6 +7465,9 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             408u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             413u16 => {
@@ -8009,21 +8582,26 @@ Sends a `POST` request to `/api/v1/users/{id}/microsoft/sync`
 
 Arguments:
 - `id`: User id
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
 */
     pub async fn sync_now<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
     ) -> Result<ResponseValue<types::SyncJobView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/microsoft/sync", self.baseurl, encode_path(& id
             .to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -8044,6 +8622,9 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             202u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             401u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
@@ -8054,6 +8635,9 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -8667,22 +9251,27 @@ Sends a `POST` request to `/api/v1/users/{id}/tasks`
 
 Arguments:
 - `id`: User id
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
 - `body`
 */
     pub async fn create_task<'a>(
         &'a self,
         id: &'a ::uuid::Uuid,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
         body: &'a types::CreateTask,
     ) -> Result<ResponseValue<types::TaskView>, Error<types::Problem>> {
         let url = format!(
             "{}/api/v1/users/{}/tasks", self.baseurl, encode_path(& id.to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -8717,6 +9306,9 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             408u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             413u16 => {

@@ -71,15 +71,19 @@ async fn organization_settings_are_inherited_by_its_users() {
     let server = server();
     let api = admin(&server).await;
     let org = api
-        .create_organization(&types::CreateOrganization {
-            name: unique("Rust SDK").parse().unwrap(),
-        })
+        .create_organization(
+            None,
+            &types::CreateOrganization {
+                name: unique("Rust SDK").parse().unwrap(),
+            },
+        )
         .await
         .expect("POST /api/v1/organizations")
         .into_inner();
     let user = api
         .create_user(
             &org.id,
+            None,
             &types::CreateUser {
                 email: format!("rust-{}@example.com", uuid::Uuid::new_v4())
                     .parse()
@@ -123,9 +127,12 @@ async fn a_stale_if_match_is_refused_with_412() {
     let server = server();
     let api = admin(&server).await;
     let created = api
-        .create_organization(&types::CreateOrganization {
-            name: unique("Rust etag").parse().unwrap(),
-        })
+        .create_organization(
+            None,
+            &types::CreateOrganization {
+                name: unique("Rust etag").parse().unwrap(),
+            },
+        )
         .await
         .unwrap();
     let etag = created.headers()["etag"].to_str().unwrap().to_owned();
@@ -160,7 +167,7 @@ async fn organizations_come_a_page_at_a_time() {
     for _ in 0..2 {
         let name = unique("Rust page").parse().unwrap();
         let org = api
-            .create_organization(&types::CreateOrganization { name })
+            .create_organization(None, &types::CreateOrganization { name })
             .await
             .unwrap();
         ids.push(org.into_inner().id);

@@ -4,6 +4,51 @@
  */
 
 export interface paths {
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the API keys the caller manages (every key for an admin, their organization's for an
+         *     org admin), in id order. Secrets are never shown.
+         */
+        get: operations["list_api_keys"];
+        put?: never;
+        /**
+         * Create an API key. The response carries its `secret`, shown this once: it is stored only as
+         *     a hash. An admin's key is an `admin` key, or, with `organization_id`, an `org_admin` key
+         *     acting within that organization; an org admin's key is an `org_admin` key of their
+         *     organization. A key works as long as its creator holds that role, and goes with them.
+         *     Keys are created by a person (403 `not_for_api_keys` for an API key); plain users get 403.
+         */
+        post: operations["create_api_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read an API key (never its secret). */
+        get: operations["get_api_key"];
+        put?: never;
+        post?: never;
+        /** Revoke an API key: requests that send it are refused from now on, in every process. */
+        delete: operations["delete_api_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -13,7 +58,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign out: revokes every access token of the caller (this one included), on every device. */
+        /**
+         * Sign out: revokes every access token of the caller (this one included), on every device.
+         *     An API key does not sign out (403 `not_for_api_keys`): it is revoked with
+         *     `DELETE /api/v1/api-keys/{id}`.
+         */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -48,7 +97,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The calling user. */
+        /**
+         * The calling user. An API key is not a user: it gets 403 `not_for_api_keys` (its
+         *     description is at `GET /api/v1/api-keys/{id}`).
+         */
         get: operations["get_me"];
         put?: never;
         post?: never;
@@ -758,6 +810,51 @@ export interface components {
          * @enum {string}
          */
         Answer: "accepted" | "tentatively_accepted" | "declined";
+        /** @description An API key as the API shows it: never its secret. */
+        ApiKeyView: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The user who created the key (the key goes with them).
+             */
+            created_by: string;
+            /**
+             * Format: date-time
+             * @description When it stops working; `null`: never.
+             */
+            expires_at?: string | null;
+            /**
+             * Format: uuid
+             * @description Id (UUID v7).
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it was last used (updated at most once a minute); `null`: never.
+             */
+            last_used_at?: string | null;
+            /** @description Name given at creation. */
+            name: string;
+            /**
+             * Format: uuid
+             * @description The organization an `org_admin` key acts within; `null` for `admin` keys.
+             */
+            organization_id?: string | null;
+            /**
+             * @description The secret's first characters, to recognize the key (not enough to use it).
+             * @example m365s_7GkQ2xNa
+             */
+            prefix: string;
+            /**
+             * @description The role the key acts with: `admin` (everywhere) or `org_admin` (within
+             *     `organization_id`).
+             */
+            role: components["schemas"]["Role"];
+        };
         /**
          * @description A JSON merge patch of the Azure application settings at one scope: a value overrides,
          *     `null` falls back to the global scope.
@@ -1159,6 +1256,28 @@ export interface components {
              */
             updated_remotely: number;
         };
+        /** @description Body of `POST /api/v1/api-keys`. */
+        CreateApiKey: {
+            /**
+             * Format: date-time
+             * @description When the key stops working (an RFC 3339 instant in the future); absent: never.
+             * @example 2027-01-01T00:00:00Z
+             */
+            expires_at?: string | null;
+            /**
+             * @description What the key is for, 1 to 100 characters, not blank, without bidirectional-control or
+             *     zero-width characters.
+             * @example CRM back end
+             */
+            name: string;
+            /**
+             * Format: uuid
+             * @description Admins only: create an `org_admin` key acting within this organization instead of an
+             *     `admin` key. An org admin's keys always act within their own organization (naming
+             *     another one answers 404).
+             */
+            organization_id?: string | null;
+        };
         /**
          * @description Body of `POST /api/v1/users/{id}/calendar-events`. A timed event has `start` and `end`; an
          *     all-day event (`is_all_day: true`) has `start_date` and `end_date` instead.
@@ -1276,6 +1395,57 @@ export interface components {
             password: string;
             role?: components["schemas"]["Role"] | null;
         };
+        /** @description A key just created: its description and, this once, its secret. */
+        CreatedApiKey: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The user who created the key (the key goes with them).
+             */
+            created_by: string;
+            /**
+             * Format: date-time
+             * @description When it stops working; `null`: never.
+             */
+            expires_at?: string | null;
+            /**
+             * Format: uuid
+             * @description Id (UUID v7).
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it was last used; `null`: never.
+             */
+            last_used_at?: string | null;
+            /** @description Name given at creation. */
+            name: string;
+            /**
+             * Format: uuid
+             * @description The organization an `org_admin` key acts within; `null` for `admin` keys.
+             */
+            organization_id?: string | null;
+            /**
+             * @description The secret's first characters, to recognize the key (not enough to use it).
+             * @example m365s_7GkQ2xNa
+             */
+            prefix: string;
+            /**
+             * @description The role the key acts with: `admin` (everywhere) or `org_admin` (within
+             *     `organization_id`).
+             */
+            role: components["schemas"]["Role"];
+            /**
+             * @description The key itself, to send as `Authorization: Bearer <secret>`. Shown only in this
+             *     response: it is stored as a hash and cannot be read again.
+             * @example m365s_7GkQ2xNaV0cQb1yE9wLrT3uH8sJ4dK6mP5nZ2fG0hA1
+             */
+            secret: string;
+        };
         /**
          * @description A day of the week.
          * @enum {string}
@@ -1373,6 +1543,8 @@ export interface components {
              */
             status: string;
         };
+        /** @description A key the client chooses per request it may retry: 1 to 255 printable ASCII characters (a UUID, say), used as sent. */
+        IdempotencyKey: string;
         /**
          * @description How important an event or a task is.
          * @enum {string}
@@ -1570,6 +1742,56 @@ export interface components {
          * @enum {string}
          */
         Outcome: "running" | "succeeded" | "partially_failed" | "failed" | "reauth_required" | "app_misconfigured" | "not_connected" | "mass_delete_blocked" | "interrupted";
+        /** @description A page of items. */
+        Page_ApiKeyView: {
+            /** @description The items of this page. */
+            items: {
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /**
+                 * Format: uuid
+                 * @description The user who created the key (the key goes with them).
+                 */
+                created_by: string;
+                /**
+                 * Format: date-time
+                 * @description When it stops working; `null`: never.
+                 */
+                expires_at?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Id (UUID v7).
+                 */
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description When it was last used (updated at most once a minute); `null`: never.
+                 */
+                last_used_at?: string | null;
+                /** @description Name given at creation. */
+                name: string;
+                /**
+                 * Format: uuid
+                 * @description The organization an `org_admin` key acts within; `null` for `admin` keys.
+                 */
+                organization_id?: string | null;
+                /**
+                 * @description The secret's first characters, to recognize the key (not enough to use it).
+                 * @example m365s_7GkQ2xNa
+                 */
+                prefix: string;
+                /**
+                 * @description The role the key acts with: `admin` (everywhere) or `org_admin` (within
+                 *     `organization_id`).
+                 */
+                role: components["schemas"]["Role"];
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
         /** @description A page of items. */
         Page_CalendarEventView: {
             /** @description The items of this page. */
@@ -2602,6 +2824,304 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_api_keys: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (an id in unpadded base64url). */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of API keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ApiKeyView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query parameter holds control characters (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_api_key: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateApiKey"];
+            };
+        };
+        responses: {
+            /** @description Created; `secret` is shown only here */
+            201: {
+                headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description The key's URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description API key id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The API key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description API key id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     logout: {
         parameters: {
             query?: never;
@@ -2627,7 +3147,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller may not do this */
+            /** @description `not_for_api_keys`: the caller is an API key */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2772,7 +3292,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller may not do this */
+            /** @description `not_for_api_keys`: the caller is an API key */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2928,7 +3448,10 @@ export interface operations {
     create_organization: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2941,13 +3464,15 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrganizationView"];
                 };
             };
-            /** @description Malformed JSON body */
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2983,7 +3508,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The name is taken */
+            /** @description The name is taken; `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3010,7 +3535,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields (see `errors`) */
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3748,7 +4273,10 @@ export interface operations {
     create_user: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
             path: {
                 /** @description Organization id */
                 id: string;
@@ -3764,13 +4292,15 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
-            /** @description Malformed JSON body */
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3815,7 +4345,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The e-mail, or one that looks like it, is in use */
+            /** @description The e-mail, or one that looks like it, is in use; `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3842,7 +4372,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields (see `errors`) */
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4633,7 +5163,10 @@ export interface operations {
     create_calendar_event: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
             path: {
                 /** @description User id */
                 id: string;
@@ -4649,13 +5182,15 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CalendarEventView"];
                 };
             };
-            /** @description Malformed JSON body */
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4700,6 +5235,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -4718,7 +5262,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields (see `errors`) */
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6150,7 +6694,10 @@ export interface operations {
     sync_now: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
             path: {
                 /** @description User id */
                 id: string;
@@ -6162,12 +6709,23 @@ export interface operations {
             /** @description The job is queued */
             202: {
                 headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     /** @description The job's URL */
                     Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SyncJobView"];
+                };
+            };
+            /** @description `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid bearer token */
@@ -6197,8 +6755,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `sync_disabled`: neither calendar nor task sync is enabled for the user */
+            /** @description `sync_disabled`: neither calendar nor task sync is enabled for the user; `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was used for another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6919,7 +7486,10 @@ export interface operations {
     create_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
             path: {
                 /** @description User id */
                 id: string;
@@ -6935,13 +7505,15 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TaskView"];
                 };
             };
-            /** @description Malformed JSON body */
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6986,6 +7558,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -7004,7 +7585,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields (see `errors`) */
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
             422: {
                 headers: {
                     [name: string]: unknown;
