@@ -9,9 +9,14 @@
 //! let api = m365_sync_sdk::sign_in("http://127.0.0.1:8080", "admin@example.com", "change me please").await?;
 //! let me = api.get_me().await?;
 //! println!("signed in as {} ({:?})", me.email, me.role);
+//!
+//! // A back end keeps an API key instead of a password:
+//! let api = m365_sync_sdk::Client::with_api_key("http://127.0.0.1:8080", "m365s_...")?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`webhooks`] verifies the service's signed webhooks (Standard Webhooks).
 
 // As prettyplease prints it: rustfmt would indent its block doc comments into code blocks.
 #[rustfmt::skip]
@@ -24,6 +29,8 @@
 mod generated;
 
 pub use generated::*;
+
+pub mod webhooks;
 
 mod hooks {
     use reqwest::{
@@ -43,6 +50,9 @@ mod hooks {
     }
 }
 
+/// What every API key starts with.
+pub const API_KEY_PREFIX: &str = "m365s_";
+
 /// Content type of every `PATCH` body.
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
 
@@ -57,6 +67,19 @@ impl Client {
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
         Ok(Self::new_with_client(base_url, http_client(headers)?))
+    }
+
+    /// A client that sends an API key (`m365s_…`, from `POST /api/v1/api-keys`) as
+    /// `Authorization: Bearer`: for back ends, which keep a key rather than a person's password.
+    ///
+    /// # Errors
+    /// When `key` does not look like an API key (it starts with `m365s_`), is not a valid
+    /// header value, or the HTTP client cannot be built.
+    pub fn with_api_key(base_url: &str, key: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        if !key.starts_with(API_KEY_PREFIX) {
+            return Err(format!("an API key starts with `{API_KEY_PREFIX}`").into());
+        }
+        Self::with_token(base_url, key)
     }
 
     /// A client without a token (for `POST /api/v1/auth/token` and the health probes).

@@ -213,3 +213,38 @@ async fn an_unknown_id_is_a_404_problem() {
     assert_eq!(problem.status().as_u16(), 404);
     assert_eq!(problem.code, "not_found");
 }
+
+#[tokio::test]
+#[ignore = "needs a live server (M365_SYNC_URL); .ci/contract runs it"]
+async fn an_api_key_works_until_it_is_revoked() {
+    let server = server();
+    let api = admin(&server).await;
+    let created = api
+        .create_api_key(
+            None,
+            &types::CreateApiKey {
+                name: unique("Rust SDK key").parse().unwrap(),
+                expires_at: None,
+                organization_id: None,
+            },
+        )
+        .await
+        .expect("POST /api/v1/api-keys")
+        .into_inner();
+    assert!(created.secret.starts_with(m365_sync_sdk::API_KEY_PREFIX));
+
+    let with_key = Client::with_api_key(&server.url, &created.secret).unwrap();
+    let page = with_key
+        .list_organizations(None, None)
+        .await
+        .expect("an admin key lists organizations");
+    assert_eq!(page.status().as_u16(), 200);
+
+    api.delete_api_key(&created.id).await.expect("revoked");
+    let Error::ErrorResponse(problem) = with_key.list_organizations(None, None).await.unwrap_err()
+    else {
+        panic!("expected a problem")
+    };
+    assert_eq!(problem.status().as_u16(), 401);
+    assert_eq!(problem.code, "invalid_token");
+}
