@@ -10,6 +10,16 @@ import createClient, { type Client, type Middleware } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
 
 export type { components, operations, paths };
+export {
+  WEBHOOK_SECRET_PREFIX,
+  WEBHOOK_TOLERANCE_SECONDS,
+  WebhookVerificationError,
+  signWebhook,
+  verifyWebhook,
+  type VerifyWebhookOptions,
+  type WebhookErrorReason,
+  type WebhookHeaders,
+} from "./webhooks.js";
 
 /** An RFC 9457 problem, the body of every error response. */
 export type Problem = components["schemas"]["Problem"];
@@ -23,9 +33,17 @@ export interface M365SyncClientOptions {
   baseUrl: string;
   /** An access token from `POST /api/v1/auth/token`, sent as `Authorization: Bearer`. */
   token?: string;
+  /**
+   * An API key (`m365s_…`, from `POST /api/v1/api-keys`), sent as `Authorization: Bearer`:
+   * for back ends, which keep a key rather than a person's password. Give `token` or `apiKey`.
+   */
+  apiKey?: string;
   /** A `fetch` implementation (default: the global one). */
   fetch?: (input: Request) => Promise<Response>;
 }
+
+/** What every API key starts with. */
+export const API_KEY_PREFIX = "m365s_";
 
 /** Content type of every `PATCH` body: a JSON merge patch (RFC 7396). */
 export const MERGE_PATCH = "application/merge-patch+json";
@@ -41,14 +59,21 @@ export const MERGE_PATCH = "application/merge-patch+json";
  * ```
  */
 export function createM365SyncClient(options: M365SyncClientOptions): M365SyncClient {
+  if (options.token !== undefined && options.apiKey !== undefined) {
+    throw new Error("give either `token` or `apiKey`, not both");
+  }
+  if (options.apiKey !== undefined && !options.apiKey.startsWith(API_KEY_PREFIX)) {
+    throw new Error(`an API key starts with \`${API_KEY_PREFIX}\``);
+  }
+  const bearer = options.token ?? options.apiKey;
   const client = createClient<paths>({
     baseUrl: options.baseUrl,
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   const middleware: Middleware = {
     onRequest({ request }) {
-      if (options.token !== undefined && !request.headers.has("authorization")) {
-        request.headers.set("authorization", `Bearer ${options.token}`);
+      if (bearer !== undefined && !request.headers.has("authorization")) {
+        request.headers.set("authorization", `Bearer ${bearer}`);
       }
       if (request.method === "PATCH") {
         request.headers.set("content-type", MERGE_PATCH);

@@ -132,4 +132,34 @@ describe("m365-sync SDK against a live server", { skip: baseUrl ? false : "M365_
     assert.equal(response.status, 404);
     assert.equal(error?.code, "not_found");
   });
+
+  test("an API key works until it is revoked, and a retried create is replayed", async () => {
+    const key = `sdk-${randomUUID()}`;
+    const body = { name: `SDK key ${randomUUID()}` };
+    const created = await api.POST("/api/v1/api-keys", {
+      params: { header: { "Idempotency-Key": key } },
+      body,
+    });
+    assert.equal(created.response.status, 201);
+    assert.ok(created.data);
+    assert.ok(created.data.secret.startsWith("m365s_"));
+    const again = await api.POST("/api/v1/api-keys", {
+      params: { header: { "Idempotency-Key": key } },
+      body,
+    });
+    assert.equal(again.response.headers.get("idempotent-replayed"), "true");
+    assert.equal(again.data?.id, created.data.id);
+
+    const withKey = createM365SyncClient({ baseUrl: baseUrl ?? "", apiKey: created.data.secret });
+    const listed = await withKey.GET("/api/v1/organizations");
+    assert.equal(listed.response.status, 200);
+
+    const revoked = await api.DELETE("/api/v1/api-keys/{id}", {
+      params: { path: { id: created.data.id } },
+    });
+    assert.equal(revoked.response.status, 204);
+    const refused = await withKey.GET("/api/v1/organizations");
+    assert.equal(refused.response.status, 401);
+    assert.equal(refused.error?.code, "invalid_token");
+  });
 });
