@@ -216,7 +216,7 @@ async fn perform(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let request = req.request().clone();
+    // No clone of the request may live while it is routed inside.
     let response = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
         Ok(Ok(response)) => response.map_into_boxed_body(),
         Ok(Err(e)) => {
@@ -225,8 +225,7 @@ async fn perform(
         }
         Err(_) => {
             free(&state, &claim).await;
-            let e = ApiError::Internal(anyhow::anyhow!("The request handler panicked"));
-            return Ok(ServiceResponse::new(request, e.error_response()));
+            return Err(ApiError::Internal(anyhow::anyhow!("The request handler panicked")).into());
         }
     };
     if !kept(response.status()) {
@@ -237,8 +236,7 @@ async fn perform(
     let (head, body) = response.into_parts();
     let Ok(bytes) = actix_web::body::to_bytes(body).await else {
         free(&state, &claim).await;
-        let e = ApiError::Internal(anyhow::anyhow!("Failed to read a response body"));
-        return Ok(ServiceResponse::new(request, e.error_response()));
+        return Err(ApiError::Internal(anyhow::anyhow!("Failed to read a response body")).into());
     };
     let stored = StoredResponse {
         status: head.status().as_u16(),

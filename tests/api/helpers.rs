@@ -387,6 +387,62 @@ impl TestApp {
         read(request.send().await.expect("request failed")).await
     }
 
+    /// Sends a request with an optional bearer token, extra headers (raw bytes, so that invalid
+    /// values can be sent) and a raw body (sent as JSON); returns the response and its body's
+    /// exact bytes.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &[u8])],
+        body: Option<&str>,
+    ) -> (Response, Vec<u8>) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(
+                *name,
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap().to_vec();
+        let text = String::from_utf8_lossy(&bytes);
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
+        };
+        (
+            Response {
+                status,
+                headers,
+                body,
+            },
+            bytes,
+        )
+    }
+
+    /// Creates an API key as `creator` (`body` as `POST /api/v1/api-keys` takes it); returns
+    /// the create response's body (with `secret`).
+    pub async fn api_key(&self, creator: &Account, body: Value) -> Value {
+        let response = self.post("/api/v1/api-keys", &creator.token, body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+        response.body
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.request(Method::GET, path, Some(token), None).await
     }
@@ -419,6 +475,8 @@ impl TestApp {
             "azure_app_settings",
             "microsoft_connections",
             "oauth_states",
+            "api_keys",
+            "idempotency_keys",
         ];
         for table in tables {
             let sql = format!(

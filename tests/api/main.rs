@@ -6,6 +6,7 @@
     clippy::expect_used,
     reason = "test helpers fail loudly"
 )]
+mod api_keys;
 mod auth;
 mod authorization;
 mod bad_input;
