@@ -17,6 +17,7 @@ mod cors;
 mod hardening;
 mod health;
 mod helpers;
+mod idempotency;
 mod invitations;
 mod jobs;
 mod openapi;
