@@ -1,6 +1,7 @@
 // Swagger UI in a real browser: Debian's chromium, driven headless by playwright-core (no
 // browser download). Loads /swagger-ui/, checks that every tag and operation of the served
-// document is listed, authorizes with a bearer token and executes GET /api/v1/me.
+// document is listed, authorizes with an access token and an API key, and executes
+// GET /api/v1/me (as the person: the access token is the first scheme every operation lists).
 // M365_SYNC_URL, M365_SYNC_TEST_EMAIL and M365_SYNC_TEST_PASSWORD name the server and an
 // admin; CHROMIUM overrides /usr/bin/chromium; SCREENSHOT_DIR keeps screenshots.
 import assert from "node:assert/strict";
@@ -91,9 +92,21 @@ test("Swagger UI lists every tag and operation, authorizes and executes a call",
   assert.equal(signIn.status, 200, "the admin signs in");
   const { access_token: token } = await signIn.json();
 
+  // Both schemes: the access token (`bearer_auth`) and an API key (`api_key`) made with it.
+  const created = await fetch(`${baseUrl}/api/v1/api-keys`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ name: "Swagger UI test" }),
+  });
+  assert.equal(created.status, 201, "an API key is created");
+  const { secret } = await created.json();
+
   await page.locator(".auth-wrapper .btn.authorize").click();
   const dialog = page.locator(".dialog-ux .modal-ux");
-  await dialog.locator("input[type=text], input[type=password]").first().fill(token);
+  const scheme = (name) =>
+    dialog.locator(`xpath=.//h4[.//code[normalize-space()='${name}']]/following::input[1]`);
+  await scheme("bearer_auth").fill(token);
+  await scheme("api_key").fill(secret);
   await dialog.locator("button.modal-btn.auth.authorize").click();
   await dialog.locator("button.modal-btn.auth", { hasText: "Logout" }).waitFor();
   await dialog.locator("button.btn-done").click();
