@@ -287,8 +287,8 @@ pub async fn purge_expired(
         let deleted = idempotency_keys::Entity::delete_many()
             .filter(
                 Expr::tuple([
-                    Expr::col(idempotency_keys::Column::PrincipalId).into(),
-                    Expr::col(idempotency_keys::Column::Key).into(),
+                    Expr::col(idempotency_keys::Column::PrincipalId),
+                    Expr::col(idempotency_keys::Column::Key),
                 ])
                 .in_subquery(expired),
             )

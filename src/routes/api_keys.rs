@@ -65,7 +65,8 @@ async fn managed_key(
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created; `secret` is shown only here", body = CreatedApiKey,
-            headers(("Location" = String, description = "The key's URL")))
+            headers(("Location" = String, description = "The key's URL"))),
+        (status = 404, description = "`organization_id` names no organization the caller may see", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[post("")]

@@ -5732,6 +5732,9 @@ Arguments:
             403u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             408u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
