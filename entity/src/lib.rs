@@ -4,6 +4,8 @@ pub mod prelude;
 
 pub mod azure_app_settings;
 pub mod calendar_events;
+pub mod change_events;
+pub mod change_log_state;
 pub mod connect_completions;
 pub mod job_leaders;
 pub mod microsoft_connections;
@@ -18,3 +20,6 @@ pub mod sync_schedules;
 pub mod sync_states;
 pub mod tasks;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;

@@ -16,6 +16,7 @@ mod m20261201_000012_add_event_organizer;
 mod m20261202_000013_add_event_html_and_meeting_details;
 mod m20261202_000014_add_user_token_generation_and_email_skeleton;
 mod m20261202_000015_bind_connect_to_its_initiator;
+mod m20261202_000017_create_change_events_and_webhooks;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_add_event_html_and_meeting_details::Migration),
             Box::new(m20261202_000014_add_user_token_generation_and_email_skeleton::Migration),
             Box::new(m20261202_000015_bind_connect_to_its_initiator::Migration),
+            Box::new(m20261202_000017_create_change_events_and_webhooks::Migration),
         ]
     }
 }

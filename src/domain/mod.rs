@@ -4,6 +4,7 @@
 pub mod access;
 pub mod cache;
 pub mod calendar_events;
+pub mod changes;
 pub mod connections;
 pub mod email;
 pub mod etag;
@@ -22,5 +23,6 @@ pub mod tasks;
 pub mod time_zones;
 pub mod todo_lists;
 pub mod users;
+pub mod webhooks;
 
 pub use role::Role;
