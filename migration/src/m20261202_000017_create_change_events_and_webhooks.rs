@@ -20,7 +20,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ChangeEvents::Table)
-                    .col(big_integer(ChangeEvents::Seq).auto_increment().primary_key())
+                    .col(
+                        big_integer(ChangeEvents::Seq)
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(uuid_uniq(ChangeEvents::Id))
                     .col(string(ChangeEvents::EventType))
                     .col(uuid_null(ChangeEvents::UserId))
@@ -87,7 +91,9 @@ impl MigrationTrait for Migration {
                     ))
                     .col(boolean(WebhookEndpoints::Enabled))
                     .col(string_null(WebhookEndpoints::DisabledReason))
-                    .col(timestamp_with_time_zone_null(WebhookEndpoints::FailingSince))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookEndpoints::FailingSince,
+                    ))
                     .col(uuid(WebhookEndpoints::CreatedBy))
                     .col(timestamp_with_time_zone(WebhookEndpoints::CreatedAt))
                     .col(timestamp_with_time_zone(WebhookEndpoints::UpdatedAt))
@@ -111,7 +117,9 @@ impl MigrationTrait for Migration {
                     .col(integer_null(WebhookDeliveries::LastStatusCode))
                     .col(string_null(WebhookDeliveries::LastError))
                     .col(timestamp_with_time_zone(WebhookDeliveries::CreatedAt))
-                    .col(timestamp_with_time_zone_null(WebhookDeliveries::DeliveredAt))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookDeliveries::DeliveredAt,
+                    ))
                     .foreign_key(
                         ForeignKey::create()
                             .from(WebhookDeliveries::Table, WebhookDeliveries::EndpointId)

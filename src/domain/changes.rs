@@ -348,7 +348,11 @@ pub async fn log_state(db: &impl ConnectionTrait) -> ApiResult<change_log_state:
 /// 400 `invalid_query` for a cursor that is not one, or a limit out of range; 410
 /// `cursor_expired` when events behind the cursor were already removed (older than
 /// `history_days`).
-pub async fn feed(db: &impl ConnectionTrait, scope: Scope, params: &FeedParams) -> ApiResult<FeedPage> {
+pub async fn feed(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    params: &FeedParams,
+) -> ApiResult<FeedPage> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_FEED_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(

@@ -143,7 +143,10 @@ fn dispatcher(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandl
             if last_sweep.elapsed() >= Duration::from_secs(30) {
                 last_sweep = std::time::Instant::now();
                 if let Err(e) = webhooks::requeue_overdue(&state.db, &state.webhook_queue).await {
-                    tracing::error!(error = format!("{e:#}"), "Requeueing webhook deliveries failed");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "Requeueing webhook deliveries failed"
+                    );
                 }
             }
             tokio::select! {

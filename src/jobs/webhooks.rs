@@ -124,8 +124,8 @@ impl Sender {
     ) -> Result<u16, String> {
         target::check_url(url, self.settings.allow_private_targets)?;
         let timestamp = Utc::now().timestamp();
-        let signature = signature::header(secrets, message_id, timestamp, body)
-            .map_err(|e| e.to_string())?;
+        let signature =
+            signature::header(secrets, message_id, timestamp, body).map_err(|e| e.to_string())?;
         let response = self
             .client
             .post(url)
@@ -172,7 +172,10 @@ pub fn retry_delay(settings: &WebhookSettings, next: i32) -> Option<Duration> {
 ///
 /// # Errors
 /// On database or queue failure.
-pub async fn dispatch(db: &DatabaseConnection, queue: &Queue<WebhookTask>) -> anyhow::Result<usize> {
+pub async fn dispatch(
+    db: &DatabaseConnection,
+    queue: &Queue<WebhookTask>,
+) -> anyhow::Result<usize> {
     let endpoints = webhooks::enabled(db).await?;
     let tx = db.begin().await?;
     let state = changes::log_state(&tx).await?;
@@ -183,7 +186,10 @@ pub async fn dispatch(db: &DatabaseConnection, queue: &Queue<WebhookTask>) -> an
     };
     let ids = deliveries::insert_all(&tx, deliveries::fan_out(&events, &endpoints)).await?;
     let moved = change_log_state::Entity::update_many()
-        .col_expr(change_log_state::Column::DispatchedThrough, Expr::value(last))
+        .col_expr(
+            change_log_state::Column::DispatchedThrough,
+            Expr::value(last),
+        )
         .filter(change_log_state::Column::Id.eq(1))
         .filter(change_log_state::Column::DispatchedThrough.eq(state.dispatched_through))
         .exec(&tx)
@@ -307,7 +313,12 @@ impl Delivery<'_> {
         let clock = Instant::now();
         let sent = self
             .sender
-            .send(&endpoint.url, &secrets, &row.event_id.to_string(), &row.payload)
+            .send(
+                &endpoint.url,
+                &secrets,
+                &row.event_id.to_string(),
+                &row.payload,
+            )
             .await;
         let latency_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (status_code, error) = match sent {
@@ -326,7 +337,8 @@ impl Delivery<'_> {
         }
         .insert(self.db)
         .await?;
-        self.settle(row, endpoint, task.attempt, status_code, error).await
+        self.settle(row, endpoint, task.attempt, status_code, error)
+            .await
     }
 
     /// Records the outcome of an attempt on the delivery and the endpoint, and queues the next
@@ -341,7 +353,9 @@ impl Delivery<'_> {
     ) -> anyhow::Result<()> {
         let now = Utc::now();
         let settings = self.sender.settings();
-        let retry = error.as_ref().and_then(|_| retry_delay(settings, attempt + 1));
+        let retry = error
+            .as_ref()
+            .and_then(|_| retry_delay(settings, attempt + 1));
         let status = match (&error, retry) {
             (None, _) => DeliveryStatus::Delivered,
             (Some(_), Some(_)) => DeliveryStatus::Pending,
@@ -386,7 +400,10 @@ impl Delivery<'_> {
             (true, None) => {}
             (true, Some(_)) => {
                 update
-                    .col_expr(C::FailingSince, Expr::value(None::<chrono::DateTime<chrono::FixedOffset>>))
+                    .col_expr(
+                        C::FailingSince,
+                        Expr::value(None::<chrono::DateTime<chrono::FixedOffset>>),
+                    )
                     .exec(self.db)
                     .await?;
             }
@@ -399,7 +416,8 @@ impl Delivery<'_> {
             }
             (false, Some(since)) => {
                 let limit = chrono::Duration::hours(
-                    i64::try_from(self.sender.settings().disable_after_hours).unwrap_or(i64::MAX / 4),
+                    i64::try_from(self.sender.settings().disable_after_hours)
+                        .unwrap_or(i64::MAX / 4),
                 );
                 if now - since.with_timezone(&Utc) >= limit {
                     let reason = format!(
@@ -435,6 +453,9 @@ mod tests {
         assert_eq!(retry_delay(&settings, 9), None);
         assert_eq!(retry_delay(&settings, 1), None);
         let total: u64 = RETRY_STEPS.iter().map(|s| u64::from(*s) * 5).sum();
-        assert!((24 * 3600..30 * 3600).contains(&total), "about a day: {total} s");
+        assert!(
+            (24 * 3600..30 * 3600).contains(&total),
+            "about a day: {total} s"
+        );
     }
 }

@@ -182,7 +182,9 @@ pub async fn list_webhook_deliveries(
     let page = query.parse()?;
     let endpoint = webhooks::get(&state.db, &caller, *id).await?;
     let (items, more) = deliveries::list(&state.db, endpoint.id, page).await?;
-    let next_cursor = more.then(|| items.last().map(|d| cursor_of(d.id))).flatten();
+    let next_cursor = more
+        .then(|| items.last().map(|d| cursor_of(d.id)))
+        .flatten();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 

@@ -26,9 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -1524,7 +1522,12 @@ impl Run<'_> {
         remote: Option<&Fields>,
     ) -> Result<(), Stop> {
         let conflict_id = Uuid::now_v7();
-        let tx = self.state.db.begin().await.map_err(crate::error::ApiError::from)?;
+        let tx = self
+            .state
+            .db
+            .begin()
+            .await
+            .map_err(crate::error::ApiError::from)?;
         sync_conflicts::ActiveModel {
             id: Set(conflict_id),
             user_id: Set(self.user_id),

@@ -609,11 +609,17 @@ pub async fn insert_all(db: &impl ConnectionTrait, items: Vec<NewItem>) -> ApiRe
     for item in items {
         match item {
             NewItem::Event(m) => {
-                created.entry((m.user_id, true)).or_default().push((m.id, m.version));
+                created
+                    .entry((m.user_id, true))
+                    .or_default()
+                    .push((m.id, m.version));
                 events.push(calendar_events::ActiveModel::from(m));
             }
             NewItem::Task(m) => {
-                created.entry((m.user_id, false)).or_default().push((m.id, m.version));
+                created
+                    .entry((m.user_id, false))
+                    .or_default()
+                    .push((m.id, m.version));
                 tasks_rows.push(tasks::ActiveModel::from(m));
             }
         }
@@ -759,7 +765,16 @@ pub async fn update_if(
     } else {
         ItemChange::Updated
     };
-    changes::item(db, kind_of(resource), change, owner, id, expected + 1, origin).await?;
+    changes::item(
+        db,
+        kind_of(resource),
+        change,
+        owner,
+        id,
+        expected + 1,
+        origin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Written::At(expected + 1))
 }
@@ -873,7 +888,16 @@ pub async fn tombstone_if(
         DeletedBy::Microsoft => Origin::Microsoft,
     };
     let change = ItemChange::Deleted;
-    changes::item(db, kind_of(resource), change, owner, id, expected + 1, origin).await?;
+    changes::item(
+        db,
+        kind_of(resource),
+        change,
+        owner,
+        id,
+        expected + 1,
+        origin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Written::At(expected + 1))
 }

@@ -32,3 +32,4 @@ mod tasks;
 mod time_zones;
 mod todo_lists;
 mod users;
+mod webhooks;

@@ -309,8 +309,16 @@ pub async fn create(
     data.write_to(&mut model)?;
     let tx = db.begin().await?;
     let row = model.insert(&tx).await?;
-    changes::item(&tx, ItemKind::CalendarEvent, ItemChange::Created, user_id, row.id, row.version, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Created,
+        user_id,
+        row.id,
+        row.version,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -347,8 +355,16 @@ pub async fn update(
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
-    changes::item(&tx, ItemKind::CalendarEvent, ItemChange::Updated, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Updated,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     get(db, current.user_id, current.id).await
 }
@@ -360,7 +376,8 @@ pub async fn update(
 /// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
 pub async fn delete(
     db: &(impl ConnectionTrait + TransactionTrait),
-    current: &calendar_events::Model) -> ApiResult<()> {
+    current: &calendar_events::Model,
+) -> ApiResult<()> {
     let now = Utc::now().fixed_offset();
     let tx = db.begin().await?;
     let result = calendar_events::Entity::update_many()
@@ -385,8 +402,16 @@ pub async fn delete(
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
-    changes::item(&tx, ItemKind::CalendarEvent, ItemChange::Deleted, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Deleted,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -466,8 +491,16 @@ async fn restore_if(
     if update.exec(&tx).await?.rows_affected != 1 {
         return Ok(false);
     }
-    changes::item(&tx, ItemKind::CalendarEvent, ItemChange::Restored, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Restored,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

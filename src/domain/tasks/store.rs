@@ -191,8 +191,16 @@ pub async fn create(
     data.write_to(&mut model)?;
     let tx = db.begin().await?;
     let row = model.insert(&tx).await?;
-    changes::item(&tx, ItemKind::Task, ItemChange::Created, user_id, row.id, row.version, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Created,
+        user_id,
+        row.id,
+        row.version,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -229,8 +237,16 @@ pub async fn update(
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
-    changes::item(&tx, ItemKind::Task, ItemChange::Updated, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Updated,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     get(db, current.user_id, current.id).await
 }
@@ -242,7 +258,8 @@ pub async fn update(
 /// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
 pub async fn delete(
     db: &(impl ConnectionTrait + TransactionTrait),
-    current: &tasks::Model) -> ApiResult<()> {
+    current: &tasks::Model,
+) -> ApiResult<()> {
     let now = Utc::now().fixed_offset();
     let tx = db.begin().await?;
     let result = tasks::Entity::update_many()
@@ -264,8 +281,16 @@ pub async fn delete(
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
-    changes::item(&tx, ItemKind::Task, ItemChange::Deleted, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Deleted,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -351,8 +376,16 @@ async fn restore_if(
     if update.exec(&tx).await?.rows_affected != 1 {
         return Ok(false);
     }
-    changes::item(&tx, ItemKind::Task, ItemChange::Restored, current.user_id, current.id, current.version + 1, Origin::Api)
-        .await?;
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Restored,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

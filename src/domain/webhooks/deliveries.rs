@@ -176,14 +176,21 @@ pub async fn insert_all(
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(200) {
         let inserted = webhook_deliveries::Entity::insert_many(chunk.to_vec())
-            .on_conflict(OnConflict::columns([C::EndpointId, C::EventSeq]).do_nothing().to_owned())
+            .on_conflict(
+                OnConflict::columns([C::EndpointId, C::EventSeq])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec(db)
             .await;
         match inserted {
             Ok(_) | Err(DbErr::RecordNotInserted) => {}
             Err(e) => return Err(e.into()),
         }
-        let wanted: Vec<Uuid> = chunk.iter().filter_map(|r| r.id.try_as_ref().copied()).collect();
+        let wanted: Vec<Uuid> = chunk
+            .iter()
+            .filter_map(|r| r.id.try_as_ref().copied())
+            .collect();
         let stored: Vec<Uuid> = webhook_deliveries::Entity::find()
             .select_only()
             .column(C::Id)

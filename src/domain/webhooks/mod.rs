@@ -21,7 +21,9 @@ use uuid::Uuid;
 use crate::{
     auth::AuthUser,
     crypto::Cipher,
-    domain::{Role, access::not_found, changes::EVENT_TYPES, pagination::PageRequest, patch::Patch},
+    domain::{
+        Role, access::not_found, changes::EVENT_TYPES, pagination::PageRequest, patch::Patch,
+    },
     error::{ApiError, ApiResult, FieldError},
 };
 
@@ -156,7 +158,9 @@ fn check_events(events: &[String]) -> Result<Vec<String>, FieldError> {
     let mut out: Vec<String> = Vec::new();
     for (i, event) in events.iter().enumerate() {
         let known = match event.strip_suffix(".*") {
-            Some(_) => EVENT_TYPES.iter().any(|t| wants(std::slice::from_ref(event), t)),
+            Some(_) => EVENT_TYPES
+                .iter()
+                .any(|t| wants(std::slice::from_ref(event), t)),
             None => EVENT_TYPES.contains(&event.as_str()),
         };
         if !known {
@@ -433,16 +437,20 @@ pub async fn rotate_secret(
 ///
 /// # Errors
 /// When a secret cannot be decrypted.
-pub fn signing_secrets(cipher: &Cipher, row: &webhook_endpoints::Model) -> anyhow::Result<Vec<String>> {
+pub fn signing_secrets(
+    cipher: &Cipher,
+    row: &webhook_endpoints::Model,
+) -> anyhow::Result<Vec<String>> {
     let text = |bytes: Vec<u8>| {
         String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("a webhook secret is not text"))
     };
     let mut secrets = vec![text(
         cipher.decrypt(&row.secret_encrypted, &secret_context(row.id))?,
     )?];
-    if let (Some(previous), Some(until)) =
-        (&row.previous_secret_encrypted, row.previous_secret_expires_at)
-        && until > Utc::now()
+    if let (Some(previous), Some(until)) = (
+        &row.previous_secret_encrypted,
+        row.previous_secret_expires_at,
+    ) && until > Utc::now()
     {
         secrets.push(text(cipher.decrypt(
             previous,
@@ -495,8 +503,16 @@ mod tests {
         assert!(!wants(&f(&["task.*"]), "tasks.created"));
         assert!(wants(&f(&["sync.*"]), "sync.run.failed"));
         assert!(wants(&f(&["sync.run.failed"]), "sync.run.failed"));
-        assert!(!wants(&f(&["calendar_event.created"]), "calendar_event.updated"));
-        assert!(check_events(&f(&["task.*", "conflict.created", "task.*"])).unwrap().len() == 2);
+        assert!(!wants(
+            &f(&["calendar_event.created"]),
+            "calendar_event.updated"
+        ));
+        assert!(
+            check_events(&f(&["task.*", "conflict.created", "task.*"]))
+                .unwrap()
+                .len()
+                == 2
+        );
         assert!(check_events(&f(&["nope"])).is_err());
         assert!(check_events(&f(&["nope.*"])).is_err());
     }
