@@ -301,11 +301,23 @@ pub struct FeedPage {
 /// Largest page of the feed.
 pub const MAX_FEED_PAGE: u64 = 1000;
 
-/// The condition that an event's transaction is older than every transaction still running
-/// (PostgreSQL; SQLite commits one writer at a time, in sequence order).
+/// How long an event may wait for older transactions to end before it is read anyway
+/// (PostgreSQL), in seconds: the transactions that record events last milliseconds, so only an
+/// unrelated long transaction of the same server (whose transaction ids are shared by every
+/// database) can hold events back, and it may not stall the feed and webhooks longer.
+pub const SETTLE_LIMIT_SECONDS: u32 = 5;
+
+/// The condition that an event may be read: on PostgreSQL, its transaction is older than every
+/// transaction still running (sequence numbers are taken at insert, not at commit, so a later
+/// number may commit first), or it was recorded [`SETTLE_LIMIT_SECONDS`] ago; SQLite commits
+/// one writer at a time, in sequence order.
 pub fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
-    (backend == DatabaseBackend::Postgres)
-        .then(|| Expr::cust("tx < pg_snapshot_xmin(pg_current_snapshot())"))
+    (backend == DatabaseBackend::Postgres).then(|| {
+        Expr::cust(format!(
+            "(tx < pg_snapshot_xmin(pg_current_snapshot()) \
+             OR created_at < now() - interval '{SETTLE_LIMIT_SECONDS} seconds')"
+        ))
+    })
 }
 
 /// The settled events behind `after` (sequence number), oldest first, at most `limit`.

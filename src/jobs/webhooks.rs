@@ -21,7 +21,7 @@ use rand::RngExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -177,7 +177,7 @@ pub async fn dispatch(
     queue: &Queue<WebhookTask>,
 ) -> anyhow::Result<usize> {
     let endpoints = webhooks::enabled(db).await?;
-    let tx = db.begin().await?;
+    let tx = crate::db::begin_write(db).await?;
     let state = changes::log_state(&tx).await?;
     let events =
         changes::settled_after(&tx, state.dispatched_through, DISPATCH_BATCH, Scope::All).await?;

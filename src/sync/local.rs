@@ -704,7 +704,9 @@ pub async fn update_if(
     origin: Origin,
 ) -> ApiResult<Written> {
     let now = Utc::now().fixed_offset();
-    let tx = db.begin().await?;
+    // It reads before it writes: on SQLite, an immediate transaction, so that the write
+    // waits for its turn instead of failing on a snapshot another connection overtook.
+    let tx = crate::db::begin_write(db).await?;
     let db = &tx;
     let (was_deleted, owner);
     let result = match resource {

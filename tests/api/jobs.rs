@@ -457,6 +457,7 @@ async fn admins_get_an_overview_and_metrics_count_runs_and_graph_requests() {
             "oldest_due_at": null,
             "in_backoff": 0,
             "reauth_required": 0,
+            "disabled_webhooks": [],
             "failing": [],
         })
     );
