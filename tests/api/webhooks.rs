@@ -916,6 +916,29 @@ async fn microsoft_changes_connections_conflicts_and_guards_fire_their_events() 
     assert!(failed[0]["data"]["errors"].is_array());
     app.emulator.clear_faults();
 
+    // The application's secret goes wrong: its connections are misconfigured.
+    let secret_path = "/api/v1/settings/microsoft/application";
+    let wrong = app
+        .patch(
+            secret_path,
+            &who.admin.token,
+            json!({"client_secret": "wrong-secret-value"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::OK, "{wrong:?}");
+    app.emulator.expire_access_tokens(Some(&who.mailbox_id));
+    app.sync_now(&who.user).await;
+    let misconfigured = receiver.events(1, &["connection.app_misconfigured"]).await;
+    assert_eq!(misconfigured[0]["data"]["user_id"], json!(who.user.id));
+    let fixed = app
+        .patch(
+            secret_path,
+            &who.admin.token,
+            json!({"client_secret": who.client_secret}),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::OK);
+
     // The connection lost, then disconnected.
     app.emulator.revoke_refresh_tokens(&who.mailbox_id);
     app.emulator.expire_access_tokens(Some(&who.mailbox_id));
