@@ -91,6 +91,44 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Brute-force protection of sign-in and of e-mail lookups.
     pub login: LoginSettings,
+    /// Outbound webhooks.
+    pub webhooks: WebhookSettings,
+}
+
+/// Outbound webhooks: where they may go, how fast they are dispatched, how long an attempt
+/// may take, how retries are spaced and when a failing endpoint is disabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Whether endpoints may be on loopback, private, link-local or reserved addresses.
+    /// Default false (tests and the demo, whose receivers run on this machine, set it).
+    pub allow_private_targets: bool,
+    /// How often a worker looks for new events to deliver, in milliseconds. Default 250.
+    pub dispatch_ms: u64,
+    /// How long an endpoint has to answer an attempt with a 2xx, in milliseconds.
+    /// Default 10000.
+    pub timeout_ms: u64,
+    /// The unit of the retry schedule, in milliseconds (see
+    /// [`crate::jobs::webhooks::RETRY_STEPS`]). Default 5000: retries after 5 s, 5 min, 30 min,
+    /// 2 h, 5 h, 10 h and 10 h.
+    pub retry_base_ms: u64,
+    /// An endpoint whose every attempt has failed for this many hours is disabled. Default 120
+    /// (5 days).
+    pub disable_after_hours: u64,
+    /// Deliveries one process sends at a time. Default 16.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            dispatch_ms: 250,
+            timeout_ms: 10_000,
+            retry_base_ms: 5_000,
+            disable_after_hours: 120,
+            concurrency: 16,
+        }
+    }
 }
 
 /// Brute-force protection: how many failures are allowed, over which window, and how many
@@ -235,6 +273,12 @@ struct Layer {
     email_probe_limit: Option<u64>,
     email_probe_window_seconds: Option<u64>,
     trusted_proxies: Option<String>,
+    webhook_allow_private_targets: Option<bool>,
+    webhook_dispatch_ms: Option<u64>,
+    webhook_timeout_ms: Option<u64>,
+    webhook_retry_base_ms: Option<u64>,
+    webhook_disable_after_hours: Option<u64>,
+    webhook_concurrency: Option<u64>,
 }
 
 impl Layer {
@@ -294,6 +338,19 @@ impl Layer {
             email_probe_limit: parsed("EMAIL_PROBE_LIMIT")?,
             email_probe_window_seconds: parsed("EMAIL_PROBE_WINDOW_SECONDS")?,
             trusted_proxies: var("TRUSTED_PROXIES"),
+            webhook_allow_private_targets: match var("WEBHOOK_ALLOW_PRIVATE_TARGETS").as_deref() {
+                None => None,
+                Some("true" | "1") => Some(true),
+                Some("false" | "0") => Some(false),
+                Some(other) => bail!(
+                    "M365_SYNC_WEBHOOK_ALLOW_PRIVATE_TARGETS must be `true` or `false`, not `{other}`"
+                ),
+            },
+            webhook_dispatch_ms: parsed("WEBHOOK_DISPATCH_MS")?,
+            webhook_timeout_ms: parsed("WEBHOOK_TIMEOUT_MS")?,
+            webhook_retry_base_ms: parsed("WEBHOOK_RETRY_BASE_MS")?,
+            webhook_disable_after_hours: parsed("WEBHOOK_DISABLE_AFTER_HOURS")?,
+            webhook_concurrency: parsed("WEBHOOK_CONCURRENCY")?,
         })
     }
 
@@ -348,6 +405,16 @@ impl Layer {
                 .email_probe_window_seconds
                 .or(self.email_probe_window_seconds),
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
+            webhook_allow_private_targets: over
+                .webhook_allow_private_targets
+                .or(self.webhook_allow_private_targets),
+            webhook_dispatch_ms: over.webhook_dispatch_ms.or(self.webhook_dispatch_ms),
+            webhook_timeout_ms: over.webhook_timeout_ms.or(self.webhook_timeout_ms),
+            webhook_retry_base_ms: over.webhook_retry_base_ms.or(self.webhook_retry_base_ms),
+            webhook_disable_after_hours: over
+                .webhook_disable_after_hours
+                .or(self.webhook_disable_after_hours),
+            webhook_concurrency: over.webhook_concurrency.or(self.webhook_concurrency),
         }
     }
 }
@@ -490,8 +557,40 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .context("`trusted_proxies` must be IP addresses separated by commas")?,
         };
+        let hook_defaults = WebhookSettings::default();
+        let webhooks = WebhookSettings {
+            allow_private_targets: layer
+                .webhook_allow_private_targets
+                .unwrap_or(hook_defaults.allow_private_targets),
+            dispatch_ms: positive(
+                layer.webhook_dispatch_ms,
+                hook_defaults.dispatch_ms,
+                "webhook_dispatch_ms",
+            )?,
+            timeout_ms: positive(
+                layer.webhook_timeout_ms,
+                hook_defaults.timeout_ms,
+                "webhook_timeout_ms",
+            )?,
+            retry_base_ms: positive(
+                layer.webhook_retry_base_ms,
+                hook_defaults.retry_base_ms,
+                "webhook_retry_base_ms",
+            )?,
+            disable_after_hours: positive(
+                layer.webhook_disable_after_hours,
+                hook_defaults.disable_after_hours,
+                "webhook_disable_after_hours",
+            )?,
+            concurrency: positive(
+                layer.webhook_concurrency,
+                hook_defaults.concurrency as u64,
+                "webhook_concurrency",
+            )? as usize,
+        };
         Ok(Self {
             login,
+            webhooks,
             bind,
             worker_listen,
             data_dir,

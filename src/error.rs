@@ -127,6 +127,15 @@ pub enum ApiError {
         /// Human explanation.
         detail: String,
     },
+    /// 410: what the request points at existed and is gone for good (a change-feed cursor
+    /// older than the feed keeps).
+    #[error("{detail}")]
+    Gone {
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
     /// 412: `If-Match` does not match the current version.
     #[error("the resource has changed since it was read")]
     PreconditionFailed,
@@ -187,6 +196,7 @@ impl ApiError {
             | Self::Conflict { code, .. }
             | Self::Refused { code, .. }
             | Self::Unprocessable { code, .. }
+            | Self::Gone { code, .. }
             | Self::Upstream { code, .. } => code,
             Self::TooManyRequests { .. } => "too_many_attempts",
             Self::Validation(_) => "validation_failed",
@@ -262,6 +272,7 @@ impl ResponseError for ApiError {
             Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,

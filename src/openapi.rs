@@ -52,6 +52,8 @@ JSON merge patch (RFC 7396). Mutable resources send an `ETag`; `PATCH` and `DELE
         (name = "calendar", description = "Each user's local calendar events (the business application's side of calendar sync)"),
         (name = "tasks", description = "Each user's local tasks (the business application's side of task sync)"),
         (name = "sync", description = "Calendar and task synchronization: sync now, run history"),
+        (name = "changes", description = "The change feed: what happened, in order (the events webhooks deliver)"),
+        (name = "webhooks", description = "Outbound webhooks, signed per Standard Webhooks: endpoints, secrets, deliveries"),
         (name = "operations", description = "Health probes")
     )
 )]

@@ -28,7 +28,11 @@ use crate::{
     },
     error::ApiError,
     graph::{GraphClient, Identity},
-    jobs::{metrics::Metrics, queue::Queue, runtime::Jobs},
+    jobs::{
+        metrics::Metrics,
+        queue::{Queue, WebhookTask},
+        runtime::Jobs,
+    },
     routes::{self, cors, extract, hardening, idempotency},
 };
 
@@ -53,6 +57,10 @@ pub struct AppState {
     pub refresh_locks: Arc<RefreshLocks>,
     /// The job queue.
     pub queue: Queue,
+    /// The queue of webhook deliveries.
+    pub webhook_queue: Queue<WebhookTask>,
+    /// Sends webhook deliveries.
+    pub webhook_sender: crate::jobs::webhooks::Sender,
     /// This process's metrics.
     pub metrics: Arc<Metrics>,
     /// Brute-force guards of sign-in and the password hashing bound.
@@ -67,10 +75,10 @@ impl AppState {
     pub fn new(settings: Settings, keys: &Keys, db: DatabaseConnection) -> anyhow::Result<Self> {
         let http = crate::graph::http::client()?;
         let metrics = Arc::new(Metrics::new());
-        let queue = Queue::new(
-            &db,
-            std::time::Duration::from_secs(settings.jobs.heartbeat_seconds),
-        );
+        let heartbeat = std::time::Duration::from_secs(settings.jobs.heartbeat_seconds);
+        let queue = Queue::new(&db, heartbeat);
+        let webhook_queue = Queue::new(&db, heartbeat);
+        let webhook_sender = crate::jobs::webhooks::Sender::new(&settings.webhooks)?;
         Ok(Self {
             db,
             jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
@@ -84,6 +92,8 @@ impl AppState {
             refresh_locks: Arc::new(RefreshLocks::default()),
             guards: Arc::new(Guards::new(&settings)),
             queue,
+            webhook_queue,
+            webhook_sender,
             metrics,
             settings: Arc::new(settings),
         })

@@ -5,6 +5,7 @@ pub mod access;
 pub mod api_keys;
 pub mod cache;
 pub mod calendar_events;
+pub mod changes;
 pub mod connections;
 pub mod email;
 pub mod etag;
@@ -24,5 +25,6 @@ pub mod tasks;
 pub mod time_zones;
 pub mod todo_lists;
 pub mod users;
+pub mod webhooks;
 
 pub use role::Role;

@@ -122,7 +122,7 @@ pub fn not_deleted(what: &str) -> ApiError {
 /// # Errors
 /// 404 when the user has no such run; on database failure.
 pub async fn restore_run(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     user_id: Uuid,
     run_id: Uuid,
     retention: Retention,

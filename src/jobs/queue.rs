@@ -16,6 +16,9 @@ use uuid::Uuid;
 /// The queue of sync jobs. Named explicitly, so moving the job type never strands jobs.
 pub const SYNC_QUEUE: &str = "m365_sync.sync";
 
+/// The queue of webhook deliveries.
+pub const WEBHOOK_QUEUE: &str = "m365_sync.webhooks";
+
 /// Priority of "sync now": ahead of scheduled work.
 pub const PRIORITY_MANUAL: usize = 10;
 /// Priority of scheduled runs and retries.
@@ -25,6 +28,17 @@ pub const PRIORITY_SCHEDULED: usize = 0;
 /// storages (apalis's defaults differ: 2 on SQLite, 10 on PostgreSQL).
 pub const MISSED_HEARTBEATS: usize = 2;
 
+/// A kind of job: its queue, and the key that makes pushing the same job twice harmless.
+pub trait QueuedJob:
+    Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + Unpin + 'static
+{
+    /// The queue's name (apalis's job type).
+    const QUEUE: &'static str;
+
+    /// The idempotency key of this job.
+    fn key(&self) -> String;
+}
+
 /// One queued sync of one resource of one user: the `sync_jobs` row to perform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncTask {
@@ -32,16 +46,44 @@ pub struct SyncTask {
     pub task_id: Uuid,
 }
 
-/// The storage of the queue, on the service's own connection pool.
-#[derive(Clone)]
-pub enum Storage {
-    /// SQLite (the default).
-    Sqlite(SqliteStorage<SyncTask>),
-    /// PostgreSQL.
-    Postgres(PostgresStorage<SyncTask>),
+impl QueuedJob for SyncTask {
+    const QUEUE: &'static str = SYNC_QUEUE;
+
+    fn key(&self) -> String {
+        self.task_id.to_string()
+    }
 }
 
-impl std::fmt::Debug for Storage {
+/// One attempt at delivering a webhook: the `webhook_deliveries` row and its attempt number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTask {
+    /// The `webhook_deliveries` row.
+    pub delivery_id: Uuid,
+    /// Which attempt this is (1 for the first).
+    pub attempt: i32,
+    /// How many times it has already waited for an earlier delivery of the same item.
+    #[serde(default)]
+    pub waited: u32,
+}
+
+impl QueuedJob for WebhookTask {
+    const QUEUE: &'static str = WEBHOOK_QUEUE;
+
+    fn key(&self) -> String {
+        format!("{}:{}:{}", self.delivery_id, self.attempt, self.waited)
+    }
+}
+
+/// The storage of a queue, on the service's own connection pool.
+#[derive(Clone)]
+pub enum Storage<T = SyncTask> {
+    /// SQLite (the default).
+    Sqlite(SqliteStorage<T>),
+    /// PostgreSQL.
+    Postgres(PostgresStorage<T>),
+}
+
+impl<T> std::fmt::Debug for Storage<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Sqlite(_) => "Storage::Sqlite",
@@ -50,10 +92,10 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// Pushes jobs and wakes this process's worker.
+/// Pushes jobs of one kind and wakes this process's worker.
 #[derive(Clone, Debug)]
-pub struct Queue {
-    storage: Storage,
+pub struct Queue<T = SyncTask> {
+    storage: Storage<T>,
     wake: Arc<Notify>,
 }
 
@@ -65,17 +107,17 @@ pub struct Queue {
 /// When a migration fails.
 pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
     match db.get_database_backend() {
-        DatabaseBackend::Sqlite => SqliteStorage::migrations()
+        DatabaseBackend::Sqlite => SqliteStorage::<()>::migrations()
             .run(db.get_sqlite_connection_pool())
             .await
             .context("Failed to create the job queue tables"),
-        _ => PostgresStorage::setup(db.get_postgres_connection_pool())
+        _ => PostgresStorage::<()>::setup(db.get_postgres_connection_pool())
             .await
             .context("Failed to create the job queue tables"),
     }
 }
 
-impl Queue {
+impl<T: QueuedJob> Queue<T> {
     /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`, the jobs of a worker
     /// that missed [`MISSED_HEARTBEATS`] queued again. A worker fetches one job at a time: the
     /// storages pick a batch by priority but hand it over in insertion order, so only single
@@ -84,7 +126,7 @@ impl Queue {
         let storage = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 let config = apalis_sqlite::Config::default()
-                    .queue(SYNC_QUEUE)
+                    .queue(T::QUEUE)
                     .batch_size(1)
                     .heartbeat_interval(heartbeat)
                     .missed_heartbeats(MISSED_HEARTBEATS);
@@ -94,7 +136,7 @@ impl Queue {
             }
             _ => {
                 let config = apalis_postgres::Config::default()
-                    .queue(SYNC_QUEUE)
+                    .queue(T::QUEUE)
                     .batch_size(1)
                     .heartbeat_interval(heartbeat)
                     .missed_heartbeats(MISSED_HEARTBEATS);
@@ -110,7 +152,7 @@ impl Queue {
     }
 
     /// The storage, for workers.
-    pub fn storage(&self) -> &Storage {
+    pub fn storage(&self) -> &Storage<T> {
         &self.storage
     }
 
@@ -119,38 +161,47 @@ impl Queue {
         self.wake.clone()
     }
 
-    /// Pushes the given `sync_jobs` rows. The row id is the job's idempotency key: pushing a
-    /// row again (to recover from a crash between the row's insert and the push) is harmless.
+    /// Pushes `jobs`, each to run at once or after its delay. A job's key is its idempotency
+    /// key: pushing it again (to recover from a crash between a row's insert and the push) is
+    /// harmless.
     ///
     /// # Errors
     /// When the queue cannot be written.
-    pub async fn push(&self, task_ids: &[Uuid], priority: usize) -> anyhow::Result<()> {
-        let build = |id: &Uuid| {
-            TaskBuilder::new(SyncTask { task_id: *id })
+    pub async fn push_jobs(
+        &self,
+        jobs: &[(T, Option<std::time::Duration>)],
+        priority: usize,
+    ) -> anyhow::Result<()> {
+        let build = |(job, delay): &(T, Option<std::time::Duration>)| {
+            let mut task = TaskBuilder::new(job.clone())
                 .priority(priority)
                 .max_attempts(1000)
-                .idempotency_key(id.to_string())
-                .build()
+                .idempotency_key(job.key());
+            if let Some(delay) = delay {
+                task = task.run_after(*delay);
+            }
+            task.build()
         };
-        let tasks: Vec<_> = task_ids.iter().map(build).collect();
         match &self.storage {
             Storage::Sqlite(storage) => {
                 // `ON CONFLICT DO NOTHING` on the idempotency key.
+                let tasks: Vec<_> = jobs.iter().map(build).collect();
                 let mut storage = storage.clone();
                 storage
                     .push_all(&mut futures_util::stream::iter(tasks))
                     .await
-                    .map_err(|e| anyhow::anyhow!("Failed to queue sync jobs: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("Failed to queue jobs: {e}"))?;
             }
             Storage::Postgres(storage) => {
                 // A key already queued fails a whole batch: leave out those the queue holds (a
                 // backlog re-pushed at every tick would otherwise cost one failed insert each).
-                let held = held_keys(storage.pool(), task_ids).await?;
-                let tasks: Vec<_> = task_ids
+                let keys: Vec<String> = jobs.iter().map(|(job, _)| job.key()).collect();
+                let held = held_keys(storage.pool(), T::QUEUE, &keys).await?;
+                let fresh: Vec<_> = jobs
                     .iter()
-                    .filter(|id| !held.contains(*id))
-                    .map(build)
+                    .filter(|(job, _)| !held.contains(&job.key()))
                     .collect();
+                let tasks: Vec<_> = fresh.iter().map(|job| build(job)).collect();
                 let mut storage = storage.clone();
                 if !tasks.is_empty()
                     && storage
@@ -159,11 +210,11 @@ impl Queue {
                         .is_err()
                 {
                     // Another process queued one meanwhile: push one by one.
-                    for task in task_ids.iter().filter(|id| !held.contains(*id)).map(build) {
+                    for task in fresh.iter().map(|job| build(job)) {
                         if let Err(e) = storage.push_task(task).await {
                             let text = e.to_string();
                             if !text.contains("idempotency") {
-                                anyhow::bail!("Failed to queue a sync job: {text}");
+                                anyhow::bail!("Failed to queue a job: {text}");
                             }
                         }
                     }
@@ -175,20 +226,35 @@ impl Queue {
     }
 }
 
-/// Which of `task_ids` the PostgreSQL queue holds already (as idempotency keys).
+impl Queue<SyncTask> {
+    /// Pushes the given `sync_jobs` rows, to run at once (see [`Queue::push_jobs`]).
+    ///
+    /// # Errors
+    /// When the queue cannot be written.
+    pub async fn push(&self, task_ids: &[Uuid], priority: usize) -> anyhow::Result<()> {
+        let jobs: Vec<_> = task_ids
+            .iter()
+            .map(|id| (SyncTask { task_id: *id }, None))
+            .collect();
+        self.push_jobs(&jobs, priority).await
+    }
+}
+
+/// Which of `keys` the PostgreSQL queue `queue` holds already (as idempotency keys).
 async fn held_keys(
     pool: &sea_orm::sqlx::PgPool,
-    task_ids: &[Uuid],
-) -> anyhow::Result<std::collections::HashSet<Uuid>> {
+    queue: &str,
+    keys: &[String],
+) -> anyhow::Result<std::collections::HashSet<String>> {
     let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
     let mut held = std::collections::HashSet::new();
-    for chunk in task_ids.chunks(1000) {
+    for chunk in keys.chunks(1000) {
         let placeholders = (2..chunk.len() + 2)
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut values: Vec<sea_orm::Value> = vec![SYNC_QUEUE.into()];
-        values.extend(chunk.iter().map(|id| id.to_string().into()));
+        let mut values: Vec<sea_orm::Value> = vec![queue.into()];
+        values.extend(chunk.iter().map(|key| key.clone().into()));
         let rows = db
             .query_all_raw(sea_orm::Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
@@ -202,13 +268,18 @@ async fn held_keys(
             .context("Failed to read the job queue")?;
         for row in rows {
             let key: String = row.try_get("", "idempotency_key")?;
-            held.extend(key.parse::<Uuid>().ok());
+            held.insert(key);
         }
     }
     Ok(held)
 }
 
-/// Makes the jobs `worker` still holds available to other workers at once: those it
+/// The name of the webhook worker of the process whose sync worker is `worker`.
+pub fn webhook_worker(worker: &str) -> String {
+    format!("{worker}-webhooks")
+}
+
+/// Makes the jobs `worker` (and its webhook worker) still holds available to other workers at once: those it
 /// fetched or started and never finished because it stopped. Run when the worker has
 /// stopped, for the jobs its queue connection could not hand back itself. apalis gives
 /// back on close only the jobs fetched and not started, and frees started ones only once
@@ -224,19 +295,25 @@ pub async fn release_abandoned(db: &DatabaseConnection, worker: &str) -> anyhow:
         DatabaseBackend::Sqlite => {
             "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
              done_at = NULL, attempts = attempts + 1 \
-             WHERE lock_by = ? AND job_type = ? AND status IN ('Queued', 'Running')"
+             WHERE lock_by IN (?, ?) AND job_type IN (?, ?) AND status IN ('Queued', 'Running')"
         }
         _ => {
             "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, \
              done_at = NULL, attempts = attempts + 1 \
-             WHERE lock_by = $1 AND job_type = $2 AND status IN ('Queued', 'Running')"
+             WHERE lock_by IN ($1, $2) AND job_type IN ($3, $4) \
+             AND status IN ('Queued', 'Running')"
         }
     };
     let result = db
         .execute_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [worker.into(), SYNC_QUEUE.into()],
+            [
+                worker.into(),
+                webhook_worker(worker).into(),
+                SYNC_QUEUE.into(),
+                WEBHOOK_QUEUE.into(),
+            ],
         ))
         .await
         .context("Failed to give back the jobs of a stopped worker")?;

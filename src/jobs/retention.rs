@@ -22,11 +22,11 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement,
+    QuerySelect, Statement,
     sea_query::{Expr, IntoIden, Query, SelectStatement},
 };
 
-use super::queue::SYNC_QUEUE;
+use super::queue::{SYNC_QUEUE, WEBHOOK_QUEUE};
 use crate::{domain::recycle_bin::Retention, sync::links::Resource};
 
 /// How often a process prunes.
@@ -46,6 +46,10 @@ pub struct Pruned {
     pub queue: u64,
     /// `sync_runs` records.
     pub runs: u64,
+    /// Events of the change log (the feed and webhooks).
+    pub changes: u64,
+    /// Finished webhook deliveries, with their attempts.
+    pub deliveries: u64,
 }
 
 /// Tombstones the recycle bin's purge deleted.
@@ -110,6 +114,8 @@ async fn prune_all(
                 jobs = pruned.jobs,
                 queue = pruned.queue,
                 runs = pruned.runs,
+                changes = pruned.changes,
+                deliveries = pruned.deliveries,
                 "Pruned synchronization history older than {history_days} days"
             );
         }
@@ -188,21 +194,24 @@ pub async fn prune(
     let finished =
         "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
     let backend = db.get_database_backend();
-    let statement = |table: &str, placeholders: (&str, &str), cutoff: sea_orm::Value| {
-        let (queue, before) = placeholders;
+    let statement = |table: &str, placeholders: (&str, &str, &str), cutoff: sea_orm::Value| {
+        let (sync, webhooks, before) = placeholders;
         Statement::from_sql_and_values(
             backend,
             format!(
                 "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
-                 WHERE job_type = {queue} AND {finished} AND done_at < {before} LIMIT {batch})"
+                 WHERE job_type IN ({sync}, {webhooks}) AND {finished} AND done_at < {before} \
+                 LIMIT {batch})"
             ),
-            [SYNC_QUEUE.into(), cutoff],
+            [SYNC_QUEUE.into(), WEBHOOK_QUEUE.into(), cutoff],
         )
     };
     loop {
         let delete = match backend {
-            DatabaseBackend::Postgres => statement("apalis.jobs", ("$1", "$2"), before.into()),
-            _ => statement("Jobs", ("?", "?"), cutoff.timestamp().into()),
+            DatabaseBackend::Postgres => {
+                statement("apalis.jobs", ("$1", "$2", "$3"), before.into())
+            }
+            _ => statement("Jobs", ("?", "?", "?"), cutoff.timestamp().into()),
         };
         let deleted = db.execute_raw(delete).await?.rows_affected();
         pruned.queue += deleted;
@@ -210,7 +219,87 @@ pub async fn prune(
             break;
         }
     }
+    pruned.deliveries = prune_deliveries(db, before, batch).await?;
+    pruned.changes = prune_change_log(db, before).await?;
     Ok(pruned)
+}
+
+/// Deletes webhook deliveries that ended (delivered or given up) before `before`, with their
+/// attempts, `batch` at a time.
+async fn prune_deliveries(
+    db: &DatabaseConnection,
+    before: chrono::DateTime<chrono::FixedOffset>,
+    batch: u64,
+) -> anyhow::Result<u64> {
+    use entity::{webhook_attempts, webhook_deliveries};
+    let mut pruned = 0;
+    loop {
+        let ids = Query::select()
+            .column(webhook_deliveries::Column::Id)
+            .from(webhook_deliveries::Entity)
+            .and_where(webhook_deliveries::Column::Status.ne("pending"))
+            .and_where(webhook_deliveries::Column::CreatedAt.lt(before))
+            .limit(batch)
+            .to_owned();
+        let rows: Vec<uuid::Uuid> = webhook_deliveries::Entity::find()
+            .select_only()
+            .column(webhook_deliveries::Column::Id)
+            .filter(webhook_deliveries::Column::Id.in_subquery(ids))
+            .into_tuple()
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(pruned);
+        }
+        webhook_attempts::Entity::delete_many()
+            .filter(webhook_attempts::Column::DeliveryId.is_in(rows.clone()))
+            .exec(db)
+            .await?;
+        let deleted = webhook_deliveries::Entity::delete_many()
+            .filter(webhook_deliveries::Column::Id.is_in(rows))
+            .exec(db)
+            .await?
+            .rows_affected;
+        pruned += deleted;
+        if deleted < batch {
+            return Ok(pruned);
+        }
+    }
+}
+
+/// Deletes the change log's events older than `before` that the dispatcher has fanned out,
+/// and records how far the log now starts: a feed cursor behind it answers 410.
+async fn prune_change_log(
+    db: &DatabaseConnection,
+    before: chrono::DateTime<chrono::FixedOffset>,
+) -> anyhow::Result<u64> {
+    use entity::{change_events, change_log_state};
+    let state = crate::domain::changes::log_state(db).await?;
+    let through: Option<i64> = change_events::Entity::find()
+        .select_only()
+        .column_as(change_events::Column::Seq.max(), "seq")
+        .filter(change_events::Column::CreatedAt.lt(before))
+        .filter(change_events::Column::Seq.lte(state.dispatched_through))
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    let Some(through) = through else {
+        return Ok(0);
+    };
+    change_log_state::Entity::update_many()
+        .col_expr(
+            change_log_state::Column::PrunedThrough,
+            Expr::value(through.max(state.pruned_through)),
+        )
+        .filter(change_log_state::Column::Id.eq(1))
+        .exec(db)
+        .await?;
+    Ok(change_events::Entity::delete_many()
+        .filter(change_events::Column::Seq.lte(through))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// The ids of at most `batch` tombstones of `table` deleted before `before` that nothing

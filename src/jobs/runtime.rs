@@ -22,9 +22,10 @@ use tokio::{
 
 use super::{
     lease,
-    queue::{self, Storage, SyncTask},
+    queue::{self, Storage, SyncTask, WebhookTask},
     scheduler,
     sync_job::{self, JobContext},
+    webhooks,
 };
 use crate::startup::AppState;
 
@@ -66,6 +67,7 @@ pub struct Jobs {
     interrupt: watch::Sender<bool>,
     worker: JoinHandle<()>,
     scheduler: Option<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
     state: AppState,
     holder: String,
 }
@@ -97,6 +99,64 @@ fn handle(
     })
 }
 
+/// The apalis service of webhook deliveries: sends one attempt.
+fn handle_webhook(
+    task: WebhookTask,
+    ctx: Data<Arc<JobContext>>,
+) -> futures_util::future::BoxFuture<'static, Result<(), BoxDynError>> {
+    Box::pin(async move {
+        let state = &ctx.state;
+        let wake = state.webhook_queue.wake();
+        wake.notify_one();
+        let delivery = webhooks::Delivery {
+            db: &state.db,
+            cipher: &state.cipher,
+            sender: &state.webhook_sender,
+            queue: &state.webhook_queue,
+        };
+        let done = delivery.perform(task).await.map_err(|e| {
+            tracing::warn!(delivery.id = %task.delivery_id, error = format!("{e:#}"), "A webhook delivery job will be tried again");
+            BoxDynError::from(e.to_string())
+        });
+        wake.notify_one();
+        done
+    })
+}
+
+/// Every `dispatch_ms`, fans new events out to webhook endpoints; about every half minute,
+/// queues again the deliveries whose job was lost. Stops with the process.
+fn dispatcher(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(state.settings.webhooks.dispatch_ms);
+        let mut last_sweep = std::time::Instant::now();
+        loop {
+            loop {
+                match webhooks::dispatch(&state.db, &state.webhook_queue).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "Dispatching webhooks failed");
+                        break;
+                    }
+                }
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(30) {
+                last_sweep = std::time::Instant::now();
+                if let Err(e) = webhooks::requeue_overdue(&state.db, &state.webhook_queue).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "Requeueing webhook deliveries failed"
+                    );
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+        }
+    })
+}
+
 impl Jobs {
     /// Starts a worker (and the scheduler when `scheduler_tick_ms` is not 0) for `state`.
     pub fn start(state: AppState) -> Self {
@@ -121,27 +181,53 @@ impl Jobs {
                 .stream(Woken::new(wake.clone()))
                 .interval(poll)
         };
-        let monitor = match queue.storage().clone() {
-            Storage::Sqlite(storage) => {
-                let ctx = ctx.clone();
-                Monitor::new().register(move |_| {
-                    WorkerBuilder::new(name.clone())
-                        .backend(PollWith::new(storage.clone(), strategy()))
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
+        let hooks = state.webhook_queue.clone();
+        let hook_name = queue::webhook_worker(&holder);
+        let hook_concurrency = state.settings.webhooks.concurrency;
+        let hook_wake = hooks.wake();
+        let hook_strategy = move || {
+            Strategy::new()
+                .stream(Woken::new(hook_wake.clone()))
+                .interval(poll)
+        };
+        let monitor = match (queue.storage().clone(), hooks.storage().clone()) {
+            (Storage::Sqlite(storage), Storage::Sqlite(hook_storage)) => {
+                let (ctx, hook_ctx) = (ctx.clone(), ctx.clone());
+                Monitor::new()
+                    .register(move |_| {
+                        WorkerBuilder::new(name.clone())
+                            .backend(PollWith::new(storage.clone(), strategy()))
+                            .data(ctx.clone())
+                            .concurrency(concurrency)
+                            .build(handle)
+                    })
+                    .register(move |_| {
+                        WorkerBuilder::new(hook_name.clone())
+                            .backend(PollWith::new(hook_storage.clone(), hook_strategy()))
+                            .data(hook_ctx.clone())
+                            .concurrency(hook_concurrency)
+                            .build(handle_webhook)
+                    })
             }
-            Storage::Postgres(storage) => {
-                let ctx = ctx.clone();
-                Monitor::new().register(move |_| {
-                    WorkerBuilder::new(name.clone())
-                        .backend(PollWith::new(storage.clone(), strategy()))
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
+            (Storage::Postgres(storage), Storage::Postgres(hook_storage)) => {
+                let (ctx, hook_ctx) = (ctx.clone(), ctx.clone());
+                Monitor::new()
+                    .register(move |_| {
+                        WorkerBuilder::new(name.clone())
+                            .backend(PollWith::new(storage.clone(), strategy()))
+                            .data(ctx.clone())
+                            .concurrency(concurrency)
+                            .build(handle)
+                    })
+                    .register(move |_| {
+                        WorkerBuilder::new(hook_name.clone())
+                            .backend(PollWith::new(hook_storage.clone(), hook_strategy()))
+                            .data(hook_ctx.clone())
+                            .concurrency(hook_concurrency)
+                            .build(handle_webhook)
+                    })
             }
+            _ => unreachable!("both queues live in the same database"),
         };
         // No shutdown timeout in the monitor: past the grace period it would stop waiting for
         // the runs, not stop them. `shutdown` interrupts them, and the monitor then waits for
@@ -182,12 +268,14 @@ impl Jobs {
                 }
             })
         });
+        let dispatcher = dispatcher(state.clone(), stopping.clone());
         tracing::info!(worker = %holder, concurrency, scheduler = scheduler.is_some(), "Background synchronization started");
         Self {
             stop,
             interrupt,
             worker,
             scheduler,
+            dispatcher,
             state,
             holder,
         }
@@ -221,6 +309,7 @@ impl Jobs {
         if let Some(scheduler) = self.scheduler {
             let _ = scheduler.await;
         }
+        let _ = self.dispatcher.await;
         match queue::release_abandoned(&self.state.db, &self.holder).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "Handed back the jobs of unfinished runs"),

@@ -437,6 +437,10 @@ pub struct SyncOverview {
     /// failures first, then stopped until their user reconnects, an admin fixes the
     /// application, or someone confirms a mass deletion.
     pub failing: Vec<FailingResource>,
+    /// Webhook endpoints the service disabled because every delivery failed for
+    /// `webhook_disable_after_hours` (at most 100); a PATCH with `enabled: true` turns one
+    /// back on.
+    pub disabled_webhooks: Vec<crate::domain::webhooks::WebhookEndpointView>,
 }
 
 async fn count_jobs(db: &impl ConnectionTrait, state: &str) -> ApiResult<u64> {
@@ -555,5 +559,10 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
         in_backoff,
         reauth_required,
         failing,
+        disabled_webhooks: crate::domain::webhooks::disabled_by_failures(db, None)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     })
 }

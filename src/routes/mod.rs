@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod calendar_events;
+pub mod changes;
 pub mod conflicts;
 pub mod connections;
 pub mod cors;
@@ -21,6 +22,7 @@ pub mod sync_overview;
 pub mod tasks;
 pub mod todo_lists;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, http::header};
 use serde::Serialize;
@@ -44,6 +46,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(me::get_me)
                 .service(oauth_callback::oauth_callback)
                 .service(sync_overview::get_sync_overview)
+                .service(changes::list_changes)
+                .service(
+                    scope("/webhooks")
+                        .service(webhooks::create_webhook)
+                        .service(webhooks::list_webhooks)
+                        .service(webhooks::get_webhook)
+                        .service(webhooks::update_webhook)
+                        .service(webhooks::delete_webhook)
+                        .service(webhooks::test_webhook)
+                        .service(webhooks::rotate_webhook_secret)
+                        .service(webhooks::list_webhook_deliveries)
+                        .service(webhooks::redeliver_webhook),
+                )
                 .service(
                     scope("/api-keys")
                         .service(api_keys::create_api_key)

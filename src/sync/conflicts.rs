@@ -125,7 +125,7 @@ pub async fn list(
 /// 404 for an unknown conflict, 409 `conflict_resolved` when already resolved, 422 for
 /// `merged` without valid fields.
 pub async fn resolve(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     input: ResolveConflict,
@@ -208,10 +208,18 @@ pub async fn resolve(
             }
         }
     }
+    let data = serde_json::json!({
+        "id": conflict.id,
+        "resource": resource.as_str(),
+        "item_id": conflict.local_id,
+        "resolution": input.resolution,
+    });
     let mut model: sync_conflicts::ActiveModel = conflict.into();
     model.resolved_at = Set(Some(Utc::now().fixed_offset()));
     model.resolution = Set(Some(
         serde_json::to_string(&input.resolution).unwrap_or_default(),
     ));
-    Ok(view(model.update(db).await?))
+    let resolved = view(model.update(db).await?);
+    crate::domain::changes::record(db, "conflict.resolved", user_id, data).await?;
+    Ok(resolved)
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{sync_conflicts, sync_links, sync_states};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -1373,8 +1373,15 @@ impl Run<'_> {
     /// Writes `fields` over the local item if it is still at the version read.
     async fn write_local(&self, item: &LocalItem, fields: &Fields) -> ApiResult<Option<i64>> {
         Ok(
-            match local::update_if(&self.state.db, self.resource, item.id, item.version, fields)
-                .await?
+            match local::update_if(
+                &self.state.db,
+                self.resource,
+                item.id,
+                item.version,
+                fields,
+                crate::domain::changes::Origin::Microsoft,
+            )
+            .await?
             {
                 local::Written::At(version) => Some(version),
                 local::Written::Changed => None,
@@ -1514,8 +1521,15 @@ impl Run<'_> {
         item: &LocalItem,
         remote: Option<&Fields>,
     ) -> Result<(), Stop> {
+        let conflict_id = Uuid::now_v7();
+        let tx = self
+            .state
+            .db
+            .begin()
+            .await
+            .map_err(crate::error::ApiError::from)?;
         sync_conflicts::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(conflict_id),
             user_id: Set(self.user_id),
             resource: Set(self.resource.as_str().to_owned()),
             local_id: Set(item.id),
@@ -1534,9 +1548,16 @@ impl Run<'_> {
             resolved_at: Set(None),
             resolution: Set(None),
         }
-        .insert(&self.state.db)
+        .insert(&tx)
         .await
         .map_err(crate::error::ApiError::from)?;
+        let data = serde_json::json!({
+            "id": conflict_id,
+            "resource": self.resource.as_str(),
+            "item_id": item.id,
+        });
+        crate::domain::changes::record(&tx, "conflict.created", self.user_id, data).await?;
+        tx.commit().await.map_err(crate::error::ApiError::from)?;
         self.log.counts.conflicts += 1;
         self.log.note(format!(
             "{}: both sides changed: parked for manual resolution",

@@ -5,7 +5,7 @@ use chrono::{DateTime, Datelike, Utc};
 use entity::{calendar_events, sync_links, tasks};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    JoinType, QueryFilter, QuerySelect,
+    JoinType, QueryFilter, QuerySelect, TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -15,7 +15,10 @@ use super::{
     links::Resource,
     recurrence,
 };
-use crate::error::ApiResult;
+use crate::{
+    domain::changes::{self, ItemChange, ItemKind, Origin},
+    error::ApiResult,
+};
 
 /// A local item as the engine sees it.
 #[derive(Debug, Clone)]
@@ -601,10 +604,24 @@ pub async fn adopt_description_html(
 pub async fn insert_all(db: &impl ConnectionTrait, items: Vec<NewItem>) -> ApiResult<()> {
     let mut events = Vec::new();
     let mut tasks_rows = Vec::new();
+    let mut created: std::collections::BTreeMap<(Uuid, bool), Vec<(Uuid, i64)>> =
+        std::collections::BTreeMap::new();
     for item in items {
         match item {
-            NewItem::Event(m) => events.push(calendar_events::ActiveModel::from(m)),
-            NewItem::Task(m) => tasks_rows.push(tasks::ActiveModel::from(m)),
+            NewItem::Event(m) => {
+                created
+                    .entry((m.user_id, true))
+                    .or_default()
+                    .push((m.id, m.version));
+                events.push(calendar_events::ActiveModel::from(m));
+            }
+            NewItem::Task(m) => {
+                created
+                    .entry((m.user_id, false))
+                    .or_default()
+                    .push((m.id, m.version));
+                tasks_rows.push(tasks::ActiveModel::from(m));
+            }
         }
     }
     // Well under both databases' limits on bound parameters per statement.
@@ -615,6 +632,15 @@ pub async fn insert_all(db: &impl ConnectionTrait, items: Vec<NewItem>) -> ApiRe
     }
     for chunk in tasks_rows.chunks(400) {
         tasks::Entity::insert_many(chunk.to_vec()).exec(db).await?;
+    }
+    for ((user_id, is_event), items) in created {
+        let kind = if is_event {
+            ItemKind::CalendarEvent
+        } else {
+            ItemKind::Task
+        };
+        let (change, origin) = (ItemChange::Created, Origin::Microsoft);
+        changes::items(db, kind, change, user_id, &items, origin).await?;
     }
     Ok(())
 }
@@ -670,13 +696,19 @@ pub enum Written {
 /// # Errors
 /// On database failure.
 pub async fn update_if(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     resource: Resource,
     id: Uuid,
     expected: i64,
     f: &Fields,
+    origin: Origin,
 ) -> ApiResult<Written> {
     let now = Utc::now().fixed_offset();
+    // It reads before it writes: on SQLite, an immediate transaction, so that the write
+    // waits for its turn instead of failing on a snapshot another connection overtook.
+    let tx = crate::db::begin_write(db).await?;
+    let db = &tx;
+    let (was_deleted, owner);
     let result = match resource {
         Resource::Calendar => {
             let Some(mut m) = calendar_events::Entity::find_by_id(id).one(db).await? else {
@@ -685,6 +717,8 @@ pub async fn update_if(
             if m.version != expected {
                 return Ok(Written::Changed);
             }
+            was_deleted = m.deleted_at.is_some();
+            owner = m.user_id;
             event_into_local(f, &mut m);
             m.version = expected + 1;
             m.updated_at = now;
@@ -707,6 +741,8 @@ pub async fn update_if(
             if m.version != expected {
                 return Ok(Written::Changed);
             }
+            was_deleted = m.deleted_at.is_some();
+            owner = m.user_id;
             fields::task_into_local(f, &mut m);
             m.version = expected + 1;
             m.updated_at = now;
@@ -723,11 +759,34 @@ pub async fn update_if(
                 .await?
         }
     };
-    Ok(if result.rows_affected == 1 {
-        Written::At(expected + 1)
+    if result.rows_affected != 1 {
+        return Ok(Written::Changed);
+    }
+    let change = if was_deleted {
+        ItemChange::Restored
     } else {
-        Written::Changed
-    })
+        ItemChange::Updated
+    };
+    changes::item(
+        db,
+        kind_of(resource),
+        change,
+        owner,
+        id,
+        expected + 1,
+        origin,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Written::At(expected + 1))
+}
+
+/// The change log's name for the items of `resource`.
+fn kind_of(resource: Resource) -> ItemKind {
+    match resource {
+        Resource::Calendar => ItemKind::CalendarEvent,
+        Resource::Tasks => ItemKind::Task,
+    }
 }
 
 /// Writes fields over a local item whatever its version, as a person editing it here would
@@ -737,7 +796,7 @@ pub async fn update_if(
 /// # Errors
 /// On database failure.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     resource: Resource,
     id: Uuid,
     f: &Fields,
@@ -746,7 +805,8 @@ pub async fn update(
         let Some(current) = find(db, resource, id).await? else {
             return Ok(None);
         };
-        if let Written::At(version) = update_if(db, resource, id, current.version, f).await? {
+        let written = update_if(db, resource, id, current.version, f, Origin::Api).await?;
+        if let Written::At(version) = written {
             return Ok(Some(version));
         }
     }
@@ -759,7 +819,7 @@ pub async fn update(
 /// # Errors
 /// On database failure.
 pub async fn tombstone_if(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     resource: Resource,
     id: Uuid,
     expected: i64,
@@ -767,6 +827,8 @@ pub async fn tombstone_if(
     run: Option<Uuid>,
 ) -> ApiResult<Written> {
     let now = Utc::now().fixed_offset();
+    let tx = db.begin().await?;
+    let db = &tx;
     let rows = match resource {
         Resource::Calendar => {
             use calendar_events::Column as C;
@@ -799,11 +861,47 @@ pub async fn tombstone_if(
                 .rows_affected
         }
     };
-    Ok(if rows == 1 {
-        Written::At(expected + 1)
-    } else {
-        Written::Changed
-    })
+    if rows != 1 {
+        return Ok(Written::Changed);
+    }
+    let owner: Option<Uuid> = match resource {
+        Resource::Calendar => {
+            calendar_events::Entity::find_by_id(id)
+                .select_only()
+                .column(calendar_events::Column::UserId)
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+        Resource::Tasks => {
+            tasks::Entity::find_by_id(id)
+                .select_only()
+                .column(tasks::Column::UserId)
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+    };
+    let Some(owner) = owner else {
+        return Ok(Written::Changed);
+    };
+    let origin = match by {
+        DeletedBy::Local => Origin::Api,
+        DeletedBy::Microsoft => Origin::Microsoft,
+    };
+    let change = ItemChange::Deleted;
+    changes::item(
+        db,
+        kind_of(resource),
+        change,
+        owner,
+        id,
+        expected + 1,
+        origin,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Written::At(expected + 1))
 }
 
 /// Turns a local item into a tombstone whatever its version, as a person deleting it here
@@ -811,7 +909,11 @@ pub async fn tombstone_if(
 ///
 /// # Errors
 /// On database failure.
-pub async fn tombstone(db: &impl ConnectionTrait, resource: Resource, id: Uuid) -> ApiResult<()> {
+pub async fn tombstone(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    resource: Resource,
+    id: Uuid,
+) -> ApiResult<()> {
     while let Some(current) = find(db, resource, id).await? {
         if current.deleted {
             break;

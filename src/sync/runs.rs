@@ -223,6 +223,21 @@ impl RunLog {
     /// On database failure.
     pub async fn save(&self, db: &impl ConnectionTrait) -> ApiResult<()> {
         self.active().update(db).await?;
+        let event = match self.outcome {
+            Outcome::Failed => Some("sync.run.failed"),
+            Outcome::MassDeleteBlocked => Some("sync.mass_delete_blocked"),
+            _ => None,
+        };
+        if let Some(event) = event {
+            let data = serde_json::json!({
+                "run_id": self.id,
+                "resource": self.resource.as_str(),
+                "outcome": self.outcome,
+                "errors": self.errors.iter().take(5).collect::<Vec<_>>(),
+                "blocked_directions": self.counts.blocked_directions(),
+            });
+            crate::domain::changes::record(db, event, self.user_id, data).await?;
+        }
         tracing::info!(
             user.id = %self.user_id,
             resource = self.resource.as_str(),

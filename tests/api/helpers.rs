@@ -477,6 +477,9 @@ impl TestApp {
             "oauth_states",
             "api_keys",
             "idempotency_keys",
+            "webhook_endpoints",
+            "webhook_deliveries",
+            "change_events",
         ];
         for table in tables {
             let sql = format!(

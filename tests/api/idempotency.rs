@@ -584,6 +584,7 @@ fn the_posts_that_create_something_declare_the_header_and_no_other_does() {
             "/api/v1/users/{id}/calendar-events",
             "/api/v1/users/{id}/microsoft/sync",
             "/api/v1/users/{id}/tasks",
+            "/api/v1/webhooks",
         ]
     );
 }

@@ -34,3 +34,4 @@ mod tasks;
 mod time_zones;
 mod todo_lists;
 mod users;
+mod webhooks;

@@ -663,6 +663,23 @@ by default).*/
                 })
         }
     }
+    /**One event as the feed and webhooks show it (Standard Webhooks' `type`, `timestamp`, `data`,
+with the event's id, which is also its webhook message id).*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChangeEvent {
+        ///Read the feed `after` this cursor to continue behind this event.
+        pub cursor: ::std::string::String,
+        /**What happened: ids, `user_id`, `organization_id`, and per type `version`, `origin`,
+`resource`, `run_id`...*/
+        pub data: ::serde_json::Value,
+        ///Unique id of the event (the `webhook-id` of its deliveries).
+        pub id: ::uuid::Uuid,
+        ///When it happened.
+        pub timestamp: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The event type, such as `calendar_event.updated`.
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+    }
     ///Result of Check Connection.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckResult {
@@ -1927,6 +1944,133 @@ or zero-width characters (default: the e-mail).*/
                 })
         }
     }
+    ///Body of `POST /api/v1/webhooks`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateWebhookEndpoint {
+        ///What it is for, at most 500 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<CreateWebhookEndpointDescription>,
+        ///Event types or families (`task.*`) to deliver; absent or empty: every event.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub events: ::std::vec::Vec<::std::string::String>,
+        /**An admin may create an organization's endpoint; absent: a global one for an admin,
+the caller's organization for an org admin.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///An `http` or `https` URL on a public address.
+        pub url: CreateWebhookEndpointUrl,
+    }
+    ///What it is for, at most 500 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateWebhookEndpointDescription(::std::string::String);
+    impl ::std::ops::Deref for CreateWebhookEndpointDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateWebhookEndpointDescription>
+    for ::std::string::String {
+        fn from(value: CreateWebhookEndpointDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateWebhookEndpointDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 500usize {
+                return Err("longer than 500 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateWebhookEndpointDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///An `http` or `https` URL on a public address.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateWebhookEndpointUrl(::std::string::String);
+    impl ::std::ops::Deref for CreateWebhookEndpointUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateWebhookEndpointUrl> for ::std::string::String {
+        fn from(value: CreateWebhookEndpointUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateWebhookEndpointUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateWebhookEndpointUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A key just created: its description and, this once, its secret.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CreatedApiKey {
@@ -2079,6 +2223,65 @@ response: it is stored as a hash and cannot be read again.*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for DeletedBy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Where a delivery stands.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeliveryStatus {
+        #[serde(rename = "pending")]
+        Pending,
+        #[serde(rename = "delivered")]
+        Delivered,
+        #[serde(rename = "failed")]
+        Failed,
+    }
+    impl ::std::fmt::Display for DeliveryStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Pending => f.write_str("pending"),
+                Self::Delivered => f.write_str("delivered"),
+                Self::Failed => f.write_str("failed"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeliveryStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "pending" => Ok(Self::Pending),
+                "delivered" => Ok(Self::Delivered),
+                "failed" => Ok(Self::Failed),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeliveryStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeliveryStatus {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -2251,6 +2454,17 @@ empty for a cancelled occurrence.*/
         pub resource: Resource,
         ///The user.
         pub user_id: ::uuid::Uuid,
+    }
+    ///A page of the change feed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct FeedPage {
+        ///Whether more events follow at once.
+        pub has_more: bool,
+        ///The events, oldest first.
+        pub items: ::std::vec::Vec<ChangeEvent>,
+        /**Where to continue: read `after` it for what comes next (also when this page is empty,
+so a poller keeps it).*/
+        pub next_cursor: ::std::string::String,
     }
     ///A field that failed validation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
@@ -2987,6 +3201,118 @@ the query parameter.*/
                 })
         }
     }
+    ///`ListWebhookDeliveriesCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListWebhookDeliveriesCursor(::std::string::String);
+    impl ::std::ops::Deref for ListWebhookDeliveriesCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListWebhookDeliveriesCursor> for ::std::string::String {
+        fn from(value: ListWebhookDeliveriesCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListWebhookDeliveriesCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListWebhookDeliveriesCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListWebhookDeliveriesCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListWebhookDeliveriesCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListWebhooksCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListWebhooksCursor(::std::string::String);
+    impl ::std::ops::Deref for ListWebhooksCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListWebhooksCursor> for ::std::string::String {
+        fn from(value: ListWebhooksCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListWebhooksCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]{21}[AQgw]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]{21}[AQgw]$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListWebhooksCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListWebhooksCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListWebhooksCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**A JSON merge patch (RFC 7396) of Microsoft settings at one scope: a value overrides at this
 scope, `null` falls back to the scope above ("Use Organization" / "Use System").*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -3469,6 +3795,84 @@ this was recorded).*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageWebhookDeliveryView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageWebhookDeliveryViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///A delivery as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageWebhookDeliveryViewItemsItem {
+        ///Every attempt so far, the first first.
+        pub attempts: ::std::vec::Vec<WebhookAttemptView>,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When an attempt succeeded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub delivered_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///The event delivered (its `webhook-id`).
+        pub event_id: ::uuid::Uuid,
+        ///The event's type (`webhook.ping` for a test).
+        pub event_type: ::std::string::String,
+        ///Id.
+        pub id: ::uuid::Uuid,
+        ///When the next attempt is due, while pending.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_attempt_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub status: DeliveryStatus,
+    }
+    ///A page of items.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageWebhookEndpointView {
+        ///The items of this page.
+        pub items: ::std::vec::Vec<PageWebhookEndpointViewItemsItem>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    ///An endpoint as the API shows it (never its secret).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PageWebhookEndpointViewItemsItem {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///What it is for.
+        pub description: ::std::string::String,
+        ///Why it was disabled, if it was by the service.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disabled_reason: ::std::option::Option<::std::string::String>,
+        ///Whether deliveries are made. An endpoint failing for 5 days in a row is disabled.
+        pub enabled: bool,
+        /**The event types delivered (`calendar_event.updated`, or a family such as `task.*`);
+empty: every event.*/
+        pub events: ::std::vec::Vec<::std::string::String>,
+        ///Since when every delivery attempt has failed, if the last one did.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub failing_since: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Id.
+        pub id: ::uuid::Uuid,
+        ///The organization whose events it receives; `null`: every event (admins only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///Until when the previous secret still signs beside the current one, after a rotation.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_secret_expires_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Where deliveries are sent (`POST`).
+        pub url: ::std::string::String,
     }
     ///How often a series repeats.
     #[derive(
@@ -4175,6 +4579,10 @@ connected.*/
         pub by_connection_status: ::std::vec::Vec<CountBy>,
         ///Users' resources by the outcome of their last run.
         pub by_last_outcome: ::std::vec::Vec<CountBy>,
+        /**Webhook endpoints the service disabled because every delivery failed for
+`webhook_disable_after_hours` (at most 100); a PATCH with `enabled: true` turns one
+back on.*/
+        pub disabled_webhooks: ::std::vec::Vec<WebhookEndpointView>,
         /**The users' resources that do not synchronize (at most 50): failing and retrying, most
 failures first, then stopped until their user reconnects, an admin fixes the
 application, or someone confirms a mass deletion.*/
@@ -5260,6 +5668,133 @@ issued before is refused).*/
                 })
         }
     }
+    ///Body of `PATCH /api/v1/webhooks/{id}` (JSON merge patch).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateWebhookEndpoint {
+        ///New description.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<UpdateWebhookEndpointDescription>,
+        ///`true` enables a disabled endpoint (and forgets its failures); `false` pauses it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enabled: ::std::option::Option<bool>,
+        ///New event filter (empty: every event).
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub events: ::std::vec::Vec<::std::string::String>,
+        ///New URL.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub url: ::std::option::Option<UpdateWebhookEndpointUrl>,
+    }
+    ///New description.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateWebhookEndpointDescription(::std::string::String);
+    impl ::std::ops::Deref for UpdateWebhookEndpointDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateWebhookEndpointDescription>
+    for ::std::string::String {
+        fn from(value: UpdateWebhookEndpointDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateWebhookEndpointDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 500usize {
+                return Err("longer than 500 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///New URL.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateWebhookEndpointUrl(::std::string::String);
+    impl ::std::ops::Deref for UpdateWebhookEndpointUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateWebhookEndpointUrl> for ::std::string::String {
+        fn from(value: UpdateWebhookEndpointUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateWebhookEndpointUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
 `integrations`, which only global and organization scope hold, and with the To Do list the
 user's tasks synchronize with.*/
@@ -5368,6 +5903,120 @@ Choosing another list starts task synchronization over with that list.*/
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Version, also sent as the `ETag`.
         pub version: i64,
+    }
+    ///One attempt as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WebhookAttemptView {
+        ///1 for the first attempt.
+        pub attempt: i32,
+        ///What went wrong, if it failed.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<::std::string::String>,
+        ///Time to the answer (or to the failure), in milliseconds.
+        pub latency_ms: i64,
+        ///When it was sent.
+        pub started_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The endpoint's HTTP status, if it answered.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status_code: ::std::option::Option<i32>,
+    }
+    ///A delivery as the API shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WebhookDeliveryView {
+        ///Every attempt so far, the first first.
+        pub attempts: ::std::vec::Vec<WebhookAttemptView>,
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///When an attempt succeeded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub delivered_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///The event delivered (its `webhook-id`).
+        pub event_id: ::uuid::Uuid,
+        ///The event's type (`webhook.ping` for a test).
+        pub event_type: ::std::string::String,
+        ///Id.
+        pub id: ::uuid::Uuid,
+        ///When the next attempt is due, while pending.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_attempt_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub status: DeliveryStatus,
+    }
+    ///An endpoint as the API shows it (never its secret).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WebhookEndpointView {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///What it is for.
+        pub description: ::std::string::String,
+        ///Why it was disabled, if it was by the service.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disabled_reason: ::std::option::Option<::std::string::String>,
+        ///Whether deliveries are made. An endpoint failing for 5 days in a row is disabled.
+        pub enabled: bool,
+        /**The event types delivered (`calendar_event.updated`, or a family such as `task.*`);
+empty: every event.*/
+        pub events: ::std::vec::Vec<::std::string::String>,
+        ///Since when every delivery attempt has failed, if the last one did.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub failing_since: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Id.
+        pub id: ::uuid::Uuid,
+        ///The organization whose events it receives; `null`: every event (admins only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///Until when the previous secret still signs beside the current one, after a rotation.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_secret_expires_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Where deliveries are sent (`POST`).
+        pub url: ::std::string::String,
+    }
+    /**An endpoint with its secret: the answer of a creation or a rotation, the only time the
+secret is shown.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WebhookEndpointWithSecret {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///What it is for.
+        pub description: ::std::string::String,
+        ///Why it was disabled, if it was by the service.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disabled_reason: ::std::option::Option<::std::string::String>,
+        ///Whether deliveries are made. An endpoint failing for 5 days in a row is disabled.
+        pub enabled: bool,
+        /**The event types delivered (`calendar_event.updated`, or a family such as `task.*`);
+empty: every event.*/
+        pub events: ::std::vec::Vec<::std::string::String>,
+        ///Since when every delivery attempt has failed, if the last one did.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub failing_since: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Id.
+        pub id: ::uuid::Uuid,
+        ///The organization whose events it receives; `null`: every event (admins only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub organization_id: ::std::option::Option<::uuid::Uuid>,
+        ///Until when the previous secret still signs beside the current one, after a rotation.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_secret_expires_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///The signing secret (`whsec_` and base64): keep it, it is not shown again.
+        pub secret: ::std::string::String,
+        ///When it last changed.
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Where deliveries are sent (`POST`).
+        pub url: ::std::string::String,
     }
     ///Which of the matching days of a month a relative pattern means.
     #[derive(
@@ -5972,6 +6621,73 @@ Sends a `POST` request to `/api/v1/auth/token`
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             429u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Read the change feed `after` a cursor, oldest first: every event the caller may see (all
+for admins, their organization's users' for org admins, their own for users), kept for
+`history_days`. `next_cursor` is where to continue, also when the page is empty; a cursor
+older than what the feed keeps answers 410 `cursor_expired`
+
+Sends a `GET` request to `/api/v1/changes`
+
+Arguments:
+- `after`: Continue behind this cursor (an event's `cursor` or a page's `next_cursor`); from the
+oldest event kept when absent.
+- `limit`: Events per page, 1 to 1000. Default 100.
+*/
+    pub async fn list_changes<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: Option<i64>,
+    ) -> Result<ResponseValue<types::FeedPage>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/changes", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("after", &after))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_changes",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            410u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {
@@ -9619,6 +10335,566 @@ Arguments:
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             412u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**List the webhook endpoints the caller manages
+
+Sends a `GET` request to `/api/v1/webhooks`
+
+Arguments:
+- `cursor`: The `next_cursor` of the previous page (an id in unpadded base64url).
+- `limit`: Items per page, 1 to 500 (default 50).
+*/
+    pub async fn list_webhooks<'a>(
+        &'a self,
+        cursor: Option<&'a types::ListWebhooksCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+    ) -> Result<ResponseValue<types::PageWebhookEndpointView>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/webhooks", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_webhooks",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Create a webhook endpoint. The answer carries its `whsec_` signing secret, the only time
+it is shown
+
+Sends a `POST` request to `/api/v1/webhooks`
+
+Arguments:
+- `idempotency_key`: Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again.
+- `body`
+*/
+    pub async fn create_webhook<'a>(
+        &'a self,
+        idempotency_key: Option<&'a types::IdempotencyKey>,
+        body: &'a types::CreateWebhookEndpoint,
+    ) -> Result<ResponseValue<types::WebhookEndpointWithSecret>, Error<types::Problem>> {
+        let url = format!("{}/api/v1/webhooks", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        if let Some(value) = idempotency_key {
+            header_map.append("Idempotency-Key", value.to_string().try_into()?);
+        }
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "create_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            201u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            408u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            409u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Read a webhook endpoint (never its secret)
+
+Sends a `GET` request to `/api/v1/webhooks/{id}`
+
+Arguments:
+- `id`: Endpoint id
+*/
+    pub async fn get_webhook<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::WebhookEndpointView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Delete a webhook endpoint and its deliveries
+
+Sends a `DELETE` request to `/api/v1/webhooks/{id}`
+
+Arguments:
+- `id`: Endpoint id
+*/
+    pub async fn delete_webhook<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<()>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .delete(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "delete_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            204u16 => Ok(ResponseValue::empty(response)),
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Update a webhook endpoint (JSON merge patch): URL, event filter, description, enabled
+
+Sends a `PATCH` request to `/api/v1/webhooks/{id}`
+
+Arguments:
+- `id`: Endpoint id
+- `body`
+*/
+    pub async fn update_webhook<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        body: &'a types::UpdateWebhookEndpoint,
+    ) -> Result<ResponseValue<types::WebhookEndpointView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .patch(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "update_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            408u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            413u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            415u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**List the endpoint's deliveries, newest first, each with its attempts (status, latency,
+error)
+
+Sends a `GET` request to `/api/v1/webhooks/{id}/deliveries`
+
+Arguments:
+- `id`: Endpoint id
+- `cursor`: The `next_cursor` of the previous page (an id in unpadded base64url).
+- `limit`: Items per page, 1 to 500 (default 50).
+*/
+    pub async fn list_webhook_deliveries<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        cursor: Option<&'a types::ListWebhookDeliveriesCursor>,
+        limit: Option<::std::num::NonZeroU64>,
+    ) -> Result<ResponseValue<types::PageWebhookDeliveryView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}/deliveries", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+            .query(&progenitor_client::QueryParam::new("limit", &limit))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_webhook_deliveries",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            422u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Deliver again: one more attempt of this delivery (same `webhook-id` and body), queued now,
+whatever became of the earlier ones
+
+Sends a `POST` request to `/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver`
+
+Arguments:
+- `id`: Endpoint id
+- `delivery_id`: Delivery id
+*/
+    pub async fn redeliver_webhook<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+        delivery_id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::WebhookDeliveryView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}/deliveries/{}/redeliver", self.baseurl, encode_path(&
+            id.to_string()), encode_path(& delivery_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "redeliver_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            202u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Give the endpoint a new signing secret, shown in the answer only. The previous secret keeps
+signing beside the new one for 24 hours (both signatures are sent), so the receiver can
+switch without losing a delivery
+
+Sends a `POST` request to `/api/v1/webhooks/{id}/rotate-secret`
+
+Arguments:
+- `id`: Endpoint id
+*/
+    pub async fn rotate_webhook_secret<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::WebhookEndpointWithSecret>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}/rotate-secret", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "rotate_webhook_secret",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Send a test ping (`webhook.ping`) to the endpoint, through the queue like any delivery;
+the answer is the delivery, whose attempts show the outcome
+
+Sends a `POST` request to `/api/v1/webhooks/{id}/test`
+
+Arguments:
+- `id`: Endpoint id
+*/
+    pub async fn test_webhook<'a>(
+        &'a self,
+        id: &'a ::uuid::Uuid,
+    ) -> Result<ResponseValue<types::WebhookDeliveryView>, Error<types::Problem>> {
+        let url = format!(
+            "{}/api/v1/webhooks/{}/test", self.baseurl, encode_path(& id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "test_webhook",
+        };
+        (crate::hooks::label_merge_patch)(&mut request);
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            202u16 => ResponseValue::from_response(response).await,
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            403u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16 => {

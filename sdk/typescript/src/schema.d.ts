@@ -90,6 +90,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the change feed `after` a cursor, oldest first: every event the caller may see (all
+         *     for admins, their organization's users' for org admins, their own for users), kept for
+         *     `history_days`. `next_cursor` is where to continue, also when the page is empty; a cursor
+         *     older than what the feed keeps answers 410 `cursor_expired`.
+         */
+        get: operations["list_changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -746,6 +768,127 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the webhook endpoints the caller manages. */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Create a webhook endpoint. The answer carries its `whsec_` signing secret, the only time
+         *     it is shown.
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a webhook endpoint (never its secret). */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint and its deliveries. */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        /** Update a webhook endpoint (JSON merge patch): URL, event filter, description, enabled. */
+        patch: operations["update_webhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the endpoint's deliveries, newest first, each with its attempts (status, latency,
+         *     error).
+         */
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver again: one more attempt of this delivery (same `webhook-id` and body), queued now,
+         *     whatever became of the earlier ones.
+         */
+        post: operations["redeliver_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give the endpoint a new signing secret, shown in the answer only. The previous secret keeps
+         *     signing beside the new one for 24 hours (both signatures are sent), so the receiver can
+         *     switch without losing a delivery.
+         */
+        post: operations["rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test ping (`webhook.ping`) to the endpoint, through the queue like any delivery;
+         *     the answer is the delivery, whose attempts show the outcome.
+         */
+        post: operations["test_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1064,6 +1207,31 @@ export interface components {
          * @example Red category
          */
         Category: string;
+        /**
+         * @description One event as the feed and webhooks show it (Standard Webhooks' `type`, `timestamp`, `data`,
+         *     with the event's id, which is also its webhook message id).
+         */
+        ChangeEvent: {
+            /** @description Read the feed `after` this cursor to continue behind this event. */
+            cursor: string;
+            /**
+             * @description What happened: ids, `user_id`, `organization_id`, and per type `version`, `origin`,
+             *     `resource`, `run_id`...
+             */
+            data: unknown;
+            /**
+             * Format: uuid
+             * @description Unique id of the event (the `webhook-id` of its deliveries).
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            timestamp: string;
+            /** @description The event type, such as `calendar_event.updated`. */
+            type: string;
+        };
         /** @description Result of Check Connection. */
         CheckResult: {
             /** @description The Microsoft 365 account name. */
@@ -1395,6 +1563,24 @@ export interface components {
             password: string;
             role?: components["schemas"]["Role"] | null;
         };
+        /** @description Body of `POST /api/v1/webhooks`. */
+        CreateWebhookEndpoint: {
+            /** @description What it is for, at most 500 characters. */
+            description?: string;
+            /** @description Event types or families (`task.*`) to deliver; absent or empty: every event. */
+            events?: string[];
+            /**
+             * Format: uuid
+             * @description An admin may create an organization's endpoint; absent: a global one for an admin,
+             *     the caller's organization for an org admin.
+             */
+            organization_id?: string | null;
+            /**
+             * @description An `http` or `https` URL on a public address.
+             * @example https://crm.example.com/hooks/m365-sync
+             */
+            url: string;
+        };
         /** @description A key just created: its description and, this once, its secret. */
         CreatedApiKey: {
             /**
@@ -1456,6 +1642,11 @@ export interface components {
          * @enum {string}
          */
         DeletedBy: "local" | "microsoft";
+        /**
+         * @description Where a delivery stands.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
         /**
          * @description Which way a resource is synchronized.
          * @enum {string}
@@ -1520,6 +1711,18 @@ export interface components {
              * @description The user.
              */
             user_id: string;
+        };
+        /** @description A page of the change feed. */
+        FeedPage: {
+            /** @description Whether more events follow at once. */
+            has_more: boolean;
+            /** @description The events, oldest first. */
+            items: components["schemas"]["ChangeEvent"][];
+            /**
+             * @description Where to continue: read `after` it for what comes next (also when this page is empty,
+             *     so a poller keeps it).
+             */
+            next_cursor: string;
         };
         /** @description A field that failed validation. */
         FieldError: {
@@ -2140,6 +2343,96 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
+        /** @description A page of items. */
+        Page_WebhookDeliveryView: {
+            /** @description The items of this page. */
+            items: {
+                /** @description Every attempt so far, the first first. */
+                attempts: components["schemas"]["WebhookAttemptView"][];
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When an attempt succeeded.
+                 */
+                delivered_at?: string | null;
+                /**
+                 * Format: uuid
+                 * @description The event delivered (its `webhook-id`).
+                 */
+                event_id: string;
+                /** @description The event's type (`webhook.ping` for a test). */
+                event_type: string;
+                /**
+                 * Format: uuid
+                 * @description Id.
+                 */
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description When the next attempt is due, while pending.
+                 */
+                next_attempt_at?: string | null;
+                /** @description Where it stands. */
+                status: components["schemas"]["DeliveryStatus"];
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_WebhookEndpointView: {
+            /** @description The items of this page. */
+            items: {
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /** @description What it is for. */
+                description: string;
+                /** @description Why it was disabled, if it was by the service. */
+                disabled_reason?: string | null;
+                /** @description Whether deliveries are made. An endpoint failing for 5 days in a row is disabled. */
+                enabled: boolean;
+                /**
+                 * @description The event types delivered (`calendar_event.updated`, or a family such as `task.*`);
+                 *     empty: every event.
+                 */
+                events: string[];
+                /**
+                 * Format: date-time
+                 * @description Since when every delivery attempt has failed, if the last one did.
+                 */
+                failing_since?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The organization whose events it receives; `null`: every event (admins only).
+                 */
+                organization_id?: string | null;
+                /**
+                 * Format: date-time
+                 * @description Until when the previous secret still signs beside the current one, after a rotation.
+                 */
+                previous_secret_expires_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+                /** @description Where deliveries are sent (`POST`). */
+                url: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
         /**
          * @description How often a series repeats.
          * @enum {string}
@@ -2432,6 +2725,12 @@ export interface components {
             by_connection_status: components["schemas"]["CountBy"][];
             /** @description Users' resources by the outcome of their last run. */
             by_last_outcome: components["schemas"]["CountBy"][];
+            /**
+             * @description Webhook endpoints the service disabled because every delivery failed for
+             *     `webhook_disable_after_hours` (at most 100); a PATCH with `enabled: true` turns one
+             *     back on.
+             */
+            disabled_webhooks: components["schemas"]["WebhookEndpointView"][];
             /**
              * @description The users' resources that do not synchronize (at most 50): failing and retrying, most
              *     failures first, then stopped until their user reconnects, an admin fixes the
@@ -2734,6 +3033,17 @@ export interface components {
             /** @description New role. */
             role?: components["schemas"]["Role"];
         };
+        /** @description Body of `PATCH /api/v1/webhooks/{id}` (JSON merge patch). */
+        UpdateWebhookEndpoint: {
+            /** @description New description. */
+            description?: string;
+            /** @description `true` enables a disabled endpoint (and forgets its failures); `false` pauses it. */
+            enabled?: boolean;
+            /** @description New event filter (empty: every event). */
+            events?: string[];
+            /** @description New URL. */
+            url?: string;
+        };
         /**
          * @description A JSON merge patch of Microsoft settings at user scope: [`MicrosoftSettingsPatch`] without
          *     `integrations`, which only global and organization scope hold, and with the To Do list the
@@ -2795,6 +3105,119 @@ export interface components {
              * @description Version, also sent as the `ETag`.
              */
             version: number;
+        };
+        /** @description One attempt as the API shows it. */
+        WebhookAttemptView: {
+            /**
+             * Format: int32
+             * @description 1 for the first attempt.
+             */
+            attempt: number;
+            /** @description What went wrong, if it failed. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description Time to the answer (or to the failure), in milliseconds.
+             */
+            latency_ms: number;
+            /**
+             * Format: date-time
+             * @description When it was sent.
+             */
+            started_at: string;
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status, if it answered.
+             */
+            status_code?: number | null;
+        };
+        /** @description A delivery as the API shows it. */
+        WebhookDeliveryView: {
+            /** @description Every attempt so far, the first first. */
+            attempts: components["schemas"]["WebhookAttemptView"][];
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When an attempt succeeded.
+             */
+            delivered_at?: string | null;
+            /**
+             * Format: uuid
+             * @description The event delivered (its `webhook-id`).
+             */
+            event_id: string;
+            /** @description The event's type (`webhook.ping` for a test). */
+            event_type: string;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due, while pending.
+             */
+            next_attempt_at?: string | null;
+            /** @description Where it stands. */
+            status: components["schemas"]["DeliveryStatus"];
+        };
+        /** @description An endpoint as the API shows it (never its secret). */
+        WebhookEndpointView: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description What it is for. */
+            description: string;
+            /** @description Why it was disabled, if it was by the service. */
+            disabled_reason?: string | null;
+            /** @description Whether deliveries are made. An endpoint failing for 5 days in a row is disabled. */
+            enabled: boolean;
+            /**
+             * @description The event types delivered (`calendar_event.updated`, or a family such as `task.*`);
+             *     empty: every event.
+             */
+            events: string[];
+            /**
+             * Format: date-time
+             * @description Since when every delivery attempt has failed, if the last one did.
+             */
+            failing_since?: string | null;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization whose events it receives; `null`: every event (admins only).
+             */
+            organization_id?: string | null;
+            /**
+             * Format: date-time
+             * @description Until when the previous secret still signs beside the current one, after a rotation.
+             */
+            previous_secret_expires_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /** @description Where deliveries are sent (`POST`). */
+            url: string;
+        };
+        /**
+         * @description An endpoint with its secret: the answer of a creation or a rotation, the only time the
+         *     secret is shown.
+         */
+        WebhookEndpointWithSecret: components["schemas"]["WebhookEndpointView"] & {
+            /** @description The signing secret (`whsec_` and base64): keep it, it is not shown again. */
+            secret: string;
         };
         /**
          * @description Which of the matching days of a month a relative pattern means.
@@ -3257,6 +3680,88 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_changes: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Continue behind this cursor (an event's `cursor` or a page's `next_cursor`); from the
+                 *     oldest event kept when absent.
+                 */
+                after?: string;
+                /** @description Events per page, 1 to 1000. Default 100. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedPage"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `cursor_expired`: the events behind the cursor are no longer kept */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query parameter holds control characters (see `errors`) */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7975,6 +8480,671 @@ export interface operations {
             };
             /** @description `If-Match` does not match the current `ETag` */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (an id in unpadded base64url). */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookEndpointView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query parameter holds control characters (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe (the IETF httpapi Idempotency-Key draft): the first response to this key (2xx and 4xx but 408 and 429) is kept 24 hours per caller, and the same request again (same method, path and body bytes) gets it back, status, headers and body, with `Idempotent-Replayed: true`. The same key with another request answers 422 `idempotency_key_reused`; while the first request is in flight, 409 `idempotency_key_in_flight`. A 5xx, 408 or 429 keeps nothing: the key may be used again. */
+                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookEndpoint"];
+            };
+        };
+        responses: {
+            /** @description Created, with its secret */
+            201: {
+                headers: {
+                    /** @description `true` when this is the kept response of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description Malformed JSON body; `invalid_idempotency_key`: not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is in progress (see `Retry-After`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`); `idempotency_key_reused`: this Idempotency-Key was used for another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["UpdateWebhookEndpoint"];
+            };
+        };
+        responses: {
+            /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Malformed JSON body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (an id in unpadded base64url). */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookDeliveryView"];
+                };
+            };
+            /** @description Invalid query string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query parameter holds control characters (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeliver_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+                /** @description Delivery id */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, pending again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint with its new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error (details are logged, not returned) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ping's delivery, queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryView"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or one the caller may not see */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

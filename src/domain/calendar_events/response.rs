@@ -4,14 +4,19 @@
 
 use chrono::Utc;
 use entity::calendar_events;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::store::get;
 use crate::{
-    domain::etag,
+    domain::{
+        changes::{self, ItemChange, ItemKind, Origin},
+        etag,
+    },
     error::{ApiError, ApiResult, FieldError},
 };
 
@@ -77,7 +82,7 @@ pub struct EventResponse {
 /// is nobody to answer); 422 for a comment too long or with control characters; 400 for a
 /// malformed `If-Match`; 412 when it does not match.
 pub async fn respond(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     answer: &EventResponse,
@@ -104,6 +109,7 @@ pub async fn respond(
     etag::check(if_match, current.version)?;
     let pending = serde_json::to_string(answer)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("an answer as JSON: {e}")))?;
+    let tx = db.begin().await?;
     let result = calendar_events::Entity::update_many()
         .col_expr(
             calendar_events::Column::ResponsePending,
@@ -120,11 +126,23 @@ pub async fn respond(
         .filter(calendar_events::Column::Id.eq(id))
         .filter(calendar_events::Column::Version.eq(current.version))
         .filter(calendar_events::Column::DeletedAt.is_null())
-        .exec(db)
+        .exec(&tx)
         .await?;
     if result.rows_affected == 0 {
+        drop(tx);
         get(db, user_id, id).await?;
         return Err(ApiError::PreconditionFailed);
     }
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Updated,
+        user_id,
+        id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
     get(db, user_id, id).await
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
 use entity::calendar_events;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,6 +15,7 @@ use super::{EventData, OccurrenceException, UpdateCalendarEvent, listing::Occurr
 use crate::{
     domain::{
         access::not_found,
+        changes::{self, ItemChange, ItemKind, Origin},
         etag,
         item_fields::date_to_stored,
         pagination::{PageParams, PageRequest},
@@ -291,7 +292,7 @@ pub async fn get_deleted(
 /// # Errors
 /// On database failure.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     data: &EventData,
 ) -> ApiResult<calendar_events::Model> {
@@ -306,7 +307,20 @@ pub async fn create(
         ..Default::default()
     };
     data.write_to(&mut model)?;
-    Ok(model.insert(db).await?)
+    let tx = db.begin().await?;
+    let row = model.insert(&tx).await?;
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Created,
+        user_id,
+        row.id,
+        row.version,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Stores new fields for an event, bumping its version, provided it is still at the version
@@ -315,7 +329,7 @@ pub async fn create(
 /// # Errors
 /// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     current: calendar_events::Model,
     data: &EventData,
 ) -> ApiResult<calendar_events::Model> {
@@ -328,17 +342,30 @@ pub async fn update(
         ..Default::default()
     };
     data.write_to(&mut model)?;
+    let tx = db.begin().await?;
     let result = calendar_events::Entity::update_many()
         .set(model)
         .filter(calendar_events::Column::Id.eq(current.id))
         .filter(calendar_events::Column::Version.eq(current.version))
         .filter(calendar_events::Column::DeletedAt.is_null())
-        .exec(db)
+        .exec(&tx)
         .await?;
     if result.rows_affected == 0 {
+        drop(tx);
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Updated,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
     get(db, current.user_id, current.id).await
 }
 
@@ -347,8 +374,12 @@ pub async fn update(
 ///
 /// # Errors
 /// 412 when the event changed meanwhile; 404 when it was deleted meanwhile.
-pub async fn delete(db: &impl ConnectionTrait, current: &calendar_events::Model) -> ApiResult<()> {
+pub async fn delete(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    current: &calendar_events::Model,
+) -> ApiResult<()> {
     let now = Utc::now().fixed_offset();
+    let tx = db.begin().await?;
     let result = calendar_events::Entity::update_many()
         .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
         .col_expr(
@@ -364,12 +395,24 @@ pub async fn delete(db: &impl ConnectionTrait, current: &calendar_events::Model)
         .filter(calendar_events::Column::Id.eq(current.id))
         .filter(calendar_events::Column::Version.eq(current.version))
         .filter(calendar_events::Column::DeletedAt.is_null())
-        .exec(db)
+        .exec(&tx)
         .await?;
     if result.rows_affected == 0 {
+        drop(tx);
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Deleted,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -385,7 +428,7 @@ const ATTEMPTS: usize = 4;
 /// 404 when there is no such event (or it is deleted); 422 for an invalid patch; 400 for a
 /// malformed `If-Match`; 412 when `If-Match` does not match.
 pub async fn patch_event(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     patch: UpdateCalendarEvent,
@@ -404,7 +447,7 @@ pub async fn patch_event(
 /// 404 when there is no such event (or it is already deleted); 400 for a malformed
 /// `If-Match`; 412 when it does not match.
 pub async fn delete_event(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     if_match: Option<&str>,
@@ -424,7 +467,7 @@ pub async fn delete_event(
 /// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
 /// version bumped. Returns whether it was restored.
 async fn restore_if(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     current: &calendar_events::Model,
     run: Option<Uuid>,
 ) -> ApiResult<bool> {
@@ -444,7 +487,22 @@ async fn restore_if(
     if let Some(run) = run {
         update = update.filter(C::DeletedByRun.eq(run));
     }
-    Ok(update.exec(db).await?.rows_affected == 1)
+    let tx = db.begin().await?;
+    if update.exec(&tx).await?.rows_affected != 1 {
+        return Ok(false);
+    }
+    changes::item(
+        &tx,
+        ItemKind::CalendarEvent,
+        ItemChange::Restored,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// One of a user's events that a restore may bring back: in the recycle bin.
@@ -477,7 +535,7 @@ async fn restorable(
 /// 404 when there is no such event or it is past retention; 409 `not_deleted` when it is not
 /// deleted; 400 for a malformed `If-Match`; 412 when it does not match.
 pub async fn restore_event(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     if_match: Option<&str>,
@@ -505,7 +563,7 @@ pub async fn restore_event(
 /// # Errors
 /// On database failure.
 pub async fn restore_run(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     run_id: Uuid,
     retention: Retention,
@@ -553,7 +611,7 @@ pub async fn restore_run(
 /// (checked after `change` validated the request); without it, a concurrent change makes it
 /// start over with the new version rather than fail.
 async fn change_event(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     if_match: Option<&str>,
@@ -609,7 +667,7 @@ fn with_exception(
 /// 404 when there is no such series or occurrence (cancelled, or not a date of the rule);
 /// 422 for an invalid patch; 400 for a malformed `If-Match`; 412 when it does not match.
 pub async fn patch_occurrence(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     original_start: &str,
@@ -652,7 +710,7 @@ pub async fn patch_occurrence(
 /// 404 when there is no such series or occurrence (already cancelled, or not a date of the
 /// rule); 400 for a malformed `If-Match`; 412 when it does not match.
 pub async fn cancel_occurrence(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     original_start: &str,

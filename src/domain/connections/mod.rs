@@ -625,6 +625,8 @@ async fn store(
     } else {
         model.insert(&tx).await?;
     }
+    let data = serde_json::json!({ "account_name": account_name });
+    crate::domain::changes::record(&tx, "connection.connected", user_id, data).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -722,6 +724,9 @@ pub async fn view(
 /// On database failure.
 pub async fn disconnect(state: &AppState, user_id: Uuid, purge: bool) -> ApiResult<()> {
     let tx = crate::db::begin_write(&state.db).await?;
+    let had_connection = find(&tx, user_id)
+        .await?
+        .is_some_and(|c| c.status != ConnectionStatus::NotConnected.as_str());
     if purge {
         reset_sync_state(&tx, user_id).await?;
         connection::Entity::delete_by_id(user_id).exec(&tx).await?;
@@ -755,6 +760,10 @@ pub async fn disconnect(state: &AppState, user_id: Uuid, purge: bool) -> ApiResu
         .filter(oauth_states::Column::UserId.eq(user_id))
         .exec(&tx)
         .await?;
+    if had_connection {
+        let data = serde_json::json!({ "purged": purge });
+        crate::domain::changes::record(&tx, "connection.disconnected", user_id, data).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -911,6 +920,17 @@ pub async fn set_status(
         Some((code, message, aadsts)) => (Some(code.to_owned()), Some(message), aadsts),
         None => (None, None, None),
     };
+    let before = find(db, user_id).await?.map(|c| c.status);
+    let event = match status {
+        ConnectionStatus::ReauthRequired => Some("connection.reauth_required"),
+        ConnectionStatus::AppMisconfigured => Some("connection.app_misconfigured"),
+        _ => None,
+    }
+    .filter(|_| before.as_deref().is_some_and(|b| b != status.as_str()));
+    if let Some(event) = event {
+        let data = serde_json::json!({ "error_code": code });
+        crate::domain::changes::record(db, event, user_id, data).await?;
+    }
     connection::Entity::update_many()
         .col_expr(connection::Column::Status, status.as_str().into())
         .col_expr(connection::Column::LastErrorCode, code.into())

@@ -466,6 +466,17 @@ async fn mark_application_misconfigured(
     tenant: &str,
     error: &ConnectionError,
 ) -> Result<(), TokenFailure> {
+    use sea_orm::QuerySelect;
+    let affected: Vec<Uuid> = connection::Entity::find()
+        .select_only()
+        .column(connection::Column::UserId)
+        .filter(connection::Column::ClientId.eq(client_id))
+        .filter(connection::Column::Tenant.eq(tenant))
+        .filter(connection::Column::Status.eq(ConnectionStatus::Connected.as_str()))
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(ApiError::from)?;
     connection::Entity::update_many()
         .col_expr(
             connection::Column::Status,
@@ -490,9 +501,14 @@ async fn mark_application_misconfigured(
         .filter(connection::Column::ClientId.eq(client_id))
         .filter(connection::Column::Tenant.eq(tenant))
         .filter(connection::Column::Status.eq(ConnectionStatus::Connected.as_str()))
+        .filter(connection::Column::UserId.is_in(affected.clone()))
         .exec(db)
         .await
         .map_err(ApiError::from)?;
+    for user_id in affected {
+        let data = serde_json::json!({ "error_code": error.code });
+        crate::domain::changes::record(db, "connection.app_misconfigured", user_id, data).await?;
+    }
     Ok(())
 }
 

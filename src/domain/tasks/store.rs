@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,6 +15,7 @@ use super::{TaskData, TaskStatus, UpdateTask};
 use crate::{
     domain::{
         access::not_found,
+        changes::{self, ItemChange, ItemKind, Origin},
         etag,
         item_fields::to_stored,
         pagination::{PageParams, PageRequest},
@@ -173,7 +174,7 @@ pub async fn get_deleted(
 /// # Errors
 /// On database failure.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     data: &TaskData,
 ) -> ApiResult<tasks::Model> {
@@ -188,7 +189,20 @@ pub async fn create(
         ..Default::default()
     };
     data.write_to(&mut model)?;
-    Ok(model.insert(db).await?)
+    let tx = db.begin().await?;
+    let row = model.insert(&tx).await?;
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Created,
+        user_id,
+        row.id,
+        row.version,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Stores new fields for a task, bumping its version, provided it is still at the version
@@ -197,7 +211,7 @@ pub async fn create(
 /// # Errors
 /// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     current: tasks::Model,
     data: &TaskData,
 ) -> ApiResult<tasks::Model> {
@@ -210,17 +224,30 @@ pub async fn update(
         ..Default::default()
     };
     data.write_to(&mut model)?;
+    let tx = db.begin().await?;
     let result = tasks::Entity::update_many()
         .set(model)
         .filter(tasks::Column::Id.eq(current.id))
         .filter(tasks::Column::Version.eq(current.version))
         .filter(tasks::Column::DeletedAt.is_null())
-        .exec(db)
+        .exec(&tx)
         .await?;
     if result.rows_affected == 0 {
+        drop(tx);
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Updated,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
     get(db, current.user_id, current.id).await
 }
 
@@ -229,8 +256,12 @@ pub async fn update(
 ///
 /// # Errors
 /// 412 when the task changed meanwhile; 404 when it was deleted meanwhile.
-pub async fn delete(db: &impl ConnectionTrait, current: &tasks::Model) -> ApiResult<()> {
+pub async fn delete(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    current: &tasks::Model,
+) -> ApiResult<()> {
     let now = Utc::now().fixed_offset();
+    let tx = db.begin().await?;
     let result = tasks::Entity::update_many()
         .col_expr(tasks::Column::DeletedAt, Some(now).into())
         .col_expr(
@@ -243,12 +274,24 @@ pub async fn delete(db: &impl ConnectionTrait, current: &tasks::Model) -> ApiRes
         .filter(tasks::Column::Id.eq(current.id))
         .filter(tasks::Column::Version.eq(current.version))
         .filter(tasks::Column::DeletedAt.is_null())
-        .exec(db)
+        .exec(&tx)
         .await?;
     if result.rows_affected == 0 {
+        drop(tx);
         get(db, current.user_id, current.id).await?;
         return Err(ApiError::PreconditionFailed);
     }
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Deleted,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -264,7 +307,7 @@ const ATTEMPTS: usize = 4;
 /// 404 when there is no such task (or it is deleted); 422 for an invalid patch; 400 for a
 /// malformed `If-Match`; 412 when `If-Match` does not match.
 pub async fn patch_task(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     patch: UpdateTask,
@@ -289,7 +332,7 @@ pub async fn patch_task(
 /// 404 when there is no such task (or it is already deleted); 400 for a malformed
 /// `If-Match`; 412 when it does not match.
 pub async fn delete_task(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     if_match: Option<&str>,
@@ -309,7 +352,7 @@ pub async fn delete_task(
 /// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
 /// version bumped. Returns whether it was restored.
 async fn restore_if(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     current: &tasks::Model,
     run: Option<Uuid>,
 ) -> ApiResult<bool> {
@@ -329,7 +372,22 @@ async fn restore_if(
     if let Some(run) = run {
         update = update.filter(C::DeletedByRun.eq(run));
     }
-    Ok(update.exec(db).await?.rows_affected == 1)
+    let tx = db.begin().await?;
+    if update.exec(&tx).await?.rows_affected != 1 {
+        return Ok(false);
+    }
+    changes::item(
+        &tx,
+        ItemKind::Task,
+        ItemChange::Restored,
+        current.user_id,
+        current.id,
+        current.version + 1,
+        Origin::Api,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// One of a user's tasks that a restore may bring back: in the recycle bin.
@@ -362,7 +420,7 @@ async fn restorable(
 /// 404 when there is no such task or it is past retention; 409 `not_deleted` when it is not
 /// deleted; 400 for a malformed `If-Match`; 412 when it does not match.
 pub async fn restore_task(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     if_match: Option<&str>,
@@ -390,7 +448,7 @@ pub async fn restore_task(
 /// # Errors
 /// On database failure.
 pub async fn restore_run(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     run_id: Uuid,
     retention: Retention,
