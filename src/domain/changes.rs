@@ -281,8 +281,10 @@ impl ChangeEvent {
 pub struct FeedParams {
     /// Continue behind this cursor (an event's `cursor` or a page's `next_cursor`); from the
     /// oldest event kept when absent.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub after: Option<String>,
     /// Events per page, 1 to 1000. Default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -302,10 +304,11 @@ pub struct FeedPage {
 pub const MAX_FEED_PAGE: u64 = 1000;
 
 /// How long an event may wait for older transactions to end before it is read anyway
-/// (PostgreSQL), in seconds: the transactions that record events last milliseconds, so only an
-/// unrelated long transaction of the same server (whose transaction ids are shared by every
-/// database) can hold events back, and it may not stall the feed and webhooks longer.
-pub const SETTLE_LIMIT_SECONDS: u32 = 5;
+/// (PostgreSQL), in seconds: the transactions that record events last milliseconds (a page of
+/// a pull at most), so only an unrelated long transaction of the same server (whose
+/// transaction ids are shared by every database) can hold events back, and it may not stall
+/// the feed and webhooks longer than this.
+pub const SETTLE_LIMIT_SECONDS: u32 = 30;
 
 /// The condition that an event may be read: on PostgreSQL, its transaction is older than every
 /// transaction still running (sequence numbers are taken at insert, not at commit, so a later

@@ -35,6 +35,10 @@ pub trait QueuedJob:
     /// The queue's name (apalis's job type).
     const QUEUE: &'static str;
 
+    /// Jobs a worker fetches at once. The storages pick a batch by priority but hand it over
+    /// in insertion order, so a queue with priorities fetches one at a time.
+    const FETCH: usize;
+
     /// The idempotency key of this job.
     fn key(&self) -> String;
 }
@@ -48,6 +52,8 @@ pub struct SyncTask {
 
 impl QueuedJob for SyncTask {
     const QUEUE: &'static str = SYNC_QUEUE;
+    // "Sync now" must overtake scheduled work.
+    const FETCH: usize = 1;
 
     fn key(&self) -> String {
         self.task_id.to_string()
@@ -68,6 +74,8 @@ pub struct WebhookTask {
 
 impl QueuedJob for WebhookTask {
     const QUEUE: &'static str = WEBHOOK_QUEUE;
+    // Deliveries have no priorities: fetched many at a time, they go out side by side.
+    const FETCH: usize = 32;
 
     fn key(&self) -> String {
         format!("{}:{}:{}", self.delivery_id, self.attempt, self.waited)
@@ -119,15 +127,14 @@ pub async fn setup(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 impl<T: QueuedJob> Queue<T> {
     /// The queue on `db`'s pool; heartbeats of workers every `heartbeat`, the jobs of a worker
-    /// that missed [`MISSED_HEARTBEATS`] queued again. A worker fetches one job at a time: the
-    /// storages pick a batch by priority but hand it over in insertion order, so only single
-    /// fetches keep "sync now" ahead of scheduled work.
+    /// that missed [`MISSED_HEARTBEATS`] queued again; a worker fetches [`QueuedJob::FETCH`]
+    /// jobs at a time.
     pub fn new(db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
         let storage = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 let config = apalis_sqlite::Config::default()
                     .queue(T::QUEUE)
-                    .batch_size(1)
+                    .batch_size(T::FETCH)
                     .heartbeat_interval(heartbeat)
                     .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Sqlite(
@@ -137,7 +144,7 @@ impl<T: QueuedJob> Queue<T> {
             _ => {
                 let config = apalis_postgres::Config::default()
                     .queue(T::QUEUE)
-                    .batch_size(1)
+                    .batch_size(T::FETCH)
                     .heartbeat_interval(heartbeat)
                     .missed_heartbeats(MISSED_HEARTBEATS);
                 Storage::Postgres(
