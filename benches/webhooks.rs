@@ -4,7 +4,8 @@
 //! latency (p50, p99 of a page of 50 calendar events, 16 clients) measured in the same run
 //! without webhook work (the baseline) and while the deliveries go out, with their ratio.
 //!
-//! Run with `cargo bench --bench webhooks` (`BENCH_CHANGES=10000`); SQLite in a temporary
+//! Run with `cargo bench --bench webhooks` (`BENCH_CHANGES=10000`,
+//! `BENCH_WEBHOOK_CONCURRENCY` to override `webhook_concurrency`); SQLite in a temporary
 //! directory.
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
@@ -101,6 +102,12 @@ async fn main() {
     settings.max_connections_per_ip = 0;
     settings.jobs.scheduler_tick_ms = 0;
     settings.webhooks.allow_private_targets = true;
+    if let Some(n) = std::env::var("BENCH_WEBHOOK_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.webhooks.concurrency = n;
+    }
     settings.admin_email = Some("admin@example.com".to_owned());
     settings.admin_password = Some(SecretString::from(PASSWORD.to_owned()));
     let keys = Keys {
@@ -115,6 +122,7 @@ async fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     settings.public_url = base.clone();
+    let concurrency = settings.webhooks.concurrency;
     let app = Application::with_listener(settings, &keys, database.clone(), listener).unwrap();
     tokio::spawn(app.run_until_stopped());
 
@@ -193,7 +201,8 @@ async fn main() {
     let all = start.elapsed();
 
     println!(
-        "webhook fan-out: {changes_count} item changes to one endpoint (SQLite, embedded worker)"
+        "webhook fan-out: {changes_count} item changes to one endpoint (SQLite, embedded worker, \
+         webhook_concurrency {concurrency})"
     );
     println!(
         "  recording the changes:       {:>9.1} ms",

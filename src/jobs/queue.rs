@@ -60,8 +60,11 @@ impl QueuedJob for SyncTask {
     }
 }
 
-/// One attempt at delivering a webhook: the `webhook_deliveries` row and its attempt number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One attempt at delivering a webhook: the `webhook_deliveries` row and its attempt number;
+/// and the first attempts of more deliveries made by the same job (the dispatcher packs the
+/// deliveries of a batch of events into few jobs, so that the queue's own work per delivery is
+/// a fraction of a job).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookTask {
     /// The `webhook_deliveries` row.
     pub delivery_id: Uuid,
@@ -70,15 +73,45 @@ pub struct WebhookTask {
     /// How many times it has already waited for an earlier delivery of the same item.
     #[serde(default)]
     pub waited: u32,
+    /// More deliveries whose first attempt this job makes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<Uuid>,
+}
+
+impl WebhookTask {
+    /// The attempt `attempt` of one delivery.
+    pub fn attempt(delivery_id: Uuid, attempt: i32) -> Self {
+        Self {
+            delivery_id,
+            attempt,
+            waited: 0,
+            with: Vec::new(),
+        }
+    }
+
+    /// Every attempt this job makes, one task each.
+    pub fn split(mut self) -> Vec<Self> {
+        let rest = std::mem::take(&mut self.with);
+        let mut all = Vec::with_capacity(rest.len() + 1);
+        all.push(self);
+        all.extend(rest.into_iter().map(|id| Self::attempt(id, 1)));
+        all
+    }
 }
 
 impl QueuedJob for WebhookTask {
     const QUEUE: &'static str = WEBHOOK_QUEUE;
-    // Deliveries have no priorities: fetched many at a time, they go out side by side.
-    const FETCH: usize = 32;
+    // Deliveries have no priorities: fetched several at a time, they go out side by side.
+    const FETCH: usize = 2;
 
     fn key(&self) -> String {
-        format!("{}:{}:{}", self.delivery_id, self.attempt, self.waited)
+        format!(
+            "{}:{}:{}:{}",
+            self.delivery_id,
+            self.attempt,
+            self.waited,
+            self.with.len()
+        )
     }
 }
 

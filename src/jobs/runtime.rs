@@ -114,8 +114,10 @@ fn handle_webhook(
             sender: &state.webhook_sender,
             queue: &state.webhook_queue,
         };
-        let done = delivery.perform(task).await.map_err(|e| {
-            tracing::warn!(delivery.id = %task.delivery_id, error = format!("{e:#}"), "A webhook delivery job will be tried again");
+        let first = task.delivery_id;
+        let concurrency = state.settings.webhooks.concurrency;
+        let done = delivery.perform_all(task, concurrency).await.map_err(|e| {
+            tracing::warn!(delivery.id = %first, error = format!("{e:#}"), "A webhook delivery job will be tried again");
             BoxDynError::from(e.to_string())
         });
         wake.notify_one();
@@ -183,7 +185,8 @@ impl Jobs {
         };
         let hooks = state.webhook_queue.clone();
         let hook_name = queue::webhook_worker(&holder);
-        let hook_concurrency = state.settings.webhooks.concurrency;
+        // Each job sends its deliveries `webhooks.concurrency` at a time.
+        let hook_concurrency = 2;
         let hook_wake = hooks.wake();
         let hook_strategy = move || {
             Strategy::new()

@@ -44,6 +44,9 @@ use crate::{
 /// hours after the first).
 pub const RETRY_STEPS: &[u32] = &[1, 60, 360, 1440, 3600, 7200, 7200];
 
+/// First attempts one delivery job makes (side by side, `webhook_concurrency` at a time).
+const DELIVERIES_PER_JOB: usize = 50;
+
 /// Events the dispatcher reads per transaction.
 const DISPATCH_BATCH: u64 = 500;
 
@@ -200,12 +203,11 @@ pub async fn dispatch(
     }
     tx.commit().await?;
     let jobs: Vec<_> = ids
-        .into_iter()
-        .map(|delivery_id| {
+        .chunks(DELIVERIES_PER_JOB)
+        .map(|chunk| {
             let task = WebhookTask {
-                delivery_id,
-                attempt: 1,
-                waited: 0,
+                with: chunk[1..].to_vec(),
+                ..WebhookTask::attempt(chunk[0], 1)
             };
             (task, None)
         })
@@ -229,14 +231,7 @@ pub async fn requeue_overdue(
     let overdue = deliveries::overdue(db, due, 500).await?;
     let jobs: Vec<_> = overdue
         .iter()
-        .map(|(delivery_id, attempt)| {
-            let task = WebhookTask {
-                delivery_id: *delivery_id,
-                attempt: *attempt,
-                waited: 0,
-            };
-            (task, None)
-        })
+        .map(|(delivery_id, attempt)| (WebhookTask::attempt(*delivery_id, *attempt), None))
         .collect();
     if !jobs.is_empty() {
         queue.push_jobs(&jobs, 0).await?;
@@ -252,11 +247,7 @@ pub async fn queue_attempt(
     queue: &Queue<WebhookTask>,
     delivery: &webhook_deliveries::Model,
 ) -> anyhow::Result<()> {
-    let task = WebhookTask {
-        delivery_id: delivery.id,
-        attempt: delivery.attempts + 1,
-        waited: 0,
-    };
+    let task = WebhookTask::attempt(delivery.id, delivery.attempts + 1);
     queue.push_jobs(&[(task, None)], 0).await
 }
 
@@ -273,6 +264,21 @@ pub struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
+    /// Performs the attempts of a job, `concurrency` at a time.
+    ///
+    /// # Errors
+    /// The first failure of an attempt (the queue tries the job again; attempts already made
+    /// are not made twice).
+    pub async fn perform_all(&self, task: WebhookTask, concurrency: usize) -> anyhow::Result<()> {
+        use futures_util::StreamExt;
+        let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(task.split())
+            .map(|one| self.perform(one))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
     /// Performs one queued attempt. A job that is not the delivery's next attempt (a duplicate,
     /// or overtaken by a redelivery) does nothing.
     ///
@@ -286,6 +292,7 @@ impl Delivery<'_> {
             return Ok(());
         };
         if row.status != DeliveryStatus::Pending.as_str() || task.attempt != row.attempts + 1 {
+            // A duplicate, or overtaken by a redelivery.
             return Ok(());
         }
         let Some(endpoint) = webhook_endpoints::Entity::find_by_id(row.endpoint_id)
@@ -376,11 +383,7 @@ impl Delivery<'_> {
         model.update(self.db).await?;
         self.record_health(endpoint, error.is_none()).await?;
         if let Some(delay) = retry {
-            let next = WebhookTask {
-                delivery_id: row.id,
-                attempt: attempt + 1,
-                waited: 0,
-            };
+            let next = WebhookTask::attempt(row.id, attempt + 1);
             self.queue.push_jobs(&[(next, Some(delay))], 0).await?;
         }
         Ok(())
