@@ -29,7 +29,10 @@ use crate::{
     security(("bearer_auth" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request safe")),
     request_body = CreateWebhookEndpoint,
-    responses((status = 201, description = "Created, with its secret", body = WebhookEndpointWithSecret))
+    responses(
+        (status = 201, description = "Created, with its secret", body = WebhookEndpointWithSecret),
+        (status = 404, description = "`not_found`: the organization named does not exist or is not the caller's", body = crate::error::Problem, content_type = "application/problem+json")
+    )
 )]
 #[post("")]
 pub async fn create_webhook(
