@@ -61,6 +61,8 @@ pub struct AppState {
     pub webhook_queue: Queue<WebhookTask>,
     /// Sends webhook deliveries.
     pub webhook_sender: crate::jobs::webhooks::Sender,
+    /// The requests the HTTP server is serving (webhook deliveries yield to them).
+    pub api_load: crate::jobs::webhooks::ApiLoad,
     /// This process's metrics.
     pub metrics: Arc<Metrics>,
     /// Brute-force guards of sign-in and the password hashing bound.
@@ -78,7 +80,9 @@ impl AppState {
         let heartbeat = std::time::Duration::from_secs(settings.jobs.heartbeat_seconds);
         let queue = Queue::new(&db, heartbeat);
         let webhook_queue = Queue::new(&db, heartbeat);
-        let webhook_sender = crate::jobs::webhooks::Sender::new(&settings.webhooks)?;
+        let api_load = crate::jobs::webhooks::ApiLoad::default();
+        let webhook_sender =
+            crate::jobs::webhooks::Sender::new(&settings.webhooks, api_load.clone())?;
         Ok(Self {
             db,
             jwt: JwtKeys::new(&keys.jwt_secret, settings.token_ttl_seconds),
@@ -94,6 +98,7 @@ impl AppState {
             queue,
             webhook_queue,
             webhook_sender,
+            api_load,
             metrics,
             settings: Arc::new(settings),
         })
@@ -168,6 +173,9 @@ async fn log_request(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let _serving = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.api_load.serving());
     let response = next.call(req).await?;
     tracing::info!(
         http.method = %method,

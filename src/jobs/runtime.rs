@@ -125,7 +125,8 @@ fn handle_webhook(
     })
 }
 
-/// Every `dispatch_ms`, fans new events out to webhook endpoints; about every half minute,
+/// Every `dispatch_ms`, fans new events out to webhook endpoints (all of them while the API is
+/// idle, one small batch per tick while it serves requests); about every half minute,
 /// queues again the deliveries whose job was lost. Stops with the process.
 fn dispatcher(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -133,8 +134,15 @@ fn dispatcher(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandl
         let mut last_sweep = std::time::Instant::now();
         loop {
             loop {
-                match webhooks::dispatch(&state.db, &state.webhook_queue).await {
-                    Ok(n) if n > 0 => continue,
+                // A busy API gets the CPU: one small batch per tick meanwhile.
+                let busy = state.api_load.busy();
+                let batch = if busy {
+                    webhooks::BUSY_DISPATCH_BATCH
+                } else {
+                    webhooks::DISPATCH_BATCH
+                };
+                match webhooks::dispatch(&state.db, &state.webhook_queue, batch).await {
+                    Ok(n) if n > 0 && !busy => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::error!(error = format!("{e:#}"), "Dispatching webhooks failed");

@@ -11,7 +11,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -48,7 +51,11 @@ pub const RETRY_STEPS: &[u32] = &[1, 60, 360, 1440, 3600, 7200, 7200];
 const DELIVERIES_PER_JOB: usize = 50;
 
 /// Events the dispatcher reads per transaction.
-const DISPATCH_BATCH: u64 = 500;
+pub const DISPATCH_BATCH: u64 = 500;
+
+/// Events the dispatcher reads per tick while the API serves requests: enough to keep the
+/// paused deliveries fed (see [`BUSY_PAUSE`]), little enough to leave the CPU to the API.
+pub const BUSY_DISPATCH_BATCH: u64 = 50;
 
 /// How late a pending delivery's attempt must be before its job is queued again.
 const OVERDUE: Duration = Duration::from_secs(60);
@@ -59,6 +66,39 @@ const ORDER_WAIT: Duration = Duration::from_millis(250);
 
 /// Longest error text kept per attempt.
 const MAX_ERROR: usize = 500;
+
+/// How long a delivery waits before it is sent while the API of its process is serving
+/// requests: webhook work is background work, and on a busy server it gives the CPU to the
+/// API (a process then sends about `2 × webhook_concurrency / 80 ms` deliveries a second, 100
+/// by default, and at full speed again once the API is idle).
+const BUSY_PAUSE: Duration = Duration::from_millis(80);
+
+/// The requests the HTTP server of this process is serving (see [`BUSY_PAUSE`]).
+#[derive(Clone, Debug, Default)]
+pub struct ApiLoad(Arc<AtomicUsize>);
+
+/// One request being served; counted until dropped.
+#[derive(Debug)]
+pub struct Serving(Arc<AtomicUsize>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ApiLoad {
+    /// Counts a request until the guard is dropped.
+    pub fn serving(&self) -> Serving {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Serving(self.0.clone())
+    }
+
+    /// Whether a request is being served.
+    pub fn busy(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
 
 /// Resolves host names to public addresses only (unless private targets are allowed).
 struct PublicOnly {
@@ -87,14 +127,15 @@ impl Resolve for PublicOnly {
 pub struct Sender {
     client: reqwest::Client,
     settings: WebhookSettings,
+    load: ApiLoad,
 }
 
 impl Sender {
-    /// A sender with `settings`.
+    /// A sender with `settings`, yielding to the API whose requests `load` counts.
     ///
     /// # Errors
     /// When the TLS stack cannot be initialised.
-    pub fn new(settings: &WebhookSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &WebhookSettings, load: ApiLoad) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -109,6 +150,7 @@ impl Sender {
         Ok(Self {
             client,
             settings: settings.clone(),
+            load,
         })
     }
 
@@ -168,8 +210,8 @@ pub fn retry_delay(settings: &WebhookSettings, next: i32) -> Option<Duration> {
     Some(Duration::from_millis((base as f64 * jitter) as u64))
 }
 
-/// Fans the settled events behind the dispatcher's position out to the enabled endpoints,
-/// moves the position, and queues the deliveries; returns how many events it read. Safe to
+/// Fans at most `batch` settled events behind the dispatcher's position out to the enabled
+/// endpoints, moves the position, and queues the deliveries; returns how many events it read. Safe to
 /// run in any number of processes: the position moves by compare-and-set, and a process that
 /// lost the race stores nothing.
 ///
@@ -178,12 +220,12 @@ pub fn retry_delay(settings: &WebhookSettings, next: i32) -> Option<Duration> {
 pub async fn dispatch(
     db: &DatabaseConnection,
     queue: &Queue<WebhookTask>,
+    batch: u64,
 ) -> anyhow::Result<usize> {
     let endpoints = webhooks::enabled(db).await?;
     let tx = crate::db::begin_write(db).await?;
     let state = changes::log_state(&tx).await?;
-    let events =
-        changes::settled_after(&tx, state.dispatched_through, DISPATCH_BATCH, Scope::All).await?;
+    let events = changes::settled_after(&tx, state.dispatched_through, batch, Scope::All).await?;
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(0);
     };
@@ -314,6 +356,11 @@ impl Delivery<'_> {
                 ..task
             };
             return self.queue.push_jobs(&[(again, Some(ORDER_WAIT))], 0).await;
+        }
+        if self.sender.load.busy() {
+            // Spread, so that paused deliveries do not all resume at once.
+            let pause = BUSY_PAUSE.mul_f64(rand::rng().random_range(0.5..1.5));
+            tokio::time::sleep(pause).await;
         }
         let secrets = webhooks::signing_secrets(self.cipher, &endpoint)?;
         let started = Utc::now();
