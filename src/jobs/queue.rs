@@ -262,6 +262,23 @@ impl<T: QueuedJob> Queue<T> {
             }
         }
         self.wake.notify_one();
+        // A job due later is fetched when its time comes, not at the next poll: the worker of
+        // this process is woken then (jobs due within the hour; later ones wait for a poll).
+        let mut delays: Vec<std::time::Duration> = jobs
+            .iter()
+            .filter_map(|(_, delay)| *delay)
+            .filter(|d| *d < std::time::Duration::from_secs(3600))
+            .collect();
+        delays.sort();
+        delays.dedup();
+        for delay in delays {
+            let wake = self.wake.clone();
+            tokio::spawn(async move {
+                // apalis keeps due times in whole seconds: wake just past the second.
+                tokio::time::sleep(delay + std::time::Duration::from_millis(1100)).await;
+                wake.notify_one();
+            });
+        }
         Ok(())
     }
 }
