@@ -222,11 +222,20 @@ pub async fn dispatch(
     queue: &Queue<WebhookTask>,
     batch: u64,
 ) -> anyhow::Result<usize> {
+    // Most ticks find nothing: look before taking the write lock (SQLite has one writer).
+    let seen = changes::log_state(db).await?.dispatched_through;
+    if changes::settled_after(db, seen, 1, Scope::All)
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
     let endpoints = webhooks::enabled(db).await?;
     let tx = crate::db::begin_write(db).await?;
     let state = changes::log_state(&tx).await?;
     let events = changes::settled_after(&tx, state.dispatched_through, batch, Scope::All).await?;
     let Some(last) = events.last().map(|e| e.seq) else {
+        tx.rollback().await?;
         return Ok(0);
     };
     let ids = deliveries::insert_all(&tx, deliveries::fan_out(&events, &endpoints)).await?;
