@@ -303,21 +303,33 @@ pub struct FeedPage {
 /// Largest page of the feed.
 pub const MAX_FEED_PAGE: u64 = 1000;
 
-/// How long an event may wait for older transactions to end before it is read anyway
-/// (PostgreSQL), in seconds: the transactions that record events last milliseconds (a page of
-/// a pull at most), so only an unrelated long transaction of the same server (whose
-/// transaction ids are shared by every database) can hold events back, and it may not stall
-/// the feed and webhooks longer than this.
+/// How long an event may wait for older transactions of the same database to end before it
+/// is read anyway (PostgreSQL), in seconds: the transactions that record events last
+/// milliseconds (a page of a pull at most), so only an unrelated long transaction (a person's
+/// open `psql` session, say) can hold events back, and it may not stall the feed and webhooks
+/// longer than this.
 pub const SETTLE_LIMIT_SECONDS: u32 = 30;
 
-/// The condition that an event may be read: on PostgreSQL, its transaction is older than every
-/// transaction still running (sequence numbers are taken at insert, not at commit, so a later
-/// number may commit first), or it was recorded [`SETTLE_LIMIT_SECONDS`] ago; SQLite commits
-/// one writer at a time, in sequence order.
+/// The condition that an event may be read.
+///
+/// On PostgreSQL, sequence numbers are taken at insert, not at commit, so a later number may
+/// commit first: an event is read once its transaction is older than every transaction that
+/// was running in this database when the statement's snapshot was taken (the snapshot's
+/// running transactions, less those seen running in other databases of the same server, whose
+/// transaction ids are shared but which cannot write this log), or once it was recorded
+/// [`SETTLE_LIMIT_SECONDS`] ago. A transaction the snapshot saw running but that has ended by
+/// the time `pg_stat_activity` is read counts as this database's: the horizon errs early,
+/// never late. SQLite commits one writer at a time, in sequence order.
 pub fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
     (backend == DatabaseBackend::Postgres).then(|| {
         Expr::cust(format!(
-            "(tx < pg_snapshot_xmin(pg_current_snapshot()) \
+            "(tx < COALESCE(\
+                (SELECT min(running) FROM pg_snapshot_xip(pg_current_snapshot()) AS running \
+                 WHERE running::text::bigint % 4294967296 NOT IN (\
+                     SELECT backend_xid::text::bigint FROM pg_stat_activity \
+                     WHERE backend_xid IS NOT NULL \
+                       AND datname IS DISTINCT FROM current_database())), \
+                pg_snapshot_xmax(pg_current_snapshot())) \
              OR created_at < now() - interval '{SETTLE_LIMIT_SECONDS} seconds')"
         ))
     })

@@ -18,7 +18,9 @@ use m365_sync::{
     sync::{links::Resource, local},
 };
 use reqwest::StatusCode;
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set, TransactionTrait,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -1011,4 +1013,93 @@ async fn a_cursor_older_than_the_feed_keeps_is_gone() {
         )
         .await;
     assert_eq!(resumed.status, StatusCode::OK);
+}
+
+/// The feed's events, read until `n` have shown or `within` has passed.
+async fn feed_until(app: &TestApp, account: &Account, n: usize, within: Duration) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let page = app.get("/api/v1/changes", &account.token).await;
+        let items = page.body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= n || std::time::Instant::now() >= deadline {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_in_another_database_does_not_hold_the_feed_back() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let org = app.organization(&admin, "Acme").await;
+    let user = app.account(Role::User, Some(org)).await;
+    // On PostgreSQL transaction ids are shared by every database of the server: a transaction
+    // of another database that holds one (here the server's maintenance database, as another
+    // application's would) may not delay this log's events until the settle limit.
+    let elsewhere = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let other = m365_sync::db::connect_url(&url).await.unwrap();
+            let tx = other.begin().await.unwrap();
+            tx.execute_unprepared("SELECT pg_current_xact_id()")
+                .await
+                .unwrap();
+            Some((other, tx))
+        }
+        _ => None,
+    };
+    create_event(&app, &user, "Planning").await;
+    let items = feed_until(&app, &admin, 1, Duration::from_secs(10)).await;
+    assert_eq!(items.len(), 1, "the event is held back: {items:?}");
+    assert_eq!(items[0]["type"], "calendar_event.created");
+    if let Some((other, tx)) = elsewhere {
+        tx.rollback().await.unwrap();
+        other.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_event_numbered_earlier_but_committed_later_is_not_skipped() {
+    let app = app().await;
+    if app.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        // SQLite commits one writer at a time, in the order it numbers events.
+        return;
+    }
+    let admin = app.admin().await;
+    let org = app.organization(&admin, "Acme").await;
+    let user = app.account(Role::User, Some(org)).await;
+    let user_id = user.id;
+    // A run's transaction numbers an event and is still open when an API write numbers the
+    // next one and commits.
+    let open = app.db.begin().await.unwrap();
+    let early = Uuid::now_v7();
+    m365_sync::domain::changes::item(
+        &open,
+        m365_sync::domain::changes::ItemKind::CalendarEvent,
+        m365_sync::domain::changes::ItemChange::Updated,
+        user_id,
+        early,
+        2,
+        m365_sync::domain::changes::Origin::Microsoft,
+    )
+    .await
+    .unwrap();
+    create_event(&app, &user, "Planning").await;
+    // The later event is committed and visible, but handing it out now would move a reader's
+    // cursor past the earlier one: the feed waits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = app.get("/api/v1/changes", &admin.token).await;
+    assert_eq!(held.body["items"], json!([]), "{held:?}");
+    open.commit().await.unwrap();
+    let items = feed_until(&app, &admin, 2, Duration::from_secs(10)).await;
+    let types: Vec<_> = items.iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(
+        types,
+        json!(["calendar_event.updated", "calendar_event.created"])
+            .as_array()
+            .unwrap()
+            .clone(),
+        "{items:?}"
+    );
+    assert_eq!(items[0]["data"]["id"], early.to_string());
 }
