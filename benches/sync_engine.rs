@@ -25,9 +25,10 @@ use m365_sync::{
     config::{Keys, Settings},
     crypto::Cipher,
     db,
+    domain::links::Resource,
     domain::{Role, organizations, users},
     startup::Application,
-    sync::{fields::Fields, links::Resource, local},
+    sync::{fields::Fields, local},
 };
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;

@@ -32,28 +32,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
 /// When the database cannot be reached or the URL is invalid.
 pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
     if url.starts_with("sqlite:") {
-        let options = SqliteConnectOptions::from_str(url)
-            .context("Invalid SQLite database URL")?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // SQLite's defaults (a 2 MB page cache per connection, reads through syscalls) make
-            // every lookup in a database of many users' items go to the kernel: 16 MB of cache
-            // per connection, and reads through a shared memory map of up to 256 MB.
-            .pragma("cache_size", "-16000")
-            .pragma("mmap_size", "268435456");
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("Failed to create {}", dir.display()))?;
-        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(sqlite_options(url)?)
             .await
             .context("Failed to open the SQLite database")?;
         Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
@@ -72,6 +54,64 @@ pub async fn connect_url(url: &str) -> anyhow::Result<DatabaseConnection> {
         Database::connect(options)
             .await
             .context("Failed to connect to the database")
+    }
+}
+
+/// The options of a SQLite database's connections; creates its directory.
+fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("Invalid SQLite database URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        // SQLite's defaults (a 2 MB page cache per connection, reads through syscalls) make
+        // every lookup in a database of many users' items go to the kernel: 16 MB of cache
+        // per connection, and reads through a shared memory map of up to 256 MB.
+        .pragma("cache_size", "-16000")
+        .pragma("mmap_size", "268435456");
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Failed to create {}", dir.display()))?;
+    }
+    Ok(options)
+}
+
+/// A second pool of the configured database for the embedded worker, its connections opened
+/// when first needed, by the task that needs them, so that the worker's own runtime drives
+/// them. On SQLite that matters twice: a statement executes on its connection's own thread,
+/// which inherits the scheduling priority of the thread that opened it, so the worker's
+/// statements run at the worker's lower priority (see
+/// [`crate::jobs::runtime::Jobs::start_embedded`]). On PostgreSQL, the API's connections are
+/// not driven by the worker's lower-priority threads. None for a SQLite database in memory,
+/// which a second pool would not share, and for other databases.
+///
+/// # Errors
+/// When the URL is invalid.
+pub fn connect_background(settings: &Settings) -> anyhow::Result<Option<DatabaseConnection>> {
+    let url = &settings.database_url;
+    if url.starts_with("sqlite:") {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Ok(None);
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .connect_lazy_with(sqlite_options(url)?);
+        Ok(Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)))
+    } else if url.starts_with("postgres") {
+        let options = PgConnectOptions::from_str(url).context("Invalid PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        Ok(Some(SqlxPostgresConnector::from_sqlx_postgres_pool(pool)))
+    } else {
+        Ok(None)
     }
 }
 

@@ -105,6 +105,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The same state on `db`, another pool of the same database: caches, metrics, clients and
+    /// the API's load are shared; the queues wake the same workers.
+    pub fn on_database(&self, db: DatabaseConnection) -> Self {
+        let heartbeat = std::time::Duration::from_secs(self.settings.jobs.heartbeat_seconds);
+        Self {
+            queue: self.queue.on(&db, heartbeat),
+            webhook_queue: self.webhook_queue.on(&db, heartbeat),
+            db,
+            ..self.clone()
+        }
+    }
+}
+
 /// Short-lived caches of hot rows (see [`crate::domain::cache`]).
 #[derive(Debug)]
 pub struct Caches {
@@ -224,11 +238,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
         let state = AppState::new(settings, keys, db)?;
-        let jobs = state
-            .settings
-            .jobs
-            .embedded_worker
-            .then(|| Jobs::start(state.clone()));
+        let jobs = if state.settings.jobs.embedded_worker {
+            Some(Jobs::start_embedded(state.clone())?)
+        } else {
+            None
+        };
         let state = web::Data::new(state);
         let doc = crate::openapi::document();
         let routes = web::Data::new(RouteTable::from_document(&doc));

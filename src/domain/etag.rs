@@ -1,30 +1,12 @@
 //! Versions as entity tags: every mutable resource sends `ETag`, and `PATCH`/`DELETE` honour
-//! `If-Match`, so front ends never overwrite each other's changes.
-
-use actix_web::{HttpRequest, http::header};
+//! `If-Match`, so front ends never overwrite each other's changes. (The routes read the
+//! header; this checks its value.)
 
 use crate::error::ApiError;
 
 /// The strong entity tag of a version.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
-}
-
-/// Checks the request's `If-Match` against the current version. No header: always passes.
-///
-/// # Errors
-/// 400 `invalid_if_match` when the header is not `*` or a list of entity tags;
-/// [`ApiError::PreconditionFailed`] when it names other versions only.
-pub fn check_if_match(req: &HttpRequest, current_version: i64) -> Result<(), ApiError> {
-    check(if_match(req).as_deref(), current_version)
-}
-
-/// The `If-Match` header of a request, for operations that check it later (inside a retry
-/// loop, against the version they read).
-pub fn if_match(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(header::IF_MATCH)
-        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
 }
 
 /// The entity tags of an `If-Match` value other than `*` (RFC 9110 8.8.3 and 13.1.1): a
@@ -55,7 +37,7 @@ fn entity_tags(value: &str) -> Option<Vec<&str>> {
     Some(tags)
 }
 
-/// [`check_if_match`] for a header value captured with [`if_match`].
+/// Checks an `If-Match` value against the current version. No header: always passes.
 ///
 /// # Errors
 /// 400 `invalid_if_match` when the value is not `*` or a list of entity tags;

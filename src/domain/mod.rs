@@ -11,6 +11,7 @@ pub mod email;
 pub mod etag;
 pub mod idempotency;
 pub mod item_fields;
+pub mod links;
 pub mod locks;
 pub mod organizations;
 pub mod pagination;

@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
+    domain::links::Resource,
     domain::{access::not_found, calendar_events as events, tasks as todo},
     error::{ApiError, ApiResult},
-    sync::links::Resource,
 };
 
 /// Who deleted an item.

@@ -5,10 +5,23 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use reqwest::{StatusCode, header};
 use serde::Deserialize;
 
-use crate::jobs::metrics::{GraphRequests, count_graph_request};
+/// Metric labels as name/value pairs.
+pub type Labels = Vec<(String, String)>;
+
+/// Graph requests by HTTP status (`0` when Graph could not be reached), a metric the process
+/// registers and the client counts.
+pub type GraphRequests = Family<Labels, Counter>;
+
+/// Counts one Graph request answered with `status`.
+pub fn count_graph_request(requests: &GraphRequests, status: u16) {
+    requests
+        .get_or_create(&vec![("status".to_owned(), status.to_string())])
+        .inc();
+}
 
 /// A Graph failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,18 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{domain::settings::application::EffectiveApplication, graph::http};
+use crate::graph::http;
+
+/// An Azure application: who the identity platform issues tokens to.
+#[derive(Clone, Debug)]
+pub struct Application {
+    /// Application (client) ID.
+    pub client_id: String,
+    /// Directory (tenant).
+    pub tenant: String,
+    /// Client secret.
+    pub client_secret: SecretString,
+}
 
 /// Scopes requested on connect: sign-in, a refresh token, the profile, calendars and tasks.
 pub const SCOPES: [&str; 6] = [
@@ -200,7 +211,7 @@ impl Identity {
 
     fn oauth_client(
         &self,
-        app: &EffectiveApplication,
+        app: &Application,
         redirect_uri: &str,
     ) -> anyhow::Result<ConfiguredClient> {
         let tenant = &app.tenant;
@@ -228,7 +239,7 @@ impl Identity {
     /// When the configured URLs do not parse.
     pub fn authorization_url(
         &self,
-        app: &EffectiveApplication,
+        app: &Application,
         redirect_uri: &str,
         state: &str,
         verifier: &str,
@@ -257,7 +268,7 @@ impl Identity {
     /// Classified as [`IdentityError`].
     pub async fn redeem_code(
         &self,
-        app: &EffectiveApplication,
+        app: &Application,
         redirect_uri: &str,
         code: &str,
         verifier: &str,
@@ -285,7 +296,7 @@ impl Identity {
     /// Classified as [`IdentityError`].
     pub async fn refresh(
         &self,
-        app: &EffectiveApplication,
+        app: &Application,
         redirect_uri: &str,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, IdentityError> {

@@ -18,7 +18,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{error::ApiResult, sync::links::Resource};
+use crate::{domain::links::Resource, error::ApiResult};
 
 /// The key of a user's resource in `sync_schedules`.
 pub fn schedule_key(user_id: Uuid, resource: Resource) -> String {

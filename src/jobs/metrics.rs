@@ -8,11 +8,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// Labels as name/value pairs.
-pub type Labels = Vec<(String, String)>;
-
-/// Graph requests by HTTP status (`0` when Graph could not be reached).
-pub type GraphRequests = Family<Labels, Counter>;
+pub use crate::graph::client::{GraphRequests, Labels, count_graph_request};
 
 /// The metrics registry of one process.
 #[derive(Debug)]
@@ -119,11 +115,4 @@ impl Metrics {
         encode(&mut text, &self.registry)?;
         Ok(text)
     }
-}
-
-/// Counts one Graph request answered with `status`.
-pub fn count_graph_request(requests: &GraphRequests, status: u16) {
-    requests
-        .get_or_create(&vec![("status".to_owned(), status.to_string())])
-        .inc();
 }

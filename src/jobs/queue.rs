@@ -191,6 +191,15 @@ impl<T: QueuedJob> Queue<T> {
         }
     }
 
+    /// The same queue on another pool of its database (the embedded worker's), waking the same
+    /// worker when this process pushes through either.
+    pub fn on(&self, db: &DatabaseConnection, heartbeat: std::time::Duration) -> Self {
+        Self {
+            wake: self.wake.clone(),
+            ..Self::new(db, heartbeat)
+        }
+    }
+
     /// The storage, for workers.
     pub fn storage(&self) -> &Storage<T> {
         &self.storage

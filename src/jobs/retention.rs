@@ -27,7 +27,7 @@ use sea_orm::{
 };
 
 use super::queue::{SYNC_QUEUE, WEBHOOK_QUEUE};
-use crate::{domain::recycle_bin::Retention, sync::links::Resource};
+use crate::domain::{links::Resource, recycle_bin::Retention};
 
 /// How often a process prunes.
 const EVERY: Duration = Duration::from_secs(3600);

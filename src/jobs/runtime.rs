@@ -2,6 +2,10 @@
 //! the scheduler ticking. Both stop together: the runs in progress get the grace period to
 //! finish; those still running then are interrupted, their jobs handed back to the queue and
 //! their leases released, so that another worker takes them over at once.
+//!
+//! Beside the API (the embedded worker of `serve`), all of it runs on a runtime of its own whose
+//! threads have a lower scheduling priority, with its own database connections: background work
+//! takes the CPU the API leaves.
 
 use std::{
     future::Future,
@@ -30,6 +34,12 @@ use super::{
 use crate::startup::AppState;
 
 /// Yields each time jobs are pushed by this process, so its worker looks at once.
+///
+/// The worker polls this stream only when it is about to fetch; in between (writing the
+/// acknowledgements of finished jobs, waiting for a free slot) a notification must still wake
+/// it, so the next notification is awaited (registered with the worker's waker) as soon as one
+/// is taken, not at the next fetch: otherwise a push made meanwhile only leaves a permit, and
+/// the worker sleeps until its next heartbeat.
 struct Woken {
     notify: Arc<Notify>,
     next: Pin<Box<OwnedNotified>>,
@@ -49,6 +59,12 @@ impl Stream for Woken {
         match self.next.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.next = Box::pin(self.notify.clone().notified_owned());
+                // Registers at once; a permit already waiting is taken with this one (the
+                // worker fetches everything due anyway).
+                if self.next.as_mut().poll(cx).is_ready() {
+                    self.next = Box::pin(self.notify.clone().notified_owned());
+                    let _ = self.next.as_mut().poll(cx);
+                }
                 Poll::Ready(Some(()))
             }
             Poll::Pending => Poll::Pending,
@@ -70,6 +86,41 @@ pub struct Jobs {
     dispatcher: JoinHandle<()>,
     state: AppState,
     holder: String,
+    _runtime: Option<Background>,
+}
+
+/// How much lower than the API's the scheduling priority of the embedded worker's threads is
+/// (a nice value: at 10, a thread of the API that wants the CPU gets about nine tenths of it
+/// from a worker's thread that wants it too; an idle API leaves the worker all of it).
+const BACKGROUND_NICE: i32 = 10;
+
+/// The embedded worker's runtime; shut down without blocking when dropped, since that happens
+/// on the API's runtime.
+#[derive(Debug)]
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the scheduling priority of the calling thread by [`BACKGROUND_NICE`] (Linux sets it
+/// per thread, and threads started by this one inherit it; elsewhere the priority stays).
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+/// Lowers the scheduling priority of the calling thread by [`BACKGROUND_NICE`] (Linux sets it
+/// per thread, and threads started by this one inherit it).
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let this = rustix::thread::gettid();
+    let now = rustix::process::getpriority_process(Some(this)).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(Some(this), now + BACKGROUND_NICE) {
+        tracing::debug!(error = %e, "Could not lower a background thread's priority");
+    }
 }
 
 /// A name for this process in leases and in the queue's worker table.
@@ -168,6 +219,32 @@ fn dispatcher(state: AppState, mut stopping: watch::Receiver<bool>) -> JoinHandl
 }
 
 impl Jobs {
+    /// Starts the worker (and scheduler) of a process that also serves the API: on a runtime
+    /// of its own whose threads run [`BACKGROUND_NICE`] lower, with a pool of its own whose
+    /// connections that runtime opens and drives (see [`crate::db::connect_background`]).
+    ///
+    /// # Errors
+    /// When the runtime cannot be built or the database URL is invalid.
+    pub fn start_embedded(state: AppState) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("m365-background")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
+        let jobs = {
+            let _entered = runtime.enter();
+            let state = match crate::db::connect_background(&state.settings)? {
+                Some(db) => state.on_database(db),
+                None => state,
+            };
+            Self::start(state)
+        };
+        Ok(Self {
+            _runtime: Some(Background(Some(runtime))),
+            ..jobs
+        })
+    }
+
     /// Starts a worker (and the scheduler when `scheduler_tick_ms` is not 0) for `state`.
     pub fn start(state: AppState) -> Self {
         let (stop, stopping) = watch::channel(false);
@@ -289,6 +366,7 @@ impl Jobs {
             dispatcher,
             state,
             holder,
+            _runtime: None,
         }
     }
 
@@ -335,5 +413,47 @@ impl Jobs {
             Err(e) => tracing::error!(error = %e, "Failed to release leases; they will expire"),
         }
         tracing::info!(worker = %self.holder, "Background synchronization stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::task::{ArcWake, waker};
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+
+    impl ArcWake for Count {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_push_after_a_wake_wakes_the_worker_although_it_has_not_looked_again() {
+        let notify = Arc::new(Notify::new());
+        let mut woken = Woken::new(notify.clone());
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = waker(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut woken).poll_next(&mut cx).is_pending());
+        notify.notify_one();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            Pin::new(&mut woken).poll_next(&mut cx),
+            Poll::Ready(Some(()))
+        ));
+        // The worker now writes acknowledgements, without polling the stream; a push meanwhile
+        // must wake it.
+        notify.notify_one();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(matches!(
+            Pin::new(&mut woken).poll_next(&mut cx),
+            Poll::Ready(Some(()))
+        ));
+        assert!(Pin::new(&mut woken).poll_next(&mut cx).is_pending());
     }
 }

@@ -19,13 +19,13 @@ use super::{
     queue::{PRIORITY_SCHEDULED, Queue},
     retention,
 };
+use crate::domain::links::Resource;
 use crate::{
     domain::settings::{
         Scope,
         microsoft::{self, SettingsCache},
     },
     startup::AppState,
-    sync::links::Resource,
 };
 
 /// The role name of the scheduler lease.

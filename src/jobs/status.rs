@@ -19,6 +19,7 @@ use super::{
     scheduler::{self, PENDING_STATES},
     sync_job::parse_resource,
 };
+use crate::domain::links::Resource;
 use crate::{
     domain::{
         connections::ConnectionStatus,
@@ -30,10 +31,7 @@ use crate::{
     },
     error::{ApiError, ApiResult},
     startup::AppState,
-    sync::{
-        links::Resource,
-        runs::{self, Counts, Outcome, RunView},
-    },
+    sync::runs::{self, Counts, Outcome, RunView},
 };
 
 /// Where a job is.

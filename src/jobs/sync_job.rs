@@ -24,10 +24,11 @@ use tokio::{
 use uuid::Uuid;
 
 use super::{lease, metrics::Metrics, queue::SyncTask, scheduler};
+use crate::domain::links::Resource;
 use crate::{
     graph::client::observe_retry_after,
     startup::AppState,
-    sync::{engine, links::Resource, runs::Outcome},
+    sync::{engine, runs::Outcome},
 };
 
 /// What the jobs of one process share.

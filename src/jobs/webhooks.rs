@@ -23,8 +23,8 @@ use entity::{change_log_state, webhook_attempts, webhook_deliveries, webhook_end
 use rand::RngExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -389,7 +389,7 @@ impl Delivery<'_> {
             Ok(code) => (Some(code), Some(format!("answered {code}"))),
             Err(e) => (None, Some(e.chars().take(MAX_ERROR).collect::<String>())),
         };
-        webhook_attempts::ActiveModel {
+        let record = webhook_attempts::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(row.id),
             attempt: Set(task.attempt),
@@ -397,20 +397,20 @@ impl Delivery<'_> {
             status_code: Set(status_code.map(i32::from)),
             latency_ms: Set(latency_ms),
             error: Set(error.clone()),
-        }
-        .insert(self.db)
-        .await?;
-        self.settle(row, endpoint, task.attempt, status_code, error)
+        };
+        self.settle(row, endpoint, task.attempt, record, status_code, error)
             .await
     }
 
-    /// Records the outcome of an attempt on the delivery and the endpoint, and queues the next
-    /// attempt after a failure.
+    /// Records an attempt, its outcome on the delivery and on the endpoint, in one transaction
+    /// (one write per delivery: on SQLite, each write makes the API's connections read the
+    /// pages it changed again), and queues the next attempt after a failure.
     async fn settle(
         &self,
         row: webhook_deliveries::Model,
         endpoint: webhook_endpoints::Model,
         attempt: i32,
+        record: webhook_attempts::ActiveModel,
         status_code: Option<u16>,
         error: Option<String>,
     ) -> anyhow::Result<()> {
@@ -436,8 +436,11 @@ impl Delivery<'_> {
             let delay = chrono::Duration::from_std(delay).unwrap_or_default();
             model.next_attempt_at = Set((now + delay).fixed_offset());
         }
-        model.update(self.db).await?;
-        self.record_health(endpoint, error.is_none()).await?;
+        let tx = crate::db::begin_write(self.db).await?;
+        record.insert(&tx).await?;
+        model.update(&tx).await?;
+        self.record_health(&tx, endpoint, error.is_none()).await?;
+        tx.commit().await?;
         if let Some(delay) = retry {
             let next = WebhookTask::attempt(row.id, attempt + 1);
             self.queue.push_jobs(&[(next, Some(delay))], 0).await?;
@@ -449,6 +452,7 @@ impl Delivery<'_> {
     /// fails and disables it once that is `disable_after_hours` ago.
     async fn record_health(
         &self,
+        tx: &DatabaseTransaction,
         endpoint: webhook_endpoints::Model,
         delivered: bool,
     ) -> anyhow::Result<()> {
@@ -463,14 +467,14 @@ impl Delivery<'_> {
                         C::FailingSince,
                         Expr::value(None::<chrono::DateTime<chrono::FixedOffset>>),
                     )
-                    .exec(self.db)
+                    .exec(tx)
                     .await?;
             }
             (false, None) => {
                 update
                     .col_expr(C::FailingSince, Expr::value(Some(now.fixed_offset())))
                     .filter(C::FailingSince.is_null())
-                    .exec(self.db)
+                    .exec(tx)
                     .await?;
             }
             (false, Some(since)) => {
@@ -488,7 +492,7 @@ impl Delivery<'_> {
                         .col_expr(C::DisabledReason, Expr::value(Some(reason)))
                         .col_expr(C::UpdatedAt, Expr::value(now.fixed_offset()))
                         .filter(C::Enabled.eq(true))
-                        .exec(self.db)
+                        .exec(tx)
                         .await?;
                     tracing::warn!(endpoint = %endpoint.id, "A webhook endpoint was disabled after failing too long");
                 }

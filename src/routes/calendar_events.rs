@@ -16,12 +16,14 @@ use crate::{
             self, CalendarEventView, CreateCalendarEvent, EventData, EventListParams,
             EventResponse, UpdateCalendarEvent, listing,
         },
-        etag::if_match,
         pagination::{Page, cursor_of},
         recycle_bin::ReadParams,
     },
     error::{ApiError, ApiResult},
-    routes::{extract::JsonBody, json_with_etag, retention},
+    routes::{
+        extract::{JsonBody, if_match},
+        json_with_etag, retention,
+    },
     startup::AppState,
 };
 

@@ -1,6 +1,6 @@
 //! Request extraction with problem-shaped errors: JSON bodies (size limit, time limit, media
-//! type, syntax vs. data errors with JSON Pointers, control characters), query strings and
-//! path ids.
+//! type, syntax vs. data errors with JSON Pointers, control characters), query strings, path
+//! ids and `If-Match`.
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    domain::plain_text,
+    domain::{etag, plain_text},
     error::{ApiError, FieldError},
 };
 
@@ -356,6 +356,22 @@ pub fn query_config() -> web::QueryConfig {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default()
         .error_handler(|_, _| ApiError::NotFound("No such resource.".to_owned()).into())
+}
+
+/// The `If-Match` header of a request, for operations that check it later (inside a retry
+/// loop, against the version they read); a value that is not text reads as malformed.
+pub fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
+}
+
+/// Checks the request's `If-Match` against the current version. No header: always passes.
+///
+/// # Errors
+/// See [`etag::check`].
+pub fn check_if_match(req: &HttpRequest, current_version: i64) -> Result<(), ApiError> {
+    etag::check(if_match(req).as_deref(), current_version)
 }
 
 #[cfg(test)]

@@ -10,13 +10,15 @@ use crate::{
     auth::AuthUser,
     domain::{
         Role,
-        etag::if_match,
         organizations::{self, CreateOrganization, OrganizationView, UpdateOrganization},
         pagination::{Page, PageParams},
         settings::Scope,
     },
     error::{ApiError, ApiResult},
-    routes::{extract::JsonBody, json_with_etag},
+    routes::{
+        extract::{JsonBody, if_match},
+        json_with_etag,
+    },
     startup::AppState,
 };
 

@@ -8,6 +8,7 @@ use entity::sync_states;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use uuid::Uuid;
 
+use crate::domain::links::Resource;
 use crate::{
     auth::AuthUser,
     domain::{
@@ -18,10 +19,7 @@ use crate::{
     jobs::status::{self, SyncJobView, SyncStatus},
     routes::{accessible_user, retention},
     startup::AppState,
-    sync::{
-        links::Resource,
-        runs::{self, RunView},
-    },
+    sync::runs::{self, RunView},
 };
 
 /// Sync now: enqueues a run of every enabled resource (calendar, tasks) of the user, ahead of

@@ -9,13 +9,16 @@ use uuid::Uuid;
 use crate::{
     auth::AuthUser,
     domain::{
-        etag::if_match,
         pagination::Page,
         recycle_bin::ReadParams,
         tasks::{self, CreateTask, TaskData, TaskListParams, TaskView, UpdateTask},
     },
     error::ApiResult,
-    routes::{calendar_events::owner, extract::JsonBody, json_with_etag, retention},
+    routes::{
+        calendar_events::owner,
+        extract::{JsonBody, if_match},
+        json_with_etag, retention,
+    },
     startup::AppState,
 };
 

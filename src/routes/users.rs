@@ -10,14 +10,16 @@ use crate::{
         Role,
         access::not_found,
         email::Email,
-        etag::check_if_match,
         organizations,
         pagination::{Page, PageParams},
         settings::Scope,
         users::{self, CreateUser, NewUser, UpdateUser, UserChanges, UserView},
     },
     error::{ApiError, ApiResult},
-    routes::{extract::JsonBody, json_with_etag},
+    routes::{
+        extract::{JsonBody, check_if_match},
+        json_with_etag,
+    },
     startup::AppState,
 };
 

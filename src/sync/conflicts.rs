@@ -12,7 +12,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{fields::Fields, links::Resource, local};
+use super::{fields::Fields, local};
+use crate::domain::links::Resource;
 use crate::{
     domain::pagination::PageRequest,
     error::{ApiError, ApiResult},

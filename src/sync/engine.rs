@@ -32,11 +32,11 @@ use uuid::Uuid;
 
 use super::{
     fields::{self, EXTENSION_NAME, Fields},
-    links::Resource,
     local::{self, LocalItem},
     recurrence, rules,
     runs::{ItemError, Outcome, RunLog},
 };
+use crate::domain::links::Resource;
 use crate::{
     domain::{
         calendar_events::EventResponse,

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::{
     fields::{self, Fields},
-    links::Resource,
     recurrence,
 };
+use crate::domain::links::Resource;
 use crate::{
     domain::changes::{self, ItemChange, ItemKind, Origin},
     error::ApiResult,

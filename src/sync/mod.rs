@@ -4,7 +4,6 @@
 pub mod conflicts;
 pub mod engine;
 pub mod fields;
-pub mod links;
 pub mod local;
 pub mod recurrence;
 pub mod rules;

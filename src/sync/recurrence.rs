@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use super::{
     fields::{self, Fields},
-    links::Resource,
     local,
 };
+use crate::domain::links::Resource;
 use crate::domain::{
     calendar_events::{
         EventData, EventTime, OccurrenceException, RecurrenceRule, Rule,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::links::Resource;
+use crate::domain::links::Resource;
 use crate::{
     domain::{pagination::PageRequest, settings::microsoft::Direction},
     error::ApiResult,

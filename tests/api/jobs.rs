@@ -579,7 +579,7 @@ async fn organization_of_users(app: &TestApp, count: usize) -> Vec<MailboxUser> 
         m365_sync::sync::local::create(
             &app.db,
             who.user.id,
-            m365_sync::sync::links::Resource::Tasks,
+            m365_sync::domain::links::Resource::Tasks,
             task.as_object().unwrap(),
         )
         .await

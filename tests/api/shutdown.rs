@@ -15,8 +15,8 @@ use std::{
 use entity::{sync_jobs, sync_links, sync_runs, sync_schedules};
 use graph_emulator::{Fault, FaultSpec};
 use m365_sync::{
+    domain::links::Resource,
     jobs::{lease, runtime::Jobs},
-    sync::links::Resource,
 };
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr};

@@ -3,7 +3,10 @@
 
 use entity::{calendar_events, sync_links, tasks};
 use graph_emulator::{Fault, FaultSpec};
-use m365_sync::sync::{fields::Fields, links::Resource, local};
+use m365_sync::{
+    domain::links::Resource,
+    sync::{fields::Fields, local},
+};
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};

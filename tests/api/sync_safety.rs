@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{Days, Utc};
 use graph_emulator::{Fault, FaultSpec, LoggedRequest};
-use m365_sync::sync::links::Resource;
+use m365_sync::domain::links::Resource;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

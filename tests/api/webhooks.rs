@@ -14,8 +14,9 @@ use chrono::Utc;
 use entity::webhook_endpoints;
 use graph_emulator::{Fault, FaultSpec};
 use m365_sync::{
+    domain::links::Resource,
     domain::{Role, webhooks::signature},
-    sync::{links::Resource, local},
+    sync::local,
 };
 use reqwest::StatusCode;
 use sea_orm::{

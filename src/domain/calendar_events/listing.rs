@@ -27,9 +27,9 @@ use super::{
     view::{CalendarEventView, OccurrenceRef},
 };
 use crate::{
+    domain::links::{LinkState, Resource, link_states},
     domain::pagination::{PAGE_BYTES, PageRequest, fill_page},
     error::{ApiError, ApiResult},
-    sync::links::{LinkState, Resource, link_states},
 };
 
 /// The bytes of an event's large fields.

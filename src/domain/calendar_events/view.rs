@@ -13,12 +13,12 @@ use super::{
     Attendee, EventData, EventTime, RecurrenceRule, Sensitivity, ShowAs, ZonedDateTime, wall_clock,
 };
 use crate::{
+    domain::links::{LinkState, Resource, link_states},
     domain::{
         item_fields::{Importance, date_to_stored},
         recycle_bin::DeletedBy,
     },
     error::{ApiError, ApiResult},
-    sync::links::{LinkState, Resource, link_states},
 };
 
 /// The organizer of a meeting.

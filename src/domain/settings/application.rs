@@ -166,16 +166,8 @@ impl Resolved {
     }
 }
 
-/// A fully configured Azure application.
-#[derive(Clone, Debug)]
-pub struct EffectiveApplication {
-    /// Application (client) ID.
-    pub client_id: String,
-    /// Directory (tenant).
-    pub tenant: String,
-    /// Client secret.
-    pub client_secret: SecretString,
-}
+/// A fully configured Azure application: the one a scope's calls to Microsoft act as.
+pub use crate::graph::identity::Application as EffectiveApplication;
 
 /// The redirect URI for a public base URL.
 pub fn redirect_uri(public_url: &str) -> String {

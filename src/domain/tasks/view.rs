@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::{TaskData, TaskStatus};
 use crate::{
+    domain::links::{LinkState, Resource, link_states},
     domain::{
         item_fields::{Importance, date_to_stored},
         recycle_bin::DeletedBy,
     },
     error::{ApiError, ApiResult},
-    sync::links::{LinkState, Resource, link_states},
 };
 
 /// A task as the API shows it.

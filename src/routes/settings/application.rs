@@ -9,14 +9,16 @@ use crate::{
     auth::AuthUser,
     domain::{
         connections,
-        etag::if_match,
         settings::{
             Scope,
             application::{self, ApplicationSettingsPatch, ApplicationSettingsView},
         },
     },
     error::ApiResult,
-    routes::{extract::JsonBody, json_with_etag},
+    routes::{
+        extract::{JsonBody, if_match},
+        json_with_etag,
+    },
     startup::AppState,
 };
 

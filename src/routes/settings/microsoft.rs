@@ -7,17 +7,17 @@ use uuid::Uuid;
 use super::{organization_scope, user_scope};
 use crate::{
     auth::AuthUser,
-    domain::{
-        etag::if_match,
-        settings::{
-            Scope,
-            microsoft::{
-                self, MicrosoftSettingsPatch, MicrosoftSettingsView, UserMicrosoftSettingsPatch,
-            },
+    domain::settings::{
+        Scope,
+        microsoft::{
+            self, MicrosoftSettingsPatch, MicrosoftSettingsView, UserMicrosoftSettingsPatch,
         },
     },
     error::ApiResult,
-    routes::{extract::JsonBody, json_with_etag},
+    routes::{
+        extract::{JsonBody, if_match},
+        json_with_etag,
+    },
     startup::AppState,
 };
 

@@ -14,11 +14,11 @@ use super::{
     BATCH_SIZE, PullState, Run, Stop, calendar_window, etag_of, is_series_link, link_base,
     link_pending,
 };
+use crate::domain::links::Resource;
 use crate::{
     domain::connections::tokens::TokenFailure,
     graph::client::BatchRequest,
     sync::{
-        links::Resource,
         local::{self, LocalItem},
         recurrence::{self, Window},
         rules,
