@@ -217,7 +217,7 @@ async fn run_leased(
             tracing::warn!(user.id = %user_id, resource = resource.as_str(), run.id = %run_id, reason = ?why, "A sync run was interrupted");
             let seconds = clock.elapsed().as_secs_f64();
             ctx.metrics()
-                .record_run(resource.as_str(), &Outcome::Interrupted.as_str(), seconds);
+                .record_run(resource.as_str(), Outcome::Interrupted.as_str(), seconds);
             record_interruption(db, &job, run_id, started_at.fixed_offset(), why).await?;
             // An error, so that the queue hands the job out again.
             anyhow::bail!("{}", why.note());
@@ -234,7 +234,7 @@ async fn run_leased(
     let outcome_text = outcome.as_str();
     ctx.metrics().record_run(
         resource.as_str(),
-        &outcome_text,
+        outcome_text,
         clock.elapsed().as_secs_f64(),
     );
 
@@ -263,7 +263,7 @@ async fn run_leased(
         let mut model = schedule.into_active_model();
         model.last_finished_at = Set(Some(finished_at.fixed_offset()));
         model.last_run_id = Set(run_id);
-        model.last_outcome = Set(Some(outcome_text.clone()));
+        model.last_outcome = Set(Some(outcome_text.to_owned()));
         model.failures = Set(failures);
         model.backoff_until = Set(backoff_until);
         model.updated_at = Set(finished_at.fixed_offset());
@@ -272,7 +272,7 @@ async fn run_leased(
     let mut model = job.into_active_model();
     model.state = Set("done".to_owned());
     model.run_id = Set(run_id);
-    model.outcome = Set(Some(outcome_text));
+    model.outcome = Set(Some(outcome_text.to_owned()));
     model.started_at = Set(Some(started_at.fixed_offset()));
     model.finished_at = Set(Some(finished_at.fixed_offset()));
     model.update(db).await?;

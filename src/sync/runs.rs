@@ -43,12 +43,45 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome as stored and shown.
-    pub fn as_str(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+    /// The outcome as stored and shown (its JSON name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::PartiallyFailed => "partially_failed",
+            Self::Failed => "failed",
+            Self::ReauthRequired => "reauth_required",
+            Self::AppMisconfigured => "app_misconfigured",
+            Self::NotConnected => "not_connected",
+            Self::MassDeleteBlocked => "mass_delete_blocked",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::Outcome;
+
+    #[test]
+    fn an_outcome_is_stored_as_it_is_shown() {
+        for outcome in [
+            Outcome::Running,
+            Outcome::Succeeded,
+            Outcome::PartiallyFailed,
+            Outcome::Failed,
+            Outcome::ReauthRequired,
+            Outcome::AppMisconfigured,
+            Outcome::NotConnected,
+            Outcome::MassDeleteBlocked,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                outcome.as_str(),
+                "{outcome:?}"
+            );
+        }
     }
 }
 
@@ -201,7 +234,7 @@ impl RunLog {
             direction: Set(self.direction.as_str().to_owned()),
             started_at: Set(self.started_at.fixed_offset()),
             finished_at: Set(self.finished_at.map(|t| t.fixed_offset())),
-            outcome: Set(self.outcome.as_str()),
+            outcome: Set(self.outcome.as_str().to_owned()),
             counts: Set(serde_json::to_string(&self.counts).unwrap_or_default()),
             errors: Set(serde_json::to_string(&self.errors).unwrap_or_default()),
             log: Set(serde_json::to_string(&self.lines).unwrap_or_default()),
