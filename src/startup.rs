@@ -103,9 +103,7 @@ impl AppState {
             settings: Arc::new(settings),
         })
     }
-}
 
-impl AppState {
     /// The same state on `db`, another pool of the same database: caches, metrics, clients and
     /// the API's load are shared; the queues wake the same workers.
     pub fn on_database(&self, db: DatabaseConnection) -> Self {

@@ -17,7 +17,7 @@ pub type Labels = Vec<(String, String)>;
 pub type GraphRequests = Family<Labels, Counter>;
 
 /// Counts one Graph request answered with `status`.
-pub fn count_graph_request(requests: &GraphRequests, status: u16) {
+fn count_graph_request(requests: &GraphRequests, status: u16) {
     requests
         .get_or_create(&vec![("status".to_owned(), status.to_string())])
         .inc();

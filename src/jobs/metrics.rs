@@ -8,7 +8,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-pub use crate::graph::client::{GraphRequests, Labels, count_graph_request};
+use crate::graph::client::{GraphRequests, Labels};
 
 /// The metrics registry of one process.
 #[derive(Debug)]
