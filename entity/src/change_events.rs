@@ -5,6 +5,7 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Eq)]
 #[sea_orm(table_name = "change_events")]
 pub struct Model {
+    /// Insert order (not commit order: see `position`).
     #[sea_orm(primary_key)]
     pub seq: i64,
     #[sea_orm(unique)]
@@ -15,6 +16,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub data: String,
     pub created_at: DateTimeWithTimeZone,
+    /// The event's place in the log, given when its transaction commits (the feed's cursor);
+    /// `None` only inside the transaction that records it.
+    #[sea_orm(unique)]
+    pub position: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

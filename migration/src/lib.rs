@@ -18,6 +18,7 @@ mod m20261202_000014_add_user_token_generation_and_email_skeleton;
 mod m20261202_000015_bind_connect_to_its_initiator;
 mod m20261202_000016_create_api_keys_and_idempotency_keys;
 mod m20261202_000017_create_change_events_and_webhooks;
+mod m20261203_000018_number_change_events_at_commit;
 
 /// Every migration of the service, in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_bind_connect_to_its_initiator::Migration),
             Box::new(m20261202_000016_create_api_keys_and_idempotency_keys::Migration),
             Box::new(m20261202_000017_create_change_events_and_webhooks::Migration),
+            Box::new(m20261203_000018_number_change_events_at_commit::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@
 //! On PostgreSQL each event also records the transaction that wrote it (`tx`, an `xid8`):
 //! sequence numbers are taken when a row is inserted, not when its transaction commits, so the
 //! feed and the dispatcher read only events whose transaction is older than every transaction
-//! still running; an event never appears behind a cursor already handed out.
+//! still running. (Migration 18 replaces that rule: events are numbered as they commit.)
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]

@@ -11,8 +11,7 @@
 use chrono::{DateTime, Utc};
 use entity::{change_events, change_log_state, users};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
@@ -158,6 +157,7 @@ pub async fn items(
                 json!({ "id": id, "version": version, "origin": origin.as_str() }).to_string(),
             ),
             created_at: Set(now),
+            position: sea_orm::ActiveValue::NotSet,
         })
         .collect();
     for chunk in rows.chunks(200) {
@@ -263,7 +263,7 @@ impl ChangeEvent {
             event_type: row.event_type.clone(),
             timestamp: row.created_at.with_timezone(&Utc),
             data: Value::Object(data),
-            cursor: row.seq.to_string(),
+            cursor: position(row).to_string(),
         }
     }
 
@@ -303,59 +303,35 @@ pub struct FeedPage {
 /// Largest page of the feed.
 pub const MAX_FEED_PAGE: u64 = 1000;
 
-/// How long an event may wait for older transactions of the same database to end before it
-/// is read anyway (PostgreSQL), in seconds: the transactions that record events last
-/// milliseconds (a page of a pull at most), so only an unrelated long transaction (a person's
-/// open `psql` session, say) can hold events back, and it may not stall the feed and webhooks
-/// longer than this.
-pub const SETTLE_LIMIT_SECONDS: u32 = 30;
-
-/// The condition that an event may be read.
+/// The events behind `after` (a position), in log order, at most `limit`.
 ///
-/// On PostgreSQL, sequence numbers are taken at insert, not at commit, so a later number may
-/// commit first: an event is read once its transaction is older than every transaction that
-/// was running in this database when the statement's snapshot was taken (the snapshot's
-/// running transactions, less those seen running in other databases of the same server, whose
-/// transaction ids are shared but which cannot write this log), or once it was recorded
-/// [`SETTLE_LIMIT_SECONDS`] ago. A transaction the snapshot saw running but that has ended by
-/// the time `pg_stat_activity` is read counts as this database's: the horizon errs early,
-/// never late. SQLite commits one writer at a time, in sequence order.
-pub fn settled(backend: DatabaseBackend) -> Option<sea_orm::sea_query::SimpleExpr> {
-    (backend == DatabaseBackend::Postgres).then(|| {
-        Expr::cust(format!(
-            "(tx < COALESCE(\
-                (SELECT min(running) FROM pg_snapshot_xip(pg_current_snapshot()) AS running \
-                 WHERE running::text::bigint % 4294967296 NOT IN (\
-                     SELECT backend_xid::text::bigint FROM pg_stat_activity \
-                     WHERE backend_xid IS NOT NULL \
-                       AND datname IS DISTINCT FROM current_database())), \
-                pg_snapshot_xmax(pg_current_snapshot())) \
-             OR created_at < now() - interval '{SETTLE_LIMIT_SECONDS} seconds')"
-        ))
-    })
-}
-
-/// The settled events behind `after` (sequence number), oldest first, at most `limit`.
+/// An event has a position once its transaction has committed, and positions are given in
+/// commit order (see the migration that numbers them): a reader that has seen a position has
+/// seen every lower one, so a cursor never skips an event that commits later, and an open
+/// transaction holds back nothing but its own events.
 ///
 /// # Errors
 /// On database failure.
-pub async fn settled_after(
+pub async fn committed_after(
     db: &impl ConnectionTrait,
     after: i64,
     limit: u64,
     scope: Scope,
 ) -> ApiResult<Vec<change_events::Model>> {
     use change_events::Column as C;
-    let mut query = change_events::Entity::find().filter(C::Seq.gt(after));
-    if let Some(settled) = settled(db.get_database_backend()) {
-        query = query.filter(settled);
-    }
-    query = match scope {
+    let query = change_events::Entity::find().filter(C::Position.gt(after));
+    let query = match scope {
         Scope::All => query,
         Scope::Organization(org) => query.filter(C::OrganizationId.eq(org)),
         Scope::User(user) => query.filter(C::UserId.eq(user)),
     };
-    Ok(query.order_by_asc(C::Seq).limit(limit).all(db).await?)
+    Ok(query.order_by_asc(C::Position).limit(limit).all(db).await?)
+}
+
+/// The position of a committed event (read through [`committed_after`]).
+pub fn position(row: &change_events::Model) -> i64 {
+    debug_assert!(row.position.is_some(), "event {} is not committed", row.id);
+    row.position.unwrap_or_default()
 }
 
 /// The log's bookkeeping row.
@@ -411,10 +387,10 @@ pub async fn feed(
         Some(after) => after,
         None => pruned,
     };
-    let mut rows = settled_after(db, after, limit + 1, scope).await?;
+    let mut rows = committed_after(db, after, limit + 1, scope).await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = rows.last().map_or(after, |r| r.seq).to_string();
+    let next_cursor = rows.last().map_or(after, position).to_string();
     Ok(FeedPage {
         items: rows.iter().map(ChangeEvent::of).collect(),
         next_cursor,

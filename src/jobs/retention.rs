@@ -277,9 +277,9 @@ async fn prune_change_log(
     let state = crate::domain::changes::log_state(db).await?;
     let through: Option<i64> = change_events::Entity::find()
         .select_only()
-        .column_as(change_events::Column::Seq.max(), "seq")
+        .column_as(change_events::Column::Position.max(), "position")
         .filter(change_events::Column::CreatedAt.lt(before))
-        .filter(change_events::Column::Seq.lte(state.dispatched_through))
+        .filter(change_events::Column::Position.lte(state.dispatched_through))
         .into_tuple()
         .one(db)
         .await?
@@ -296,7 +296,7 @@ async fn prune_change_log(
         .exec(db)
         .await?;
     Ok(change_events::Entity::delete_many()
-        .filter(change_events::Column::Seq.lte(through))
+        .filter(change_events::Column::Position.lte(through))
         .exec(db)
         .await?
         .rows_affected)

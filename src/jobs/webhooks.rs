@@ -1,5 +1,5 @@
 //! Webhooks in the background: the dispatcher reads the change log behind its position and
-//! turns each settled event into deliveries (one per endpoint that wants it), queued on the
+//! turns each committed event into deliveries (one per endpoint that wants it), queued on the
 //! apalis queue; the delivery job sends one attempt, signed per Standard Webhooks, and
 //! records it. A 2xx within the timeout counts as delivered; anything else is retried on
 //! [`RETRY_STEPS`] (about a day, with jitter), then the delivery fails. An endpoint whose
@@ -210,7 +210,7 @@ pub fn retry_delay(settings: &WebhookSettings, next: i32) -> Option<Duration> {
     Some(Duration::from_millis((base as f64 * jitter) as u64))
 }
 
-/// Fans at most `batch` settled events behind the dispatcher's position out to the enabled
+/// Fans at most `batch` committed events behind the dispatcher's position out to the enabled
 /// endpoints, moves the position, and queues the deliveries; returns how many events it read. Safe to
 /// run in any number of processes: the position moves by compare-and-set, and a process that
 /// lost the race stores nothing.
@@ -224,7 +224,7 @@ pub async fn dispatch(
 ) -> anyhow::Result<usize> {
     // Most ticks find nothing: look before taking the write lock (SQLite has one writer).
     let seen = changes::log_state(db).await?.dispatched_through;
-    if changes::settled_after(db, seen, 1, Scope::All)
+    if changes::committed_after(db, seen, 1, Scope::All)
         .await?
         .is_empty()
     {
@@ -233,8 +233,8 @@ pub async fn dispatch(
     let endpoints = webhooks::enabled(db).await?;
     let tx = crate::db::begin_write(db).await?;
     let state = changes::log_state(&tx).await?;
-    let events = changes::settled_after(&tx, state.dispatched_through, batch, Scope::All).await?;
-    let Some(last) = events.last().map(|e| e.seq) else {
+    let events = changes::committed_after(&tx, state.dispatched_through, batch, Scope::All).await?;
+    let Some(last) = events.last().map(changes::position) else {
         tx.rollback().await?;
         return Ok(0);
     };

@@ -1059,8 +1059,12 @@ async fn a_transaction_left_open_in_another_database_does_not_hold_the_feed_back
     }
 }
 
+/// Two transactions record an event each, and the one that numbered its event first commits
+/// last. Whichever of the two began first (holds the older transaction id), the event committed
+/// first is read at once, and the other is read behind the cursor the first read handed out.
 #[tokio::test]
 async fn an_event_numbered_earlier_but_committed_later_is_not_skipped() {
+    use m365_sync::domain::changes::{self, ItemChange, ItemKind, Origin};
     let app = app().await;
     if app.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         // SQLite commits one writer at a time, in the order it numbers events.
@@ -1069,38 +1073,166 @@ async fn an_event_numbered_earlier_but_committed_later_is_not_skipped() {
     let admin = app.admin().await;
     let org = app.organization(&admin, "Acme").await;
     let user = app.account(Role::User, Some(org)).await;
-    let user_id = user.id;
-    // A run's transaction numbers an event and is still open when an API write numbers the
-    // next one and commits.
-    let open = app.db.begin().await.unwrap();
-    let early = Uuid::now_v7();
-    m365_sync::domain::changes::item(
-        &open,
-        m365_sync::domain::changes::ItemKind::CalendarEvent,
-        m365_sync::domain::changes::ItemChange::Updated,
-        user_id,
-        early,
-        2,
-        m365_sync::domain::changes::Origin::Microsoft,
-    )
-    .await
-    .unwrap();
-    create_event(&app, &user, "Planning").await;
-    // The later event is committed and visible, but handing it out now would move a reader's
-    // cursor past the earlier one: the feed waits.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let held = app.get("/api/v1/changes", &admin.token).await;
-    assert_eq!(held.body["items"], json!([]), "{held:?}");
-    open.commit().await.unwrap();
-    let items = feed_until(&app, &admin, 2, Duration::from_secs(10)).await;
-    let types: Vec<_> = items.iter().map(|e| e["type"].clone()).collect();
-    assert_eq!(
-        types,
-        json!(["calendar_event.updated", "calendar_event.created"])
+    let mut cursor = app.get("/api/v1/changes", &admin.token).await.body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for open_began_first in [true, false] {
+        let first = app.db.begin().await.unwrap();
+        first
+            .execute_unprepared("SELECT pg_current_xact_id()")
+            .await
+            .unwrap();
+        let second = app.db.begin().await.unwrap();
+        second
+            .execute_unprepared("SELECT pg_current_xact_id()")
+            .await
+            .unwrap();
+        let (open, committing) = if open_began_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let (early, late) = (Uuid::now_v7(), Uuid::now_v7());
+        for (tx, id) in [(&open, early), (&committing, late)] {
+            changes::item(
+                tx,
+                ItemKind::CalendarEvent,
+                ItemChange::Updated,
+                user.id,
+                id,
+                2,
+                Origin::Microsoft,
+            )
+            .await
+            .unwrap();
+        }
+        committing.commit().await.unwrap();
+        let page = app
+            .get(&format!("/api/v1/changes?after={cursor}"), &admin.token)
+            .await;
+        let ids: Vec<_> = page.body["items"]
             .as_array()
             .unwrap()
-            .clone(),
-        "{items:?}"
+            .iter()
+            .map(|e| e["data"]["id"].clone())
+            .collect();
+        assert_eq!(
+            ids,
+            [json!(late)],
+            "open began first: {open_began_first}: {page:?}"
+        );
+        cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+        open.commit().await.unwrap();
+        let page = app
+            .get(&format!("/api/v1/changes?after={cursor}"), &admin.token)
+            .await;
+        let ids: Vec<_> = page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"]["id"].clone())
+            .collect();
+        assert_eq!(
+            ids,
+            [json!(early)],
+            "open began first: {open_began_first}: {page:?}"
+        );
+        cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    }
+}
+
+/// Writers record events in overlapping transactions (each takes its transaction id, waits,
+/// records, waits and commits) while a reader follows the feed page by page: the reader sees
+/// every event exactly once, and each item's versions in the order they were committed.
+#[tokio::test]
+async fn a_reader_following_the_feed_during_overlapping_writes_sees_every_event_once_in_order() {
+    use m365_sync::domain::changes::{self, ItemChange, ItemKind, Origin};
+    const WRITERS: u64 = 6;
+    const VERSIONS: u64 = 12;
+    let app = app().await;
+    let postgres = app.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    let admin = app.admin().await;
+    let org = app.organization(&admin, "Acme").await;
+    let user = app.account(Role::User, Some(org)).await;
+    let items: Vec<Uuid> = (0..WRITERS).map(|_| Uuid::now_v7()).collect();
+    let writers: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(w, item)| {
+            let (db, item, user_id) = (app.db.clone(), *item, user.id);
+            tokio::spawn(async move {
+                for version in 1..=VERSIONS {
+                    let pause = Duration::from_millis((w as u64 * 7 + version * 3) % 17);
+                    let tx = m365_sync::db::begin_write(&db).await.unwrap();
+                    if postgres {
+                        tx.execute_unprepared("SELECT pg_current_xact_id()")
+                            .await
+                            .unwrap();
+                    }
+                    tokio::time::sleep(pause).await;
+                    changes::item(
+                        &tx,
+                        ItemKind::Task,
+                        ItemChange::Updated,
+                        user_id,
+                        item,
+                        version as i64,
+                        Origin::Api,
+                    )
+                    .await
+                    .unwrap();
+                    tokio::time::sleep(pause / 2).await;
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    let mut cursor = String::from("0");
+    let expected = (WRITERS * VERSIONS) as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < expected && std::time::Instant::now() < deadline {
+        let page = app
+            .get(
+                &format!("/api/v1/changes?after={cursor}&limit=5"),
+                &admin.token,
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        for event in page.body["items"].as_array().unwrap() {
+            seen.push((
+                event["data"]["id"].as_str().unwrap().to_owned(),
+                event["data"]["version"].as_i64().unwrap(),
+            ));
+        }
+        cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+        if page.body["has_more"] != json!(true) {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let page = app
+        .get(&format!("/api/v1/changes?after={cursor}"), &admin.token)
+        .await;
+    assert_eq!(
+        page.body["items"],
+        json!([]),
+        "events after the end: {page:?}"
     );
-    assert_eq!(items[0]["data"]["id"], early.to_string());
+    assert_eq!(seen.len(), expected, "{seen:?}");
+    for item in &items {
+        let versions: Vec<i64> = seen
+            .iter()
+            .filter(|(id, _)| *id == item.to_string())
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=VERSIONS as i64).collect::<Vec<_>>(),
+            "item {item}: {seen:?}"
+        );
+    }
 }

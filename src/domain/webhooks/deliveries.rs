@@ -145,7 +145,7 @@ pub fn fan_out(
             rows.push(webhook_deliveries::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 endpoint_id: Set(endpoint.id),
-                event_seq: Set(Some(row.seq)),
+                event_seq: Set(Some(crate::domain::changes::position(row))),
                 event_id: Set(row.id),
                 event_type: Set(row.event_type.clone()),
                 subject: Set(subject_of(&event)),
