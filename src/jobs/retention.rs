@@ -26,8 +26,14 @@ use sea_orm::{
     sea_query::{Expr, IntoIden, Query, SelectStatement},
 };
 
-use super::queue::{SYNC_QUEUE, WEBHOOK_QUEUE};
-use crate::domain::{links::Resource, recycle_bin::Retention};
+use super::{
+    queue::{SYNC_QUEUE, WEBHOOK_QUEUE},
+    status::JobState,
+};
+use crate::domain::{
+    links::Resource, recycle_bin::Retention, webhooks::deliveries::DeliveryStatus,
+};
+use crate::sync::runs::Outcome;
 
 /// How often a process prunes.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -151,7 +157,10 @@ pub async fn prune(
         let ids = Query::select()
             .column(sync_jobs::Column::Id)
             .from(sync_jobs::Entity)
-            .and_where(sync_jobs::Column::State.is_in(["done", "skipped"]))
+            .and_where(
+                sync_jobs::Column::State
+                    .is_in([JobState::Done.as_str(), JobState::Skipped.as_str()]),
+            )
             .and_where(sync_jobs::Column::FinishedAt.lt(before))
             .limit(batch)
             .to_owned();
@@ -174,7 +183,7 @@ pub async fn prune(
         let ids = Query::select()
             .column(sync_runs::Column::Id)
             .from(sync_runs::Entity)
-            .and_where(sync_runs::Column::Outcome.ne("running"))
+            .and_where(sync_runs::Column::Outcome.ne(Outcome::Running.as_str()))
             .and_where(sync_runs::Column::FinishedAt.lt(before))
             .and_where(sync_runs::Column::Id.not_in_subquery(last_runs))
             .limit(batch)
@@ -237,7 +246,7 @@ async fn prune_deliveries(
         let ids = Query::select()
             .column(webhook_deliveries::Column::Id)
             .from(webhook_deliveries::Entity)
-            .and_where(webhook_deliveries::Column::Status.ne("pending"))
+            .and_where(webhook_deliveries::Column::Status.ne(DeliveryStatus::Pending.as_str()))
             .and_where(webhook_deliveries::Column::CreatedAt.lt(before))
             .limit(batch)
             .to_owned();

@@ -18,6 +18,7 @@ use super::{
     lease,
     queue::{PRIORITY_SCHEDULED, Queue},
     retention,
+    status::JobState,
 };
 use crate::domain::links::Resource;
 use crate::{
@@ -99,7 +100,7 @@ async fn insert_jobs(
 }
 
 /// The states of a job that block another one for the same user and resource.
-pub const PENDING_STATES: [&str; 2] = ["queued", "running"];
+pub const PENDING_STATES: [&str; 2] = [JobState::Queued.as_str(), JobState::Running.as_str()];
 
 /// Connected users and their organizations.
 async fn connected_users(db: &impl ConnectionTrait) -> anyhow::Result<Vec<(Uuid, Option<Uuid>)>> {
@@ -270,7 +271,7 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
                 resource: sea_orm::Set(resource.as_str().to_owned()),
                 trigger: sea_orm::Set(if retry { "retry" } else { "schedule" }.to_owned()),
                 due_at: sea_orm::Set(due.fixed_offset()),
-                state: sea_orm::Set("queued".to_owned()),
+                state: sea_orm::Set(JobState::Queued.as_str().to_owned()),
                 run_id: sea_orm::Set(None),
                 outcome: sea_orm::Set(None),
                 created_at: sea_orm::Set(now.fixed_offset()),
@@ -285,7 +286,7 @@ pub async fn tick(state: &AppState, queue: &Queue, holder: &str) -> anyhow::Resu
     let stale: Vec<Uuid> = sync_jobs::Entity::find()
         .select_only()
         .column(sync_jobs::Column::Id)
-        .filter(sync_jobs::Column::State.eq("queued"))
+        .filter(sync_jobs::Column::State.eq(JobState::Queued.as_str()))
         .filter(sync_jobs::Column::CreatedAt.lt(stale_before.fixed_offset()))
         .into_tuple::<Uuid>()
         .all(db)

@@ -49,6 +49,16 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The state as stored and shown (its JSON name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Skipped => "skipped",
+        }
+    }
+
     fn parse(text: &str) -> Self {
         match text {
             "queued" => Self::Queued,
@@ -165,7 +175,7 @@ pub async fn sync_now(state: &AppState, user_id: Uuid) -> ApiResult<SyncJobView>
             resource: Set(resource.as_str().to_owned()),
             trigger: Set("manual".to_owned()),
             due_at: Set(now),
-            state: Set("queued".to_owned()),
+            state: Set(JobState::Queued.as_str().to_owned()),
             run_id: Set(None),
             outcome: Set(None),
             created_at: Set(now),
@@ -342,7 +352,7 @@ pub async fn status(state: &AppState, user_id: Uuid) -> ApiResult<SyncStatus> {
         let last = sync_runs::Entity::find()
             .filter(sync_runs::Column::UserId.eq(user_id))
             .filter(sync_runs::Column::Resource.eq(resource.as_str()))
-            .filter(sync_runs::Column::Outcome.ne("running"))
+            .filter(sync_runs::Column::Outcome.ne(Outcome::Running.as_str()))
             .order_by_desc(sync_runs::Column::Id)
             .one(db)
             .await?
@@ -350,13 +360,15 @@ pub async fn status(state: &AppState, user_id: Uuid) -> ApiResult<SyncStatus> {
         let running = sync_runs::Entity::find()
             .filter(sync_runs::Column::UserId.eq(user_id))
             .filter(sync_runs::Column::Resource.eq(resource.as_str()))
-            .filter(sync_runs::Column::Outcome.eq("running"))
+            .filter(sync_runs::Column::Outcome.eq(Outcome::Running.as_str()))
             .count(db)
             .await?;
         let leased = schedule.as_ref().is_some_and(|s| {
             s.lease_holder.is_some() && s.lease_until.is_some_and(|u| utc(u) > now)
         });
-        let queued = pending.iter().find(|j| j.state == "queued");
+        let queued = pending
+            .iter()
+            .find(|j| j.state == JobState::Queued.as_str());
         let next_sync_at = if !(enabled && connected) {
             None
         } else if let Some(job) = queued {
@@ -368,7 +380,11 @@ pub async fn status(state: &AppState, user_id: Uuid) -> ApiResult<SyncStatus> {
             resource,
             enabled,
             direction: sync.direction.value,
-            in_progress: leased && (running > 0 || pending.iter().any(|j| j.state == "running")),
+            in_progress: leased
+                && (running > 0
+                    || pending
+                        .iter()
+                        .any(|j| j.state == JobState::Running.as_str())),
             queued_job_id: queued.map(|j| j.job_id),
             last_sync_at: last.as_ref().and_then(|r| r.finished_at),
             last_outcome: last.as_ref().map(|r| r.outcome),
@@ -441,9 +457,9 @@ pub struct SyncOverview {
     pub disabled_webhooks: Vec<crate::domain::webhooks::WebhookEndpointView>,
 }
 
-async fn count_jobs(db: &impl ConnectionTrait, state: &str) -> ApiResult<u64> {
+async fn count_jobs(db: &impl ConnectionTrait, state: JobState) -> ApiResult<u64> {
     Ok(sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::State.eq(state))
+        .filter(sync_jobs::Column::State.eq(state.as_str()))
         .count(db)
         .await?)
 }
@@ -453,7 +469,7 @@ async fn count_jobs(db: &impl ConnectionTrait, state: &str) -> ApiResult<u64> {
 /// # Errors
 /// On database failure.
 pub async fn gauges(db: &impl ConnectionTrait) -> ApiResult<(u64, u64, u64)> {
-    let queued = count_jobs(db, "queued").await?;
+    let queued = count_jobs(db, JobState::Queued).await?;
     let in_backoff = sync_schedules::Entity::find()
         .select_only()
         .column(sync_schedules::Column::UserId)
@@ -510,7 +526,7 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
         })
         .collect();
     let oldest_due_at = sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::State.eq("queued"))
+        .filter(sync_jobs::Column::State.eq(JobState::Queued.as_str()))
         .order_by_asc(sync_jobs::Column::DueAt)
         .one(db)
         .await?
@@ -552,7 +568,7 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
         by_last_outcome,
         by_connection_status,
         queue_depth,
-        running: count_jobs(db, "running").await?,
+        running: count_jobs(db, JobState::Running).await?,
         oldest_due_at,
         in_backoff,
         reauth_required,
@@ -563,4 +579,25 @@ pub async fn overview(db: &impl ConnectionTrait) -> ApiResult<SyncOverview> {
             .map(Into::into)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobState;
+
+    #[test]
+    fn a_job_state_is_stored_as_it_is_shown_and_read_back() {
+        for state in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Done,
+            JobState::Skipped,
+        ] {
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+            assert_eq!(JobState::parse(state.as_str()), state);
+        }
+    }
 }

@@ -23,7 +23,7 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::{lease, metrics::Metrics, queue::SyncTask, scheduler};
+use super::{lease, metrics::Metrics, queue::SyncTask, scheduler, status::JobState};
 use crate::domain::links::Resource;
 use crate::{
     graph::client::observe_retry_after,
@@ -163,14 +163,17 @@ async fn run_leased(
     // cut short by a worker that died (or by one that lost the lease: it stops within a third
     // of the lease and records itself interrupted).
     sync_runs::Entity::update_many()
-        .col_expr(sync_runs::Column::Outcome, Expr::value("failed"))
+        .col_expr(
+            sync_runs::Column::Outcome,
+            Expr::value(Outcome::Failed.as_str()),
+        )
         .col_expr(
             sync_runs::Column::FinishedAt,
             Expr::value(Utc::now().fixed_offset()),
         )
         .filter(sync_runs::Column::UserId.eq(user_id))
         .filter(sync_runs::Column::Resource.eq(resource.as_str()))
-        .filter(sync_runs::Column::Outcome.eq("running"))
+        .filter(sync_runs::Column::Outcome.eq(Outcome::Running.as_str()))
         .exec(db)
         .await?;
     let enabled = match engine::effective(state, user_id, resource).await {
@@ -180,7 +183,7 @@ async fn run_leased(
     };
     if !enabled || superseded(db, &job).await? {
         let mut model = job.into_active_model();
-        model.state = Set("skipped".to_owned());
+        model.state = Set(JobState::Skipped.as_str().to_owned());
         model.finished_at = Set(Some(Utc::now().fixed_offset()));
         model.update(db).await?;
         return Ok(());
@@ -189,7 +192,7 @@ async fn run_leased(
     // after an interruption only if it still has this start (see `record_interruption`).
     let started_at = Utc::now().trunc_subsecs(3);
     let mut model = job.clone().into_active_model();
-    model.state = Set("running".to_owned());
+    model.state = Set(JobState::Running.as_str().to_owned());
     model.started_at = Set(Some(started_at.fixed_offset()));
     model.update(db).await?;
     sync_schedules::Entity::update_many()
@@ -270,7 +273,7 @@ async fn run_leased(
         model.update(db).await?;
     }
     let mut model = job.into_active_model();
-    model.state = Set("done".to_owned());
+    model.state = Set(JobState::Done.as_str().to_owned());
     model.run_id = Set(run_id);
     model.outcome = Set(Some(outcome_text.to_owned()));
     model.started_at = Set(Some(started_at.fixed_offset()));
@@ -389,17 +392,22 @@ async fn record_interruption(
         .filter(sync_runs::Column::Id.eq(run_id))
         // A worker that took the lease over may already have recorded it as cut short by a
         // crash (`failed`): this one knows what stopped it.
-        .filter(sync_runs::Column::Outcome.is_in(["running", "failed"]))
+        .filter(
+            sync_runs::Column::Outcome.is_in([Outcome::Running.as_str(), Outcome::Failed.as_str()]),
+        )
         .exec(db)
         .await?;
     sync_jobs::Entity::update_many()
-        .col_expr(sync_jobs::Column::State, Expr::value("queued"))
+        .col_expr(
+            sync_jobs::Column::State,
+            Expr::value(JobState::Queued.as_str()),
+        )
         .col_expr(
             sync_jobs::Column::StartedAt,
             Expr::value(Option::<DateTime<FixedOffset>>::None),
         )
         .filter(sync_jobs::Column::Id.eq(job.id))
-        .filter(sync_jobs::Column::State.eq("running"))
+        .filter(sync_jobs::Column::State.eq(JobState::Running.as_str()))
         .filter(sync_jobs::Column::StartedAt.eq(started_at))
         .exec(db)
         .await?;
@@ -414,7 +422,10 @@ async fn finished_before_a_crash(
     job: &sync_jobs::Model,
     resource: Resource,
 ) -> anyhow::Result<bool> {
-    let Some(started_at) = job.started_at.filter(|_| job.state == "running") else {
+    let Some(started_at) = job
+        .started_at
+        .filter(|_| job.state == JobState::Running.as_str())
+    else {
         return Ok(false);
     };
     let Some(run) = sync_runs::Entity::find()
@@ -423,7 +434,10 @@ async fn finished_before_a_crash(
         .filter(sync_runs::Column::StartedAt.gte(started_at))
         // An interrupted run did not finish (its job is requeued along with it, unless the
         // database failed in between).
-        .filter(sync_runs::Column::Outcome.is_not_in(["running", "interrupted"]))
+        .filter(
+            sync_runs::Column::Outcome
+                .is_not_in([Outcome::Running.as_str(), Outcome::Interrupted.as_str()]),
+        )
         .order_by_asc(sync_runs::Column::StartedAt)
         .one(db)
         .await?
@@ -450,7 +464,7 @@ async fn finished_before_a_crash(
         .exec(db)
         .await?;
     let mut model = job.clone().into_active_model();
-    model.state = Set("done".to_owned());
+    model.state = Set(JobState::Done.as_str().to_owned());
     model.run_id = Set(Some(run.id));
     model.outcome = Set(Some(run.outcome));
     model.finished_at = Set(run.finished_at);
