@@ -26,6 +26,7 @@ pub mod tasks;
 pub mod time_zones;
 pub mod todo_lists;
 pub mod users;
+pub mod versioned;
 pub mod webhooks;
 
 pub use role::Role;

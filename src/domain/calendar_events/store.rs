@@ -4,8 +4,8 @@
 use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
 use entity::calendar_events;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait, prelude::DateTimeWithTimeZone,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,11 +15,12 @@ use super::{EventData, OccurrenceException, UpdateCalendarEvent, listing::Occurr
 use crate::{
     domain::{
         access::not_found,
-        changes::{self, ItemChange, ItemKind, Origin},
+        changes::ItemKind,
         etag,
         item_fields::date_to_stored,
         pagination::{PageParams, PageRequest},
-        recycle_bin::{self, DeletedBy, Retention},
+        recycle_bin::Retention,
+        versioned::{self, Item},
     },
     error::{ApiError, ApiResult},
 };
@@ -239,6 +240,32 @@ pub(super) fn events_query(
     Some(query)
 }
 
+impl Item for calendar_events::Entity {
+    const KIND: ItemKind = ItemKind::CalendarEvent;
+    const NOUN: &'static str = "calendar event";
+    const ID: calendar_events::Column = calendar_events::Column::Id;
+    const USER_ID: calendar_events::Column = calendar_events::Column::UserId;
+    const VERSION: calendar_events::Column = calendar_events::Column::Version;
+    const CREATED_AT: calendar_events::Column = calendar_events::Column::CreatedAt;
+    const UPDATED_AT: calendar_events::Column = calendar_events::Column::UpdatedAt;
+    const DELETED_AT: calendar_events::Column = calendar_events::Column::DeletedAt;
+    const DELETED_BY: calendar_events::Column = calendar_events::Column::DeletedBy;
+    const DELETED_BY_RUN: calendar_events::Column = calendar_events::Column::DeletedByRun;
+
+    fn id(row: &calendar_events::Model) -> Uuid {
+        row.id
+    }
+    fn user_id(row: &calendar_events::Model) -> Uuid {
+        row.user_id
+    }
+    fn version(row: &calendar_events::Model) -> i64 {
+        row.version
+    }
+    fn deleted_at(row: &calendar_events::Model) -> Option<DateTimeWithTimeZone> {
+        row.deleted_at
+    }
+}
+
 /// Finds one of a user's events, tombstones included (what the sync engine needs to send a
 /// deletion).
 ///
@@ -249,10 +276,7 @@ pub async fn find_including_deleted(
     user_id: Uuid,
     id: Uuid,
 ) -> ApiResult<Option<calendar_events::Model>> {
-    Ok(calendar_events::Entity::find_by_id(id)
-        .filter(calendar_events::Column::UserId.eq(user_id))
-        .one(db)
-        .await?)
+    versioned::find_including_deleted::<calendar_events::Entity>(db, user_id, id).await
 }
 
 /// Finds one of a user's events that is not deleted, or 404.
@@ -264,10 +288,7 @@ pub async fn get(
     user_id: Uuid,
     id: Uuid,
 ) -> ApiResult<calendar_events::Model> {
-    find_including_deleted(db, user_id, id)
-        .await?
-        .filter(|e| e.deleted_at.is_none())
-        .ok_or_else(|| not_found("calendar event"))
+    versioned::get::<calendar_events::Entity>(db, user_id, id).await
 }
 
 /// Finds one of a user's events in the recycle bin (deleted, and kept by `retention`), or
@@ -281,10 +302,7 @@ pub async fn get_deleted(
     id: Uuid,
     retention: Retention,
 ) -> ApiResult<calendar_events::Model> {
-    find_including_deleted(db, user_id, id)
-        .await?
-        .filter(|e| e.deleted_at.is_some_and(|at| retention.keeps(at)))
-        .ok_or_else(|| not_found("calendar event"))
+    versioned::get_deleted::<calendar_events::Entity>(db, user_id, id, retention).await
 }
 
 /// Stores a new event (version 1).
@@ -296,31 +314,9 @@ pub async fn create(
     user_id: Uuid,
     data: &EventData,
 ) -> ApiResult<calendar_events::Model> {
-    let now = Utc::now().fixed_offset();
-    let mut model = calendar_events::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-        ..Default::default()
-    };
+    let mut model = calendar_events::ActiveModel::default();
     data.write_to(&mut model)?;
-    let tx = db.begin().await?;
-    let row = model.insert(&tx).await?;
-    changes::item(
-        &tx,
-        ItemKind::CalendarEvent,
-        ItemChange::Created,
-        user_id,
-        row.id,
-        row.version,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(row)
+    versioned::create::<calendar_events::Entity>(db, user_id, model).await
 }
 
 /// Stores new fields for an event, bumping its version, provided it is still at the version
@@ -336,37 +332,9 @@ pub async fn update(
     if EventData::from_model(&current)? == *data {
         return Ok(current);
     }
-    let mut model = calendar_events::ActiveModel {
-        version: Set(current.version + 1),
-        updated_at: Set(Utc::now().fixed_offset()),
-        ..Default::default()
-    };
+    let mut model = calendar_events::ActiveModel::default();
     data.write_to(&mut model)?;
-    let tx = db.begin().await?;
-    let result = calendar_events::Entity::update_many()
-        .set(model)
-        .filter(calendar_events::Column::Id.eq(current.id))
-        .filter(calendar_events::Column::Version.eq(current.version))
-        .filter(calendar_events::Column::DeletedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if result.rows_affected == 0 {
-        drop(tx);
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    changes::item(
-        &tx,
-        ItemKind::CalendarEvent,
-        ItemChange::Updated,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    get(db, current.user_id, current.id).await
+    versioned::update::<calendar_events::Entity>(db, &current, model).await
 }
 
 /// Deletes an event as a tombstone deleted here (`deleted_by` `local`): `deleted_at` set,
@@ -378,46 +346,8 @@ pub async fn delete(
     db: &(impl ConnectionTrait + TransactionTrait),
     current: &calendar_events::Model,
 ) -> ApiResult<()> {
-    let now = Utc::now().fixed_offset();
-    let tx = db.begin().await?;
-    let result = calendar_events::Entity::update_many()
-        .col_expr(calendar_events::Column::DeletedAt, Some(now).into())
-        .col_expr(
-            calendar_events::Column::DeletedBy,
-            Some(DeletedBy::Local.as_str()).into(),
-        )
-        .col_expr(calendar_events::Column::DeletedByRun, None::<Uuid>.into())
-        .col_expr(calendar_events::Column::UpdatedAt, now.into())
-        .col_expr(
-            calendar_events::Column::Version,
-            (current.version + 1).into(),
-        )
-        .filter(calendar_events::Column::Id.eq(current.id))
-        .filter(calendar_events::Column::Version.eq(current.version))
-        .filter(calendar_events::Column::DeletedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if result.rows_affected == 0 {
-        drop(tx);
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    changes::item(
-        &tx,
-        ItemKind::CalendarEvent,
-        ItemChange::Deleted,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    versioned::delete::<calendar_events::Entity>(db, current).await
 }
-
-/// How many times a change without `If-Match` starts over when the event changes under it.
-const ATTEMPTS: usize = 4;
 
 /// Applies a merge patch to one of a user's events: validated against the event as read,
 /// then `If-Match` checked (RFC 9110 13.2.1: after the request's own checks), then stored if
@@ -425,8 +355,9 @@ const ATTEMPTS: usize = 4;
 /// over with the new version rather than fail: the caller did not ask for a precondition.
 ///
 /// # Errors
-/// 404 when there is no such event (or it is deleted); 422 for an invalid patch; 400 for a
-/// malformed `If-Match`; 412 when `If-Match` does not match.
+/// 404 when there is no such event (or it is deleted); 422 for an invalid patch; 409
+/// `not_organizer` for a change of a meeting someone else organizes; 400 for a malformed
+/// `If-Match`; 412 when `If-Match` does not match.
 pub async fn patch_event(
     db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
@@ -440,8 +371,7 @@ pub async fn patch_event(
     .await
 }
 
-/// Deletes one of a user's events as a tombstone, honouring `If-Match`; without it, a
-/// concurrent change makes it start over rather than fail.
+/// Deletes one of a user's events as a tombstone (see [`versioned::delete_checked`]).
 ///
 /// # Errors
 /// 404 when there is no such event (or it is already deleted); 400 for a malformed
@@ -452,84 +382,10 @@ pub async fn delete_event(
     id: Uuid,
     if_match: Option<&str>,
 ) -> ApiResult<()> {
-    for attempt in 1..=ATTEMPTS {
-        let current = get(db, user_id, id).await?;
-        etag::check(if_match, current.version)?;
-        match delete(db, &current).await {
-            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
-            other => return other,
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+    versioned::delete_checked::<calendar_events::Entity>(db, user_id, id, if_match).await
 }
 
-/// Brings a tombstone back, provided it is still at the version read, still deleted and, with
-/// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
-/// version bumped. Returns whether it was restored.
-async fn restore_if(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    current: &calendar_events::Model,
-    run: Option<Uuid>,
-) -> ApiResult<bool> {
-    use calendar_events::Column as C;
-    let mut update = calendar_events::Entity::update_many()
-        .col_expr(
-            C::DeletedAt,
-            None::<sea_orm::prelude::DateTimeWithTimeZone>.into(),
-        )
-        .col_expr(C::DeletedBy, None::<String>.into())
-        .col_expr(C::DeletedByRun, None::<Uuid>.into())
-        .col_expr(C::UpdatedAt, Utc::now().fixed_offset().into())
-        .col_expr(C::Version, (current.version + 1).into())
-        .filter(C::Id.eq(current.id))
-        .filter(C::Version.eq(current.version))
-        .filter(C::DeletedAt.is_not_null());
-    if let Some(run) = run {
-        update = update.filter(C::DeletedByRun.eq(run));
-    }
-    let tx = db.begin().await?;
-    if update.exec(&tx).await?.rows_affected != 1 {
-        return Ok(false);
-    }
-    changes::item(
-        &tx,
-        ItemKind::CalendarEvent,
-        ItemChange::Restored,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// One of a user's events that a restore may bring back: in the recycle bin.
-///
-/// # Errors
-/// 404 when there is no such event or it is past retention; 409 `not_deleted` when it is not
-/// deleted.
-async fn restorable(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    id: Uuid,
-    retention: Retention,
-) -> ApiResult<calendar_events::Model> {
-    let current = find_including_deleted(db, user_id, id)
-        .await?
-        .ok_or_else(|| not_found("calendar event"))?;
-    match current.deleted_at {
-        None => Err(recycle_bin::not_deleted("calendar event")),
-        Some(at) if !retention.keeps(at) => Err(not_found("calendar event")),
-        Some(_) => Ok(current),
-    }
-}
-
-/// Restores one of a user's events from the recycle bin, honouring `If-Match`; without it, a
-/// concurrent change makes it start over rather than fail. The event gets a new version, so
-/// that the next run sends it to Microsoft again: created there anew when Microsoft deleted
-/// it, or left there when its deletion had not been sent yet.
+/// Restores one of a user's events from the recycle bin (see [`versioned::restore`]).
 ///
 /// # Errors
 /// 404 when there is no such event or it is past retention; 409 `not_deleted` when it is not
@@ -541,24 +397,11 @@ pub async fn restore_event(
     if_match: Option<&str>,
     retention: Retention,
 ) -> ApiResult<calendar_events::Model> {
-    for _ in 0..ATTEMPTS {
-        let current = restorable(db, user_id, id, retention).await?;
-        etag::check(if_match, current.version)?;
-        if restore_if(db, &current, None).await? {
-            return get(db, user_id, id).await;
-        }
-        if if_match.is_some() {
-            // Gone or restored meanwhile (404, 409) says more than "changed" (412).
-            restorable(db, user_id, id, retention).await?;
-            return Err(ApiError::PreconditionFailed);
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+    versioned::restore::<calendar_events::Entity>(db, user_id, id, if_match, retention).await
 }
 
 /// Restores every event of a user still in the recycle bin whose deletion run `run_id`
-/// applied (see [`restore_event`]); an event changed meanwhile is read again, one restored or
-/// deleted again by something else is left as it is. Returns the ids restored, in id order.
+/// applied (see [`versioned::restore_run`]). Returns the ids restored, in id order.
 ///
 /// # Errors
 /// On database failure.
@@ -568,43 +411,7 @@ pub async fn restore_run(
     run_id: Uuid,
     retention: Retention,
 ) -> ApiResult<Vec<Uuid>> {
-    use calendar_events::Column as C;
-    let of_run = || {
-        let mut query = calendar_events::Entity::find()
-            .filter(C::UserId.eq(user_id))
-            .filter(C::DeletedByRun.eq(run_id))
-            .filter(C::DeletedAt.is_not_null());
-        if let Some(cutoff) = retention.cutoff {
-            query = query.filter(C::DeletedAt.gte(cutoff.fixed_offset()));
-        }
-        query
-    };
-    let mut restored = Vec::new();
-    let mut after = None;
-    loop {
-        let mut page = of_run().order_by_asc(C::Id).limit(recycle_bin::PAGE);
-        if let Some(after) = after {
-            page = page.filter(C::Id.gt(after));
-        }
-        let rows = page.all(db).await?;
-        let last_page = (rows.len() as u64) < recycle_bin::PAGE;
-        after = rows.last().map(|r| r.id);
-        for mut row in rows {
-            for _ in 0..ATTEMPTS {
-                if restore_if(db, &row, Some(run_id)).await? {
-                    restored.push(row.id);
-                    break;
-                }
-                match of_run().filter(C::Id.eq(row.id)).one(db).await? {
-                    Some(again) => row = again,
-                    None => break,
-                }
-            }
-        }
-        if last_page {
-            return Ok(restored);
-        }
-    }
+    versioned::restore_run::<calendar_events::Entity>(db, user_id, run_id, retention).await
 }
 
 /// Applies `change` to one of a user's events and stores the result, honouring `If-Match`
@@ -617,7 +424,7 @@ async fn change_event(
     if_match: Option<&str>,
     change: impl Fn(&EventData) -> ApiResult<EventData>,
 ) -> ApiResult<calendar_events::Model> {
-    for attempt in 1..=ATTEMPTS {
+    versioned::with_retries(if_match, || async {
         let current = get(db, user_id, id).await?;
         let before = EventData::from_model(&current)?;
         let data = change(&before)?;
@@ -629,12 +436,9 @@ async fn change_event(
             ));
         }
         etag::check(if_match, current.version)?;
-        match update(db, current, &data).await {
-            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
-            other => return other,
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+        update(db, current, &data).await
+    })
+    .await
 }
 
 /// The occurrence of a series that `original_start` names, or 404.

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, prelude::DateTimeWithTimeZone,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -14,14 +14,14 @@ use uuid::Uuid;
 use super::{TaskData, TaskStatus, UpdateTask};
 use crate::{
     domain::{
-        access::not_found,
-        changes::{self, ItemChange, ItemKind, Origin},
+        changes::ItemKind,
         etag,
         item_fields::to_stored,
         pagination::{PageParams, PageRequest},
-        recycle_bin::{self, DeletedBy, Retention},
+        recycle_bin::Retention,
+        versioned::{self, Item},
     },
-    error::{ApiError, ApiResult},
+    error::ApiResult,
 };
 
 /// Query of `GET /api/v1/users/{id}/tasks`.
@@ -126,6 +126,32 @@ fn query(user_id: Uuid, filter: TaskFilter, after: Option<Uuid>) -> sea_orm::Sel
     query
 }
 
+impl Item for tasks::Entity {
+    const KIND: ItemKind = ItemKind::Task;
+    const NOUN: &'static str = "task";
+    const ID: tasks::Column = tasks::Column::Id;
+    const USER_ID: tasks::Column = tasks::Column::UserId;
+    const VERSION: tasks::Column = tasks::Column::Version;
+    const CREATED_AT: tasks::Column = tasks::Column::CreatedAt;
+    const UPDATED_AT: tasks::Column = tasks::Column::UpdatedAt;
+    const DELETED_AT: tasks::Column = tasks::Column::DeletedAt;
+    const DELETED_BY: tasks::Column = tasks::Column::DeletedBy;
+    const DELETED_BY_RUN: tasks::Column = tasks::Column::DeletedByRun;
+
+    fn id(row: &tasks::Model) -> Uuid {
+        row.id
+    }
+    fn user_id(row: &tasks::Model) -> Uuid {
+        row.user_id
+    }
+    fn version(row: &tasks::Model) -> i64 {
+        row.version
+    }
+    fn deleted_at(row: &tasks::Model) -> Option<DateTimeWithTimeZone> {
+        row.deleted_at
+    }
+}
+
 /// Finds one of a user's tasks, tombstones included (what the sync engine needs to send a
 /// deletion).
 ///
@@ -136,10 +162,7 @@ pub async fn find_including_deleted(
     user_id: Uuid,
     id: Uuid,
 ) -> ApiResult<Option<tasks::Model>> {
-    Ok(tasks::Entity::find_by_id(id)
-        .filter(tasks::Column::UserId.eq(user_id))
-        .one(db)
-        .await?)
+    versioned::find_including_deleted::<tasks::Entity>(db, user_id, id).await
 }
 
 /// Finds one of a user's tasks that is not deleted, or 404.
@@ -147,10 +170,7 @@ pub async fn find_including_deleted(
 /// # Errors
 /// 404 when there is no such task or it is deleted.
 pub async fn get(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> ApiResult<tasks::Model> {
-    find_including_deleted(db, user_id, id)
-        .await?
-        .filter(|t| t.deleted_at.is_none())
-        .ok_or_else(|| not_found("task"))
+    versioned::get::<tasks::Entity>(db, user_id, id).await
 }
 
 /// Finds one of a user's tasks in the recycle bin (deleted, and kept by `retention`), or 404.
@@ -163,10 +183,7 @@ pub async fn get_deleted(
     id: Uuid,
     retention: Retention,
 ) -> ApiResult<tasks::Model> {
-    find_including_deleted(db, user_id, id)
-        .await?
-        .filter(|t| t.deleted_at.is_some_and(|at| retention.keeps(at)))
-        .ok_or_else(|| not_found("task"))
+    versioned::get_deleted::<tasks::Entity>(db, user_id, id, retention).await
 }
 
 /// Stores a new task (version 1).
@@ -178,31 +195,9 @@ pub async fn create(
     user_id: Uuid,
     data: &TaskData,
 ) -> ApiResult<tasks::Model> {
-    let now = Utc::now().fixed_offset();
-    let mut model = tasks::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-        ..Default::default()
-    };
+    let mut model = tasks::ActiveModel::default();
     data.write_to(&mut model)?;
-    let tx = db.begin().await?;
-    let row = model.insert(&tx).await?;
-    changes::item(
-        &tx,
-        ItemKind::Task,
-        ItemChange::Created,
-        user_id,
-        row.id,
-        row.version,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(row)
+    versioned::create::<tasks::Entity>(db, user_id, model).await
 }
 
 /// Stores new fields for a task, bumping its version, provided it is still at the version
@@ -218,37 +213,9 @@ pub async fn update(
     if TaskData::from_model(&current)? == *data {
         return Ok(current);
     }
-    let mut model = tasks::ActiveModel {
-        version: Set(current.version + 1),
-        updated_at: Set(Utc::now().fixed_offset()),
-        ..Default::default()
-    };
+    let mut model = tasks::ActiveModel::default();
     data.write_to(&mut model)?;
-    let tx = db.begin().await?;
-    let result = tasks::Entity::update_many()
-        .set(model)
-        .filter(tasks::Column::Id.eq(current.id))
-        .filter(tasks::Column::Version.eq(current.version))
-        .filter(tasks::Column::DeletedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if result.rows_affected == 0 {
-        drop(tx);
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    changes::item(
-        &tx,
-        ItemKind::Task,
-        ItemChange::Updated,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    get(db, current.user_id, current.id).await
+    versioned::update::<tasks::Entity>(db, &current, model).await
 }
 
 /// Deletes a task as a tombstone deleted here (`deleted_by` `local`): `deleted_at` set,
@@ -260,43 +227,8 @@ pub async fn delete(
     db: &(impl ConnectionTrait + TransactionTrait),
     current: &tasks::Model,
 ) -> ApiResult<()> {
-    let now = Utc::now().fixed_offset();
-    let tx = db.begin().await?;
-    let result = tasks::Entity::update_many()
-        .col_expr(tasks::Column::DeletedAt, Some(now).into())
-        .col_expr(
-            tasks::Column::DeletedBy,
-            Some(DeletedBy::Local.as_str()).into(),
-        )
-        .col_expr(tasks::Column::DeletedByRun, None::<Uuid>.into())
-        .col_expr(tasks::Column::UpdatedAt, now.into())
-        .col_expr(tasks::Column::Version, (current.version + 1).into())
-        .filter(tasks::Column::Id.eq(current.id))
-        .filter(tasks::Column::Version.eq(current.version))
-        .filter(tasks::Column::DeletedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if result.rows_affected == 0 {
-        drop(tx);
-        get(db, current.user_id, current.id).await?;
-        return Err(ApiError::PreconditionFailed);
-    }
-    changes::item(
-        &tx,
-        ItemKind::Task,
-        ItemChange::Deleted,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    versioned::delete::<tasks::Entity>(db, current).await
 }
-
-/// How many times a change without `If-Match` starts over when the task changes under it.
-const ATTEMPTS: usize = 4;
 
 /// Applies a merge patch to one of a user's tasks: validated against the task as read,
 /// then `If-Match` checked (RFC 9110 13.2.1: after the request's own checks), then stored if
@@ -313,20 +245,16 @@ pub async fn patch_task(
     patch: UpdateTask,
     if_match: Option<&str>,
 ) -> ApiResult<tasks::Model> {
-    for attempt in 1..=ATTEMPTS {
+    versioned::with_retries(if_match, || async {
         let current = get(db, user_id, id).await?;
         let data = TaskData::from_model(&current)?.patched(patch.clone())?;
         etag::check(if_match, current.version)?;
-        match update(db, current, &data).await {
-            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
-            other => return other,
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+        update(db, current, &data).await
+    })
+    .await
 }
 
-/// Deletes one of a user's tasks as a tombstone, honouring `If-Match`; without it, a
-/// concurrent change makes it start over rather than fail.
+/// Deletes one of a user's tasks as a tombstone (see [`versioned::delete_checked`]).
 ///
 /// # Errors
 /// 404 when there is no such task (or it is already deleted); 400 for a malformed
@@ -337,84 +265,10 @@ pub async fn delete_task(
     id: Uuid,
     if_match: Option<&str>,
 ) -> ApiResult<()> {
-    for attempt in 1..=ATTEMPTS {
-        let current = get(db, user_id, id).await?;
-        etag::check(if_match, current.version)?;
-        match delete(db, &current).await {
-            Err(ApiError::PreconditionFailed) if if_match.is_none() && attempt < ATTEMPTS => {}
-            other => return other,
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+    versioned::delete_checked::<tasks::Entity>(db, user_id, id, if_match).await
 }
 
-/// Brings a tombstone back, provided it is still at the version read, still deleted and, with
-/// `run`, still deleted by that run: `deleted_at`, `deleted_by` and `deleted_by_run` cleared,
-/// version bumped. Returns whether it was restored.
-async fn restore_if(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    current: &tasks::Model,
-    run: Option<Uuid>,
-) -> ApiResult<bool> {
-    use tasks::Column as C;
-    let mut update = tasks::Entity::update_many()
-        .col_expr(
-            C::DeletedAt,
-            None::<sea_orm::prelude::DateTimeWithTimeZone>.into(),
-        )
-        .col_expr(C::DeletedBy, None::<String>.into())
-        .col_expr(C::DeletedByRun, None::<Uuid>.into())
-        .col_expr(C::UpdatedAt, Utc::now().fixed_offset().into())
-        .col_expr(C::Version, (current.version + 1).into())
-        .filter(C::Id.eq(current.id))
-        .filter(C::Version.eq(current.version))
-        .filter(C::DeletedAt.is_not_null());
-    if let Some(run) = run {
-        update = update.filter(C::DeletedByRun.eq(run));
-    }
-    let tx = db.begin().await?;
-    if update.exec(&tx).await?.rows_affected != 1 {
-        return Ok(false);
-    }
-    changes::item(
-        &tx,
-        ItemKind::Task,
-        ItemChange::Restored,
-        current.user_id,
-        current.id,
-        current.version + 1,
-        Origin::Api,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// One of a user's tasks that a restore may bring back: in the recycle bin.
-///
-/// # Errors
-/// 404 when there is no such task or it is past retention; 409 `not_deleted` when it is not
-/// deleted.
-async fn restorable(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    id: Uuid,
-    retention: Retention,
-) -> ApiResult<tasks::Model> {
-    let current = find_including_deleted(db, user_id, id)
-        .await?
-        .ok_or_else(|| not_found("task"))?;
-    match current.deleted_at {
-        None => Err(recycle_bin::not_deleted("task")),
-        Some(at) if !retention.keeps(at) => Err(not_found("task")),
-        Some(_) => Ok(current),
-    }
-}
-
-/// Restores one of a user's tasks from the recycle bin, honouring `If-Match`; without it, a
-/// concurrent change makes it start over rather than fail. The task gets a new version, so
-/// that the next run sends it to Microsoft again: created there anew when Microsoft deleted
-/// it, or left there when its deletion had not been sent yet.
+/// Restores one of a user's tasks from the recycle bin (see [`versioned::restore`]).
 ///
 /// # Errors
 /// 404 when there is no such task or it is past retention; 409 `not_deleted` when it is not
@@ -426,24 +280,11 @@ pub async fn restore_task(
     if_match: Option<&str>,
     retention: Retention,
 ) -> ApiResult<tasks::Model> {
-    for _ in 0..ATTEMPTS {
-        let current = restorable(db, user_id, id, retention).await?;
-        etag::check(if_match, current.version)?;
-        if restore_if(db, &current, None).await? {
-            return get(db, user_id, id).await;
-        }
-        if if_match.is_some() {
-            // Gone or restored meanwhile (404, 409) says more than "changed" (412).
-            restorable(db, user_id, id, retention).await?;
-            return Err(ApiError::PreconditionFailed);
-        }
-    }
-    Err(ApiError::PreconditionFailed)
+    versioned::restore::<tasks::Entity>(db, user_id, id, if_match, retention).await
 }
 
 /// Restores every task of a user still in the recycle bin whose deletion run `run_id` applied
-/// (see [`restore_task`]); a task changed meanwhile is read again, one restored or deleted
-/// again by something else is left as it is. Returns the ids restored, in id order.
+/// (see [`versioned::restore_run`]). Returns the ids restored, in id order.
 ///
 /// # Errors
 /// On database failure.
@@ -453,41 +294,5 @@ pub async fn restore_run(
     run_id: Uuid,
     retention: Retention,
 ) -> ApiResult<Vec<Uuid>> {
-    use tasks::Column as C;
-    let of_run = || {
-        let mut query = tasks::Entity::find()
-            .filter(C::UserId.eq(user_id))
-            .filter(C::DeletedByRun.eq(run_id))
-            .filter(C::DeletedAt.is_not_null());
-        if let Some(cutoff) = retention.cutoff {
-            query = query.filter(C::DeletedAt.gte(cutoff.fixed_offset()));
-        }
-        query
-    };
-    let mut restored = Vec::new();
-    let mut after = None;
-    loop {
-        let mut page = of_run().order_by_asc(C::Id).limit(recycle_bin::PAGE);
-        if let Some(after) = after {
-            page = page.filter(C::Id.gt(after));
-        }
-        let rows = page.all(db).await?;
-        let last_page = (rows.len() as u64) < recycle_bin::PAGE;
-        after = rows.last().map(|r| r.id);
-        for mut row in rows {
-            for _ in 0..ATTEMPTS {
-                if restore_if(db, &row, Some(run_id)).await? {
-                    restored.push(row.id);
-                    break;
-                }
-                match of_run().filter(C::Id.eq(row.id)).one(db).await? {
-                    Some(again) => row = again,
-                    None => break,
-                }
-            }
-        }
-        if last_page {
-            return Ok(restored);
-        }
-    }
+    versioned::restore_run::<tasks::Entity>(db, user_id, run_id, retention).await
 }
