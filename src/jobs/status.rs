@@ -23,10 +23,7 @@ use crate::domain::links::Resource;
 use crate::{
     domain::{
         connections::ConnectionStatus,
-        settings::{
-            Scope,
-            microsoft::{self, Direction},
-        },
+        settings::microsoft::{self, Direction},
         users,
     },
     error::{ApiError, ApiResult},
@@ -313,15 +310,7 @@ fn last_error(run: &RunView) -> Option<String> {
 pub async fn status(state: &AppState, user_id: Uuid) -> ApiResult<SyncStatus> {
     let db = &state.db;
     let user = users::get(db, user_id).await?;
-    let view = microsoft::load(
-        db,
-        Scope::User {
-            user_id,
-            organization_id: user.organization_id,
-        },
-    )
-    .await?
-    .view();
+    let view = microsoft::effective(db, &user).await?;
     let connected = microsoft_connections::Entity::find_by_id(user_id)
         .one(db)
         .await?

@@ -512,16 +512,10 @@ async fn run_engine(
 /// The user's effective sync interval.
 async fn interval_for(state: &AppState, user_id: Uuid) -> Duration {
     let minutes = match crate::domain::users::get(&state.db, user_id).await {
-        Ok(user) => crate::domain::settings::microsoft::load(
-            &state.db,
-            crate::domain::settings::Scope::User {
-                user_id,
-                organization_id: user.organization_id,
-            },
-        )
-        .await
-        .map(|r| r.view().sync_interval_minutes.value)
-        .unwrap_or(crate::domain::settings::microsoft::DEFAULT_INTERVAL_MINUTES),
+        Ok(user) => crate::domain::settings::microsoft::effective(&state.db, &user)
+            .await
+            .map(|view| view.sync_interval_minutes.value)
+            .unwrap_or(crate::domain::settings::microsoft::DEFAULT_INTERVAL_MINUTES),
         Err(_) => crate::domain::settings::microsoft::DEFAULT_INTERVAL_MINUTES,
     };
     scheduler::interval_of(state, minutes)

@@ -8,7 +8,7 @@ use crate::{
     auth::AuthUser,
     domain::{
         pagination::Page,
-        settings::{Scope, microsoft},
+        settings::microsoft,
         todo_lists::{self, TodoListView},
     },
     error::ApiResult,
@@ -36,15 +36,7 @@ pub async fn list_todo_lists(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let user = accessible_user(&state, &caller, *id).await?;
-    let settings = microsoft::load(
-        &state.db,
-        Scope::User {
-            user_id: user.id,
-            organization_id: user.organization_id,
-        },
-    )
-    .await?
-    .view();
+    let settings = microsoft::effective(&state.db, &user).await?;
     let items = todo_lists::list(&state, user.id, settings.todo_list_id.as_deref()).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,

@@ -41,10 +41,7 @@ use crate::{
     domain::{
         calendar_events::EventResponse,
         connections::tokens::{self, TokenFailure},
-        settings::{
-            Scope,
-            microsoft::{self, ConflictResolution, Direction, Invitations},
-        },
+        settings::microsoft::{self, ConflictResolution, Direction, Invitations},
         users,
     },
     error::ApiResult,
@@ -121,15 +118,7 @@ async fn run_settings(
     resource: Resource,
 ) -> ApiResult<RunSettings> {
     let user = users::get(&state.db, user_id).await?;
-    let view = microsoft::load(
-        &state.db,
-        Scope::User {
-            user_id,
-            organization_id: user.organization_id,
-        },
-    )
-    .await?
-    .view();
+    let view = microsoft::effective(&state.db, &user).await?;
     let (integration, sync, chosen_list) = match resource {
         Resource::Calendar => (view.integrations.calendar.value, view.calendar, None),
         Resource::Tasks => (view.integrations.tasks.value, view.tasks, view.todo_list_id),

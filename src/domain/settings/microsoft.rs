@@ -629,6 +629,18 @@ pub async fn load(db: &impl ConnectionTrait, scope: Scope) -> ApiResult<Resolved
     from_rows(scope, &rows)
 }
 
+/// The settings in effect for `user`: each field from the nearest scope that sets it (the
+/// user's own, their organization's, the global one, the default).
+///
+/// # Errors
+/// On database failure or invalid stored values.
+pub async fn effective(
+    db: &impl ConnectionTrait,
+    user: &entity::users::Model,
+) -> ApiResult<MicrosoftSettingsView> {
+    Ok(load(db, Scope::of_user(user)).await?.view())
+}
+
 /// [`load`] through the cache: no query when every scope of the chain is cached.
 ///
 /// # Errors

@@ -25,6 +25,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope of `user`, which falls back to their organization's.
+    pub fn of_user(user: &entity::users::Model) -> Self {
+        Self::User {
+            user_id: user.id,
+            organization_id: user.organization_id,
+        }
+    }
+
     /// The primary key of this scope's settings row.
     pub fn key(&self) -> String {
         match self {

@@ -34,8 +34,5 @@ pub async fn organization_scope(
 /// 404 for an unknown user or one the caller may not see.
 pub async fn user_scope(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<Scope> {
     let user = crate::routes::accessible_user(state, caller, id).await?;
-    Ok(Scope::User {
-        user_id: user.id,
-        organization_id: user.organization_id,
-    })
+    Ok(Scope::of_user(&user))
 }
