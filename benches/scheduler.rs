@@ -13,6 +13,8 @@
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::{
     net::TcpListener,
     time::{Duration, Instant},
@@ -22,28 +24,18 @@ use chrono::Utc;
 use entity::{microsoft_connections, microsoft_settings, sync_jobs, sync_schedules, users};
 use graph_emulator::{AppSpec, Emulator, UserSpec};
 use m365_sync::{
-    config::{Keys, Settings},
+    config::Settings,
     db,
-    domain::{Role, organizations, users as domain_users},
+    domain::Role,
     jobs::scheduler,
     startup::{AppState, Application},
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, sea_query::Expr,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const JWT: &str = "bench-jwt-secret-bench-jwt-secret-0123";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The database of one part: a SQLite file in `dir`, or a new PostgreSQL database.
 struct BenchDb {
@@ -94,13 +86,6 @@ impl BenchDb {
     }
 }
 
-fn keys() -> Keys {
-    Keys {
-        jwt_secret: SecretString::from(JWT.to_owned()),
-        encryption_key: SecretString::from(KEY.to_owned()),
-    }
-}
-
 async fn enable_everything(db: &sea_orm::DatabaseConnection, minutes: i32) {
     microsoft_settings::Entity::insert(microsoft_settings::ActiveModel {
         scope_key: Set("global".into()),
@@ -133,8 +118,7 @@ async fn tick_benchmark(count: usize) {
     let mut settings = Settings::from_sources(None, &|_: &str| None).unwrap();
     let bench_db = BenchDb::new(dir.path(), "tick").await;
     settings.database_url.clone_from(&bench_db.url);
-    let db = db::connect(&settings).await.unwrap();
-    db::migrate(&db).await.unwrap();
+    let db = common::database(&settings).await;
     enable_everything(&db, 30).await;
     let now = Utc::now().fixed_offset();
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
@@ -202,7 +186,7 @@ async fn tick_benchmark(count: usize) {
         .await
         .unwrap();
     }
-    let state = AppState::new(settings, &keys(), db.clone()).unwrap();
+    let state = AppState::new(settings, &common::keys(), db.clone()).unwrap();
 
     let mut quiet = Vec::new();
     for _ in 0..5 {
@@ -289,27 +273,19 @@ async fn round_benchmark(count: usize) {
     settings.graph_url = emulator.url();
     settings.public_url = address.clone();
     settings.jobs.embedded_worker = false;
-    let db = db::connect(&settings).await.unwrap();
-    db::migrate(&db).await.unwrap();
+    let db = common::database(&settings).await;
     enable_everything(&db, 30).await;
-    let org = organizations::create(
+    let org = common::organization(&db).await;
+    common::person(
         &db,
-        organizations::CreateOrganization {
-            name: "Bench".into(),
-        },
+        "admin@example.com",
+        "admin password",
+        Role::Admin,
+        None,
     )
-    .await
-    .unwrap();
-    let admin = domain_users::CreateUser {
-        email: "admin@example.com".into(),
-        password: "admin password".into(),
-        role: Some(Role::Admin),
-        display_name: None,
-    };
-    domain_users::create(&db, domain_users::NewUser::parse(admin, None).unwrap())
-        .await
+    .await;
+    let app = Application::with_listener(settings.clone(), &common::keys(), db.clone(), listener)
         .unwrap();
-    let app = Application::with_listener(settings.clone(), &keys(), db.clone(), listener).unwrap();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -347,18 +323,7 @@ async fn round_benchmark(count: usize) {
     // Connected users (the popup flow, as a browser runs it).
     for i in 0..count {
         let email = format!("user{i}@example.com");
-        let input = domain_users::CreateUser {
-            email: email.clone(),
-            password: "user password".into(),
-            role: Some(Role::User),
-            display_name: None,
-        };
-        let user = domain_users::create(
-            &db,
-            domain_users::NewUser::parse(input, Some(org.id)).unwrap(),
-        )
-        .await
-        .unwrap();
+        let user = common::person(&db, &email, "user password", Role::User, Some(org)).await;
         let upn = format!("user{i}@contoso.com");
         emulator
             .create_user(UserSpec {
@@ -368,27 +333,7 @@ async fn round_benchmark(count: usize) {
             })
             .unwrap();
         let user_token = token(email, "user password").await;
-        let started: Value = client
-            .post(format!(
-                "{address}/api/v1/users/{}/microsoft/connection",
-                user.id
-            ))
-            .bearer_auth(&user_token)
-            .json(&json!({"login_hint": upn}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let redirect = client
-            .get(started["authorization_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
-        let page = client.get(location).send().await.unwrap();
-        assert!(page.status().is_success());
+        common::connect(&client, &address, user.id, &user_token, &upn).await;
     }
 
     // A worker process: the first round (initial syncs), then the measured quiet round.
@@ -400,8 +345,11 @@ async fn round_benchmark(count: usize) {
         .env("M365_SYNC_DATA_DIR", worker_dir.path())
         .env("M365_SYNC_IDENTITY_URL", &settings.identity_url)
         .env("M365_SYNC_GRAPH_URL", &settings.graph_url)
-        .env("M365_SYNC_JWT_SECRET", keys().jwt_secret.expose_secret())
-        .env("M365_SYNC_ENCRYPTION_KEY", KEY)
+        .env(
+            "M365_SYNC_JWT_SECRET",
+            common::keys().jwt_secret.expose_secret(),
+        )
+        .env("M365_SYNC_ENCRYPTION_KEY", common::KEY)
         // The benchmark enqueues the rounds itself.
         .env("M365_SYNC_SCHEDULER_TICK_MS", "0")
         .env("M365_SYNC_POLL_MS", "50")
@@ -410,7 +358,7 @@ async fn round_benchmark(count: usize) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let state = AppState::new(settings.clone(), &keys(), db.clone()).unwrap();
+    let state = AppState::new(settings.clone(), &common::keys(), db.clone()).unwrap();
     let round = |state: AppState| async move {
         let started = Instant::now();
         let report = scheduler::tick(&state, &state.queue, "bench")
@@ -472,6 +420,6 @@ async fn round_benchmark(count: usize) {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tick_benchmark(env_or("BENCH_TICK_USERS", 10_000)).await;
-    round_benchmark(env_or("BENCH_ROUND_USERS", 1_000)).await;
+    tick_benchmark(common::env_or("BENCH_TICK_USERS", 10_000)).await;
+    round_benchmark(common::env_or("BENCH_ROUND_USERS", 1_000)).await;
 }

@@ -8,6 +8,8 @@
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::{
     net::TcpListener,
     sync::{Arc, Mutex},
@@ -17,8 +19,7 @@ use std::{
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m365_sync::{
     config::{Keys, Settings},
-    db,
-    domain::{Role, organizations, users},
+    domain::Role,
     startup::Application,
 };
 use secrecy::SecretString;
@@ -132,31 +133,22 @@ fn start_service(dir: &std::path::Path) -> (String, String) {
     settings.database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
     settings.http_workers = Some(1);
     let keys = Keys {
-        jwt_secret: SecretString::from("bench-jwt-secret-bench-jwt-secret-0123".to_owned()),
+        jwt_secret: SecretString::from(common::JWT.to_owned()),
         encryption_key: SecretString::from(m365_sync::crypto::random_key_base64()),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let db = db::connect(&settings).await.unwrap();
-            db::migrate(&db).await.unwrap();
-            let org = organizations::create(
+            let db = common::database(&settings).await;
+            let org = common::organization(&db).await;
+            let user = common::person(
                 &db,
-                organizations::CreateOrganization {
-                    name: "Bench".into(),
-                },
+                "bench@example.com",
+                "bench password",
+                Role::User,
+                Some(org),
             )
-            .await
-            .unwrap();
-            let input = users::CreateUser {
-                email: "bench@example.com".into(),
-                password: "bench password".into(),
-                role: Some(Role::User),
-                display_name: None,
-            };
-            let user = users::create(&db, users::NewUser::parse(input, Some(org.id)).unwrap())
-                .await
-                .unwrap();
+            .await;
             let app = Application::with_listener(settings, &keys, db, listener).unwrap();
             tx.send(user.id).unwrap();
             app.run_until_stopped().await.unwrap();

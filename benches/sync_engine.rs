@@ -15,6 +15,8 @@
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::{
     net::TcpListener,
     time::{Duration, Instant},
@@ -22,11 +24,10 @@ use std::{
 
 use graph_emulator::{AppSpec, Emulator, UserSpec};
 use m365_sync::{
-    config::{Keys, Settings},
+    config::Settings,
     crypto::Cipher,
-    db,
+    domain::Role,
     domain::links::Resource,
-    domain::{Role, organizations, users},
     startup::Application,
     sync::{fields::Fields, local},
 };
@@ -37,15 +38,6 @@ use serde_json::{Value, json};
 /// The allocator of the `m365-sync` binary, so that the service is measured as it runs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The service under measurement, the emulator it talks to, and an admin.
 struct Bench {
@@ -83,18 +75,14 @@ impl Bench {
     /// have it.
     async fn user(&self, n: usize) -> BenchUser {
         let email = format!("bench{n}@example.com");
-        let input = users::CreateUser {
-            email: email.clone(),
-            password: "bench password".into(),
-            role: Some(Role::User),
-            display_name: None,
-        };
-        let user = users::create(
+        let user = common::person(
             &self.db,
-            users::NewUser::parse(input, Some(self.organization)).unwrap(),
+            &email,
+            "bench password",
+            Role::User,
+            Some(self.organization),
         )
-        .await
-        .unwrap();
+        .await;
         let token = self.token(&email, "bench password").await;
         let upn = format!("bench{n}@contoso.com");
         let mailbox = self
@@ -115,36 +103,7 @@ impl Bench {
             .send()
             .await
             .unwrap();
-        let started: Value = self
-            .client
-            .post(format!(
-                "{}/api/v1/users/{}/microsoft/connection",
-                self.address, user.id
-            ))
-            .bearer_auth(&token)
-            .json(&json!({"login_hint": upn}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let redirect = self
-            .client
-            .get(started["authorization_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let callback = redirect.headers()["location"].to_str().unwrap().to_owned();
-        assert!(
-            self.client
-                .get(callback)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .is_success()
-        );
+        common::connect(&self.client, &self.address, user.id, &token, &upn).await;
         let outlook = self.emulator.outlook();
         for n in 0..self.events {
             let day =
@@ -175,7 +134,7 @@ impl Bench {
                 .await
                 .unwrap()
                 .unwrap();
-        let cipher = Cipher::from_base64_key(&SecretString::from(KEY.to_owned())).unwrap();
+        let cipher = Cipher::from_base64_key(&SecretString::from(common::KEY.to_owned())).unwrap();
         let access = String::from_utf8(
             cipher
                 .decrypt(
@@ -270,9 +229,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let events = env_or("BENCH_EVENTS", 10_000);
-    let changes = env_or("BENCH_CHANGES", 1_000);
-    let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let events = common::env_or("BENCH_EVENTS", 10_000);
+    let changes = common::env_or("BENCH_CHANGES", 1_000);
+    let rounds = common::env_or("BENCH_ROUNDS", 5).max(1);
     let emulator = Emulator::start().await;
     emulator.update_config(|c| {
         c.throttle_requests = 1_000_000;
@@ -293,30 +252,17 @@ async fn main() {
     settings.http_workers = Some(1);
     // Runs happen on "sync now" only: no scheduled run disturbs the measurements.
     settings.jobs.scheduler_tick_ms = 0;
-    let keys = Keys {
-        jwt_secret: SecretString::from("bench-jwt-secret-bench-jwt-secret-0123".to_owned()),
-        encryption_key: SecretString::from(KEY.to_owned()),
-    };
-    let db = db::connect(&settings).await.unwrap();
-    db::migrate(&db).await.unwrap();
-    let org = organizations::create(
+    let db = common::database(&settings).await;
+    let org = common::organization(&db).await;
+    common::person(
         &db,
-        organizations::CreateOrganization {
-            name: "Bench".into(),
-        },
+        "admin@example.com",
+        "admin password",
+        Role::Admin,
+        None,
     )
-    .await
-    .unwrap();
-    let admin = users::CreateUser {
-        email: "admin@example.com".into(),
-        password: "admin password".into(),
-        role: Some(Role::Admin),
-        display_name: None,
-    };
-    users::create(&db, users::NewUser::parse(admin, None).unwrap())
-        .await
-        .unwrap();
-    let app = Application::with_listener(settings, &keys, db.clone(), listener).unwrap();
+    .await;
+    let app = Application::with_listener(settings, &common::keys(), db.clone(), listener).unwrap();
     tokio::spawn(app.run_until_stopped());
 
     let client = reqwest::Client::builder()
@@ -328,7 +274,7 @@ async fn main() {
         db: db.clone(),
         client,
         address,
-        organization: org.id,
+        organization: org,
         admin_token: String::new(),
         events,
     };

@@ -17,6 +17,8 @@
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::{
     net::TcpListener,
     sync::{
@@ -28,8 +30,7 @@ use std::{
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m365_sync::{
-    config::{Keys, Settings},
-    db,
+    config::Settings,
     domain::changes::{self, ItemChange, ItemKind, Origin},
     startup::Application,
 };
@@ -37,8 +38,6 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const JWT: &str = "bench-jwt-secret-bench-jwt-secret-0123";
 const PASSWORD: &str = "bench passphrase that is long";
 const CLIENTS: usize = 16;
 
@@ -188,12 +187,8 @@ async fn main() {
     }
     settings.admin_email = Some("admin@example.com".to_owned());
     settings.admin_password = Some(SecretString::from(PASSWORD.to_owned()));
-    let keys = Keys {
-        jwt_secret: SecretString::from(JWT.to_owned()),
-        encryption_key: SecretString::from(KEY.to_owned()),
-    };
-    let database = db::connect(&settings).await.unwrap();
-    db::migrate(&database).await.unwrap();
+    let keys = common::keys();
+    let database = common::database(&settings).await;
     m365_sync::startup::ensure_bootstrap_admin(&database, &settings)
         .await
         .unwrap();
