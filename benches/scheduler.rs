@@ -34,7 +34,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, sea_query::Expr,
 };
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 /// The database of one part: a SQLite file in `dir`, or a new PostgreSQL database.
@@ -291,23 +291,8 @@ async fn round_benchmark(count: usize) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let token = |email: String, password: &'static str| {
-        let client = client.clone();
-        let address = address.clone();
-        async move {
-            let body: Value = client
-                .post(format!("{address}/api/v1/auth/token"))
-                .json(&json!({"email": email, "password": password}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    let admin_token = token("admin@example.com".into(), "admin password").await;
+    let admin_token =
+        common::sign_in(&client, &address, "admin@example.com", "admin password").await;
     let registration = emulator.create_app(AppSpec {
         redirect_uris: vec![format!("{address}/api/v1/microsoft/oauth/callback")],
         multi_tenant: true,
@@ -332,7 +317,7 @@ async fn round_benchmark(count: usize) {
                 ..Default::default()
             })
             .unwrap();
-        let user_token = token(email, "user password").await;
+        let user_token = common::sign_in(&client, &address, &email, "user password").await;
         common::connect(&client, &address, user.id, &user_token, &upn).await;
     }
 

@@ -160,18 +160,12 @@ fn start_service(dir: &std::path::Path) -> (String, String) {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(async {
-            let response: serde_json::Value = reqwest::Client::new()
-                .post(format!("{base}/api/v1/auth/token"))
-                .json(&json!({"email": "bench@example.com", "password": "bench password"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            response["access_token"].as_str().unwrap().to_owned()
-        });
+        .block_on(common::sign_in(
+            &reqwest::Client::new(),
+            &base,
+            "bench@example.com",
+            "bench password",
+        ));
     // Some overrides so that resolution walks every scope.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -58,17 +58,7 @@ struct BenchUser {
 
 impl Bench {
     async fn token(&self, email: &str, password: &str) -> String {
-        let body: Value = self
-            .client
-            .post(format!("{}/api/v1/auth/token", self.address))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        common::sign_in(&self.client, &self.address, email, password).await
     }
 
     /// A new user, connected to a new mailbox seeded with `events` events, as a user would

@@ -200,16 +200,7 @@ async fn main() {
     tokio::spawn(app.run_until_stopped());
 
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/api/v1/auth/token"))
-        .json(&json!({"email": "admin@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = common::sign_in(&http, &base, "admin@example.com", PASSWORD).await;
     let me: Value = http
         .get(format!("{base}/api/v1/me"))
         .bearer_auth(&token)

@@ -72,6 +72,25 @@ pub async fn person(
         .unwrap()
 }
 
+/// Signs in with `email` and `password` through the API; returns the access token.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> String {
+    let body: serde_json::Value = client
+        .post(format!("{address}/api/v1/auth/token"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// Connects `user_id`'s Microsoft account as the reference front end does: starts Connect with
 /// `login_hint`, follows the sign-in (the emulator signs in at once), and hands the completion
 /// the callback page carries back to the API. Panics unless the account ends up connected.

@@ -1059,6 +1059,21 @@ async fn a_transaction_left_open_in_another_database_does_not_hold_the_feed_back
     }
 }
 
+/// The item ids of the feed's page after `cursor`, and the page's `next_cursor`.
+async fn ids_after(app: &TestApp, account: &Account, cursor: &str) -> (Vec<Value>, String) {
+    let page = app
+        .get(&format!("/api/v1/changes?after={cursor}"), &account.token)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    let ids = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["id"].clone())
+        .collect();
+    (ids, page.body["next_cursor"].as_str().unwrap().to_owned())
+}
+
 /// Two transactions record an event each, and the one that numbered its event first commits
 /// last. Whichever of the two began first (holds the older transaction id), the event committed
 /// first is read at once, and the other is read behind the cursor the first read handed out.
@@ -1108,37 +1123,13 @@ async fn an_event_numbered_earlier_but_committed_later_is_not_skipped() {
             .unwrap();
         }
         committing.commit().await.unwrap();
-        let page = app
-            .get(&format!("/api/v1/changes?after={cursor}"), &admin.token)
-            .await;
-        let ids: Vec<_> = page.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["data"]["id"].clone())
-            .collect();
-        assert_eq!(
-            ids,
-            [json!(late)],
-            "open began first: {open_began_first}: {page:?}"
-        );
-        cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+        let (ids, next) = ids_after(&app, &admin, &cursor).await;
+        assert_eq!(ids, [json!(late)], "open began first: {open_began_first}");
+        cursor = next;
         open.commit().await.unwrap();
-        let page = app
-            .get(&format!("/api/v1/changes?after={cursor}"), &admin.token)
-            .await;
-        let ids: Vec<_> = page.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["data"]["id"].clone())
-            .collect();
-        assert_eq!(
-            ids,
-            [json!(early)],
-            "open began first: {open_began_first}: {page:?}"
-        );
-        cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+        let (ids, next) = ids_after(&app, &admin, &cursor).await;
+        assert_eq!(ids, [json!(early)], "open began first: {open_began_first}");
+        cursor = next;
     }
 }
 
